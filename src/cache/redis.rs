@@ -1,0 +1,150 @@
+//! The shared tier: Redis through a `ConnectionManager`, kept alive by a
+//! background task so that requests never wait on a reconnect.
+//!
+//! Every command has a short deadline. A Redis that is down, slow or stopped
+//! costs a request at most that deadline, after which the caller carries on
+//! without the shared tier. State changes are logged once, by the
+//! maintenance task, not per request.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// How long one cache command may take before the request gives up on Redis.
+const OP_TIMEOUT: Duration = Duration::from_millis(300);
+
+#[derive(Clone)]
+pub struct RedisTier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Parsed once; each reconnect attempt starts from it.
+    client: redis::Client,
+    /// `None` until the first connection succeeds. After that the manager
+    /// reconnects by itself and stays here.
+    conn: RwLock<Option<ConnectionManager>>,
+    /// `"healthy"`, or why not; read by the health endpoint.
+    status: RwLock<String>,
+}
+
+impl RedisTier {
+    /// Parses the URL; connecting happens in [`RedisTier::maintain`], so a
+    /// Redis that is down at start does not stop the server.
+    pub fn new(url: &str) -> Result<Self, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        Ok(RedisTier {
+            inner: Arc::new(Inner { client, conn: RwLock::new(None), status: RwLock::new("connecting".to_owned()) }),
+        })
+    }
+
+    pub fn status(&self) -> String {
+        self.inner.status.read().expect("status lock").clone()
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        *self.inner.status.read().expect("status lock") == "healthy"
+    }
+
+    fn conn(&self) -> Option<ConnectionManager> {
+        self.inner.conn.read().expect("conn lock").clone()
+    }
+
+    /// Connects, then checks the connection every `every`; logs each change
+    /// of state once. Runs until the server stops.
+    pub async fn maintain(self, every: Duration) {
+        loop {
+            tokio::time::sleep(every).await;
+            self.refresh().await;
+        }
+    }
+
+    /// Connects if need be, pings, and records (and logs) any change of state.
+    /// Start-up calls it once, so the first requests already find Redis.
+    pub async fn refresh(&self) {
+        let now = self.check().await;
+        let before = std::mem::replace(&mut *self.inner.status.write().expect("status lock"), now.clone());
+        if before != now {
+            if now == "healthy" {
+                tracing::info!("redis is healthy");
+            } else {
+                tracing::warn!(status = %now, "redis is not available; serving from the in-process cache");
+            }
+        }
+    }
+
+    async fn check(&self) -> String {
+        let conn = match self.conn() {
+            Some(c) => c,
+            None => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(OP_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_secs(2));
+                match tokio::time::timeout(
+                    Duration::from_secs(3),
+                    ConnectionManager::new_with_config(self.inner.client.clone(), config),
+                )
+                .await
+                {
+                    Ok(Ok(c)) => {
+                        *self.inner.conn.write().expect("conn lock") = Some(c.clone());
+                        c
+                    }
+                    Ok(Err(e)) => return format!("unhealthy: {e}"),
+                    Err(_) => return "unhealthy: connect timed out".to_owned(),
+                }
+            }
+        };
+        let mut conn = conn;
+        match tokio::time::timeout(Duration::from_secs(1), redis::cmd("PING").query_async::<String>(&mut conn)).await {
+            Ok(Ok(_)) => "healthy".to_owned(),
+            Ok(Err(e)) => format!("unhealthy: {e}"),
+            Err(_) => "unhealthy: ping timed out".to_owned(),
+        }
+    }
+
+    async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn().ok_or_else(|| "not connected".to_owned())?;
+        match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".to_owned()),
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        self.run(|mut c| async move { c.get(key).await }).await
+    }
+
+    pub async fn set(&self, key: &str, value: &[u8], ttl: Duration) -> Result<(), String> {
+        let secs = ttl.as_secs().max(1);
+        self.run(|mut c| async move { c.set_ex(key, value, secs).await }).await
+    }
+
+    pub async fn del(&self, key: &str) -> Result<(), String> {
+        self.run(|mut c| async move { c.del(key).await }).await
+    }
+
+    /// `SET key 1 NX PX ttl`: true when this caller now holds the lock.
+    pub async fn try_lock(&self, key: &str, ttl: Duration) -> Result<bool, String> {
+        let ms = ttl.as_millis() as u64;
+        self.run(|mut c| async move {
+            let r: Option<String> =
+                redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
+            Ok(r.is_some())
+        })
+        .await
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool, String> {
+        self.run(|mut c| async move { c.exists(key).await }).await
+    }
+}

@@ -1,0 +1,256 @@
+//! The one `Config`: every setting is an environment variable (the
+//! reference's names keep their meaning) and a `--flag` of the same name.
+//! A malformed value stops start-up with clap's message, which names the
+//! variable; nothing falls back to a default silently.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "reelay",
+    version,
+    args_override_self = true,
+    about = "Video information, redirect and streaming-proxy API server"
+)]
+pub struct Config {
+    /// Address to bind.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: String,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "PORT", default_value_t = 8001)]
+    pub port: u16,
+
+    /// `development` logs text, `production` logs JSON.
+    #[arg(long, env = "ENVIRONMENT", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+
+    /// Log level or tracing filter (debug, info, warn, error, or e.g. `reelay=debug`).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Redis host; setting it makes `redis` the default cache backend.
+    #[arg(long, env = "REDIS_HOST")]
+    pub redis_host: Option<String>,
+
+    /// Redis port.
+    #[arg(long, env = "REDIS_PORT", default_value_t = 6379)]
+    pub redis_port: u16,
+
+    /// Redis password (optional).
+    #[arg(long, env = "REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
+
+    /// Redis database number.
+    #[arg(long, env = "REDIS_DB", default_value_t = 0)]
+    pub redis_db: i64,
+
+    /// Full Redis URL (`redis://[:password@]host:port/db`); wins over REDIS_HOST and friends.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// `memory` (in-process only) or `redis` (shared tier behind an in-process one).
+    /// Default: `redis` when REDIS_HOST or REDIS_URL is set, else `memory`.
+    #[arg(long, env = "CACHE_BACKEND", value_enum)]
+    pub cache_backend: Option<CacheBackend>,
+
+    /// General cache TTL in seconds (playlists and sign-in status).
+    #[arg(long, env = "CACHE_TTL", default_value_t = 300)]
+    pub cache_ttl: u64,
+
+    /// How long video metadata is cached, in seconds (never past the stream URLs' own expiry).
+    #[arg(long, env = "VIDEO_INFO_TTL", default_value_t = 3600)]
+    pub video_info_ttl: u64,
+
+    /// How old, in seconds, cached stream URLs may be when a stream is served from them.
+    #[arg(long, env = "STREAM_URL_TTL", default_value_t = 600)]
+    pub stream_url_ttl: u64,
+
+    /// Platform sign-in status cache TTL, in seconds.
+    #[arg(long, env = "AUTH_STATUS_TTL", default_value_t = 1800)]
+    pub auth_status_ttl: u64,
+
+    /// Enable per-client rate limiting.
+    #[arg(long, env = "RATE_LIMIT_ENABLED", default_value_t = true, action = ArgAction::Set)]
+    pub rate_limit_enabled: bool,
+
+    /// Requests allowed per client per window.
+    #[arg(long, env = "RATE_LIMIT_MAX_REQUESTS", default_value_t = 1000)]
+    pub rate_limit_max_requests: u32,
+
+    /// Rate-limit window, in seconds.
+    #[arg(long, env = "RATE_LIMIT_WINDOW", default_value_t = 60)]
+    pub rate_limit_window: u64,
+
+    /// The yt-dlp executable (or a stand-in that prints yt-dlp's JSON).
+    #[arg(long, env = "YTDLP_PATH", default_value = "yt-dlp")]
+    pub ytdlp_path: PathBuf,
+
+    /// `process` runs yt-dlp once per extraction.
+    #[arg(long, env = "EXTRACTOR", value_enum, default_value_t = ExtractorKind::Process)]
+    pub extractor: ExtractorKind,
+
+    /// The Python interpreter that has yt_dlp installed (for the worker extractor).
+    #[arg(long, env = "YTDLP_PYTHON", default_value = "python3")]
+    pub ytdlp_python: PathBuf,
+
+    /// The ffmpeg executable (used to merge separate video and audio streams).
+    #[arg(long, env = "FFMPEG_PATH", default_value = "ffmpeg")]
+    pub ffmpeg_path: PathBuf,
+
+    /// Seconds an extraction may take before it is killed (504).
+    #[arg(long, env = "EXTRACT_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub extract_timeout: u64,
+
+    /// Extractions that may run at once; more wait their turn.
+    #[arg(long, env = "EXTRACT_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub extract_concurrency: u32,
+
+    /// Allow extracting and proxying private, loopback and link-local addresses.
+    #[arg(long, env = "ALLOW_PRIVATE_NETWORKS", default_value_t = false, action = ArgAction::Set)]
+    pub allow_private_networks: bool,
+
+    /// Key for signed HLS URLs (random per process when unset: single instance only).
+    #[arg(long, env = "URL_SIGNING_KEY", hide_env_values = true)]
+    pub url_signing_key: Option<String>,
+
+    /// Comma list of country codes whose clients get proxy mode in smart streaming.
+    #[arg(long, env = "PROXY_COUNTRIES", default_value = "CN")]
+    pub proxy_countries: String,
+
+    /// `direct` or `proxy`: what smart streaming does when nothing else decides.
+    #[arg(long, env = "DEFAULT_STREAM_MODE", value_enum, default_value_t = StreamModeSetting::Direct)]
+    pub default_stream_mode: StreamModeSetting,
+
+    /// Comma list of API keys required on /api/v2 routes (empty: no keys needed).
+    #[arg(long, env = "API_KEYS", hide_env_values = true)]
+    pub api_keys: Option<String>,
+
+    /// File with one API key per line.
+    #[arg(long, env = "API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// Comma list of CIDRs allowed to use the API (empty: everyone).
+    #[arg(long, env = "IP_ALLOWLIST")]
+    pub ip_allowlist: Option<String>,
+
+    /// Comma list of CIDRs refused.
+    #[arg(long, env = "IP_DENYLIST")]
+    pub ip_denylist: Option<String>,
+
+    /// Comma list of allowed CORS origins, or `*`.
+    #[arg(long, env = "CORS_ORIGINS", default_value = "*")]
+    pub cors_origins: String,
+
+    /// Comma list of CIDRs whose X-Forwarded-For / X-Real-IP / Forwarded headers are believed.
+    #[arg(long, env = "TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+
+    /// Separate, lower per-client budget for cache misses (requests per window).
+    #[arg(long, env = "EXTRACT_RATE_LIMIT")]
+    pub extract_rate_limit: Option<u32>,
+
+    /// Seconds streams get to finish at shutdown.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+
+    /// Folder of Netscape cookie files named `<platform>.txt`.
+    #[arg(long, env = "COOKIES_DIR")]
+    pub cookies_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CacheBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExtractorKind {
+    Process,
+    Worker,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamModeSetting {
+    Direct,
+    Proxy,
+}
+
+impl Config {
+    /// Parses a config from explicit arguments only (the program name first),
+    /// ignoring the environment. Tests use it so that the machine's variables
+    /// cannot change what they exercise.
+    pub fn from_args<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = <Self as clap::CommandFactory>::command();
+        cmd = cmd.mut_args(|a| a.env(None::<&str>));
+        let mut matches = cmd.try_get_matches_from(args)?;
+        <Self as clap::FromArgMatches>::from_arg_matches_mut(&mut matches)
+    }
+
+    /// The cache backend in force, after the REDIS_HOST / REDIS_URL default.
+    pub fn cache_backend(&self) -> CacheBackend {
+        self.cache_backend.unwrap_or(if self.redis_host.is_some() || self.redis_url.is_some() {
+            CacheBackend::Redis
+        } else {
+            CacheBackend::Memory
+        })
+    }
+
+    /// The Redis URL built from REDIS_URL or REDIS_HOST/PORT/PASSWORD/DB.
+    pub fn redis_url(&self) -> String {
+        if let Some(url) = &self.redis_url {
+            return url.clone();
+        }
+        let host = self.redis_host.as_deref().unwrap_or("127.0.0.1");
+        let auth = self.redis_password.as_deref().map(|p| format!(":{p}@")).unwrap_or_default();
+        format!("redis://{auth}{host}:{}/{}", self.redis_port, self.redis_db)
+    }
+
+    pub fn extract_timeout(&self) -> Duration {
+        Duration::from_secs(self.extract_timeout)
+    }
+
+    pub fn video_info_ttl(&self) -> Duration {
+        Duration::from_secs(self.video_info_ttl)
+    }
+
+    pub fn stream_url_ttl(&self) -> Duration {
+        Duration::from_secs(self.stream_url_ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Config::from_args(["reelay", "--rate-limit-enabled", "maybe"]).unwrap_err().to_string();
+        assert!(err.contains("RATE_LIMIT_ENABLED") || err.contains("rate-limit-enabled"), "{err}");
+        let err = Config::from_args(["reelay", "--port", "99999"]).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn backend_defaults_follow_redis_settings() {
+        let c = Config::from_args(["reelay"]).unwrap();
+        assert_eq!(c.cache_backend(), CacheBackend::Memory);
+        let c = Config::from_args(["reelay", "--redis-host", "r"]).unwrap();
+        assert_eq!(c.cache_backend(), CacheBackend::Redis);
+        assert_eq!(c.redis_url(), "redis://r:6379/0");
+    }
+}

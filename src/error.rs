@@ -1,0 +1,129 @@
+//! `ApiError`: every failure a client can see, with its status.
+//!
+//! A handler returns `Err(ApiError)`; `into_response` sets the status and
+//! attaches an [`ErrorBody`] to the response. The request middleware, which
+//! knows the request id, turns that into the JSON error shape:
+//! `{success:false, error, detail, code, timestamp, request_id}`.
+//! Internal errors are logged in full and reach the client as a plain message.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::extract::ExtractError;
+use crate::platform::InputError;
+use crate::select::SelectError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: input refused at the edge (platform, id, URL, query).
+    #[error("{error}")]
+    BadRequest { error: &'static str, detail: String },
+    /// 403: the request names something the server will not fetch.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such route, or the video does not exist or has no such stream.
+    #[error("{error}")]
+    NotFound { error: &'static str, detail: String },
+    /// 501: a stream kind this server cannot serve yet.
+    #[error("{0}")]
+    NotImplemented(String),
+    /// 502: the extractor or the origin failed.
+    #[error("{error}")]
+    BadGateway { error: &'static str, detail: String },
+    /// 503: a dependency (the extractor) cannot run.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 504: the extractor or the origin took too long.
+    #[error("{0}")]
+    Timeout(String),
+    /// 500: a bug; the detail is logged, never sent.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The parts of the JSON error known where the error is made; the
+/// middleware adds `code`, `timestamp` and `request_id`.
+#[derive(Debug, Clone)]
+pub struct ErrorBody {
+    pub error: String,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn bad_request(error: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::BadRequest { error, detail: detail.into() }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let (error, detail) = match self {
+            ApiError::BadRequest { error, detail }
+            | ApiError::NotFound { error, detail }
+            | ApiError::BadGateway { error, detail } => (error.to_string(), detail.clone()),
+            ApiError::Forbidden(d) => ("Forbidden".into(), d.clone()),
+            ApiError::NotImplemented(d) => ("Not supported yet".into(), d.clone()),
+            ApiError::Unavailable(d) => ("Service unavailable".into(), d.clone()),
+            ApiError::Timeout(d) => ("Timed out".into(), d.clone()),
+            ApiError::Internal(d) => {
+                tracing::error!(error = %d, "internal error");
+                ("Internal server error".into(), "something went wrong on our side".into())
+            }
+        };
+        ErrorBody { error, detail }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = self.status().into_response();
+        resp.extensions_mut().insert(self.body());
+        resp
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        ApiError::BadRequest {
+            error: match e {
+                InputError::UnsupportedPlatform(_) => "Unsupported platform",
+                InputError::InvalidId { .. } => "Invalid video id",
+                InputError::InvalidUrl(_) => "Invalid video URL",
+            },
+            detail: e.detail(),
+        }
+    }
+}
+
+impl From<Arc<ExtractError>> for ApiError {
+    fn from(e: Arc<ExtractError>) -> Self {
+        let detail = e.to_string();
+        match &*e {
+            ExtractError::Unavailable(_) => ApiError::NotFound { error: "Video unavailable", detail },
+            ExtractError::Failed(_) => ApiError::BadGateway { error: "Extraction failed", detail },
+            ExtractError::Timeout(_) => ApiError::Timeout(detail),
+            ExtractError::NotRunnable(_) => ApiError::Unavailable(detail),
+            ExtractError::Refused(_) => ApiError::Forbidden(detail),
+        }
+    }
+}
+
+impl From<SelectError> for ApiError {
+    fn from(e: SelectError) -> Self {
+        let SelectError::NoFormat(detail) = e;
+        ApiError::NotFound { error: "No playable format", detail }
+    }
+}

@@ -1,0 +1,347 @@
+//! yt-dlp's info JSON, normalised into [`VideoInfo`]. The extractor's JSON is
+//! loose (most keys may be missing or null), so every field is read leniently
+//! here, once, and the rest of the service works with plain typed values.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Headers yt-dlp says a format's URL must be fetched with (User-Agent,
+/// Referer, cookies...). Kept per format because extractors may differ.
+pub type Headers = BTreeMap<String, String>;
+
+/// One video, as cached: the metadata clients see plus, per format, what the
+/// proxy needs to fetch it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VideoInfo {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    pub duration: Option<f64>,
+    pub thumbnail: Option<String>,
+    pub platform: String,
+    pub uploader: Option<String>,
+    pub view_count: Option<u64>,
+    pub like_count: Option<u64>,
+    pub upload_date: Option<String>,
+    pub webpage_url: Option<String>,
+    pub is_live: bool,
+    pub formats: Vec<Format>,
+    /// Unix time at which the first of the formats' URLs stops working, when
+    /// any URL says so; the cache never keeps the entry past it.
+    pub expires_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Format {
+    pub format_id: String,
+    pub url: String,
+    pub ext: String,
+    pub protocol: String,
+    pub height: Option<u32>,
+    pub width: Option<u32>,
+    pub fps: Option<f64>,
+    pub vcodec: Option<String>,
+    pub acodec: Option<String>,
+    pub tbr: Option<f64>,
+    pub filesize: Option<u64>,
+    pub format_note: Option<String>,
+    pub has_video: bool,
+    pub has_audio: bool,
+    pub http_headers: Headers,
+}
+
+const AUDIO_EXTS: [&str; 8] = ["m4a", "mp3", "opus", "ogg", "oga", "aac", "flac", "wav"];
+
+impl Format {
+    /// An HLS playlist rather than a single file.
+    pub fn is_hls(&self) -> bool {
+        self.protocol.starts_with("m3u8") || self.ext == "m3u8"
+    }
+
+    /// A DASH manifest or other format the proxy cannot fetch as one file.
+    pub fn is_manifest(&self) -> bool {
+        self.protocol.contains("dash") || self.ext == "mpd" || self.protocol == "f4m" || self.protocol == "ism"
+    }
+
+    /// `"720p"`, `"audio only"`, or yt-dlp's note.
+    pub fn quality_label(&self) -> String {
+        match (self.has_video, self.height) {
+            (true, Some(h)) => format!("{h}p"),
+            (false, _) if self.has_audio => "audio only".to_owned(),
+            _ => self.format_note.clone().unwrap_or_else(|| "unknown".to_owned()),
+        }
+    }
+
+    pub fn resolution(&self) -> Option<String> {
+        match (self.width, self.height) {
+            (Some(w), Some(h)) => Some(format!("{w}x{h}")),
+            (None, Some(h)) => Some(format!("{h}p")),
+            _ if !self.has_video && self.has_audio => Some("audio only".to_owned()),
+            _ => None,
+        }
+    }
+
+    pub fn codec(&self) -> Option<String> {
+        let known = |c: &Option<String>| c.clone().filter(|c| c != "none");
+        match (known(&self.vcodec), known(&self.acodec)) {
+            (Some(v), Some(a)) => Some(format!("{v}, {a}")),
+            (v, a) => v.or(a),
+        }
+    }
+}
+
+/// Why an info JSON could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("the extractor printed no JSON object: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the extractor returned a playlist, not a video")]
+    Playlist,
+    #[error("the extractor found no playable formats")]
+    NoFormats,
+}
+
+fn str_of(v: &Value, key: &str) -> Option<String> {
+    match v.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn f64_of(v: &Value, key: &str) -> Option<f64> {
+    v.get(key)?.as_f64().filter(|f| f.is_finite())
+}
+
+fn u64_of(v: &Value, key: &str) -> Option<u64> {
+    let x = v.get(key)?;
+    x.as_u64().or_else(|| x.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
+}
+
+fn headers_of(v: &Value) -> Headers {
+    v.get("http_headers")
+        .and_then(Value::as_object)
+        .map(|m| m.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+        .unwrap_or_default()
+}
+
+/// The Unix time in a URL's `expire=` query parameter or `/expire/N/` path
+/// segment (googlevideo uses both).
+pub fn url_expiry(url: &str) -> Option<i64> {
+    let parsed = url::Url::parse(url).ok()?;
+    if let Some((_, v)) = parsed.query_pairs().find(|(k, _)| k == "expire" || k == "expires") {
+        return v.parse().ok();
+    }
+    let mut segs = parsed.path_segments()?;
+    while let Some(s) = segs.next() {
+        if s == "expire" {
+            return segs.next()?.parse().ok();
+        }
+    }
+    None
+}
+
+fn parse_format(v: &Value, fallback_headers: &Headers) -> Option<Format> {
+    let url = str_of(v, "url").filter(|u| u.starts_with("http://") || u.starts_with("https://"))?;
+    let ext = str_of(v, "ext").unwrap_or_else(|| "unknown".to_owned());
+    let vcodec = str_of(v, "vcodec");
+    let acodec = str_of(v, "acodec");
+    let protocol =
+        str_of(v, "protocol").unwrap_or_else(|| if url.starts_with("https") { "https" } else { "http" }.to_owned());
+    // Missing codecs mean "unknown", which yt-dlp treats as present; an audio
+    // container with no video codec named is audio only.
+    let has_video = vcodec.as_deref() != Some("none") && !(vcodec.is_none() && AUDIO_EXTS.contains(&ext.as_str()));
+    let has_audio = acodec.as_deref() != Some("none");
+    let mut http_headers = headers_of(v);
+    if http_headers.is_empty() {
+        http_headers = fallback_headers.clone();
+    }
+    Some(Format {
+        format_id: str_of(v, "format_id").unwrap_or_else(|| "0".to_owned()),
+        protocol,
+        height: u64_of(v, "height").and_then(|h| u32::try_from(h).ok()),
+        width: u64_of(v, "width").and_then(|w| u32::try_from(w).ok()),
+        fps: f64_of(v, "fps"),
+        tbr: f64_of(v, "tbr"),
+        filesize: u64_of(v, "filesize").or_else(|| u64_of(v, "filesize_approx")),
+        format_note: str_of(v, "format_note"),
+        url,
+        ext,
+        vcodec,
+        acodec,
+        has_video,
+        has_audio,
+        http_headers,
+    })
+}
+
+impl VideoInfo {
+    /// Normalises `yt-dlp -J` output. `platform` is the name the request used
+    /// (`generic` for other sites, where yt-dlp's extractor name is kept).
+    pub fn from_ytdlp_json(raw: &[u8], platform: &str) -> Result<Self, ParseError> {
+        let v: Value = serde_json::from_slice(raw)?;
+        if v.get("_type").and_then(Value::as_str) == Some("playlist") {
+            return Err(ParseError::Playlist);
+        }
+        let top_headers = headers_of(&v);
+        let mut formats: Vec<Format> = match v.get("formats").and_then(Value::as_array) {
+            Some(list) => list.iter().filter_map(|f| parse_format(f, &top_headers)).collect(),
+            None => Vec::new(),
+        };
+        if formats.is_empty() {
+            // Single-format results carry the URL at the top level.
+            formats.extend(parse_format(&v, &top_headers));
+        }
+        formats.retain(|f| !f.is_manifest() && !f.format_id.starts_with("sb"));
+        if formats.is_empty() {
+            return Err(ParseError::NoFormats);
+        }
+        let expires_at = formats.iter().filter_map(|f| url_expiry(&f.url)).min();
+        let platform = if platform == "generic" {
+            str_of(&v, "extractor_key").map(|e| e.to_ascii_lowercase()).unwrap_or_else(|| platform.to_owned())
+        } else {
+            platform.to_owned()
+        };
+        Ok(VideoInfo {
+            id: str_of(&v, "id").unwrap_or_default(),
+            title: str_of(&v, "title").unwrap_or_default(),
+            description: str_of(&v, "description").unwrap_or_default(),
+            duration: f64_of(&v, "duration"),
+            thumbnail: str_of(&v, "thumbnail"),
+            platform,
+            uploader: str_of(&v, "uploader").or_else(|| str_of(&v, "channel")),
+            view_count: u64_of(&v, "view_count"),
+            like_count: u64_of(&v, "like_count"),
+            upload_date: str_of(&v, "upload_date"),
+            webpage_url: str_of(&v, "webpage_url"),
+            is_live: v.get("is_live").and_then(Value::as_bool).unwrap_or(false),
+            formats,
+            expires_at,
+        })
+    }
+
+    /// The JSON clients see: the reference's keys, plus the added ones, and
+    /// never the upstream headers (they may hold cookies).
+    pub fn to_api_json(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct ApiFormat<'a> {
+            format_id: &'a str,
+            url: &'a str,
+            ext: &'a str,
+            quality: String,
+            resolution: Option<String>,
+            filesize: Option<u64>,
+            bitrate: Option<f64>,
+            codec: Option<String>,
+            height: Option<u32>,
+            width: Option<u32>,
+            fps: Option<f64>,
+            vcodec: Option<&'a str>,
+            acodec: Option<&'a str>,
+            protocol: &'a str,
+            tbr: Option<f64>,
+            has_audio: bool,
+            has_video: bool,
+        }
+        #[derive(Serialize)]
+        struct ApiInfo<'a> {
+            id: &'a str,
+            title: &'a str,
+            description: &'a str,
+            duration: Option<f64>,
+            thumbnail: Option<&'a str>,
+            platform: &'a str,
+            uploader: Option<&'a str>,
+            view_count: Option<u64>,
+            like_count: Option<u64>,
+            upload_date: Option<&'a str>,
+            webpage_url: Option<&'a str>,
+            is_live: bool,
+            formats: Vec<ApiFormat<'a>>,
+        }
+        let formats = self
+            .formats
+            .iter()
+            .map(|f| ApiFormat {
+                format_id: &f.format_id,
+                url: &f.url,
+                ext: &f.ext,
+                quality: f.quality_label(),
+                resolution: f.resolution(),
+                filesize: f.filesize,
+                bitrate: f.tbr,
+                codec: f.codec(),
+                height: f.height,
+                width: f.width,
+                fps: f.fps,
+                vcodec: f.vcodec.as_deref(),
+                acodec: f.acodec.as_deref(),
+                protocol: &f.protocol,
+                tbr: f.tbr,
+                has_audio: f.has_audio,
+                has_video: f.has_video,
+            })
+            .collect();
+        let api = ApiInfo {
+            id: &self.id,
+            title: &self.title,
+            description: &self.description,
+            duration: self.duration,
+            thumbnail: self.thumbnail.as_deref(),
+            platform: &self.platform,
+            uploader: self.uploader.as_deref(),
+            view_count: self.view_count,
+            like_count: self.like_count,
+            upload_date: self.upload_date.as_deref(),
+            webpage_url: self.webpage_url.as_deref(),
+            is_live: self.is_live,
+            formats,
+        };
+        serde_json::to_vec(&api).expect("plain structs always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_youtube_like_json() {
+        let raw = br#"{"id":"abc","title":"T","duration":12.5,"view_count":7,
+            "http_headers":{"User-Agent":"UA"},
+            "formats":[
+              {"format_id":"sb0","url":"https://i.ytimg.com/sb","ext":"mhtml","vcodec":"none","acodec":"none"},
+              {"format_id":"140","url":"https://r.googlevideo.com/a?expire=2000000000","ext":"m4a","vcodec":"none","acodec":"mp4a.40.2","tbr":129.5},
+              {"format_id":"18","url":"https://r.googlevideo.com/b?expire=1900000000","ext":"mp4","height":360,"width":640,"vcodec":"avc1.42001E","acodec":"mp4a.40.2","http_headers":{"Referer":"R"}}
+            ]}"#;
+        let info = VideoInfo::from_ytdlp_json(raw, "youtube").unwrap();
+        assert_eq!(info.formats.len(), 2);
+        assert_eq!(info.expires_at, Some(1_900_000_000));
+        let audio = &info.formats[0];
+        assert!(audio.has_audio && !audio.has_video);
+        assert_eq!(audio.http_headers["User-Agent"], "UA");
+        assert_eq!(info.formats[1].http_headers["Referer"], "R");
+        let api: Value = serde_json::from_slice(&info.to_api_json()).unwrap();
+        assert_eq!(api["formats"][1]["resolution"], "640x360");
+        assert_eq!(api["formats"][1]["quality"], "360p");
+        assert!(api["formats"][1].get("http_headers").is_none());
+    }
+
+    #[test]
+    fn single_url_results_and_bad_json() {
+        let info = VideoInfo::from_ytdlp_json(br#"{"id":"x","url":"http://h/v.mp4","ext":"mp4"}"#, "generic").unwrap();
+        assert_eq!(info.formats.len(), 1);
+        assert!(info.formats[0].has_video && info.formats[0].has_audio);
+        assert!(VideoInfo::from_ytdlp_json(b"nope", "generic").is_err());
+        assert!(VideoInfo::from_ytdlp_json(br#"{"_type":"playlist","entries":[]}"#, "generic").is_err());
+        assert!(VideoInfo::from_ytdlp_json(br#"{"id":"x","formats":[]}"#, "generic").is_err());
+    }
+
+    #[test]
+    fn expiry_in_path() {
+        assert_eq!(url_expiry("https://m.googlevideo.com/api/manifest/hls/expire/1234/id/x"), Some(1234));
+        assert_eq!(url_expiry("https://h/v.mp4"), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! Extraction: yt-dlp as a child process, and its JSON turned into
+//! [`VideoInfo`].
+//!
+//! Each run gets its own process group so that a timeout, or the request
+//! that started it going away, kills yt-dlp together with anything it spawned
+//! (ffmpeg probes, JS interpreters). A semaphore bounds how many run at once.
+
+mod info;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+use tokio::sync::Semaphore;
+
+pub use info::{Format, Headers, ParseError, VideoInfo, url_expiry};
+
+/// Why an extraction failed, by what the client should be told.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExtractError {
+    /// The video does not exist, is private, or was removed (404).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The extractor ran and failed for another reason (502).
+    #[error("{0}")]
+    Failed(String),
+    /// The extractor did not finish within `EXTRACT_TIMEOUT` (504).
+    #[error("extraction took longer than {0} s")]
+    Timeout(u64),
+    /// The URL points at a private or local address (403).
+    #[error("{0}")]
+    Refused(String),
+    /// The extractor program could not be started (503).
+    #[error("the extractor could not be started: {0}")]
+    NotRunnable(String),
+}
+
+/// Runs the yt-dlp executable (or a stand-in with the same output).
+pub struct Extractor {
+    /// `YTDLP_PATH`.
+    program: PathBuf,
+    /// Per-run limit; the child's whole group is killed past it.
+    timeout: Duration,
+    /// Bounds concurrent children (`EXTRACT_CONCURRENCY`).
+    permits: Semaphore,
+}
+
+/// Kills the child's process group when dropped before the child was reaped:
+/// on timeout, and when the future running the extraction is cancelled.
+struct GroupGuard(Option<Pid>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Extractor {
+    pub fn new(program: PathBuf, timeout: Duration, concurrency: usize) -> Self {
+        Extractor { program, timeout, permits: Semaphore::new(concurrency) }
+    }
+
+    pub fn program(&self) -> &std::path::Path {
+        &self.program
+    }
+
+    /// Extracts `url` and normalises the result. `url` is always a URL this
+    /// service built or validated; it goes after `--` so that nothing in it
+    /// can be read as an option.
+    pub async fn extract(&self, url: &str, platform: &str) -> Result<VideoInfo, ExtractError> {
+        let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        let started = Instant::now();
+        let out = self.run(&["-J", "--no-playlist", "--no-warnings", "--ignore-config", "--", url]).await?;
+        tracing::debug!(url, elapsed_ms = started.elapsed().as_millis() as u64, "extracted");
+        VideoInfo::from_ytdlp_json(&out, platform).map_err(|e| match e {
+            ParseError::NoFormats => ExtractError::Unavailable(e.to_string()),
+            other => ExtractError::Failed(other.to_string()),
+        })
+    }
+
+    /// `yt-dlp --version`, for the health check.
+    pub async fn version(&self) -> Result<String, ExtractError> {
+        let out = self.run(&["--version"]).await?;
+        Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ExtractError> {
+        let mut child = Command::new(&self.program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| ExtractError::NotRunnable(format!("{}: {e}", self.program.display())))?;
+        let mut guard = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let work = async {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let (a, b, status) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), child.wait());
+            a.and(b).map_err(|e| ExtractError::Failed(e.to_string()))?;
+            Ok::<_, ExtractError>((status.map_err(|e| ExtractError::Failed(e.to_string()))?, out, err))
+        };
+        let (status, out, err) = match tokio::time::timeout(self.timeout, work).await {
+            Ok(done) => done?,
+            Err(_) => {
+                tracing::warn!(program = %self.program.display(), timeout_s = self.timeout.as_secs(), "extractor timed out; killed");
+                return Err(ExtractError::Timeout(self.timeout.as_secs()));
+            }
+        };
+        // Reaped: the pid may be reused from now on, so the guard must not fire.
+        // Anything the child left behind closed its pipes, or the reads above
+        // would not have finished.
+        guard.0 = None;
+        if status.success() {
+            return Ok(out);
+        }
+        let stderr = String::from_utf8_lossy(&err);
+        tracing::warn!(program = %self.program.display(), %status, stderr = %stderr.trim(), "extractor failed");
+        Err(classify(&stderr))
+    }
+}
+
+/// Turns yt-dlp's stderr into an error with its own `ERROR:` line.
+fn classify(stderr: &str) -> ExtractError {
+    let line = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("ERROR:"))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| "the extractor failed without saying why".to_owned());
+    let lower = line.to_ascii_lowercase();
+    const GONE: [&str; 10] = [
+        "unavailable",
+        "private video",
+        "not available",
+        "does not exist",
+        "has been removed",
+        "http error 404",
+        "unsupported url",
+        "no video formats",
+        "no video could be found",
+        "video not found",
+    ];
+    if GONE.iter().any(|g| lower.contains(g)) { ExtractError::Unavailable(line) } else { ExtractError::Failed(line) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_ytdlp_errors() {
+        let e = classify("WARNING: x\nERROR: [youtube] abc: Video unavailable\n");
+        assert!(matches!(e, ExtractError::Unavailable(ref m) if m == "[youtube] abc: Video unavailable"));
+        assert!(matches!(classify("ERROR: Unable to download webpage: boom"), ExtractError::Failed(_)));
+        assert!(matches!(classify("Traceback..."), ExtractError::Failed(_)));
+    }
+}

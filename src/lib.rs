@@ -1,0 +1,38 @@
+//! reelay: a video information, redirect and streaming-proxy API server.
+//!
+//! A request flows through these modules, in order:
+//!
+//! - [`http`]: the routes (one module per group, each with `router()`) and the
+//!   middleware that adds request ids, the JSON error shape and request logs.
+//! - [`platform`]: parses the platform, video id or URL at the edge into a
+//!   `VideoRef`; nothing unchecked goes further.
+//! - [`service`]: "what is this video?", answered from [`cache`] (in-process
+//!   tier, optional Redis tier, single-flight) or one run of [`extract`]
+//!   (yt-dlp as a child process, its JSON normalised into `VideoInfo`).
+//! - [`select`]: quality presets over the cached formats, giving a
+//!   `StreamPlan`.
+//! - [`stream`]: the upstream client and byte relay of the proxy, guarded by
+//!   [`net`] against private addresses.
+//!
+//! Around them: [`config`] (the one `Config`), [`app`] (state, binding,
+//! graceful shutdown), [`error`] (the one `ApiError`), [`metrics`] and
+//! [`health`].
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod http;
+pub mod metrics;
+pub mod net;
+pub mod platform;
+pub mod select;
+pub mod service;
+pub mod stream;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::Config;

@@ -1,0 +1,334 @@
+//! Platforms, video ids and URL detection: everything a client sends to name a
+//! video is parsed here, at the edge, into a [`VideoRef`]. The rest of the
+//! service only ever sees checked values, and yt-dlp only ever sees the
+//! canonical URL that [`VideoRef::source_url`] builds.
+
+use std::fmt;
+use std::str::FromStr;
+
+use url::Url;
+
+/// The platforms the reference service knows by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Platform {
+    YouTube,
+    Bilibili,
+    /// `twitter` and `x` are the same platform; the path segment the client
+    /// used is not kept, so both share one cache entry.
+    Twitter,
+    Instagram,
+    Twitch,
+}
+
+impl Platform {
+    /// Every platform name accepted in a path, in the order `GET /` lists them.
+    pub const NAMES: [&'static str; 6] = ["youtube", "bilibili", "twitter", "x", "instagram", "twitch"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::YouTube => "youtube",
+            Platform::Bilibili => "bilibili",
+            Platform::Twitter => "twitter",
+            Platform::Instagram => "instagram",
+            Platform::Twitch => "twitch",
+        }
+    }
+
+    /// Checks `id` against this platform's id rules.
+    pub fn parse_id(self, id: &str) -> Result<VideoId, InputError> {
+        let ok = match self {
+            Platform::YouTube => id.len() == 11 && id.bytes().all(is_id_byte),
+            Platform::Bilibili => is_bilibili_id(id),
+            Platform::Twitter | Platform::Twitch => {
+                (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
+            }
+            Platform::Instagram => (5..=40).contains(&id.len()) && id.bytes().all(is_id_byte),
+        };
+        if ok {
+            Ok(VideoId(id.to_owned()))
+        } else {
+            Err(InputError::InvalidId { platform: self, hint: self.id_hint() })
+        }
+    }
+
+    fn id_hint(self) -> &'static str {
+        match self {
+            Platform::YouTube => "a YouTube id is 11 characters of A-Z, a-z, 0-9, '_' or '-'",
+            Platform::Bilibili => "a Bilibili id is 'BV' and 10 letters or digits, or 'av' and digits",
+            Platform::Twitter => "a Twitter/X id is the status number (digits only)",
+            Platform::Instagram => "an Instagram id is the post shortcode (letters, digits, '_' or '-')",
+            Platform::Twitch => "a Twitch id is the VOD number (digits only)",
+        }
+    }
+
+    /// The URL the reference service builds for an id of this platform.
+    fn canonical_url(self, id: &VideoId) -> String {
+        let id = id.as_str();
+        match self {
+            Platform::YouTube => format!("https://www.youtube.com/watch?v={id}"),
+            Platform::Bilibili => format!("https://www.bilibili.com/video/{id}"),
+            Platform::Twitter => format!("https://twitter.com/i/status/{id}"),
+            Platform::Instagram => format!("https://www.instagram.com/p/{id}"),
+            Platform::Twitch => format!("https://www.twitch.tv/videos/{id}"),
+        }
+    }
+}
+
+impl FromStr for Platform {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "youtube" => Ok(Platform::YouTube),
+            "bilibili" => Ok(Platform::Bilibili),
+            "twitter" | "x" => Ok(Platform::Twitter),
+            "instagram" => Ok(Platform::Instagram),
+            "twitch" => Ok(Platform::Twitch),
+            _ => Err(InputError::UnsupportedPlatform(truncate(s, 64))),
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn is_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+fn is_bilibili_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    if b.len() == 12 && (id.starts_with("BV") || id.starts_with("bv")) {
+        return b[2..].iter().all(u8::is_ascii_alphanumeric);
+    }
+    let digits = id.strip_prefix("av").or_else(|| id.strip_prefix("AV"));
+    matches!(digits, Some(d) if (1..=20).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A video id that passed its platform's rules. It may start with `-`
+/// (YouTube ids do); it is only ever placed inside a URL, never on a command
+/// line by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VideoId(String);
+
+impl VideoId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a request names: a known platform's video, or any other http(s) URL
+/// for yt-dlp's generic extractor.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VideoRef {
+    Known { platform: Platform, id: VideoId },
+    Generic { url: Url },
+}
+
+/// The longest URL accepted in `?url=`; real video links are far shorter.
+const MAX_URL_LEN: usize = 2048;
+
+impl VideoRef {
+    pub fn from_path(platform: &str, id: &str) -> Result<Self, InputError> {
+        let platform: Platform = platform.parse()?;
+        let id = platform.parse_id(id)?;
+        Ok(VideoRef::Known { platform, id })
+    }
+
+    /// Parses a full video URL: known platforms become `Known` (so that a
+    /// link and a platform/id pair share one cache entry), other http(s)
+    /// URLs become `Generic`.
+    pub fn from_url(raw: &str) -> Result<Self, InputError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(InputError::InvalidUrl("the url parameter is empty".into()));
+        }
+        if raw.len() > MAX_URL_LEN {
+            return Err(InputError::InvalidUrl(format!("longer than {MAX_URL_LEN} characters")));
+        }
+        if raw.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(InputError::InvalidUrl("contains spaces or control characters".into()));
+        }
+        let url = Url::parse(raw).map_err(|e| InputError::InvalidUrl(e.to_string()))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(InputError::InvalidUrl("only http and https URLs are accepted".into()));
+        }
+        let Some(host) = url.host_str() else {
+            return Err(InputError::InvalidUrl("the URL has no host".into()));
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(InputError::InvalidUrl("URLs with credentials are not accepted".into()));
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        match detect(&host, &url)? {
+            Some((platform, id)) => Ok(VideoRef::Known { id: platform.parse_id(&id)?, platform }),
+            None => Ok(VideoRef::Generic { url }),
+        }
+    }
+
+    /// The URL handed to the extractor.
+    pub fn source_url(&self) -> String {
+        match self {
+            VideoRef::Known { platform, id } => platform.canonical_url(id),
+            VideoRef::Generic { url } => url.as_str().to_owned(),
+        }
+    }
+
+    /// The name of the platform, `generic` for other URLs.
+    pub fn platform_name(&self) -> &'static str {
+        match self {
+            VideoRef::Known { platform, .. } => platform.as_str(),
+            VideoRef::Generic { .. } => "generic",
+        }
+    }
+
+    /// The cache key; compatible with the reference's `video:{platform}:{id}`.
+    pub fn cache_key(&self) -> String {
+        match self {
+            VideoRef::Known { platform, id } => format!("video:{platform}:{}", id.as_str()),
+            VideoRef::Generic { url } => format!("video:generic:{url}"),
+        }
+    }
+}
+
+fn host_is(host: &str, domain: &str) -> bool {
+    host == domain || host.strip_suffix(domain).is_some_and(|p| p.ends_with('.'))
+}
+
+/// Finds the platform and raw id of a known platform's URL. `Ok(None)` means
+/// the host is not a known platform; a known host with no recognisable video
+/// is an error rather than a silent trip through the generic extractor.
+fn detect(host: &str, url: &Url) -> Result<Option<(Platform, String)>, InputError> {
+    let segs: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
+    let not_video = |p: Platform| InputError::InvalidUrl(format!("not a {p} video link"));
+    let found = |p: Platform, id: &str| Ok(Some((p, id.to_owned())));
+    if host == "youtu.be" {
+        return segs.first().map_or(Err(not_video(Platform::YouTube)), |id| found(Platform::YouTube, id));
+    }
+    if host_is(host, "youtube.com") || host_is(host, "youtube-nocookie.com") {
+        if let Some((_, v)) = url.query_pairs().find(|(k, _)| k == "v") {
+            return found(Platform::YouTube, &v);
+        }
+        return match segs.as_slice() {
+            [kind, id, ..] if matches!(*kind, "shorts" | "embed" | "live" | "v") => found(Platform::YouTube, id),
+            _ => Err(not_video(Platform::YouTube)),
+        };
+    }
+    if host_is(host, "bilibili.com") {
+        return match segs.as_slice() {
+            ["video", id, ..] => found(Platform::Bilibili, id),
+            _ => Err(not_video(Platform::Bilibili)),
+        };
+    }
+    if host == "b23.tv" {
+        // Short links redirect to a BV id that only the extractor can learn.
+        return match segs.as_slice() {
+            [id] if is_bilibili_id(id) => found(Platform::Bilibili, id),
+            [_] => Ok(None),
+            _ => Err(not_video(Platform::Bilibili)),
+        };
+    }
+    if host_is(host, "twitter.com") || host_is(host, "x.com") {
+        return match segs.iter().position(|s| *s == "status") {
+            Some(i) if i + 1 < segs.len() => found(Platform::Twitter, segs[i + 1]),
+            _ => Err(not_video(Platform::Twitter)),
+        };
+    }
+    if host_is(host, "instagram.com") {
+        return match segs.as_slice() {
+            [kind, id, ..] if matches!(*kind, "p" | "reel" | "reels" | "tv") => found(Platform::Instagram, id),
+            [_, kind, id, ..] if matches!(*kind, "p" | "reel") => found(Platform::Instagram, id),
+            _ => Err(not_video(Platform::Instagram)),
+        };
+    }
+    if host_is(host, "twitch.tv") {
+        return match segs.as_slice() {
+            ["videos", id, ..] => found(Platform::Twitch, id.trim_start_matches('v')),
+            _ => Err(not_video(Platform::Twitch)),
+        };
+    }
+    Ok(None)
+}
+
+/// Input that the edge refuses. Every variant becomes a 400.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum InputError {
+    #[error("Unsupported platform")]
+    UnsupportedPlatform(String),
+    #[error("Invalid video id for {platform}")]
+    InvalidId { platform: Platform, hint: &'static str },
+    #[error("Invalid video URL")]
+    InvalidUrl(String),
+}
+
+impl InputError {
+    /// The `detail` of the JSON error.
+    pub fn detail(&self) -> String {
+        match self {
+            InputError::UnsupportedPlatform(p) => {
+                format!("'{p}' is not supported; use one of {}", Platform::NAMES.join(", "))
+            }
+            InputError::InvalidId { hint, .. } => (*hint).to_owned(),
+            InputError::InvalidUrl(why) => why.clone(),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).filter(|c| !c.is_control()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn youtube_ids() {
+        assert!(Platform::YouTube.parse_id("dQw4w9WgXcQ").is_ok());
+        assert!(Platform::YouTube.parse_id("-abcdefghij").is_ok());
+        for bad in ["", "short", "--exec=rm -", "dQw4w9WgXcQQ", "dQw4w9WgX%0", "../../etc/p"] {
+            assert!(Platform::YouTube.parse_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bilibili_ids() {
+        assert!(Platform::Bilibili.parse_id("BV1xx411c7mD").is_ok());
+        assert!(Platform::Bilibili.parse_id("av170001").is_ok());
+        assert!(Platform::Bilibili.parse_id("BV1xx411c7m").is_err());
+        assert!(Platform::Bilibili.parse_id("av").is_err());
+    }
+
+    #[test]
+    fn urls_map_to_platforms() {
+        let cases = [
+            ("https://www.youtube.com/watch?v=dQw4w9WgXcQ&t=1", "video:youtube:dQw4w9WgXcQ"),
+            ("https://youtu.be/dQw4w9WgXcQ", "video:youtube:dQw4w9WgXcQ"),
+            ("https://youtube.com/shorts/dQw4w9WgXcQ", "video:youtube:dQw4w9WgXcQ"),
+            ("https://m.bilibili.com/video/BV1xx411c7mD", "video:bilibili:BV1xx411c7mD"),
+            ("https://x.com/someone/status/1234567890", "video:twitter:1234567890"),
+            ("https://www.instagram.com/reel/Cabc123xyz/", "video:instagram:Cabc123xyz"),
+            ("https://www.twitch.tv/videos/987654", "video:twitch:987654"),
+        ];
+        for (url, key) in cases {
+            assert_eq!(VideoRef::from_url(url).unwrap().cache_key(), key, "{url}");
+        }
+        let generic = VideoRef::from_url("http://127.0.0.1:8080/a.mp4").unwrap();
+        assert_eq!(generic.platform_name(), "generic");
+    }
+
+    #[test]
+    fn bad_urls() {
+        for bad in
+            ["", "ftp://x/y", "javascript:alert(1)", "https://www.youtube.com/feed", "http://a b", "http://u:p@h/"]
+        {
+            assert!(VideoRef::from_url(bad).is_err(), "{bad}");
+        }
+        assert!(VideoRef::from_url(&format!("http://h/{}", "a".repeat(5000))).is_err());
+        // A look-alike host is not YouTube.
+        assert_eq!(VideoRef::from_url("https://notyoutube.com/watch?v=x").unwrap().platform_name(), "generic");
+    }
+}

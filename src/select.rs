@@ -1,0 +1,240 @@
+//! Quality presets and stream selection, over the formats of one cached
+//! extraction: every quality and mode is answered from the same info, so
+//! asking for another quality never runs the extractor again.
+
+use std::cmp::Ordering;
+use std::str::FromStr;
+
+use crate::extract::{Format, VideoInfo};
+
+/// A `quality=` preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Quality {
+    Best,
+    Worst,
+    /// Caps the height.
+    Max(u32),
+    /// The best audio-only format.
+    Audio,
+}
+
+/// What `quality=` accepts, for the 400 that lists them.
+pub const QUALITY_VALUES: &str = "best, worst, 2160p (4k), 1440p, 1080p (hd), 720p, 480p (sd), 360p, audio";
+
+impl FromStr for Quality {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "" | "best" => Quality::Best,
+            "worst" => Quality::Worst,
+            "2160p" | "4k" => Quality::Max(2160),
+            "1440p" => Quality::Max(1440),
+            "1080p" | "hd" => Quality::Max(1080),
+            "720p" => Quality::Max(720),
+            "480p" | "sd" => Quality::Max(480),
+            "360p" => Quality::Max(360),
+            "audio" | "audio_only" | "bestaudio" => Quality::Audio,
+            _ => return Err(format!("unknown quality; use one of {QUALITY_VALUES}")),
+        })
+    }
+}
+
+/// Whether the client follows a redirect or gets the bytes through us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Direct,
+    Proxy,
+}
+
+/// How to serve a selection.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamPlan<'a> {
+    /// One file that plays by itself.
+    Single(&'a Format),
+    /// An HLS playlist.
+    Hls(&'a Format),
+    /// Separate video and audio that must be muxed together.
+    Merge { video: &'a Format, audio: &'a Format },
+}
+
+impl<'a> StreamPlan<'a> {
+    fn of(f: &'a Format) -> Self {
+        if f.is_hls() { StreamPlan::Hls(f) } else { StreamPlan::Single(f) }
+    }
+
+    /// The format whose id names this plan (the video one for a merge).
+    pub fn primary(&self) -> &'a Format {
+        match self {
+            StreamPlan::Single(f) | StreamPlan::Hls(f) => f,
+            StreamPlan::Merge { video, .. } => video,
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SelectError {
+    #[error("no playable format")]
+    NoFormat(String),
+}
+
+fn height(f: &Format) -> u32 {
+    f.height.unwrap_or(0)
+}
+
+/// Higher is better among formats of the same height: mp4/avc1 first (it
+/// plays everywhere, as the reference preferred), then frame rate, bitrate.
+fn rank(a: &Format, b: &Format) -> Ordering {
+    let compat = |f: &Format| (f.ext == "mp4") as u8 + f.vcodec.as_deref().is_some_and(|c| c.starts_with("avc")) as u8;
+    height(a)
+        .cmp(&height(b))
+        .then(compat(a).cmp(&compat(b)))
+        .then(a.fps.unwrap_or(0.0).total_cmp(&b.fps.unwrap_or(0.0)))
+        .then(a.tbr.unwrap_or(0.0).total_cmp(&b.tbr.unwrap_or(0.0)))
+}
+
+fn rank_audio(a: &Format, b: &Format) -> Ordering {
+    ((a.ext == "m4a") as u8).cmp(&((b.ext == "m4a") as u8)).then(a.tbr.unwrap_or(0.0).total_cmp(&b.tbr.unwrap_or(0.0)))
+}
+
+/// Picks from `pool` for `quality`: the best within the cap, else the
+/// nearest above it. `Worst` takes the lowest.
+fn pick<'a>(pool: impl Iterator<Item = &'a Format> + Clone, quality: Quality) -> Option<&'a Format> {
+    match quality {
+        Quality::Worst => pool.min_by(|a, b| rank(a, b)),
+        Quality::Max(cap) => pool
+            .clone()
+            .filter(|f| height(f) <= cap)
+            .max_by(|a, b| rank(a, b))
+            .or_else(|| pool.min_by(|a, b| height(a).cmp(&height(b)).then(rank(b, a)))),
+        Quality::Best | Quality::Audio => pool.max_by(|a, b| rank(a, b)),
+    }
+}
+
+fn best_audio(info: &VideoInfo) -> Option<&Format> {
+    info.formats.iter().filter(|f| f.has_audio && !f.has_video).max_by(|a, b| rank_audio(a, b))
+}
+
+/// Chooses what to serve for `quality` in `mode`.
+///
+/// Direct mode only ever names one URL that plays by itself with sound.
+/// Proxy mode takes the best video within the cap and merges separate
+/// audio into it when it has none.
+pub fn select(info: &VideoInfo, quality: Quality, mode: Mode) -> Result<StreamPlan<'_>, SelectError> {
+    let muxed = info.formats.iter().filter(|f| f.has_video && f.has_audio);
+    if quality == Quality::Audio {
+        return best_audio(info)
+            .or_else(|| muxed.min_by(|a, b| rank(a, b)))
+            .map(StreamPlan::of)
+            .ok_or_else(|| SelectError::NoFormat("this video has no audio".into()));
+    }
+    let best_muxed = pick(muxed.clone(), quality);
+    if mode == Mode::Direct {
+        return best_muxed.map(StreamPlan::of).ok_or_else(|| {
+            SelectError::NoFormat(
+                "no single format carries both video and audio; use the proxy endpoint, which merges them".into(),
+            )
+        });
+    }
+    let video = pick(info.formats.iter().filter(|f| f.has_video), quality);
+    match (video, best_muxed) {
+        (Some(v), Some(m)) if v.has_audio || height(m) >= height(v) => Ok(StreamPlan::of(m)),
+        (Some(v), _) => Ok(match best_audio(info) {
+            Some(audio) => StreamPlan::Merge { video: v, audio },
+            None => StreamPlan::of(v),
+        }),
+        (None, _) => {
+            best_audio(info).map(StreamPlan::of).ok_or_else(|| SelectError::NoFormat("no playable format".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(id: &str, h: Option<u32>, v: bool, a: bool, ext: &str) -> Format {
+        Format {
+            format_id: id.into(),
+            url: format!("https://cdn.example/{id}"),
+            ext: ext.into(),
+            protocol: "https".into(),
+            height: h,
+            width: None,
+            fps: None,
+            vcodec: Some(if v { "avc1.4d401f" } else { "none" }.into()),
+            acodec: Some(if a { "mp4a.40.2" } else { "none" }.into()),
+            tbr: None,
+            filesize: None,
+            format_note: None,
+            has_video: v,
+            has_audio: a,
+            http_headers: Default::default(),
+        }
+    }
+
+    fn youtube() -> VideoInfo {
+        VideoInfo {
+            id: "x".into(),
+            title: String::new(),
+            description: String::new(),
+            duration: None,
+            thumbnail: None,
+            platform: "youtube".into(),
+            uploader: None,
+            view_count: None,
+            like_count: None,
+            upload_date: None,
+            webpage_url: None,
+            is_live: false,
+            expires_at: None,
+            formats: vec![
+                fmt("140", None, false, true, "m4a"),
+                fmt("251", None, false, true, "webm"),
+                fmt("18", Some(360), true, true, "mp4"),
+                fmt("136", Some(720), true, false, "mp4"),
+                fmt("247", Some(720), true, false, "webm"),
+                fmt("137", Some(1080), true, false, "mp4"),
+            ],
+        }
+    }
+
+    fn id(p: StreamPlan) -> String {
+        match p {
+            StreamPlan::Single(f) | StreamPlan::Hls(f) => f.format_id.clone(),
+            StreamPlan::Merge { video, audio } => {
+                format!("{}+{}", video.format_id, audio.format_id)
+            }
+        }
+    }
+
+    #[test]
+    fn direct_never_names_a_silent_format() {
+        let info = youtube();
+        for q in ["best", "1080p", "720p", "360p", "worst"] {
+            assert_eq!(id(select(&info, q.parse().unwrap(), Mode::Direct).unwrap()), "18", "{q}");
+        }
+    }
+
+    #[test]
+    fn proxy_merges_above_the_muxed_formats() {
+        let info = youtube();
+        assert_eq!(id(select(&info, Quality::Best, Mode::Proxy).unwrap()), "137+140");
+        assert_eq!(id(select(&info, Quality::Max(720), Mode::Proxy).unwrap()), "136+140");
+        assert_eq!(id(select(&info, Quality::Max(360), Mode::Proxy).unwrap()), "18");
+        assert_eq!(id(select(&info, Quality::Audio, Mode::Proxy).unwrap()), "140");
+    }
+
+    #[test]
+    fn cap_below_everything_takes_the_nearest() {
+        let mut info = youtube();
+        info.formats.retain(|f| f.format_id != "18");
+        info.formats.push(fmt("22", Some(720), true, true, "mp4"));
+        assert_eq!(id(select(&info, Quality::Max(360), Mode::Direct).unwrap()), "22");
+    }
+
+    #[test]
+    fn unknown_quality_lists_values() {
+        assert!("potato".parse::<Quality>().unwrap_err().contains("720p"));
+    }
+}

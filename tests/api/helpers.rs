@@ -1,0 +1,312 @@
+//! Test harness: the app on 127.0.0.1:0, a local origin serving media made by
+//! ffmpeg, and a stand-in extractor that counts its runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use reelay::{App, Config};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tower_http::services::ServeDir;
+
+pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Media files made once per test run with ffmpeg.
+pub fn media_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media-v1");
+        std::fs::create_dir_all(&dir).unwrap();
+        let src_v =
+            |size: &str| vec!["-f".into(), "lavfi".into(), "-i".into(), format!("testsrc2=size={size}:rate=25")];
+        let src_a =
+            || vec!["-f".to_string(), "lavfi".into(), "-i".into(), "sine=frequency=440:sample_rate=44100".into()];
+        let h264 = || {
+            ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"].map(String::from).to_vec()
+        };
+        let jobs: Vec<(&str, Vec<String>)> = vec![
+            (
+                "clip.mp4",
+                [src_v("640x360"), src_a(), h264(), vec!["-c:a".into(), "aac".into(), "-t".into(), "4".into()]]
+                    .concat(),
+            ),
+            ("v720.mp4", [src_v("1280x720"), h264(), vec!["-an".into(), "-t".into(), "4".into()]].concat()),
+            ("a.m4a", [src_a(), vec!["-c:a".into(), "aac".into(), "-t".into(), "4".into()]].concat()),
+            ("thumb.jpg", [src_v("320x180"), vec!["-frames:v".into(), "1".into()]].concat()),
+        ];
+        for (name, args) in jobs {
+            let out = dir.join(name);
+            if out.exists() {
+                continue;
+            }
+            let tmp = dir.join(format!("tmp-{}-{name}", std::process::id()));
+            let status = Command::new("ffmpeg")
+                .args(["-y", "-loglevel", "error"])
+                .args(&args)
+                .arg(&tmp)
+                .status()
+                .expect("ffmpeg must be installed (scripts/setup --test)");
+            assert!(status.success(), "ffmpeg failed making {name}");
+            std::fs::rename(&tmp, &out).unwrap();
+        }
+        dir
+    })
+}
+
+pub fn media(name: &str) -> Vec<u8> {
+    std::fs::read(media_dir().join(name)).unwrap()
+}
+
+/// What the origin saw: each request's path and headers.
+pub type Seen = Arc<Mutex<Vec<(String, HeaderMap)>>>;
+
+/// A local origin: `/media/*` (byte ranges), `/bili/*` (refused without
+/// Bilibili's Referer), `/page.html` (an HTML page with a `<video>`). Every
+/// response sets a cookie, which must never reach reelay's clients.
+pub struct Origin {
+    pub base: String,
+    pub seen: Seen,
+}
+
+pub async fn spawn_origin() -> Origin {
+    let dir = media_dir();
+    let seen: Seen = Arc::default();
+    let recorder = seen.clone();
+    let app = Router::new()
+        .nest_service("/media", ServeDir::new(dir))
+        .nest_service("/bili", ServeDir::new(dir))
+        .route("/page.html", get(|| async { Html("<html><head><title>Local page</title></head><body><video src=\"/media/clip.mp4\" controls></video></body></html>") }))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+            let recorder = recorder.clone();
+            async move {
+                let path = req.uri().path().to_owned();
+                recorder.lock().unwrap().push((path.clone(), req.headers().clone()));
+                let referer_ok = req.headers().get("referer").is_some_and(|r| r == "https://www.bilibili.com/");
+                if path.starts_with("/bili/") && !referer_ok {
+                    return (StatusCode::FORBIDDEN, "missing referer").into_response();
+                }
+                let mut resp: Response = next.run(req).await;
+                resp.headers_mut().insert("set-cookie", HeaderValue::from_static("origin_session=secret"));
+                resp
+            }
+        }));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Origin { base, seen }
+}
+
+/// The stand-in extractor: a wrapper script around `fake_ytdlp.py` with this
+/// test's origin and log file.
+pub struct FakeExtractor {
+    pub path: PathBuf,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl FakeExtractor {
+    pub fn new(origin: &str, delay_ms: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("runs.log");
+        std::fs::write(&log, "").unwrap();
+        let path = dir.path().join("yt-dlp");
+        let script = format!(
+            "#!/bin/sh\nexec python3 {MANIFEST_DIR}/tests/fixtures/fake_ytdlp.py --origin {origin} --log {} --delay-ms {delay_ms} \"$@\"\n",
+            log.display()
+        );
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FakeExtractor { path, log, _dir: dir }
+    }
+
+    /// The argument lists of every extraction so far.
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        std::fs::read_to_string(&self.log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    pub fn runs(&self) -> usize {
+        self.calls().len()
+    }
+}
+
+/// The Redis the tests share (scripts/test exports it).
+pub fn redis_url() -> String {
+    std::env::var("REELAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".to_owned())
+}
+
+/// The real yt-dlp (scripts/setup puts it in .venv).
+pub fn real_ytdlp() -> PathBuf {
+    let path = std::env::var("REELAY_TEST_YTDLP")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(MANIFEST_DIR).join(".venv/bin/yt-dlp"));
+    assert!(path.exists(), "the real yt-dlp is missing at {}; run scripts/setup", path.display());
+    path
+}
+
+/// A random YouTube-shaped id with `prefix`, so tests sharing a Redis never
+/// share a key.
+pub fn yt_id(prefix: &str) -> String {
+    let alphabet: Vec<char> = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_".chars().collect();
+    let mut n = uuid::Uuid::new_v4().as_u128();
+    let mut id = prefix.to_owned();
+    while id.len() < 11 {
+        id.push(alphabet[(n % alphabet.len() as u128) as usize]);
+        n /= alphabet.len() as u128;
+    }
+    id
+}
+
+pub struct TestApp {
+    pub base: String,
+
+    /// Does not follow redirects, so tests see the 302s.
+    pub http: reqwest::Client,
+    pub origin: Origin,
+    pub fake: FakeExtractor,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Options for [`spawn`]; the defaults are an in-memory app with the
+/// stand-in extractor and private networks allowed.
+#[derive(Default)]
+pub struct Spawn {
+    args: Vec<String>,
+    delay_ms: u64,
+    ytdlp: Option<PathBuf>,
+    origin: Option<Origin>,
+}
+
+impl Spawn {
+    pub fn arg(mut self, name: &str, value: impl ToString) -> Self {
+        self.args.push(name.to_owned());
+        self.args.push(value.to_string());
+        self
+    }
+
+    pub fn redis(self, url: &str) -> Self {
+        self.arg("--cache-backend", "redis").arg("--redis-url", url)
+    }
+
+    pub fn delay_ms(mut self, ms: u64) -> Self {
+        self.delay_ms = ms;
+        self
+    }
+
+    pub fn ytdlp(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ytdlp = Some(path.into());
+        self
+    }
+
+    /// Shares an origin (its base URL) with another app.
+    pub fn origin(mut self, origin: &Origin) -> Self {
+        self.origin = Some(Origin { base: origin.base.clone(), seen: origin.seen.clone() });
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        let origin = match self.origin {
+            Some(o) => o,
+            None => spawn_origin().await,
+        };
+        let fake = FakeExtractor::new(&origin.base, self.delay_ms);
+        let ytdlp = self.ytdlp.unwrap_or_else(|| fake.path.clone());
+        let mut args: Vec<String> = [
+            "reelay",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--allow-private-networks",
+            "true",
+            "--shutdown-grace",
+            "2",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(["--ytdlp-path".to_owned(), ytdlp.display().to_string()]);
+        if !self.args.iter().any(|a| a == "--cache-backend") {
+            args.extend(["--cache-backend".to_owned(), "memory".to_owned()]);
+        }
+        args.extend(self.args);
+        let config = Config::from_args(args).expect("test config parses");
+        let app = App::build(config).await.expect("app builds");
+        let port = app.port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until_stopped(async move {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_proxy().build().unwrap();
+        TestApp { base: format!("http://127.0.0.1:{port}"), http, origin, fake, stop: Some(tx) }
+    }
+}
+
+pub fn spawn() -> Spawn {
+    Spawn::default()
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn().start().await
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+    }
+
+    /// Status and JSON body of a GET.
+    pub async fn json(&self, path: &str) -> (StatusCode, Value) {
+        let resp = self.get(path).await;
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap();
+        let value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{path}: not JSON: {}", String::from_utf8_lossy(&body)));
+        (status, value)
+    }
+
+    /// Waits until `/health` reports the given status (the readings are
+    /// refreshed in the background).
+    pub async fn health_until(&self, want: &str) -> (StatusCode, Value) {
+        for _ in 0..100 {
+            let (status, body) = self.json("/health").await;
+            if body["status"] == want
+                && body["services"]["yt-dlp"] != "checking"
+                && body["services"]["redis"] != "connecting"
+            {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("health never became {want}: {:?}", self.json("/health").await);
+    }
+
+    pub async fn metrics(&self) -> Value {
+        self.json("/api/v2/stream/metrics").await.1["data"].clone()
+    }
+}
+
+/// Asserts the API's JSON error shape and returns the body.
+pub fn assert_error_shape(status: StatusCode, body: &Value) {
+    assert_eq!(body["success"], false, "{body}");
+    assert!(body["error"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
+    assert!(body["detail"].is_string(), "{body}");
+    assert_eq!(body["code"], status.canonical_reason().unwrap(), "{body}");
+    assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{body}");
+    assert!(body["request_id"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
+}

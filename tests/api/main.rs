@@ -1,0 +1,12 @@
+//! One integration binary: every test spawns reelay on 127.0.0.1:0 against a
+//! local origin, real Redis, real ffmpeg-made media, and either the stand-in
+//! extractor or the real yt-dlp.
+
+mod helpers;
+
+mod input;
+mod real_ytdlp;
+mod redis_tier;
+mod stream;
+mod system;
+mod videos;

@@ -1,0 +1,40 @@
+//! The real yt-dlp against the local origin, through its generic extractor.
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn real_ytdlp_on_a_direct_media_url() {
+    let app = spawn().ytdlp(real_ytdlp()).start().await;
+    let media_url = format!("{}/media/clip.mp4", app.origin.base);
+    let (status, body) = app.json(&format!("/api/v2/videos?url={media_url}")).await;
+    assert_eq!(status, 200, "{body}");
+    let formats = body["data"]["formats"].as_array().unwrap();
+    assert!(formats.iter().any(|f| f["url"] == media_url.as_str()), "{body}");
+
+    let resp = app.get(&format!("/api/v2/stream/direct?url={media_url}")).await;
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["location"], media_url.as_str());
+
+    let resp = app.get(&format!("/api/v2/stream/proxy?url={media_url}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), media("clip.mp4").as_slice());
+}
+
+#[tokio::test]
+async fn real_ytdlp_on_an_html_page_with_a_video() {
+    let app = spawn().ytdlp(real_ytdlp()).start().await;
+    let (status, body) = app.json(&format!("/api/v2/videos?url={}/page.html", app.origin.base)).await;
+    assert_eq!(status, 200, "{body}");
+    let formats = body["data"]["formats"].as_array().unwrap();
+    assert!(formats.iter().any(|f| f["url"].as_str().unwrap().ends_with("/media/clip.mp4")), "{body}");
+    assert_eq!(app.health_until("healthy").await.0, 200);
+}
+
+#[tokio::test]
+async fn real_ytdlp_reports_a_missing_page_as_an_error() {
+    let app = spawn().ytdlp(real_ytdlp()).start().await;
+    let (status, body) = app.json(&format!("/api/v2/videos?url={}/media/none.mp4", app.origin.base)).await;
+    assert!(status == 404 || status == 502, "{status}: {body}");
+    assert_error_shape(status, &body);
+    assert!(body["detail"].as_str().unwrap().contains("404"), "{body}");
+}

@@ -1,0 +1,140 @@
+//! The Redis tier: shared cache, cross-instance single-flight, and staying up
+//! when Redis is not.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use crate::helpers::*;
+
+async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the test Redis must be running (scripts/test starts one)")
+}
+
+#[tokio::test]
+async fn info_is_stored_in_redis_under_the_reference_key() {
+    let url = redis_url();
+    let app = spawn().redis(&url).start().await;
+    let (_, health) = app.health_until("healthy").await;
+    assert_eq!(health["services"]["redis"], "healthy");
+    let id = yt_id("redis");
+    let (status, _) = app.json(&format!("/api/v2/videos/youtube/{id}")).await;
+    assert_eq!(status, 200);
+    let mut conn = redis_conn(&url).await;
+    let key = format!("video:youtube:{id}");
+    let ttl: i64 = conn.ttl(&key).await.unwrap();
+    assert!(ttl > 3000 && ttl <= 3600, "ttl {ttl}");
+    // An entry whose URLs are already expired is not shared.
+    let stale = yt_id("expiredexpi");
+    app.json(&format!("/api/v2/videos/youtube/{stale}")).await;
+    let exists: bool = conn.exists(format!("video:youtube:{stale}")).await.unwrap();
+    assert!(!exists);
+}
+
+#[tokio::test]
+async fn two_instances_share_one_extraction() {
+    let url = redis_url();
+    let a = spawn().redis(&url).delay_ms(500).start().await;
+    let b = spawn().redis(&url).delay_ms(500).origin(&a.origin).start().await;
+    let id = yt_id("shared");
+    let mut tasks = Vec::new();
+    for i in 0..10 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let (http, target) = (app.http.clone(), format!("{}/api/v2/videos/youtube/{id}", app.base));
+        tasks.push(tokio::spawn(async move { http.get(target).send().await.unwrap().status() }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    assert_eq!(a.fake.runs() + b.fake.runs(), 1, "one extraction across both instances");
+    // A third instance with an empty memory tier is served from Redis.
+    let c = spawn().redis(&url).origin(&a.origin).start().await;
+    let (status, body) = c.json(&format!("/api/v2/videos/youtube/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["id"], id.as_str());
+    assert_eq!(c.fake.runs(), 0);
+    assert_eq!(c.metrics().await["cache_hits"], 1);
+}
+
+/// A Redis server of the test's own, to kill.
+struct OwnRedis {
+    child: Child,
+    url: String,
+}
+
+impl OwnRedis {
+    async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/setup --test)");
+        let own = OwnRedis { child, url: format!("redis://127.0.0.1:{port}/0") };
+        for _ in 0..50 {
+            if redis::Client::open(own.url.as_str()).unwrap().get_multiplexed_async_connection().await.is_ok() {
+                return own;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn redis_dying_leaves_the_service_up_and_health_degraded() {
+    let mut redis = OwnRedis::start().await;
+    let app = spawn().redis(&redis.url).start().await;
+    app.health_until("healthy").await;
+    let id = yt_id("before");
+    assert_eq!(app.json(&format!("/api/v2/videos/youtube/{id}")).await.0, 200);
+
+    redis.child.kill().unwrap();
+    redis.child.wait().unwrap();
+
+    // Cached videos come from memory, new ones from the extractor.
+    assert_eq!(app.json(&format!("/api/v2/videos/youtube/{id}")).await.0, 200);
+    let started = std::time::Instant::now();
+    let (status, body) = app.json(&format!("/api/v2/videos/youtube/{}", yt_id("after"))).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let (status, body) = app.health_until("degraded").await;
+    assert_eq!(status, 503);
+    assert!(body["services"]["redis"].as_str().unwrap().starts_with("unhealthy"), "{body}");
+}
+
+#[tokio::test]
+async fn redis_down_at_start_is_not_fatal() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn().redis(&format!("redis://127.0.0.1:{port}/0")).start().await;
+    let (status, body) = app.json(&format!("/api/v2/videos/youtube/{}", yt_id("nored"))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = app.health_until("degraded").await;
+    assert_eq!(status, 503);
+}
+
+#[tokio::test]
+async fn a_stopped_redis_costs_a_request_little() {
+    let redis = OwnRedis::start().await;
+    let app = spawn().redis(&redis.url).start().await;
+    app.health_until("healthy").await;
+    let pid = redis.child.id().to_string();
+    Command::new("kill").args(["-STOP", &pid]).status().unwrap();
+    let started = std::time::Instant::now();
+    let (status, _) = app.json(&format!("/api/v2/videos/youtube/{}", yt_id("stopped"))).await;
+    Command::new("kill").args(["-CONT", &pid]).status().unwrap();
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+}
