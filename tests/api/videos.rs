@@ -18,8 +18,17 @@ const REFERENCE_KEYS: [&str; 11] = [
 const FORMAT_KEYS: [&str; 8] = ["format_id", "url", "ext", "quality", "resolution", "filesize", "bitrate", "codec"];
 
 #[tokio::test]
-async fn info_has_the_reference_shape_and_is_extracted_once() {
-    let app = spawn_app().await;
+async fn info_has_the_reference_shape_and_is_extracted_once_in_memory() {
+    info_has_the_reference_shape_and_is_extracted_once(spawn()).await;
+}
+
+#[tokio::test]
+async fn info_has_the_reference_shape_and_is_extracted_once_with_redis() {
+    info_has_the_reference_shape_and_is_extracted_once(spawn().redis(&redis_url())).await;
+}
+
+async fn info_has_the_reference_shape_and_is_extracted_once(spawn: Spawn) {
+    let app = spawn.start().await;
     let id = yt_id("info");
     let path = format!("/api/v2/videos/youtube/{id}");
     let (status, body) = app.json(&path).await;
@@ -64,8 +73,17 @@ async fn info_has_the_reference_shape_and_is_extracted_once() {
 }
 
 #[tokio::test]
-async fn concurrent_misses_share_one_extraction() {
-    let app = spawn().delay_ms(400).start().await;
+async fn concurrent_misses_share_one_extraction_in_memory() {
+    concurrent_misses_share_one_extraction(spawn()).await;
+}
+
+#[tokio::test]
+async fn concurrent_misses_share_one_extraction_with_redis() {
+    concurrent_misses_share_one_extraction(spawn().redis(&redis_url())).await;
+}
+
+async fn concurrent_misses_share_one_extraction(spawn: Spawn) {
+    let app = spawn.delay_ms(400).start().await;
     let id = yt_id("flight");
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -88,8 +106,17 @@ async fn concurrent_misses_share_one_extraction() {
 }
 
 #[tokio::test]
-async fn extractor_errors_carry_its_message_and_a_fitting_status() {
-    let app = spawn_app().await;
+async fn extractor_errors_carry_its_message_and_a_fitting_status_in_memory() {
+    extractor_errors_carry_its_message_and_a_fitting_status(spawn()).await;
+}
+
+#[tokio::test]
+async fn extractor_errors_carry_its_message_and_a_fitting_status_with_redis() {
+    extractor_errors_carry_its_message_and_a_fitting_status(spawn().redis(&redis_url())).await;
+}
+
+async fn extractor_errors_carry_its_message_and_a_fitting_status(spawn: Spawn) {
+    let app = spawn.start().await;
     let (status, body) = app.json(&format!("/api/v2/videos/youtube/{}", yt_id("unavailabl"))).await;
     assert_eq!(status, 404);
     assert_error_shape(status, &body);
