@@ -22,7 +22,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::platform::VideoRef;
 use crate::service::{Purpose, VideoService};
-use crate::stream::Upstream;
+use crate::stream::{Remuxer, Signer, Upstream};
 
 /// Everything a handler needs, behind one `Arc`.
 #[derive(Clone)]
@@ -35,6 +35,12 @@ pub struct Inner {
     pub service: VideoService,
     /// The pooled client the proxy fetches with.
     pub upstream: Upstream,
+    /// Signs and checks the HLS links of rewritten playlists.
+    pub signer: Signer,
+    /// Runs ffmpeg for merged streams.
+    pub remuxer: Remuxer,
+    /// `PROXY_COUNTRIES`, parsed once.
+    pub proxy_countries: Vec<String>,
     /// Counters for `/api/v2/stream/metrics`.
     pub metrics: Arc<Metrics>,
     /// Dependency readings for `/health`.
@@ -112,6 +118,9 @@ impl App {
         let grace = Duration::from_secs(config.shutdown_grace);
         let state = AppState(Arc::new(Inner {
             upstream: Upstream::new(config.allow_private_networks),
+            signer: Signer::new(config.url_signing_key.as_deref()),
+            remuxer: Remuxer::new(config.ffmpeg_path.clone()),
+            proxy_countries: config.proxy_countries(),
             config,
             service,
             metrics: Arc::new(Metrics::default()),

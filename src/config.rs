@@ -220,6 +220,11 @@ impl Config {
         format!("redis://{auth}{host}:{}/{}", self.redis_port, self.redis_db)
     }
 
+    /// `PROXY_COUNTRIES` as upper-case codes.
+    pub fn proxy_countries(&self) -> Vec<String> {
+        self.proxy_countries.split(',').map(|c| c.trim().to_ascii_uppercase()).filter(|c| !c.is_empty()).collect()
+    }
+
     pub fn extract_timeout(&self) -> Duration {
         Duration::from_secs(self.extract_timeout)
     }

@@ -26,6 +26,10 @@ pub enum ApiError {
     /// 404: no such route, or the video does not exist or has no such stream.
     #[error("{error}")]
     NotFound { error: &'static str, detail: String },
+    /// 409: the request cannot be met as asked (a strict direct request
+    /// whose quality needs the proxy); the detail says what to ask instead.
+    #[error("{0}")]
+    Conflict(String),
     /// 501: a stream kind this server cannot serve yet.
     #[error("{0}")]
     NotImplemented(String),
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -75,6 +80,7 @@ impl ApiError {
             | ApiError::NotFound { error, detail }
             | ApiError::BadGateway { error, detail } => (error.to_string(), detail.clone()),
             ApiError::Forbidden(d) => ("Forbidden".into(), d.clone()),
+            ApiError::Conflict(d) => ("Needs the proxy".into(), d.clone()),
             ApiError::NotImplemented(d) => ("Not supported yet".into(), d.clone()),
             ApiError::Unavailable(d) => ("Service unavailable".into(), d.clone()),
             ApiError::Timeout(d) => ("Timed out".into(), d.clone()),

@@ -29,6 +29,7 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod platform;
+pub mod process;
 pub mod select;
 pub mod service;
 pub mod stream;

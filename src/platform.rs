@@ -177,6 +177,30 @@ impl VideoRef {
         }
     }
 
+    /// The reverse of [`VideoRef::cache_key`], for signed links that carry
+    /// the key; `None` for anything that does not parse back.
+    pub fn from_cache_key(key: &str) -> Option<Self> {
+        let (platform, rest) = key.strip_prefix("video:")?.split_once(':')?;
+        match platform {
+            "generic" => VideoRef::from_url(rest).ok(),
+            _ => VideoRef::from_path(platform, rest).ok(),
+        }
+    }
+
+    /// This video's path and query on one of the stream endpoints
+    /// (`kind` is `proxy` or `direct`), for messages that point elsewhere.
+    pub fn stream_path(&self, kind: &str, quality: &str) -> String {
+        match self {
+            VideoRef::Known { platform, id } => {
+                format!("/api/v2/stream/{kind}/{platform}/{}?quality={quality}", id.as_str())
+            }
+            VideoRef::Generic { url } => {
+                let url: String = url::form_urlencoded::byte_serialize(url.as_str().as_bytes()).collect();
+                format!("/api/v2/stream/{kind}?url={url}&quality={quality}")
+            }
+        }
+    }
+
     /// The name of the platform, `generic` for other URLs.
     pub fn platform_name(&self) -> &'static str {
         match self {
@@ -318,6 +342,17 @@ mod tests {
         }
         let generic = VideoRef::from_url("http://127.0.0.1:8080/a.mp4").unwrap();
         assert_eq!(generic.platform_name(), "generic");
+    }
+
+    #[test]
+    fn cache_keys_parse_back() {
+        for r in [
+            VideoRef::from_path("youtube", "-abcdefghij").unwrap(),
+            VideoRef::from_url("http://127.0.0.1:1/a.mp4?x=1").unwrap(),
+        ] {
+            assert_eq!(VideoRef::from_cache_key(&r.cache_key()), Some(r));
+        }
+        assert_eq!(VideoRef::from_cache_key("video:myspace:x"), None);
     }
 
     #[test]

@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
+
+use crate::process::GroupGuard;
 
 pub use info::{Format, Headers, ParseError, VideoInfo, url_expiry};
 
@@ -47,18 +47,6 @@ pub struct Extractor {
     timeout: Duration,
     /// Bounds concurrent children (`EXTRACT_CONCURRENCY`).
     permits: Semaphore,
-}
-
-/// Kills the child's process group when dropped before the child was reaped:
-/// on timeout, and when the future running the extraction is cancelled.
-struct GroupGuard(Option<Pid>);
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    }
 }
 
 impl Extractor {
@@ -100,7 +88,7 @@ impl Extractor {
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| ExtractError::NotRunnable(format!("{}: {e}", self.program.display())))?;
-        let mut guard = GroupGuard(child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw));
+        let mut guard = GroupGuard::new(&child);
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
         let work = async {
@@ -119,7 +107,7 @@ impl Extractor {
         // Reaped: the pid may be reused from now on, so the guard must not fire.
         // Anything the child left behind closed its pipes, or the reads above
         // would not have finished.
-        guard.0 = None;
+        guard.disarm();
         if status.success() {
             return Ok(out);
         }

@@ -89,7 +89,7 @@ async fn error_json(resp: Response<Body>, request_id: &str) -> Response<Body> {
         "request_id": request_id,
     });
     let mut out = json_response(parts.status, serde_json::to_vec(&json).expect("json values serialise").into());
-    for name in [header::RETRY_AFTER, header::ALLOW, header::LOCATION] {
+    for name in [header::RETRY_AFTER, header::ALLOW, header::LOCATION, header::CONTENT_RANGE] {
         if let Some(v) = parts.headers.remove(&name) {
             out.headers_mut().insert(name, v);
         }

@@ -1,20 +1,35 @@
-//! Streams: `direct` redirects to a URL that plays by itself, `proxy`
-//! relays the bytes.
+//! Streams. `direct` redirects to one URL that plays by itself, `proxy`
+//! serves the bytes (relayed, remuxed by ffmpeg, or as a rewritten HLS
+//! playlist), the smart route picks one of the two, and the HLS route
+//! serves the signed links of rewritten playlists.
+//!
+//! Every mode works from the one cached extraction. When the origin refuses
+//! a cached URL (403/410: expired, or bound elsewhere), the entry is dropped,
+//! the video extracted again, and the request retried once.
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
-use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::videos::Video;
 use crate::app::AppState;
+use crate::cache::{CachedInfo, now_unix};
+use crate::config::StreamModeSetting;
 use crate::error::ApiError;
+use crate::extract::{Format, Headers};
 use crate::metrics::StreamGuard;
+use crate::net;
+use crate::platform::VideoRef;
 use crate::select::{Mode, Quality, StreamPlan, select};
 use crate::service::Purpose;
-use crate::stream::{ProxyError, proxy};
+use crate::stream::{Grant, ProxyError, RemuxError, hls, proxy};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,50 +37,75 @@ pub fn router() -> Router<AppState> {
         .route("/api/v2/stream/direct", get(direct))
         .route("/api/v2/stream/proxy/{platform}/{video_id}", get(proxy))
         .route("/api/v2/stream/proxy", get(proxy))
+        .route("/api/v2/stream/{platform}/{video_id}", get(smart))
+        .route("/api/v2/stream", get(smart))
+        .route("/api/v2/stream/hls/{token}/{name}", get(hls_link))
 }
+
+/// Header naming the format (or `video+audio` formats) a stream comes from.
+const FORMAT_HEADER: HeaderName = HeaderName::from_static("x-reelay-format");
+
+/// How long the signed links of a rewritten playlist stay valid.
+const LINK_TTL_SECS: i64 = 6 * 3600;
+
+/// The largest playlist the server will rewrite.
+const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
+
+const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamQuery {
     quality: Option<String>,
+    /// The reference's spelling of `quality=audio`.
+    audio_only: Option<bool>,
+    /// Smart route: `proxy` or `direct` forces the mode.
+    mode: Option<String>,
+    /// Direct mode: refuse (409) rather than fall back to a lower quality.
+    strict: Option<bool>,
+    /// Smart route: the client's country, when no header says it.
+    country: Option<String>,
 }
 
-impl StreamQuery {
-    fn quality(&self) -> Result<Quality, ApiError> {
-        self.quality
-            .as_deref()
-            .unwrap_or("best")
-            .parse()
-            .map_err(|e: String| ApiError::bad_request("Invalid quality", e))
+/// A stream request, checked at the edge.
+struct StreamRequest {
+    video: VideoRef,
+    quality: Quality,
+    /// As the client spelled it, for messages.
+    quality_name: String,
+    strict: bool,
+    method: Method,
+    headers: HeaderMap,
+    /// Smart mode: redirect only if the URL is not bound to another address.
+    redirect_only_for: Option<IpAddr>,
+}
+
+impl StreamRequest {
+    fn new(video: VideoRef, q: &StreamQuery, method: Method, headers: HeaderMap) -> Result<Self, ApiError> {
+        let quality_name = match q.audio_only {
+            Some(true) => "audio".to_owned(),
+            _ => q.quality.clone().unwrap_or_else(|| "best".to_owned()),
+        };
+        let quality = quality_name.parse().map_err(|e: String| ApiError::bad_request("Invalid quality", e))?;
+        Ok(StreamRequest {
+            video,
+            quality,
+            quality_name,
+            strict: q.strict.unwrap_or(false),
+            method,
+            headers,
+            redirect_only_for: None,
+        })
     }
 }
 
-/// Header naming the format a stream was served from.
-const FORMAT_HEADER: &str = "x-reelay-format";
-
 async fn direct(
     State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
     Video(video): Video,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
-    let quality = q.quality()?;
-    let cached = state.lookup(&video, Purpose::Stream).await?;
-    let format = select(&cached.info, quality, Mode::Direct)?.primary();
-    let location = HeaderValue::from_str(&format.url).map_err(|_| ApiError::BadGateway {
-        error: "Unusable stream URL",
-        detail: "the extractor returned a URL that is not valid in a header".into(),
-    })?;
-    Ok((
-        StatusCode::FOUND,
-        [
-            (header::LOCATION, location),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-            (
-                header::HeaderName::from_static(FORMAT_HEADER),
-                HeaderValue::from_str(&format.format_id).unwrap_or(HeaderValue::from_static("unknown")),
-            ),
-        ],
-    )
-        .into_response())
+    serve(&state, &StreamRequest::new(video, &q, method, headers)?, Mode::Direct).await
 }
 
 async fn proxy(
@@ -75,30 +115,282 @@ async fn proxy(
     Video(video): Video,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
-    let quality = q.quality()?;
-    let cached = state.lookup(&video, Purpose::Stream).await?;
-    let format = match select(&cached.info, quality, Mode::Proxy)? {
-        StreamPlan::Single(f) => f,
-        StreamPlan::Hls(_) => return Err(ApiError::NotImplemented("this stream is HLS, which the proxy does not relay yet; use the direct endpoint".into())),
-        StreamPlan::Merge { .. } => {
-            return Err(ApiError::NotImplemented(
-                "this quality needs separate video and audio merged, which the proxy does not do yet; ask for quality=360p or use the direct endpoint".into(),
-            ))
+    serve(&state, &StreamRequest::new(video, &q, method, headers)?, Mode::Proxy).await
+}
+
+/// Chooses the mode: `mode=` forces it; else a country in `PROXY_COUNTRIES`
+/// means proxy; else `DEFAULT_STREAM_MODE`, except that a URL bound to
+/// another address than the client's (googlevideo's `ip=`) is proxied.
+async fn smart(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    Video(video): Video,
+    Query(q): Query<StreamQuery>,
+) -> Result<Response, ApiError> {
+    let forced = match q.mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("auto") => None,
+        Some("proxy") => Some(Mode::Proxy),
+        Some("direct") => Some(Mode::Direct),
+        Some(_) => return Err(ApiError::bad_request("Invalid mode", "mode is proxy, direct or auto")),
+    };
+    let country = ["cf-ipcountry", "x-country-code"]
+        .iter()
+        .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_owned))
+        .or_else(|| q.country.clone())
+        .map(|c| c.trim().to_ascii_uppercase());
+    let mut req = StreamRequest::new(video, &q, method, headers)?;
+    let mode = match forced {
+        Some(m) => m,
+        None if country.is_some_and(|c| state.proxy_countries.contains(&c)) => Mode::Proxy,
+        None => {
+            req.redirect_only_for = Some(peer.ip());
+            match state.config.default_stream_mode {
+                StreamModeSetting::Direct => Mode::Direct,
+                StreamModeSetting::Proxy => Mode::Proxy,
+            }
         }
     };
-    let upstream =
-        state.upstream.open(&method, &format.url, &format.http_headers, &headers).await.map_err(proxy_error)?;
-    let mut resp = proxy::relay(upstream, StreamGuard::new(state.metrics.clone()));
-    resp.headers_mut()
-        .insert(FORMAT_HEADER, HeaderValue::from_str(&format.format_id).unwrap_or(HeaderValue::from_static("unknown")));
+    serve(&state, &req, mode).await
+}
+
+/// Why one attempt at serving failed.
+enum Attempt {
+    /// The origin refused the cached URL: re-extract and try once more.
+    Expired,
+    Failed(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for Attempt {
+    fn from(e: E) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
+    let mut refreshed = false;
+    loop {
+        let cached = state.lookup(&req.video, Purpose::Stream).await?;
+        let attempt = match mode {
+            Mode::Direct => match redirect(&cached, req)? {
+                Some(found) => return Ok(found),
+                None => serve_proxy(state, req, &cached).await,
+            },
+            Mode::Proxy => serve_proxy(state, req, &cached).await,
+        };
+        match attempt {
+            Ok(resp) => return Ok(resp),
+            Err(Attempt::Failed(e)) => return Err(e),
+            Err(Attempt::Expired) if !refreshed => {
+                tracing::info!(key = %req.video.cache_key(), "origin refused a cached stream URL; extracting again");
+                state.service.cache.invalidate(&req.video.cache_key()).await;
+                refreshed = true;
+            }
+            Err(Attempt::Expired) => {
+                return Err(ApiError::BadGateway {
+                    error: "Upstream error",
+                    detail: "the origin refused the stream URL, also after extracting the video again".into(),
+                });
+            }
+        }
+    }
+}
+
+fn height(f: &Format) -> u32 {
+    f.height.unwrap_or(0)
+}
+
+/// The 302, or `None` when the URL is bound to another address than the
+/// client's and must be proxied instead.
+fn redirect(cached: &CachedInfo, req: &StreamRequest) -> Result<Option<Response>, ApiError> {
+    let format = select(&cached.info, req.quality, Mode::Direct)?.primary();
+    if req.strict
+        && let Ok(StreamPlan::Merge { video, .. }) = select(&cached.info, req.quality, Mode::Proxy)
+        && height(video) > height(format)
+    {
+        return Err(ApiError::Conflict(format!(
+            "{}p needs separate video and audio merged, which only the proxy can serve; use {} (or drop strict=true for the best single URL, {}p)",
+            height(video),
+            req.video.stream_path("proxy", &req.quality_name),
+            height(format)
+        )));
+    }
+    if let Some(client) = req.redirect_only_for
+        && bound_ip(&format.url).is_some_and(|bound| bound != client)
+    {
+        return Ok(None);
+    }
+    let location = HeaderValue::from_str(&format.url).map_err(|_| ApiError::BadGateway {
+        error: "Unusable stream URL",
+        detail: "the extractor returned a URL that is not valid in a header".into(),
+    })?;
+    let mut resp = StatusCode::FOUND.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(FORMAT_HEADER, format_header(&format.format_id));
+    Ok(Some(resp))
+}
+
+/// The address a stream URL is bound to (googlevideo's `ip=`), if any.
+fn bound_ip(url: &str) -> Option<IpAddr> {
+    let url = url::Url::parse(url).ok()?;
+    let ip = url.query_pairs().find(|(k, _)| k == "ip")?.1;
+    ip.parse().ok()
+}
+
+fn format_header(id: &str) -> HeaderValue {
+    HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+async fn serve_proxy(state: &AppState, req: &StreamRequest, cached: &CachedInfo) -> Result<Response, Attempt> {
+    match select(&cached.info, req.quality, Mode::Proxy)? {
+        StreamPlan::Single(f) => {
+            let upstream = state
+                .upstream
+                .open(&req.method, &f.url, &f.http_headers, &req.headers)
+                .await
+                .map_err(upstream_error)?;
+            let mut resp = proxy::relay(upstream, StreamGuard::new(state.metrics.clone()));
+            resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
+            Ok(resp)
+        }
+        StreamPlan::Hls(f) => {
+            let upstream = state
+                .upstream
+                .open(&Method::GET, &f.url, &f.http_headers, &HeaderMap::new())
+                .await
+                .map_err(upstream_error)?;
+            let mut resp = playlist(state, upstream, &req.video.cache_key(), &f.format_id).await?;
+            resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
+            Ok(resp)
+        }
+        StreamPlan::Merge { video, audio } => merge(state, req, video, audio).await,
+    }
+}
+
+async fn merge(state: &AppState, req: &StreamRequest, video: &Format, audio: &Format) -> Result<Response, Attempt> {
+    let id = format!("{}+{}", video.format_id, audio.format_id);
+    let head = |body: Body| {
+        let mut resp = Response::new(body);
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+        // A live remux has no length and cannot seek; `Range: bytes=0-`
+        // gets the whole stream as a 200.
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(FORMAT_HEADER, format_header(&id));
+        resp
+    };
+    if req.method == Method::HEAD {
+        return Ok(head(Body::empty()));
+    }
+    // ffmpeg fetches by itself, so its URLs are checked here.
+    for f in [video, audio] {
+        if let Ok(url) = url::Url::parse(&f.url) {
+            net::check_url(&url, state.config.allow_private_networks).await.map_err(ApiError::Forbidden)?;
+        }
+    }
+    match state.remuxer.start(video, audio).await {
+        Ok(running) => Ok(head(running.into_body(StreamGuard::new(state.metrics.clone())))),
+        Err(RemuxError::Expired) => Err(Attempt::Expired),
+        Err(RemuxError::Spawn(e)) => Err(ApiError::Unavailable(e).into()),
+        Err(e @ RemuxError::Failed) => {
+            Err(ApiError::BadGateway { error: "Upstream error", detail: e.to_string() }.into())
+        }
+    }
+}
+
+fn upstream_error(e: ProxyError) -> Attempt {
+    let detail = e.to_string();
+    match e {
+        ProxyError::Expired(_) => Attempt::Expired,
+        ProxyError::Refused(_) => ApiError::Forbidden(detail).into(),
+        ProxyError::Status(_) => ApiError::BadGateway { error: "Upstream error", detail }.into(),
+        ProxyError::Connect(_) => ApiError::BadGateway { error: "Upstream unreachable", detail }.into(),
+    }
+}
+
+/// Reads a playlist and answers it rewritten: each URI becomes a signed
+/// link to `/api/v2/stream/hls/...` that fetches with the format's headers.
+async fn playlist(
+    state: &AppState,
+    upstream: reqwest::Response,
+    video_key: &str,
+    format_id: &str,
+) -> Result<Response, ApiError> {
+    let base = upstream.url().clone();
+    let mut body = Vec::new();
+    let mut chunks = upstream.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadGateway { error: "Upstream error", detail: e.to_string() })?;
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_PLAYLIST_BYTES {
+            return Err(ApiError::BadGateway { error: "Upstream error", detail: "the playlist is too large".into() });
+        }
+    }
+    let text = String::from_utf8_lossy(&body);
+    let expires = now_unix() + LINK_TTL_SECS;
+    let rewritten = hls::rewrite(&text, &base, |u| {
+        let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires };
+        format!("/api/v2/stream/hls/{}/{}", state.signer.sign(&grant), link_name(u))
+    });
+    let mut resp = Response::new(Body::from(rewritten));
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 
-fn proxy_error(e: ProxyError) -> ApiError {
-    let detail = e.to_string();
-    match e {
-        ProxyError::Refused(_) => ApiError::Forbidden(detail),
-        ProxyError::Expired(_) | ProxyError::Status(_) => ApiError::BadGateway { error: "Upstream error", detail },
-        ProxyError::Connect(_) => ApiError::BadGateway { error: "Upstream unreachable", detail },
+/// The last path segment of an upstream URL, kept readable in signed links
+/// (players and logs like to see `seg3.ts`); it is not part of the grant.
+fn link_name(u: &url::Url) -> String {
+    let last = u.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+    let name: String =
+        last.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).take(64).collect();
+    if name.is_empty() { "media".to_owned() } else { name }
+}
+
+/// A signed link from a rewritten playlist: a nested playlist (rewritten
+/// again) or a segment, key or init section (relayed).
+async fn hls_link(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path((token, _name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let grant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let format_headers = headers_for(&state, &grant).await;
+    let upstream = state.upstream.open(&method, &grant.u, &format_headers, &headers).await.map_err(|e| {
+        match upstream_error(e) {
+            Attempt::Failed(e) => e,
+            Attempt::Expired => ApiError::BadGateway {
+                error: "Upstream error",
+                detail: "the origin refused this part of the stream".into(),
+            },
+        }
+    })?;
+    let content_type = upstream.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if method == Method::GET && hls::is_playlist(content_type, upstream.url()) {
+        return playlist(&state, upstream, &grant.v, &grant.f).await;
+    }
+    Ok(proxy::relay(upstream, StreamGuard::new(state.metrics.clone())))
+}
+
+/// The upstream headers of the granted format, from the cached extraction.
+async fn headers_for(state: &AppState, grant: &Grant) -> Headers {
+    let Some(video) = VideoRef::from_cache_key(&grant.v) else { return Headers::new() };
+    match state.service.info(&video, Purpose::Info).await {
+        Ok((cached, _)) => cached
+            .info
+            .formats
+            .iter()
+            .find(|f| f.format_id == grant.f)
+            .map(|f| f.http_headers.clone())
+            .unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no headers for a signed HLS link; fetching without them");
+            Headers::new()
+        }
     }
 }

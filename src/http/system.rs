@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Every route, for `GET /`.
-const ENDPOINTS: [&str; 10] = [
+const ENDPOINTS: [&str; 13] = [
     "GET /health",
     "GET /api/v2/system/health",
     "GET /api/v2/videos/{platform}/{video_id}",
@@ -32,6 +32,9 @@ const ENDPOINTS: [&str; 10] = [
     "GET /api/v2/stream/direct?url=&quality=",
     "GET /api/v2/stream/proxy/{platform}/{video_id}?quality=",
     "GET /api/v2/stream/proxy?url=&quality=",
+    "GET /api/v2/stream/{platform}/{video_id}?quality=&mode=",
+    "GET /api/v2/stream?url=&quality=&mode=",
+    "GET /api/v2/stream/hls/{token}/{name}",
     "GET /api/v2/stream/metrics",
     "GET /",
 ];
@@ -42,7 +45,7 @@ async fn root() -> Response {
         service: &'static str,
         version: &'static str,
         status: &'static str,
-        endpoints: [&'static str; 10],
+        endpoints: [&'static str; 13],
         supported_platforms: [&'static str; 6],
         timestamp: String,
     }

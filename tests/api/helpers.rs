@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use futures_util::StreamExt;
 use reelay::{App, Config};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -23,14 +24,16 @@ pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 pub fn media_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media-v1");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media-v3");
         std::fs::create_dir_all(&dir).unwrap();
         let src_v =
             |size: &str| vec!["-f".into(), "lavfi".into(), "-i".into(), format!("testsrc2=size={size}:rate=25")];
         let src_a =
             || vec!["-f".to_string(), "lavfi".into(), "-i".into(), "sine=frequency=440:sample_rate=44100".into()];
         let h264 = || {
-            ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25"].map(String::from).to_vec()
+            ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "25", "-movflags", "+faststart"]
+                .map(String::from)
+                .to_vec()
         };
         let jobs: Vec<(&str, Vec<String>)> = vec![
             (
@@ -39,7 +42,10 @@ pub fn media_dir() -> &'static Path {
                     .concat(),
             ),
             ("v720.mp4", [src_v("1280x720"), h264(), vec!["-an".into(), "-t".into(), "4".into()]].concat()),
-            ("a.m4a", [src_a(), vec!["-c:a".into(), "aac".into(), "-t".into(), "4".into()]].concat()),
+            (
+                "a.m4a",
+                [src_a(), ["-c:a", "aac", "-t", "4", "-movflags", "+faststart"].map(String::from).to_vec()].concat(),
+            ),
             ("thumb.jpg", [src_v("320x180"), vec!["-frames:v".into(), "1".into()]].concat()),
         ];
         for (name, args) in jobs {
@@ -57,8 +63,44 @@ pub fn media_dir() -> &'static Path {
             assert!(status.success(), "ffmpeg failed making {name}");
             std::fs::rename(&tmp, &out).unwrap();
         }
+        make_hls(&dir);
+        // Sparse: 300 MB on disk costs nothing, reading it costs the bytes.
+        let big = dir.join("big.bin");
+        if !big.exists() {
+            std::fs::File::create(&big).unwrap().set_len(BIG_LEN).unwrap();
+        }
         dir
     })
+}
+
+/// Size of `big.bin`.
+pub const BIG_LEN: u64 = 300 * 1024 * 1024;
+
+/// `hls/master.m3u8` with one fMP4 variant cut from clip.mp4 (so it has an
+/// `#EXT-X-MAP` init section and segments).
+fn make_hls(dir: &Path) {
+    let hls = dir.join("hls");
+    if hls.join("master.m3u8").exists() {
+        return;
+    }
+    let tmp = dir.join(format!("hls-tmp-{}", std::process::id()));
+    std::fs::create_dir_all(tmp.join("v0")).unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-y", "-loglevel", "error", "-i"])
+        .arg(dir.join("clip.mp4"))
+        .args(["-c", "copy", "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"])
+        .args(["-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename"])
+        .arg(tmp.join("v0/seg%d.m4s"))
+        .arg(tmp.join("v0/index.m3u8"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg failed making the HLS fixture");
+    std::fs::write(
+        tmp.join("master.m3u8"),
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS=\"avc1.42c01e,mp4a.40.2\"\nv0/index.m3u8\n",
+    )
+    .unwrap();
+    let _ = std::fs::rename(&tmp, &hls);
 }
 
 pub fn media(name: &str) -> Vec<u8> {
@@ -83,6 +125,8 @@ pub async fn spawn_origin() -> Origin {
     let app = Router::new()
         .nest_service("/media", ServeDir::new(dir))
         .nest_service("/bili", ServeDir::new(dir))
+        .route("/slow/{name}", get(slow))
+        .route("/norange/{name}", get(no_range))
         .route("/page.html", get(|| async { Html("<html><head><title>Local page</title></head><body><video src=\"/media/clip.mp4\" controls></video></body></html>") }))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
             let recorder = recorder.clone();
@@ -93,6 +137,9 @@ pub async fn spawn_origin() -> Origin {
                 if path.starts_with("/bili/") && !referer_ok {
                     return (StatusCode::FORBIDDEN, "missing referer").into_response();
                 }
+                if url_refused(req.uri().query().unwrap_or("")) {
+                    return (StatusCode::FORBIDDEN, "expired").into_response();
+                }
                 let mut resp: Response = next.run(req).await;
                 resp.headers_mut().insert("set-cookie", HeaderValue::from_static("origin_session=secret"));
                 resp
@@ -102,6 +149,38 @@ pub async fn spawn_origin() -> Origin {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Origin { base, seen }
+}
+
+/// Like a CDN: URLs past their `expire=`, or marked `revoked=1`, get 403.
+fn url_refused(query: &str) -> bool {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    query.split('&').any(|kv| match kv.split_once('=') {
+        Some(("expire", v)) => v.parse::<i64>().is_ok_and(|e| e < now),
+        Some(("revoked", "1")) => true,
+        _ => false,
+    })
+}
+
+fn media_name(name: &str) -> PathBuf {
+    assert!(!name.contains('/') && !name.contains(".."));
+    media_dir().join(name)
+}
+
+/// A media file sent slowly (8 KiB every 50 ms), with no length and no
+/// ranges, like a struggling origin.
+async fn slow(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    let bytes = std::fs::read(media_name(&name)).unwrap();
+    let chunks: Vec<bytes::Bytes> = bytes.chunks(8192).map(bytes::Bytes::copy_from_slice).collect();
+    let stream = futures_util::stream::iter(chunks).then(|c| async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<_, std::io::Error>(c)
+    });
+    ([("content-type", "video/mp4")], axum::body::Body::from_stream(stream)).into_response()
+}
+
+/// A whole file, whatever Range the request carries.
+async fn no_range(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    ([("content-type", "video/mp4")], std::fs::read(media_name(&name)).unwrap()).into_response()
 }
 
 /// The stand-in extractor: a wrapper script around `fake_ytdlp.py` with this

@@ -5,8 +5,10 @@
 mod helpers;
 
 mod input;
+mod merge_hls;
 mod real_ytdlp;
 mod redis_tier;
+mod seeking;
 mod stream;
 mod system;
 mod videos;
