@@ -13,16 +13,28 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::access::Access;
 use crate::cache::{CachedInfo, RedisTier, VideoCache};
 use crate::config::CacheBackend;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::extract::Extractor;
+use crate::extract::{ExtractError, Extractor};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::platform::VideoRef;
+use crate::ratelimit::Limiter;
 use crate::service::{Purpose, VideoService};
 use crate::stream::{Remuxer, Signer, Upstream};
+
+/// Who is asking, as the edge middleware found out; in every request's
+/// extensions.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The client's address (see `TRUSTED_PROXIES`).
+    pub ip: std::net::IpAddr,
+    /// The rate-limit identity: `key:{digest}` with an API key, else `ip:{ip}`.
+    pub id: String,
+}
 
 /// Everything a handler needs, behind one `Arc`.
 #[derive(Clone)]
@@ -41,7 +53,17 @@ pub struct Inner {
     pub remuxer: Remuxer,
     /// `PROXY_COUNTRIES`, parsed once.
     pub proxy_countries: Vec<String>,
-    /// Counters for `/api/v2/stream/metrics`.
+    /// Client addresses, IP lists and API keys.
+    pub access: Access,
+    /// The per-client request budget (`RATE_LIMIT_*`), when enabled.
+    pub request_limit: Option<Limiter>,
+    /// The per-client budget of cache misses (`EXTRACT_RATE_LIMIT`).
+    pub extract_limit: Option<Limiter>,
+    /// The shared tier, for the Redis gauge.
+    pub redis: Option<RedisTier>,
+    /// Requests being answered (until their head is sent), for load shedding.
+    pub in_flight: AtomicU64,
+    /// Counters for `/api/v2/stream/metrics` and `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Dependency readings for `/health`.
     pub health: Arc<Health>,
@@ -60,10 +82,21 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// The video's info, counted as a cache hit or miss.
-    pub async fn lookup(&self, video: &VideoRef, purpose: Purpose) -> Result<Arc<CachedInfo>, ApiError> {
-        let (cached, source) = self.service.info(video, purpose).await?;
-        self.metrics.record_lookup(source.is_hit());
+    /// The video's info for `client`, counted as a cache hit or miss; a
+    /// miss spends the client's extraction budget.
+    pub async fn lookup(
+        &self,
+        video: &VideoRef,
+        purpose: Purpose,
+        client: &Client,
+    ) -> Result<Arc<CachedInfo>, ApiError> {
+        let gate = self.extract_limit.as_ref().map(|l| (l, client.id.as_str()));
+        let (cached, source) = self.service.info(video, purpose, gate).await.inspect_err(|e| {
+            if let ExtractError::RateLimited(_) = **e {
+                self.metrics.record_rate_limited(true);
+            }
+        })?;
+        self.metrics.record_lookup(source);
         Ok(cached)
     }
 
@@ -91,26 +124,34 @@ impl App {
             }
             CacheBackend::Memory => None,
         };
+        let access = Access::from_config(&config)?;
+        let metrics = Arc::new(Metrics::default());
         let extractor = Arc::new(Extractor::new(
             config.ytdlp_path.clone(),
             config.extract_timeout(),
             config.extract_concurrency as usize,
+            metrics.clone(),
         ));
         let cache = VideoCache::new(redis.clone(), config.video_info_ttl(), config.extract_timeout());
         let service = VideoService::new(
             cache,
-            Extractor::new(config.ytdlp_path.clone(), config.extract_timeout(), config.extract_concurrency as usize),
+            extractor.clone(),
             config.allow_private_networks,
             config.video_info_ttl(),
             config.stream_url_ttl(),
         );
+        let window = Duration::from_secs(config.rate_limit_window.max(1));
+        let request_limit = config
+            .rate_limit_enabled
+            .then(|| Limiter::new("req", config.rate_limit_max_requests, window, redis.clone()));
+        let extract_limit = config.extract_rate_limit.map(|n| Limiter::new("ext", n, window, redis.clone()));
         let health = Arc::new(Health::new(redis.is_some()));
         let mut tasks = Vec::new();
         if let Some(r) = &redis {
             r.refresh().await;
             tasks.push(tokio::spawn(r.clone().maintain(Duration::from_secs(1))));
         }
-        tasks.push(tokio::spawn(health.clone().refresh(redis, extractor)));
+        tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor)));
 
         let addr = format!("{}:{}", config.host, config.port);
         let listener =
@@ -123,8 +164,13 @@ impl App {
             proxy_countries: config.proxy_countries(),
             config,
             service,
-            metrics: Arc::new(Metrics::default()),
+            access,
+            request_limit,
+            extract_limit,
+            redis,
+            metrics,
             health,
+            in_flight: AtomicU64::new(0),
             id_prefix: uuid::Uuid::new_v4().as_u128() as u32,
             id_counter: AtomicU64::new(0),
         }));

@@ -157,6 +157,14 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
 
+    /// Requests (streams included) served at once; more get 503 at once.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_concurrent_requests: u32,
+
+    /// Seconds a non-stream request may take (0: EXTRACT_TIMEOUT + 15).
+    #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 0)]
+    pub request_timeout: u64,
+
     /// Folder of Netscape cookie files named `<platform>.txt`.
     #[arg(long, env = "COOKIES_DIR")]
     pub cookies_dir: Option<PathBuf>,
@@ -227,6 +235,14 @@ impl Config {
 
     pub fn extract_timeout(&self) -> Duration {
         Duration::from_secs(self.extract_timeout)
+    }
+
+    /// The deadline of non-stream requests.
+    pub fn request_timeout(&self) -> Duration {
+        match self.request_timeout {
+            0 => self.extract_timeout() + Duration::from_secs(15),
+            s => Duration::from_secs(s),
+        }
     }
 
     pub fn video_info_ttl(&self) -> Duration {

@@ -20,7 +20,11 @@ pub enum ApiError {
     /// 400: input refused at the edge (platform, id, URL, query).
     #[error("{error}")]
     BadRequest { error: &'static str, detail: String },
-    /// 403: the request names something the server will not fetch.
+    /// 401: an API key is required and none was sent.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the request names something the server will not fetch, or the
+    /// client (address, key) may not use the service.
     #[error("{0}")]
     Forbidden(String),
     /// 404: no such route, or the video does not exist or has no such stream.
@@ -30,6 +34,9 @@ pub enum ApiError {
     /// whose quality needs the proxy); the detail says what to ask instead.
     #[error("{0}")]
     Conflict(String),
+    /// 429: a rate limit; `Retry-After` says when to come back.
+    #[error("{detail}")]
+    TooManyRequests { retry_after: u64, detail: String },
     /// 501: a stream kind this server cannot serve yet.
     #[error("{0}")]
     NotImplemented(String),
@@ -63,9 +70,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -79,8 +88,10 @@ impl ApiError {
             ApiError::BadRequest { error, detail }
             | ApiError::NotFound { error, detail }
             | ApiError::BadGateway { error, detail } => (error.to_string(), detail.clone()),
+            ApiError::Unauthorized(d) => ("API key required".into(), d.clone()),
             ApiError::Forbidden(d) => ("Forbidden".into(), d.clone()),
             ApiError::Conflict(d) => ("Needs the proxy".into(), d.clone()),
+            ApiError::TooManyRequests { detail, .. } => ("Rate limit exceeded".into(), detail.clone()),
             ApiError::NotImplemented(d) => ("Not supported yet".into(), d.clone()),
             ApiError::Unavailable(d) => ("Service unavailable".into(), d.clone()),
             ApiError::Timeout(d) => ("Timed out".into(), d.clone()),
@@ -96,6 +107,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = self.status().into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+        }
         resp.extensions_mut().insert(self.body());
         resp
     }
@@ -123,6 +137,7 @@ impl From<Arc<ExtractError>> for ApiError {
             ExtractError::Timeout(_) => ApiError::Timeout(detail),
             ExtractError::NotRunnable(_) => ApiError::Unavailable(detail),
             ExtractError::Refused(_) => ApiError::Forbidden(detail),
+            ExtractError::RateLimited(secs) => ApiError::TooManyRequests { retry_after: *secs, detail },
         }
     }
 }

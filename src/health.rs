@@ -27,7 +27,7 @@ pub struct Readings {
 /// The reference's memory keys, read from /proc: Rust has no GC, so
 /// `alloc_mb` and `sys_mb` are the resident set, `total_alloc_mb` its peak,
 /// and `num_gc` is always 0.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Memory {
     pub alloc_mb: f64,
     pub total_alloc_mb: f64,

@@ -19,6 +19,7 @@
 //! [`health`].
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod cache;
 pub mod config;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod net;
 pub mod platform;
 pub mod process;
+pub mod ratelimit;
 pub mod select;
 pub mod service;
 pub mod stream;

@@ -15,6 +15,25 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 /// How long one cache command may take before the request gives up on Redis.
 const OP_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// One GCRA step on one key, with Redis's own clock so every instance
+/// agrees. ARGV: emission interval (µs), limit. Returns {allowed, remaining,
+/// retry_after_us, reset_us}.
+pub const GCRA_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local tau = interval * (limit - 1)
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if tat - now > tau then
+  return {0, 0, tat - now - tau, tat - now}
+end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1)
+return {1, math.floor((now + tau + interval - new_tat) / interval), 0, new_tat - now}
+"#;
+
 #[derive(Clone)]
 pub struct RedisTier {
     inner: Arc<Inner>,
@@ -140,6 +159,16 @@ impl RedisTier {
             let r: Option<String> =
                 redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
             Ok(r.is_some())
+        })
+        .await
+    }
+
+    /// Runs one GCRA step for `key` in Redis (see [`GCRA_LUA`]).
+    pub async fn gcra(&self, key: &str, interval_us: u64, limit: u32) -> Result<[i64; 4], String> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(GCRA_LUA));
+        self.run(|mut c| async move {
+            let r: Vec<i64> = SCRIPT.key(key).arg(interval_us).arg(limit).invoke_async(&mut c).await?;
+            Ok([r[0], r[1], r[2], r[3]])
         })
         .await
     }

@@ -222,84 +222,103 @@ impl VideoInfo {
         })
     }
 
-    /// The JSON clients see: the reference's keys, plus the added ones, and
-    /// never the upstream headers (they may hold cookies).
+    /// The JSON clients see (see [`ApiVideo`]), serialised once per
+    /// extraction and cached as bytes.
     pub fn to_api_json(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct ApiFormat<'a> {
-            format_id: &'a str,
-            url: &'a str,
-            ext: &'a str,
-            quality: String,
-            resolution: Option<String>,
-            filesize: Option<u64>,
-            bitrate: Option<f64>,
-            codec: Option<String>,
-            height: Option<u32>,
-            width: Option<u32>,
-            fps: Option<f64>,
-            vcodec: Option<&'a str>,
-            acodec: Option<&'a str>,
-            protocol: &'a str,
-            tbr: Option<f64>,
-            has_audio: bool,
-            has_video: bool,
+        serde_json::to_vec(&ApiVideo::from(self)).expect("plain structs always serialise")
+    }
+}
+
+/// A format as clients see it: the reference's keys first, then the added
+/// ones. Never the upstream headers (they may hold cookies).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiFormat {
+    pub format_id: String,
+    /// The stream URL itself (expires; see the video's expiry).
+    pub url: String,
+    pub ext: String,
+    /// `720p`, `audio only`, or the extractor's note.
+    pub quality: String,
+    /// `1280x720`, `720p` or `audio only`.
+    pub resolution: Option<String>,
+    pub filesize: Option<u64>,
+    /// Total bitrate in kbit/s.
+    pub bitrate: Option<f64>,
+    /// `vcodec, acodec`, or the one there is.
+    pub codec: Option<String>,
+    pub height: Option<u32>,
+    pub width: Option<u32>,
+    pub fps: Option<f64>,
+    pub vcodec: Option<String>,
+    pub acodec: Option<String>,
+    /// `https`, `m3u8_native`...
+    pub protocol: String,
+    pub tbr: Option<f64>,
+    pub has_audio: bool,
+    pub has_video: bool,
+}
+
+/// A video as clients see it (`data` of `GET /api/v2/videos/...`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiVideo {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    /// Seconds.
+    pub duration: Option<f64>,
+    pub thumbnail: Option<String>,
+    pub platform: String,
+    pub uploader: Option<String>,
+    pub view_count: Option<u64>,
+    pub like_count: Option<u64>,
+    /// `YYYYMMDD`.
+    pub upload_date: Option<String>,
+    pub webpage_url: Option<String>,
+    pub is_live: bool,
+    pub formats: Vec<ApiFormat>,
+}
+
+impl From<&Format> for ApiFormat {
+    fn from(f: &Format) -> Self {
+        ApiFormat {
+            format_id: f.format_id.clone(),
+            url: f.url.clone(),
+            ext: f.ext.clone(),
+            quality: f.quality_label(),
+            resolution: f.resolution(),
+            filesize: f.filesize,
+            bitrate: f.tbr,
+            codec: f.codec(),
+            height: f.height,
+            width: f.width,
+            fps: f.fps,
+            vcodec: f.vcodec.clone(),
+            acodec: f.acodec.clone(),
+            protocol: f.protocol.clone(),
+            tbr: f.tbr,
+            has_audio: f.has_audio,
+            has_video: f.has_video,
         }
-        #[derive(Serialize)]
-        struct ApiInfo<'a> {
-            id: &'a str,
-            title: &'a str,
-            description: &'a str,
-            duration: Option<f64>,
-            thumbnail: Option<&'a str>,
-            platform: &'a str,
-            uploader: Option<&'a str>,
-            view_count: Option<u64>,
-            like_count: Option<u64>,
-            upload_date: Option<&'a str>,
-            webpage_url: Option<&'a str>,
-            is_live: bool,
-            formats: Vec<ApiFormat<'a>>,
+    }
+}
+
+impl From<&VideoInfo> for ApiVideo {
+    fn from(v: &VideoInfo) -> Self {
+        ApiVideo {
+            id: v.id.clone(),
+            title: v.title.clone(),
+            description: v.description.clone(),
+            duration: v.duration,
+            thumbnail: v.thumbnail.clone(),
+            platform: v.platform.clone(),
+            uploader: v.uploader.clone(),
+            view_count: v.view_count,
+            like_count: v.like_count,
+            upload_date: v.upload_date.clone(),
+            webpage_url: v.webpage_url.clone(),
+            is_live: v.is_live,
+            formats: v.formats.iter().map(ApiFormat::from).collect(),
         }
-        let formats = self
-            .formats
-            .iter()
-            .map(|f| ApiFormat {
-                format_id: &f.format_id,
-                url: &f.url,
-                ext: &f.ext,
-                quality: f.quality_label(),
-                resolution: f.resolution(),
-                filesize: f.filesize,
-                bitrate: f.tbr,
-                codec: f.codec(),
-                height: f.height,
-                width: f.width,
-                fps: f.fps,
-                vcodec: f.vcodec.as_deref(),
-                acodec: f.acodec.as_deref(),
-                protocol: &f.protocol,
-                tbr: f.tbr,
-                has_audio: f.has_audio,
-                has_video: f.has_video,
-            })
-            .collect();
-        let api = ApiInfo {
-            id: &self.id,
-            title: &self.title,
-            description: &self.description,
-            duration: self.duration,
-            thumbnail: self.thumbnail.as_deref(),
-            platform: &self.platform,
-            uploader: self.uploader.as_deref(),
-            view_count: self.view_count,
-            like_count: self.like_count,
-            upload_date: self.upload_date.as_deref(),
-            webpage_url: self.webpage_url.as_deref(),
-            is_live: self.is_live,
-            formats,
-        };
-        serde_json::to_vec(&api).expect("plain structs always serialise")
     }
 }
 

@@ -9,15 +9,17 @@ mod info;
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
+use crate::metrics::Metrics;
 use crate::process::GroupGuard;
 
-pub use info::{Format, Headers, ParseError, VideoInfo, url_expiry};
+pub use info::{ApiFormat, ApiVideo, Format, Headers, ParseError, VideoInfo, url_expiry};
 
 /// Why an extraction failed, by what the client should be told.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -34,6 +36,10 @@ pub enum ExtractError {
     /// The URL points at a private or local address (403).
     #[error("{0}")]
     Refused(String),
+    /// The client's extraction budget (`EXTRACT_RATE_LIMIT`) is spent;
+    /// retry after this many seconds (429).
+    #[error("too many uncached lookups; retry in {0} s")]
+    RateLimited(u64),
     /// The extractor program could not be started (503).
     #[error("the extractor could not be started: {0}")]
     NotRunnable(String),
@@ -47,11 +53,27 @@ pub struct Extractor {
     timeout: Duration,
     /// Bounds concurrent children (`EXTRACT_CONCURRENCY`).
     permits: Semaphore,
+    /// Outcomes, durations and extractions in flight.
+    metrics: Arc<Metrics>,
+}
+
+impl ExtractError {
+    /// The `outcome` label of `reelay_extractions_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            ExtractError::Unavailable(_) => "unavailable",
+            ExtractError::Failed(_) => "failed",
+            ExtractError::Timeout(_) => "timeout",
+            ExtractError::Refused(_) => "refused",
+            ExtractError::RateLimited(_) => "rate_limited",
+            ExtractError::NotRunnable(_) => "not_runnable",
+        }
+    }
 }
 
 impl Extractor {
-    pub fn new(program: PathBuf, timeout: Duration, concurrency: usize) -> Self {
-        Extractor { program, timeout, permits: Semaphore::new(concurrency) }
+    pub fn new(program: PathBuf, timeout: Duration, concurrency: usize, metrics: Arc<Metrics>) -> Self {
+        Extractor { program, timeout, permits: Semaphore::new(concurrency), metrics }
     }
 
     pub fn program(&self) -> &std::path::Path {
@@ -63,13 +85,18 @@ impl Extractor {
     /// can be read as an option.
     pub async fn extract(&self, url: &str, platform: &str) -> Result<VideoInfo, ExtractError> {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+        let timer = self.metrics.extraction_started();
         let started = Instant::now();
-        let out = self.run(&["-J", "--no-playlist", "--no-warnings", "--ignore-config", "--", url]).await?;
-        tracing::debug!(url, elapsed_ms = started.elapsed().as_millis() as u64, "extracted");
-        VideoInfo::from_ytdlp_json(&out, platform).map_err(|e| match e {
-            ParseError::NoFormats => ExtractError::Unavailable(e.to_string()),
-            other => ExtractError::Failed(other.to_string()),
-        })
+        let result =
+            self.run(&["-J", "--no-playlist", "--no-warnings", "--ignore-config", "--", url]).await.and_then(|out| {
+                VideoInfo::from_ytdlp_json(&out, platform).map_err(|e| match e {
+                    ParseError::NoFormats => ExtractError::Unavailable(e.to_string()),
+                    other => ExtractError::Failed(other.to_string()),
+                })
+            });
+        tracing::debug!(url, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "extracted");
+        timer.finish(result.as_ref().map_or_else(ExtractError::outcome, |_| "ok"));
+        result
     }
 
     /// `yt-dlp --version`, for the health check.

@@ -1,20 +1,29 @@
-//! The one middleware around every route: request id, the JSON error shape
-//! for every 4xx/5xx (ours and axum's own rejections alike), request metrics,
+//! The outer middleware around every route: request id, the client's
+//! address, size limits and load shedding, security headers, the JSON error
+//! shape for every 4xx/5xx (ours and axum's own rejections alike), metrics,
 //! and one log line per request.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Response, header};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use tracing::Instrument;
 
-use super::{json_response, timestamp};
-use crate::app::AppState;
-use crate::error::ErrorBody;
+use super::timestamp;
+use crate::app::{AppState, Client};
+use crate::error::{ApiError, ErrorBody};
 
 const REQUEST_ID: &str = "x-request-id";
+
+/// Longest request target accepted (414 past it).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+/// Most header bytes accepted, names and values together (431 past it).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// A client's `X-Request-Id` is kept when it is short and plain.
 fn acceptable_id(id: &str) -> bool {
@@ -24,10 +33,19 @@ fn acceptable_id(id: &str) -> bool {
 /// Requests whose latency the reference's metrics count: video and stream
 /// work, not health or the metrics themselves.
 fn is_api_work(path: &str) -> bool {
-    (path.starts_with("/api/v2/videos") || path.starts_with("/api/v2/stream/")) && path != "/api/v2/stream/metrics"
+    (path.starts_with("/api/v2/videos") || path.starts_with("/api/v2/stream")) && path != "/api/v2/stream/metrics"
 }
 
-pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response<Body> {
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a AppState);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response<Body> {
     let started = Instant::now();
     let request_id = req
         .headers()
@@ -35,49 +53,89 @@ pub async fn observe(State(state): State<AppState>, req: Request, next: Next) ->
         .and_then(|v| v.to_str().ok())
         .filter(|id| acceptable_id(id))
         .map_or_else(|| state.next_request_id(), str::to_owned);
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+    let ip = state.access.client_ip(peer, req.headers());
+    req.extensions_mut().insert(Client { ip, id: format!("ip:{ip}") });
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let span = tracing::info_span!("request", request_id = %request_id);
-    let mut resp = next.run(req).instrument(span.clone()).await;
+
+    let in_flight = state.in_flight.fetch_add(1, Relaxed) + 1;
+    let _counted = InFlight(&state);
+    let load = in_flight + state.metrics.active_streams().max(0) as u64;
+    let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let mut resp = if req.uri().to_string().len() > MAX_URI_BYTES {
+        refuse(StatusCode::URI_TOO_LONG, format!("the request target is longer than {MAX_URI_BYTES} bytes"))
+    } else if header_bytes > MAX_HEADER_BYTES {
+        refuse(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the headers are larger than {MAX_HEADER_BYTES} bytes"),
+        )
+    } else if load > state.config.max_concurrent_requests as u64 {
+        let mut r = refuse(StatusCode::SERVICE_UNAVAILABLE, "the server is at its limit of concurrent requests".into());
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r
+    } else {
+        next.run(req).instrument(span.clone()).await
+    };
     let status = resp.status();
     if status.is_client_error() || status.is_server_error() {
         resp = error_json(resp, &request_id).await;
     }
-    resp.headers_mut().insert(REQUEST_ID, HeaderValue::from_str(&request_id).expect("ids are plain ASCII"));
+    let h = resp.headers_mut();
+    h.insert(REQUEST_ID, HeaderValue::from_str(&request_id).expect("ids are plain ASCII"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+
     let latency = started.elapsed();
     if is_api_work(&path) {
         state.metrics.record_request(latency);
     }
+    state.metrics.record_http(route.as_deref(), status.as_u16(), latency);
     let latency_ms = latency.as_secs_f64() * 1000.0;
     let _entered = span.enter();
-    if path == "/health" || path == "/api/v2/system/health" {
-        tracing::debug!(%method, %path, status = status.as_u16(), latency_ms, "request");
+    if path == "/health" || path == "/api/v2/system/health" || path == "/metrics" {
+        tracing::debug!(%method, %path, status = status.as_u16(), latency_ms, client = %ip, "request");
     } else if status.is_server_error() {
-        tracing::warn!(%method, %path, status = status.as_u16(), latency_ms, "request");
+        tracing::warn!(%method, %path, status = status.as_u16(), latency_ms, client = %ip, "request");
     } else {
-        tracing::info!(%method, %path, status = status.as_u16(), latency_ms, "request");
+        tracing::info!(%method, %path, status = status.as_u16(), latency_ms, client = %ip, "request");
     }
+    resp
+}
+
+/// An error for an overrun found before routing.
+fn refuse(status: StatusCode, detail: String) -> Response<Body> {
+    let mut resp = status.into_response();
+    let error = status.canonical_reason().unwrap_or("Error").to_owned();
+    resp.extensions_mut().insert(ErrorBody { error, detail });
     resp
 }
 
 /// Gives an error response the API's JSON error shape. Our own errors carry
 /// an [`ErrorBody`]; axum's rejections (bad path encoding, bad query, wrong
-/// method) carry plain text, which becomes the detail.
+/// method) and timeouts carry plain text or nothing, which becomes the detail.
 async fn error_json(resp: Response<Body>, request_id: &str) -> Response<Body> {
     let (mut parts, body) = resp.into_parts();
     let is_json =
         parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    let detail = match parts.extensions.remove::<ErrorBody>() {
-        Some(b) => Some(b),
-        None if is_json => return Response::from_parts(parts, body),
-        None => None,
-    };
+    let known = parts.extensions.remove::<ErrorBody>();
+    if known.is_none() && is_json {
+        return Response::from_parts(parts, body);
+    }
     let reason = parts.status.canonical_reason().unwrap_or("Error");
-    let ErrorBody { error, detail } = match detail {
+    let ErrorBody { error, detail } = match known {
         Some(b) => b,
         None => {
             let text = to_bytes(body, 4096).await.map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-            ErrorBody { error: reason.to_owned(), detail: text }
+            let detail = if text.is_empty() && parts.status == StatusCode::GATEWAY_TIMEOUT {
+                "the request took longer than REQUEST_TIMEOUT".to_owned()
+            } else {
+                text
+            };
+            ErrorBody { error: reason.to_owned(), detail }
         }
     };
     let json = serde_json::json!({
@@ -88,11 +146,12 @@ async fn error_json(resp: Response<Body>, request_id: &str) -> Response<Body> {
         "timestamp": timestamp(),
         "request_id": request_id,
     });
-    let mut out = json_response(parts.status, serde_json::to_vec(&json).expect("json values serialise").into());
-    for name in [header::RETRY_AFTER, header::ALLOW, header::LOCATION, header::CONTENT_RANGE] {
-        if let Some(v) = parts.headers.remove(&name) {
-            out.headers_mut().insert(name, v);
-        }
-    }
-    out
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, Body::from(serde_json::to_vec(&json).expect("json values serialise")))
+}
+
+/// The 404 for paths no route matches.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound { error: "Not found", detail: "no such endpoint; GET / lists them".into() }
 }

@@ -7,19 +7,19 @@
 //! a cached URL (403/410: expired, or bound elsewhere), the entry is dropped,
 //! the video extracted again, and the request retried once.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
-use axum::Router;
+use axum::Extension;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::videos::Video;
-use crate::app::AppState;
+use crate::app::{AppState, Client};
 use crate::cache::{CachedInfo, now_unix};
 use crate::config::StreamModeSetting;
 use crate::error::ApiError;
@@ -31,15 +31,16 @@ use crate::select::{Mode, Quality, StreamPlan, select};
 use crate::service::Purpose;
 use crate::stream::{Grant, ProxyError, RemuxError, hls, proxy};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v2/stream/direct/{platform}/{video_id}", get(direct))
-        .route("/api/v2/stream/direct", get(direct))
-        .route("/api/v2/stream/proxy/{platform}/{video_id}", get(proxy))
-        .route("/api/v2/stream/proxy", get(proxy))
-        .route("/api/v2/stream/{platform}/{video_id}", get(smart))
-        .route("/api/v2/stream", get(smart))
-        .route("/api/v2/stream/hls/{token}/{name}", get(hls_link))
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/api/v2/stream/direct/{platform}/{video_id}", get(direct)),
+        ("/api/v2/stream/direct", get(direct)),
+        ("/api/v2/stream/proxy/{platform}/{video_id}", get(proxy)),
+        ("/api/v2/stream/proxy", get(proxy)),
+        ("/api/v2/stream/{platform}/{video_id}", get(smart)),
+        ("/api/v2/stream", get(smart)),
+        ("/api/v2/stream/hls/{token}/{name}", get(hls_link)),
+    ]
 }
 
 /// Header naming the format (or `video+audio` formats) a stream comes from.
@@ -75,12 +76,20 @@ struct StreamRequest {
     strict: bool,
     method: Method,
     headers: HeaderMap,
+    /// Who asks: for the extraction budget.
+    client: Client,
     /// Smart mode: redirect only if the URL is not bound to another address.
     redirect_only_for: Option<IpAddr>,
 }
 
 impl StreamRequest {
-    fn new(video: VideoRef, q: &StreamQuery, method: Method, headers: HeaderMap) -> Result<Self, ApiError> {
+    fn new(
+        video: VideoRef,
+        q: &StreamQuery,
+        method: Method,
+        headers: HeaderMap,
+        client: Client,
+    ) -> Result<Self, ApiError> {
         let quality_name = match q.audio_only {
             Some(true) => "audio".to_owned(),
             _ => q.quality.clone().unwrap_or_else(|| "best".to_owned()),
@@ -93,6 +102,7 @@ impl StreamRequest {
             strict: q.strict.unwrap_or(false),
             method,
             headers,
+            client,
             redirect_only_for: None,
         })
     }
@@ -102,20 +112,22 @@ async fn direct(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
+    Extension(client): Extension<Client>,
     Video(video): Video,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
-    serve(&state, &StreamRequest::new(video, &q, method, headers)?, Mode::Direct).await
+    serve(&state, &StreamRequest::new(video, &q, method, headers, client)?, Mode::Direct).await
 }
 
 async fn proxy(
     State(state): State<AppState>,
     method: Method,
     headers: HeaderMap,
+    Extension(client): Extension<Client>,
     Video(video): Video,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
-    serve(&state, &StreamRequest::new(video, &q, method, headers)?, Mode::Proxy).await
+    serve(&state, &StreamRequest::new(video, &q, method, headers, client)?, Mode::Proxy).await
 }
 
 /// Chooses the mode: `mode=` forces it; else a country in `PROXY_COUNTRIES`
@@ -123,9 +135,9 @@ async fn proxy(
 /// another address than the client's (googlevideo's `ip=`) is proxied.
 async fn smart(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
+    Extension(client): Extension<Client>,
     Video(video): Video,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
@@ -140,12 +152,12 @@ async fn smart(
         .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()).map(str::to_owned))
         .or_else(|| q.country.clone())
         .map(|c| c.trim().to_ascii_uppercase());
-    let mut req = StreamRequest::new(video, &q, method, headers)?;
+    let mut req = StreamRequest::new(video, &q, method, headers, client)?;
     let mode = match forced {
         Some(m) => m,
         None if country.is_some_and(|c| state.proxy_countries.contains(&c)) => Mode::Proxy,
         None => {
-            req.redirect_only_for = Some(peer.ip());
+            req.redirect_only_for = Some(req.client.ip);
             match state.config.default_stream_mode {
                 StreamModeSetting::Direct => Mode::Direct,
                 StreamModeSetting::Proxy => Mode::Proxy,
@@ -171,7 +183,7 @@ impl<E: Into<ApiError>> From<E> for Attempt {
 async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
     let mut refreshed = false;
     loop {
-        let cached = state.lookup(&req.video, Purpose::Stream).await?;
+        let cached = state.lookup(&req.video, Purpose::Stream, &req.client).await?;
         let attempt = match mode {
             Mode::Direct => match redirect(&cached, req)? {
                 Some(found) => return Ok(found),
@@ -380,7 +392,7 @@ async fn hls_link(
 /// The upstream headers of the granted format, from the cached extraction.
 async fn headers_for(state: &AppState, grant: &Grant) -> Headers {
     let Some(video) = VideoRef::from_cache_key(&grant.v) else { return Headers::new() };
-    match state.service.info(&video, Purpose::Info).await {
+    match state.service.info(&video, Purpose::Info, None).await {
         Ok((cached, _)) => cached
             .info
             .formats

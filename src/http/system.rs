@@ -1,81 +1,86 @@
-//! `GET /`, health and the streaming metrics.
+//! `GET /`, health, the streaming metrics and Prometheus.
 
-use axum::Router;
+use std::sync::LazyLock;
+
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::get;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{json_response, success, timestamp};
 use crate::app::AppState;
 use crate::health::{Memory, format_uptime};
 use crate::platform::Platform;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(root))
-        .route("/health", get(health))
-        .route("/api/v2/system/health", get(health))
-        .route("/api/v2/stream/metrics", get(metrics))
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/", get(root)),
+        ("/health", get(health)),
+        ("/api/v2/system/health", get(health)),
+        ("/api/v2/stream/metrics", get(metrics)),
+        ("/metrics", get(prometheus)),
+    ]
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Every route, for `GET /`.
-const ENDPOINTS: [&str; 13] = [
-    "GET /health",
-    "GET /api/v2/system/health",
-    "GET /api/v2/videos/{platform}/{video_id}",
-    "GET /api/v2/videos?url=",
-    "GET /api/v2/stream/direct/{platform}/{video_id}?quality=",
-    "GET /api/v2/stream/direct?url=&quality=",
-    "GET /api/v2/stream/proxy/{platform}/{video_id}?quality=",
-    "GET /api/v2/stream/proxy?url=&quality=",
-    "GET /api/v2/stream/{platform}/{video_id}?quality=&mode=",
-    "GET /api/v2/stream?url=&quality=&mode=",
-    "GET /api/v2/stream/hls/{token}/{name}",
-    "GET /api/v2/stream/metrics",
-    "GET /",
-];
+/// `GET /`.
+#[derive(Serialize, ToSchema)]
+pub struct Root {
+    service: &'static str,
+    version: &'static str,
+    status: &'static str,
+    /// `METHOD /path` of every route, from the OpenAPI document.
+    endpoints: Vec<String>,
+    supported_platforms: Vec<&'static str>,
+    documentation: &'static str,
+    timestamp: String,
+}
+
+/// The endpoint list, made once.
+static ENDPOINTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let doc = super::docs::openapi();
+    doc.paths.paths.keys().map(|p| format!("GET {p}")).collect()
+});
 
 async fn root() -> Response {
-    #[derive(Serialize)]
-    struct Root {
-        service: &'static str,
-        version: &'static str,
-        status: &'static str,
-        endpoints: [&'static str; 13],
-        supported_platforms: [&'static str; 6],
-        timestamp: String,
-    }
     let body = Root {
         service: "reelay",
         version: VERSION,
         status: "running",
-        endpoints: ENDPOINTS,
-        supported_platforms: Platform::NAMES,
+        endpoints: ENDPOINTS.clone(),
+        supported_platforms: Platform::NAMES.to_vec(),
+        documentation: "/docs/",
         timestamp: timestamp(),
     };
     json_response(StatusCode::OK, serde_json::to_vec(&body).expect("serialises").into())
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Services<'a> {
+    /// `healthy`, `disabled` (memory backend) or `unhealthy: why`.
+    redis: &'a str,
+    /// `available` or `unavailable: why`.
+    #[serde(rename = "yt-dlp")]
+    ytdlp: &'a str,
+}
+
+/// `GET /health`: 200 when healthy, 503 when degraded.
+#[derive(Serialize, ToSchema)]
+pub struct Health<'a> {
+    /// `healthy` or `degraded`.
+    status: &'static str,
+    timestamp: String,
+    version: &'static str,
+    services: Services<'a>,
+    /// Like `1h30m45s`.
+    uptime: String,
+    memory: &'a Memory,
+}
+
 async fn health(State(state): State<AppState>) -> Response {
-    #[derive(Serialize)]
-    struct Services<'a> {
-        redis: &'a str,
-        #[serde(rename = "yt-dlp")]
-        ytdlp: &'a str,
-    }
-    #[derive(Serialize)]
-    struct Health<'a> {
-        status: &'static str,
-        timestamp: String,
-        version: &'static str,
-        services: Services<'a>,
-        uptime: String,
-        memory: &'a Memory,
-    }
     let r = state.health.readings();
     let healthy = r.healthy();
     let body = Health {
@@ -93,4 +98,14 @@ async fn health(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let data = serde_json::to_vec(&state.metrics.snapshot()).expect("serialises");
     success("Streaming metrics retrieved successfully", &data)
+}
+
+async fn prometheus(State(state): State<AppState>) -> Response {
+    let redis_up = state.redis.as_ref().map(|r| r.is_healthy());
+    let rss = (state.health.readings().memory.alloc_mb * 1024.0 * 1024.0) as u64;
+    let body = state.metrics.render_prometheus(redis_up, rss);
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp
 }

@@ -1,25 +1,29 @@
 //! Video metadata, by platform and id or by URL; and the `Video` extractor
 //! the stream routes share.
 
-use axum::Router;
+use axum::Extension;
 use axum::extract::{FromRequestParts, Query, RawPathParams, State};
 use axum::http::request::Parts;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 
 use super::success;
-use crate::app::AppState;
+use crate::app::{AppState, Client};
 use crate::error::ApiError;
 use crate::platform::VideoRef;
 use crate::service::Purpose;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v2/videos/{platform}/{video_id}", get(info)).route("/api/v2/videos", get(info))
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/api/v2/videos/{platform}/{video_id}", get(info)), ("/api/v2/videos", get(info))]
 }
 
-async fn info(State(state): State<AppState>, Video(video): Video) -> Result<Response, ApiError> {
-    let cached = state.lookup(&video, Purpose::Info).await?;
+async fn info(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    Video(video): Video,
+) -> Result<Response, ApiError> {
+    let cached = state.lookup(&video, Purpose::Info, &client).await?;
     Ok(success("Video information retrieved successfully", &cached.api_json))
 }
 

@@ -1,0 +1,213 @@
+//! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`GET /docs/`,
+//! served from the binary). Each route is described once here; a test checks
+//! that the router and this document list the same paths.
+#![allow(dead_code)] // the functions below only carry their annotations
+
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::system::{Health, Root};
+use crate::extract::{ApiFormat, ApiVideo};
+use crate::health::Memory;
+use crate::metrics::MetricsSnapshot;
+
+/// Every error: `code` is the HTTP reason phrase.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorResponse {
+    success: bool,
+    /// What went wrong, in a few words.
+    error: String,
+    /// Why, and what to do instead.
+    detail: String,
+    code: String,
+    timestamp: String,
+    /// Also in the `X-Request-Id` header and in every log line of the request.
+    request_id: String,
+}
+
+/// `{success, message, data: video, timestamp}`.
+#[derive(Serialize, ToSchema)]
+pub struct VideoEnvelope {
+    success: bool,
+    message: String,
+    data: ApiVideo,
+    timestamp: String,
+}
+
+/// `{success, message, data: metrics, timestamp}`.
+#[derive(Serialize, ToSchema)]
+pub struct MetricsEnvelope {
+    success: bool,
+    message: String,
+    data: MetricsSnapshot,
+    timestamp: String,
+}
+
+#[utoipa::path(get, path = "/", tag = "system", responses((status = 200, description = "Service, endpoints, platforms", body = Root)))]
+fn root() {}
+
+#[utoipa::path(get, path = "/health", tag = "system", responses(
+    (status = 200, description = "Healthy", body = Health),
+    (status = 503, description = "Degraded: Redis or yt-dlp unavailable (the service still answers)", body = Health)))]
+fn health() {}
+
+#[utoipa::path(get, path = "/api/v2/system/health", tag = "system", responses(
+    (status = 200, description = "Healthy", body = Health),
+    (status = 503, description = "Degraded", body = Health)))]
+fn system_health() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/metrics", tag = "system", security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, description = "Streaming counters", body = MetricsEnvelope)))]
+fn stream_metrics() {}
+
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+fn prometheus() {}
+
+/// Errors every video and stream route can answer.
+macro_rules! video_errors {
+    () => {
+        "(400: bad platform, id, URL or query; 401/403: API key or address; 403: private address; 404: unavailable video or no such format; 429: rate limit; 502: extractor or origin failed; 503: yt-dlp cannot run; 504: timeout)"
+    };
+}
+
+#[utoipa::path(get, path = "/api/v2/videos/{platform}/{video_id}", tag = "videos",
+    security(("api_key" = []), ("bearer" = [])),
+    params(
+        ("platform" = String, Path, description = "youtube, bilibili, twitter, x, instagram or twitch"),
+        ("video_id" = String, Path, description = "The platform's video id")),
+    responses(
+        (status = 200, description = "Video metadata and every format", body = VideoEnvelope),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn video_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/videos", tag = "videos",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("url" = String, Query, description = "Any video link (known platforms share the cache of their ids)")),
+    responses(
+        (status = 200, description = "Video metadata and every format", body = VideoEnvelope),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn video_by_url() {}
+
+/// Parameters of the stream routes, described once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct StreamParams {
+    /// best (default), worst, 2160p/4k, 1440p, 1080p/hd, 720p, 480p/sd, 360p, audio
+    quality: Option<String>,
+    /// Same as quality=audio.
+    audio_only: Option<bool>,
+    /// Direct mode: answer 409 instead of falling back to a lower quality that has sound.
+    strict: Option<bool>,
+    /// Only with `?url=` routes: any video link.
+    url: Option<String>,
+}
+
+/// Parameters only the smart routes read.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SmartParams {
+    /// proxy, direct or auto (default).
+    mode: Option<String>,
+    /// The client's country, when no CF-IPCountry / X-Country-Code header says it.
+    country: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v2/stream/direct/{platform}/{video_id}", tag = "streams",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path), ("video_id" = String, Path), StreamParams),
+    responses(
+        (status = 302, description = "Location: one URL that plays by itself, with sound; X-Reelay-Format names it"),
+        (status = 409, description = "strict=true and the quality needs the proxy", body = ErrorResponse),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn direct_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/direct", tag = "streams",
+    security(("api_key" = []), ("bearer" = [])), params(StreamParams),
+    responses(
+        (status = 302, description = "Location: one URL that plays by itself"),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn direct_by_url() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/proxy/{platform}/{video_id}", tag = "streams",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path), ("video_id" = String, Path), StreamParams),
+    responses(
+        (status = 200, description = "The stream: relayed file (Range works), merged fragmented MP4, or a rewritten HLS playlist", content_type = "video/mp4"),
+        (status = 206, description = "Part of a file, for a Range request"),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn proxy_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/proxy", tag = "streams",
+    security(("api_key" = []), ("bearer" = [])), params(StreamParams),
+    responses(
+        (status = 200, description = "The stream", content_type = "video/mp4"),
+        (status = 206, description = "Part of a file, for a Range request"),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn proxy_by_url() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/{platform}/{video_id}", tag = "streams",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path), ("video_id" = String, Path), StreamParams, SmartParams),
+    responses(
+        (status = 200, description = "Proxied (mode=proxy, a country in PROXY_COUNTRIES, or a URL bound to another address)"),
+        (status = 302, description = "Redirected"),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn smart_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/stream", tag = "streams",
+    security(("api_key" = []), ("bearer" = [])), params(StreamParams, SmartParams),
+    responses(
+        (status = 200, description = "Proxied"),
+        (status = 302, description = "Redirected"),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn smart_by_url() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/hls/{token}/{name}", tag = "streams",
+    params(
+        ("token" = String, Path, description = "Signed grant from a rewritten playlist"),
+        ("name" = String, Path, description = "The upstream file name, for readability; not checked")),
+    responses(
+        (status = 200, description = "A nested playlist (rewritten again) or a segment, key or init section"),
+        (status = 403, description = "Changed or expired signature", body = ErrorResponse),
+        (status = 502, description = "The origin failed", body = ErrorResponse)))]
+fn hls_link() {}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components
+            .add_security_scheme("api_key", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
+    paths(root, health, system_health, stream_metrics, prometheus, video_by_id, video_by_url, direct_by_id, direct_by_url,
+          proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link),
+    components(schemas(ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
+    modifiers(&Security),
+)]
+struct ApiDoc;
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = super::system::VERSION.to_owned();
+    doc
+}

@@ -1,0 +1,95 @@
+//! The edge checks, in order: IP allow/deny lists (403), API keys on
+//! `/api/v2` (401 missing, 403 wrong), then the per-client rate limit (429
+//! with `Retry-After`). Health, `/metrics` and the docs pass untouched, and
+//! the signed HLS links need no key (their signature is the permission).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::access::{KeyCheck, key_id};
+use crate::app::{AppState, Client};
+use crate::error::ApiError;
+use crate::ratelimit::Decision;
+
+/// Routes that are never limited, keyed or filtered: what orchestrators and
+/// monitors poll, and the docs.
+pub fn is_exempt(path: &str) -> bool {
+    matches!(path, "/health" | "/api/v2/system/health" | "/metrics" | "/openapi.json") || path.starts_with("/docs")
+}
+
+/// The key a request presents: `X-API-Key`, `Authorization: Bearer`, or
+/// `?api_key=` for players that cannot set headers.
+fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<String> {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim().to_owned());
+    }
+    if let Some(k) =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some(k.trim().to_owned());
+    }
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "api_key")
+            .then(|| url::form_urlencoded::parse(format!("k={v}").as_bytes()).next().map(|(_, v)| v.into_owned()))?
+    })
+}
+
+pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if is_exempt(path) {
+        return next.run(req).await;
+    }
+    let mut client = req.extensions().get::<Client>().cloned().expect("the observe middleware sets the client");
+    if !state.access.ip_allowed(client.ip) {
+        return ApiError::Forbidden("your address is not allowed to use this service".into()).into_response();
+    }
+    if state.access.keys_required() && path.starts_with("/api/v2/") && !path.starts_with("/api/v2/stream/hls/") {
+        let key = presented_key(req.headers(), req.uri().query());
+        match state.access.check_key(key.as_deref()) {
+            KeyCheck::Missing => {
+                let mut resp =
+                    ApiError::Unauthorized("send an API key in X-API-Key, Authorization: Bearer, or ?api_key=".into())
+                        .into_response();
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return resp;
+            }
+            KeyCheck::Wrong => return ApiError::Forbidden("the API key is not valid".into()).into_response(),
+            KeyCheck::Valid => {
+                // Only a valid key names the client: made-up keys must not buy fresh budgets.
+                client.id = format!("key:{}", key_id(key.as_deref().unwrap_or_default()));
+                req.extensions_mut().insert(client.clone());
+            }
+            KeyCheck::Open => {}
+        }
+    }
+    let Some(limiter) = &state.request_limit else { return next.run(req).await };
+    let decision = limiter.check(&client.id).await;
+    if !decision.allowed {
+        state.metrics.record_rate_limited(false);
+        let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        let mut resp = ApiError::TooManyRequests {
+            retry_after: retry,
+            detail: format!(
+                "limit of {} requests per {} s reached; retry in {retry} s",
+                decision.limit, state.config.rate_limit_window
+            ),
+        }
+        .into_response();
+        add_headers(&mut resp, &decision);
+        return resp;
+    }
+    let mut resp = next.run(req).await;
+    add_headers(&mut resp, &decision);
+    resp
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds).
+fn add_headers(resp: &mut Response, d: &Decision) {
+    let h = resp.headers_mut();
+    h.insert("ratelimit-limit", d.limit.into());
+    h.insert("ratelimit-remaining", d.remaining.into());
+    h.insert("ratelimit-reset", (d.reset.as_secs_f64().ceil() as u64).into());
+}
