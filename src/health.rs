@@ -85,8 +85,11 @@ impl Health {
 }
 
 impl Readings {
+    /// Healthy unless a dependency is known to be down. The first yt-dlp
+    /// check runs in the background (a Python start takes most of a second),
+    /// so until it answers the service counts as healthy and says `checking`.
     pub fn healthy(&self) -> bool {
-        (self.redis == "healthy" || self.redis == "disabled") && self.ytdlp == "available"
+        (self.redis == "healthy" || self.redis == "disabled") && (self.ytdlp == "available" || self.ytdlp == "checking")
     }
 }
 

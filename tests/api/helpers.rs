@@ -389,3 +389,35 @@ pub fn assert_error_shape(status: StatusCode, body: &Value) {
     assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{body}");
     assert!(body["request_id"].as_str().is_some_and(|t| !t.is_empty()), "{body}");
 }
+
+/// A Redis server of the test's own, to kill.
+pub struct OwnRedis {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl OwnRedis {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/setup --test)");
+        let own = OwnRedis { child, url: format!("redis://127.0.0.1:{port}/0") };
+        for _ in 0..50 {
+            if redis::Client::open(own.url.as_str()).unwrap().get_multiplexed_async_connection().await.is_ok() {
+                return own;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

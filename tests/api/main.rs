@@ -4,8 +4,10 @@
 
 mod helpers;
 
+mod edge;
 mod input;
 mod merge_hls;
+mod observability;
 mod real_ytdlp;
 mod redis_tier;
 mod seeking;

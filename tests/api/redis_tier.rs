@@ -1,7 +1,7 @@
 //! The Redis tier: shared cache, cross-instance single-flight, and staying up
 //! when Redis is not.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -59,38 +59,6 @@ async fn two_instances_share_one_extraction() {
     assert_eq!(body["data"]["id"], id.as_str());
     assert_eq!(c.fake.runs(), 0);
     assert_eq!(c.metrics().await["cache_hits"], 1);
-}
-
-/// A Redis server of the test's own, to kill.
-struct OwnRedis {
-    child: Child,
-    url: String,
-}
-
-impl OwnRedis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/setup --test)");
-        let own = OwnRedis { child, url: format!("redis://127.0.0.1:{port}/0") };
-        for _ in 0..50 {
-            if redis::Client::open(own.url.as_str()).unwrap().get_multiplexed_async_connection().await.is_ok() {
-                return own;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
