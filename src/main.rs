@@ -3,6 +3,10 @@ use reelay::{App, Config, telemetry};
 
 #[tokio::main]
 async fn main() {
+    // `reelay healthcheck`: for container health checks, where no curl exists.
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        std::process::exit(healthcheck());
+    }
     let config = Config::parse();
     if let Err(e) = telemetry::init(&config) {
         eprintln!("reelay: {e}");
@@ -28,5 +32,23 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+/// GET /health on this machine's `PORT`; 0 when it answers 200.
+fn healthcheck() -> i32 {
+    use std::io::{Read, Write};
+    let port = std::env::var("PORT").unwrap_or_else(|_| "8001".to_owned());
+    let timeout = std::time::Duration::from_secs(2);
+    let Ok(addr) = format!("127.0.0.1:{port}").parse() else { return 2 };
+    let Ok(mut conn) = std::net::TcpStream::connect_timeout(&addr, timeout) else { return 1 };
+    let _ = conn.set_read_timeout(Some(timeout));
+    if conn.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+        return 1;
+    }
+    let mut head = [0u8; 12];
+    match conn.read_exact(&mut head) {
+        Ok(()) if &head[9..12] == b"200" => 0,
+        _ => 1,
     }
 }

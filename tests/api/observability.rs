@@ -219,3 +219,25 @@ async fn shutdown_ends_streams_by_the_grace_deadline_and_kills_ffmpeg() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!ffmpeg_running(), "no ffmpeg outlives the server");
 }
+
+#[tokio::test]
+async fn the_container_healthcheck_command() {
+    let origin = spawn_origin().await;
+    let fake = FakeExtractor::new(&origin.base, 0);
+    let bin = Binary::start(&fake, &[]).await;
+    let port = bin.base.rsplit(':').next().unwrap().to_owned();
+    let check = |port: &str| {
+        let port = port.to_owned();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
+                .arg("healthcheck")
+                .env("PORT", port)
+                .status()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(check(&port).await.success());
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    assert!(!check(&dead).await.success());
+}
