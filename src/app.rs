@@ -15,8 +15,8 @@ use tokio::task::JoinHandle;
 
 use crate::access::Access;
 use crate::cache::{CachedInfo, RedisTier, VideoCache};
-use crate::config::CacheBackend;
 use crate::config::Config;
+use crate::config::{CacheBackend, ExtractorKind};
 use crate::error::ApiError;
 use crate::extract::{ExtractError, Extractor};
 use crate::health::Health;
@@ -126,12 +126,16 @@ impl App {
         };
         let access = Access::from_config(&config)?;
         let metrics = Arc::new(Metrics::default());
-        let extractor = Arc::new(Extractor::new(
+        let mut extractor = Extractor::new(
             config.ytdlp_path.clone(),
             config.extract_timeout(),
             config.extract_concurrency as usize,
             metrics.clone(),
-        ));
+        );
+        if config.extractor == ExtractorKind::Worker {
+            extractor = extractor.with_workers(config.ytdlp_python.clone());
+        }
+        let extractor = Arc::new(extractor);
         let cache = VideoCache::new(redis.clone(), config.video_info_ttl(), config.extract_timeout());
         let service = VideoService::new(
             cache,
@@ -151,6 +155,8 @@ impl App {
             r.refresh().await;
             tasks.push(tokio::spawn(r.clone().maintain(Duration::from_secs(1))));
         }
+        let warming = extractor.clone();
+        tasks.push(tokio::spawn(async move { warming.warm().await }));
         tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor)));
 
         let addr = format!("{}:{}", config.host, config.port);

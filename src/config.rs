@@ -89,11 +89,12 @@ pub struct Config {
     #[arg(long, env = "YTDLP_PATH", default_value = "yt-dlp")]
     pub ytdlp_path: PathBuf,
 
-    /// `process` runs yt-dlp once per extraction.
+    /// `process` runs yt-dlp once per extraction; `worker` keeps EXTRACT_CONCURRENCY
+    /// Python processes with yt_dlp imported (YTDLP_PYTHON), for fast cold misses.
     #[arg(long, env = "EXTRACTOR", value_enum, default_value_t = ExtractorKind::Process)]
     pub extractor: ExtractorKind,
 
-    /// The Python interpreter that has yt_dlp installed (for the worker extractor).
+    /// The Python interpreter that has yt_dlp installed (for EXTRACTOR=worker).
     #[arg(long, env = "YTDLP_PYTHON", default_value = "python3")]
     pub ytdlp_python: PathBuf,
 

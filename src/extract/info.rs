@@ -181,7 +181,11 @@ impl VideoInfo {
     /// Normalises `yt-dlp -J` output. `platform` is the name the request used
     /// (`generic` for other sites, where yt-dlp's extractor name is kept).
     pub fn from_ytdlp_json(raw: &[u8], platform: &str) -> Result<Self, ParseError> {
-        let v: Value = serde_json::from_slice(raw)?;
+        Self::from_ytdlp_value(serde_json::from_slice(raw)?, platform)
+    }
+
+    /// The same, from JSON already parsed (the worker's answers).
+    pub fn from_ytdlp_value(v: Value, platform: &str) -> Result<Self, ParseError> {
         if v.get("_type").and_then(Value::as_str) == Some("playlist") {
             return Err(ParseError::Playlist);
         }

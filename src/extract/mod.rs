@@ -6,6 +6,7 @@
 //! (ffmpeg probes, JS interpreters). A semaphore bounds how many run at once.
 
 mod info;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -18,6 +19,7 @@ use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 use crate::process::GroupGuard;
+use worker::WorkerPool;
 
 pub use info::{ApiFormat, ApiVideo, Format, Headers, ParseError, VideoInfo, url_expiry};
 
@@ -45,10 +47,13 @@ pub enum ExtractError {
     NotRunnable(String),
 }
 
-/// Runs the yt-dlp executable (or a stand-in with the same output).
+/// Runs yt-dlp: a process per extraction (`YTDLP_PATH`, or a stand-in with
+/// the same output), or a pool of persistent workers.
 pub struct Extractor {
     /// `YTDLP_PATH`.
     program: PathBuf,
+    /// `EXTRACTOR=worker`: the pool; `None` runs `program` per extraction.
+    workers: Option<WorkerPool>,
     /// Per-run limit; the child's whole group is killed past it.
     timeout: Duration,
     /// Bounds concurrent children (`EXTRACT_CONCURRENCY`).
@@ -73,11 +78,21 @@ impl ExtractError {
 
 impl Extractor {
     pub fn new(program: PathBuf, timeout: Duration, concurrency: usize, metrics: Arc<Metrics>) -> Self {
-        Extractor { program, timeout, permits: Semaphore::new(concurrency), metrics }
+        Extractor { program, workers: None, timeout, permits: Semaphore::new(concurrency), metrics }
     }
 
-    pub fn program(&self) -> &std::path::Path {
-        &self.program
+    /// Extracts with persistent workers started with `python`.
+    pub fn with_workers(mut self, python: PathBuf) -> Self {
+        self.workers = Some(WorkerPool::new(python));
+        self
+    }
+
+    /// Starts a worker ahead of the first request (worker mode only).
+    pub async fn warm(&self) {
+        if let Some(pool) = &self.workers {
+            let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
+            pool.warm().await;
+        }
     }
 
     /// Extracts `url` and normalises the result. `url` is always a URL this
@@ -87,13 +102,18 @@ impl Extractor {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         let timer = self.metrics.extraction_started();
         let started = Instant::now();
-        let result =
-            self.run(&["-J", "--no-playlist", "--no-warnings", "--ignore-config", "--", url]).await.and_then(|out| {
-                VideoInfo::from_ytdlp_json(&out, platform).map_err(|e| match e {
-                    ParseError::NoFormats => ExtractError::Unavailable(e.to_string()),
-                    other => ExtractError::Failed(other.to_string()),
-                })
-            });
+        let raw = match &self.workers {
+            Some(pool) => pool.extract(url, self.timeout).await,
+            None => self.run(&["-J", "--no-playlist", "--no-warnings", "--ignore-config", "--", url]).await.and_then(
+                |out| serde_json::from_slice(&out).map_err(|e| ExtractError::Failed(ParseError::Json(e).to_string())),
+            ),
+        };
+        let result = raw.and_then(|v| {
+            VideoInfo::from_ytdlp_value(v, platform).map_err(|e| match e {
+                ParseError::NoFormats => ExtractError::Unavailable(e.to_string()),
+                other => ExtractError::Failed(other.to_string()),
+            })
+        });
         tracing::debug!(url, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "extracted");
         timer.finish(result.as_ref().map_or_else(ExtractError::outcome, |_| "ok"));
         result
@@ -101,6 +121,9 @@ impl Extractor {
 
     /// `yt-dlp --version`, for the health check.
     pub async fn version(&self) -> Result<String, ExtractError> {
+        if let Some(pool) = &self.workers {
+            return pool.version(self.timeout).await;
+        }
         let out = self.run(&["--version"]).await?;
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
     }
@@ -145,7 +168,7 @@ impl Extractor {
 }
 
 /// Turns yt-dlp's stderr into an error with its own `ERROR:` line.
-fn classify(stderr: &str) -> ExtractError {
+pub(crate) fn classify(stderr: &str) -> ExtractError {
     let line = stderr
         .lines()
         .rev()

@@ -1,0 +1,57 @@
+# reelay's persistent extractor: imports yt_dlp once, then answers one JSON
+# request per line on stdin with one JSON line on stdout:
+#   {"url": "..."}  ->  {"ok": true, "info": <what `yt-dlp -J` prints>}
+#                   or  {"ok": false, "error": "ERROR: ..."}
+#   {"version": true} -> {"ok": true, "version": "..."}
+# One extraction at a time; reelay runs several workers for concurrency.
+import json
+import os
+import sys
+
+# Protocol lines go to the real stdout; anything else printed goes to stderr.
+out = os.fdopen(os.dup(1), "w", buffering=1)
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+
+import yt_dlp  # noqa: E402
+
+
+class Quiet:
+    def debug(self, msg):
+        pass
+
+    def info(self, msg):
+        pass
+
+    def warning(self, msg):
+        pass
+
+    def error(self, msg):
+        pass
+
+
+OPTIONS = {
+    "quiet": True,
+    "no_warnings": True,
+    "noplaylist": True,
+    "skip_download": True,
+    "logger": Quiet(),
+}
+
+
+def answer(obj):
+    out.write(json.dumps(obj) + "\n")
+
+
+for line in sys.stdin:
+    try:
+        req = json.loads(line)
+        if req.get("version"):
+            answer({"ok": True, "version": yt_dlp.version.__version__})
+            continue
+        with yt_dlp.YoutubeDL(dict(OPTIONS)) as ydl:
+            info = ydl.extract_info(req["url"], download=False)
+            answer({"ok": True, "info": ydl.sanitize_info(info)})
+    except Exception as e:  # every failure is an answer, never a dead worker
+        text = str(e)
+        answer({"ok": False, "error": text if text.startswith("ERROR:") else "ERROR: " + text})
