@@ -1,0 +1,401 @@
+#!/usr/bin/env python3
+"""reelay's benchmark harness: one command, every figure of BENCHMARKS.md.
+
+Builds the release binary, starts nginx (the upstream, and the proxy_pass
+yardstick) and reelay with the memory backend and the stand-in extractor on
+127.0.0.1, measures with wrk, curl and a small asyncio client, writes
+bench/results/<date>.md and rewrites the table in BENCHMARKS.md.
+
+  bench/run                 # the full run (about 4 minutes)
+  bench/run --duration 2    # shorter wrk runs
+  bench/run --smoke         # tiny durations and counts, to check the harness
+
+Absolute numbers drift on shared machines; the ratios to nginx measured in the
+same run are the figures to compare from run to run.
+"""
+import argparse
+import asyncio
+import datetime
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE = ROOT / "tests" / "fixtures" / "fake_ytdlp.py"
+BIN = ROOT / "target" / "release" / "reelay"
+BIG_MB = 200
+
+# The Go reference service, measured on this kind of 2-core machine.
+REFERENCE = {
+    "health_c50": 11198, "health_c400": 10056, "metrics_c50": 65038,
+    "video_c50": 6758, "video_c400": 7629, "proxy_vs_nginx": 1.28,
+    "idle_rss": 10, "after_rss": 33, "peak_rss_c400": 42, "startup_ms": 500, "extractor_runs": 80,
+}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ensure_tools():
+    missing = [pkg for tool, pkg in [("wrk", "wrk"), ("nginx", "nginx-light"), ("curl", "curl")] if not shutil.which(tool)]
+    if missing:
+        log(f"bench: installing {' '.join(missing)} from Debian's packages")
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run(sudo + ["apt-get", "update", "-qq"], check=True)
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + missing, check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
+
+
+def rss_mb(pid, field="VmRSS"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def get(url, headers=None):
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.status, r.read()
+
+
+class Nginx:
+    """nginx serving the work folder on one port and proxy_pass to it on another."""
+
+    def __init__(self, root: Path):
+        self.port, self.proxy_port = free_port(), free_port()
+        conf = root / "nginx.conf"
+        conf.write_text(f"""
+worker_processes 1;
+worker_rlimit_nofile 16384;
+pid {root}/nginx.pid;
+error_log {root}/nginx-error.log;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  sendfile on; tcp_nopush on;
+  client_body_temp_path {root}/tmp-body; proxy_temp_path {root}/tmp-proxy;
+  fastcgi_temp_path {root}/tmp-fcgi; uwsgi_temp_path {root}/tmp-uwsgi; scgi_temp_path {root}/tmp-scgi;
+  types {{ text/html html; video/mp4 mp4; application/octet-stream bin; }}
+  server {{ listen 127.0.0.1:{self.port}; root {root}/www; }}
+  server {{ listen 127.0.0.1:{self.proxy_port}; location / {{ proxy_pass http://127.0.0.1:{self.port}; }} }}
+}}
+""")
+        self.proc = subprocess.Popen(["nginx", "-c", str(conf), "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/page.html")
+        except SystemExit:
+            self.stop()
+            raise
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def wait_http(url, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if get(url)[0] == 200:
+                return
+        except Exception:
+            time.sleep(0.02)
+    raise SystemExit(f"bench: {url} never answered")
+
+
+class Reelay:
+    def __init__(self, work: Path, origin: str, extra_env=None, delay_ms=0, name="reelay"):
+        self.port = free_port()
+        self.fake_log = work / f"{name}-runs.log"
+        self.fake_log.write_text("")
+        self.fake = work / f"{name}-yt-dlp"
+        self.fake.write_text(f"#!/bin/sh\nexec python3 {FAKE} --origin {origin} --log {self.fake_log} --delay-ms {delay_ms} \"$@\"\n")
+        self.fake.chmod(0o755)
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_HOST", "REDIS_URL")}
+        env.update(HOST="127.0.0.1", PORT=str(self.port), ALLOW_PRIVATE_NETWORKS="true", YTDLP_PATH=str(self.fake),
+                   ENVIRONMENT="production", LOG_LEVEL="info", RATE_LIMIT_ENABLED="false", CACHE_BACKEND="memory")
+        env.update(extra_env or {})
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen([str(BIN)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def first_200_ms(self):
+        """Time from spawn to the first 200 on /health, polling as fast as it can."""
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    if s.recv(12)[9:12] == b"200":
+                        return (time.perf_counter() - self.started) * 1000
+            except OSError:
+                pass
+            if time.perf_counter() - self.started > 10:
+                raise SystemExit("bench: reelay did not start")
+
+    def runs(self):
+        return len(self.fake_log.read_text().splitlines())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def wrk(url, conns, seconds):
+    out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", url],
+                         capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(text):
+        v, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+        return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+
+    avg = ms(re.search(r"Latency\s+(\S+)", out).group(1))
+    p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
+    errors = sum(int(x) for x in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?):\s*(\d+)", out))
+    return {"rps": rps, "avg_ms": avg, "p99_ms": p99, "errors": errors}
+
+
+def download_mb_s(url, times):
+    speeds = []
+    for _ in range(times):
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{size_download} %{time_total}", url],
+                             capture_output=True, text=True, check=True).stdout.split()
+        size, secs = int(out[0]), float(out[1])
+        assert size == BIG_MB * 1024 * 1024, f"short download from {url}: {size}"
+        speeds.append(size / secs / 1e6)
+    return statistics.median(speeds)
+
+
+async def slow_streams(host, port, path, count, seconds, pid):
+    """`count` clients each reading a stream slowly (16 KiB every 100 ms); returns (errors, peak RSS MB)."""
+    errors = 0
+    peak = rss_mb(pid)
+    stop_at = time.time() + seconds
+
+    async def client():
+        nonlocal errors
+        try:
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            if b" 200 " not in head.split(b"\r\n")[0]:
+                errors += 1
+            while time.time() < stop_at:
+                if not await reader.read(16384):
+                    errors += 1
+                    break
+                await asyncio.sleep(0.1)
+            writer.close()
+        except Exception:
+            errors += 1
+
+    tasks = [asyncio.create_task(client()) for _ in range(count)]
+    while any(not t.done() for t in tasks):
+        peak = max(peak, rss_mb(pid))
+        await asyncio.sleep(0.2)
+    return errors, peak
+
+
+def timed_get_ms(url):
+    t = time.perf_counter()
+    status, _ = get(url)
+    assert status == 200, url
+    return (time.perf_counter() - t) * 1000
+
+
+def fake_alone_ms(reelay, origin, n):
+    """The stand-in's own run time, as reelay runs it."""
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        subprocess.run([str(reelay.fake), "-J", "--no-playlist", "--no-warnings", "--ignore-config", "--",
+                        f"https://www.youtube.com/watch?v=alonealon{i:02d}"], capture_output=True, check=True)
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    ap.add_argument("--smoke", action="store_true", help="tiny durations and counts: checks the harness, not the figures")
+    ap.add_argument("--no-write", action="store_true", help="print the results only")
+    args = ap.parse_args()
+    dur = 1 if args.smoke else args.duration
+    streams = 50 if args.smoke else 1000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+    ensure_tools()
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run([str(ROOT / "scripts" / "setup")], check=True)
+    work = Path(tempfile.mkdtemp(prefix="reelay-bench-"))
+    work.chmod(0o755)  # nginx's workers run as nobody
+    www = work / "www"
+    www.mkdir()
+    with open(www / "big.bin", "wb") as f:
+        chunk = os.urandom(1024 * 1024)
+        for _ in range(BIG_MB):
+            f.write(chunk)
+    (www / "page.html").write_text('<html><head><title>Bench page</title></head><body><video src="/big.bin"></video></body></html>')
+    nginx = Nginx(work)
+    origin = f"http://127.0.0.1:{nginx.port}"
+    r = {}
+    try:
+        # Start-up: median of 5 fresh processes.
+        starts = []
+        for i in range(5):
+            p = Reelay(work, origin, name=f"start{i}")
+            starts.append(p.first_200_ms())
+            p.stop()
+        r["startup_ms"] = statistics.median(starts)
+
+        app = Reelay(work, origin)
+        app.first_200_ms()
+        time.sleep(1.5)  # let the health refresh settle
+        r["idle_rss"] = rss_mb(app.proc.pid)
+        vid = "benchbenchb"
+        info_url = f"{app.base}/api/v2/videos/youtube/{vid}"
+        status, body = get(info_url)
+        assert status == 200 and len(json.loads(body)["data"]["formats"]) == 20, body[:200]
+        r["video_json_kb"] = len(body) / 1024
+        for name, url in [("health", f"{app.base}/health"), ("metrics", f"{app.base}/api/v2/stream/metrics"), ("video", info_url)]:
+            for c in (50, 400):
+                w = wrk(url, c, dur)
+                r[f"{name}_c{c}"] = w["rps"]
+                r[f"{name}_c{c}_lat"] = w
+                if c == 400:
+                    r[f"peak_rss_after_{name}"] = rss_mb(app.proc.pid, "VmHWM")
+        r["peak_rss_c400"] = rss_mb(app.proc.pid, "VmHWM")
+
+        # Proxy throughput against nginx in the same run.
+        n = 2 if args.smoke else 5
+        r["nginx_direct"] = download_mb_s(f"{origin}/big.bin", n)
+        r["nginx_proxy_pass"] = download_mb_s(f"http://127.0.0.1:{nginx.proxy_port}/big.bin", n)
+        r["reelay_proxy"] = download_mb_s(f"{app.base}/api/v2/stream/proxy/youtube/{vid}?quality=360p", n)
+        r["proxy_vs_nginx"] = r["reelay_proxy"] / r["nginx_proxy_pass"]
+
+        # Many slow streams at once.
+        errors, peak = asyncio.run(slow_streams("127.0.0.1", app.port, f"/api/v2/stream/proxy/youtube/{vid}?quality=360p",
+                                                streams, 3 if args.smoke else 10, app.proc.pid))
+        r["slow_streams"], r["slow_errors"], r["slow_peak_rss"] = streams, errors, peak
+        time.sleep(1)
+        r["after_rss"] = rss_mb(app.proc.pid)
+
+        # Cold misses with the stand-in: end to end minus the stand-in's own time.
+        n = 3 if args.smoke else 10
+        e2e = statistics.median(timed_get_ms(f"{app.base}/api/v2/videos/youtube/coldcold{i:03d}") for i in range(n))
+        alone = fake_alone_ms(app, origin, n)
+        r["cold_e2e_ms"], r["cold_fake_ms"], r["cold_overhead_ms"] = e2e, alone, e2e - alone
+        app.stop()
+
+        # 1 video x 3 qualities x 20 clients, all at once: extractor runs.
+        app = Reelay(work, origin, delay_ms=300, name="flight")
+        app.first_200_ms()
+
+        urls = [f"{app.base}/api/v2/stream/direct/youtube/flightfligh?quality={q}" for q in ("best", "720p", "360p") for _ in range(20)]
+        curl = lambda u: subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", u],  # noqa: E731
+                                        capture_output=True, text=True).stdout
+        with ThreadPoolExecutor(len(urls)) as pool:
+            codes = list(pool.map(curl, urls))
+        r["extractor_runs"] = app.runs()
+        r["burst_codes"] = sorted(set(codes))
+        app.stop()
+
+        # The real yt-dlp on a local page: a process per miss, and warm workers.
+        venv = ROOT / ".venv" / "bin"
+        n = 3 if args.smoke else 8
+        for mode, env in [("process", {"YTDLP_PATH": str(venv / "yt-dlp")}),
+                          ("worker", {"EXTRACTOR": "worker", "YTDLP_PYTHON": str(venv / "python")})]:
+            app = Reelay(work, origin, extra_env=env, name=mode)
+            app.first_200_ms()
+            deadline = time.time() + 20
+            while time.time() < deadline and '"yt-dlp":"available"' not in get(f"{app.base}/health")[1].decode():
+                time.sleep(0.1)
+            time.sleep(0.5)
+            times = [timed_get_ms(f"{app.base}/api/v2/videos?url={origin}/page.html%3Fn%3D{mode}{i}") for i in range(n)]
+            r[f"real_{mode}_ms"] = statistics.median(times)
+            app.stop()
+    finally:
+        nginx.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    report = render(r, dur, streams)
+    print(report)
+    if not args.no_write and not args.smoke:
+        write(report)
+
+
+def ratio(value, ref, higher_is_better=True):
+    if not ref:
+        return "–"
+    return f"{value / ref:.1f}×" if higher_is_better else f"{ref / value:.1f}× less" if value else "∞"
+
+
+def render(r, dur, streams):
+    L = lambda name: r[f"{name}_lat"]  # noqa: E731
+    rows = [
+        ("`/health` RPS, c50", f"{r['health_c50']:,.0f} (avg {L('health_c50')['avg_ms']:.2f} ms, p99 {L('health_c50')['p99_ms']:.2f} ms)", ratio(r['health_c50'], REFERENCE['health_c50']), "≥ 8×", f"wrk -t2 -c50 -d{dur}s"),
+        ("`/health` RPS, c400", f"{r['health_c400']:,.0f} (avg {L('health_c400')['avg_ms']:.2f} ms, p99 {L('health_c400')['p99_ms']:.2f} ms)", ratio(r['health_c400'], REFERENCE['health_c400']), "≥ 8×", f"wrk -t2 -c400 -d{dur}s"),
+        ("`/api/v2/stream/metrics` RPS, c50", f"{r['metrics_c50']:,.0f} (p99 {L('metrics_c50')['p99_ms']:.2f} ms)", ratio(r['metrics_c50'], REFERENCE['metrics_c50']), "≥ 1.5×", f"wrk -t2 -c50 -d{dur}s"),
+        ("`/api/v2/stream/metrics` RPS, c400", f"{r['metrics_c400']:,.0f} (p99 {L('metrics_c400')['p99_ms']:.2f} ms)", "–", "", f"wrk -t2 -c400 -d{dur}s"),
+        (f"hot video info RPS, c50 ({r['video_json_kb']:.0f} KB)", f"{r['video_c50']:,.0f} (avg {L('video_c50')['avg_ms']:.2f} ms, p99 {L('video_c50')['p99_ms']:.2f} ms)", ratio(r['video_c50'], REFERENCE['video_c50']), "≥ 8×", f"wrk -t2 -c50 -d{dur}s"),
+        (f"hot video info RPS, c400", f"{r['video_c400']:,.0f} (avg {L('video_c400')['avg_ms']:.2f} ms, p99 {L('video_c400')['p99_ms']:.2f} ms)", ratio(r['video_c400'], REFERENCE['video_c400']), "≥ 8×", f"wrk -t2 -c400 -d{dur}s"),
+        (f"proxy throughput, {BIG_MB} MB (median of 5)", f"{r['reelay_proxy']:,.0f} MB/s = {r['proxy_vs_nginx']:.2f}× nginx proxy_pass ({r['nginx_proxy_pass']:,.0f}); nginx direct {r['nginx_direct']:,.0f}", f"{r['proxy_vs_nginx'] / REFERENCE['proxy_vs_nginx']:.2f}× the reference's ratio", "≥ 1.6× proxy_pass", "curl -o /dev/null"),
+        ("idle RSS, fresh", f"{r['idle_rss']:.1f} MB", ratio(r['idle_rss'], REFERENCE['idle_rss'], False), "≤ 6 MB", "/proc VmRSS"),
+        ("RSS after the runs", f"{r['after_rss']:.1f} MB", ratio(r['after_rss'], REFERENCE['after_rss'], False), "≤ 8 MB", "/proc VmRSS"),
+        ("peak RSS, 400 connections", f"{r['peak_rss_c400']:.1f} MB", ratio(r['peak_rss_c400'], REFERENCE['peak_rss_c400'], False), "≤ 16 MB", "/proc VmHWM after the c400 runs"),
+        (f"{streams} concurrent slow proxy streams", f"{r['slow_errors']} errors, peak RSS {r['slow_peak_rss']:.1f} MB", "–", "0 errors, ≤ 64 MB", "asyncio clients, 16 KiB / 100 ms"),
+        ("start-up to first 200 on `/health` (median of 5)", f"{r['startup_ms']:.1f} ms", ratio(r['startup_ms'], REFERENCE['startup_ms'], False), "≤ 50 ms", "spawn, poll"),
+        ("cold miss overhead, stand-in (median of 10)", f"{r['cold_overhead_ms']:.1f} ms ({r['cold_e2e_ms']:.1f} end to end − {r['cold_fake_ms']:.1f} stand-in)", "–", "", "GET new id"),
+        ("cold miss, real yt-dlp on a local page, EXTRACTOR=process", f"{r['real_process_ms']:.0f} ms", "–", "", "GET ?url= new page"),
+        ("cold miss, real yt-dlp on a local page, EXTRACTOR=worker", f"{r['real_worker_ms']:.0f} ms", "–", "≤ 100 ms", "GET ?url= new page"),
+        ("extractor runs, 1 video × 3 qualities × 20 clients", f"{r['extractor_runs']} (statuses {', '.join(r['burst_codes'])})", f"{REFERENCE['extractor_runs']} → {r['extractor_runs']}", "1", "60 concurrent curl"),
+    ]
+    head = "| figure | value | vs. the Go reference | target | how |\n|---|---|---|---|---|\n"
+    table = head + "\n".join(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows)
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+    return (f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}); "
+            f"wrk, nginx and reelay share the cores; reelay in production mode (JSON logs at info), memory backend, "
+            f"rate limit off.\n\n{table}\n")
+
+
+def write(report):
+    day = datetime.date.today().isoformat()
+    out = ROOT / "bench" / "results" / f"{day}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# Benchmark run, {day}\n\n{report}")
+    bm = ROOT / "BENCHMARKS.md"
+    text = bm.read_text() if bm.exists() else "# Benchmarks\n\n<!-- results:start -->\n<!-- results:end -->\n"
+    new = re.sub(r"<!-- results:start -->.*<!-- results:end -->",
+                 lambda _: f"<!-- results:start -->\n{report}\nFrom `bench/results/{day}.md`.\n<!-- results:end -->", text, flags=re.S)
+    bm.write_text(new)
+    log(f"bench: wrote {out.relative_to(ROOT)} and BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()
