@@ -9,7 +9,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper_util::client::legacy::connect::dns::Name;
 
 /// True for addresses a public service may reach.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -85,22 +89,31 @@ fn check_ip(ip: IpAddr) -> Result<(), String> {
 
 /// A resolver that drops non-public addresses (unless allowed), so the
 /// client can only ever connect to public ones.
+#[derive(Clone)]
 pub struct GuardedResolver {
     /// `ALLOW_PRIVATE_NETWORKS`.
     pub allow_private: bool,
 }
 
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+impl tower_service::Service<Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = found.filter(|a| allow_private || is_public(a.ip())).collect();
             if allowed.is_empty() {
-                return Err(format!("{host} resolves to no public address").into());
+                return Err(std::io::Error::other(format!("{host} resolves to no public address")));
             }
-            Ok(Box::new(allowed.into_iter()) as Addrs)
+            Ok(allowed.into_iter())
         })
     }
 }

@@ -15,7 +15,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::videos::Video;
@@ -29,6 +28,7 @@ use crate::net;
 use crate::platform::VideoRef;
 use crate::select::{Mode, Quality, StreamPlan, select};
 use crate::service::Purpose;
+use crate::stream::proxy::Fetched;
 use crate::stream::{Grant, ProxyError, RemuxError, hls, proxy};
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -328,20 +328,14 @@ fn upstream_error(e: ProxyError) -> Attempt {
 /// link to `/api/v2/stream/hls/...` that fetches with the format's headers.
 async fn playlist(
     state: &AppState,
-    upstream: reqwest::Response,
+    upstream: Fetched,
     video_key: &str,
     format_id: &str,
 ) -> Result<Response, ApiError> {
-    let base = upstream.url().clone();
-    let mut body = Vec::new();
-    let mut chunks = upstream.bytes_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadGateway { error: "Upstream error", detail: e.to_string() })?;
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_PLAYLIST_BYTES {
-            return Err(ApiError::BadGateway { error: "Upstream error", detail: "the playlist is too large".into() });
-        }
-    }
+    let base = upstream.url;
+    let body = proxy::read_limited(upstream.response.into_body(), MAX_PLAYLIST_BYTES)
+        .await
+        .map_err(|detail| ApiError::BadGateway { error: "Upstream error", detail })?;
     let text = String::from_utf8_lossy(&body);
     let expires = now_unix() + LINK_TTL_SECS;
     let rewritten = hls::rewrite(&text, &base, |u| {
@@ -382,8 +376,8 @@ async fn hls_link(
             },
         }
     })?;
-    let content_type = upstream.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if method == Method::GET && hls::is_playlist(content_type, upstream.url()) {
+    let content_type = upstream.response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if method == Method::GET && hls::is_playlist(content_type, &upstream.url) {
         return playlist(&state, upstream, &grant.v, &grant.f).await;
     }
     Ok(proxy::relay(upstream, StreamGuard::new(state.metrics.clone())))
