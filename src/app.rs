@@ -32,8 +32,18 @@ use crate::stream::{Remuxer, Signer, Upstream};
 pub struct Client {
     /// The client's address (see `TRUSTED_PROXIES`).
     pub ip: std::net::IpAddr,
-    /// The rate-limit identity: `key:{digest}` with an API key, else `ip:{ip}`.
-    pub id: String,
+    /// A digest of the client's valid API key, when it sent one.
+    pub key: Option<String>,
+}
+
+impl Client {
+    /// The rate-limit identity: `key:{digest}` with a valid API key, else `ip:{ip}`.
+    pub fn id(&self) -> String {
+        match &self.key {
+            Some(k) => format!("key:{k}"),
+            None => format!("ip:{}", self.ip),
+        }
+    }
 }
 
 /// Everything a handler needs, behind one `Arc`.
@@ -90,7 +100,8 @@ impl AppState {
         purpose: Purpose,
         client: &Client,
     ) -> Result<Arc<CachedInfo>, ApiError> {
-        let gate = self.extract_limit.as_ref().map(|l| (l, client.id.as_str()));
+        let id = self.extract_limit.as_ref().map(|_| client.id());
+        let gate = self.extract_limit.as_ref().zip(id.as_deref());
         let (cached, source) = self.service.info(video, purpose, gate).await.inspect_err(|e| {
             if let ExtractError::RateLimited(_) = **e {
                 self.metrics.record_rate_limited(true);

@@ -59,14 +59,14 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
             KeyCheck::Wrong => return ApiError::Forbidden("the API key is not valid".into()).into_response(),
             KeyCheck::Valid => {
                 // Only a valid key names the client: made-up keys must not buy fresh budgets.
-                client.id = format!("key:{}", key_id(key.as_deref().unwrap_or_default()));
+                client.key = Some(key_id(key.as_deref().unwrap_or_default()));
                 req.extensions_mut().insert(client.clone());
             }
             KeyCheck::Open => {}
         }
     }
     let Some(limiter) = &state.request_limit else { return next.run(req).await };
-    let decision = limiter.check(&client.id).await;
+    let decision = limiter.check(&client.id()).await;
     if !decision.allowed {
         state.metrics.record_rate_limited(false);
         let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;

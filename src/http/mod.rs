@@ -31,8 +31,9 @@ pub fn route_paths() -> Vec<&'static str> {
 
 fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
     let timed = |v: Vec<(&'static str, MethodRouter<AppState>)>| v.into_iter().map(|(p, r)| (p, r, true));
-    let streaming = |v: Vec<(&'static str, MethodRouter<AppState>)>| v.into_iter().map(|(p, r)| (p, r, false));
-    timed(system::routes()).chain(timed(videos::routes())).chain(streaming(stream::routes())).collect()
+    let untimed = |v: Vec<(&'static str, MethodRouter<AppState>)>| v.into_iter().map(|(p, r)| (p, r, false));
+    // System routes answer from memory at once: no timer for them.
+    untimed(system::routes()).chain(timed(videos::routes())).chain(untimed(stream::routes())).collect()
 }
 
 /// The whole application. Layers, outermost first: `observe` (request id,
@@ -79,23 +80,62 @@ fn cors(origins: &str) -> CorsLayer {
 }
 
 /// An RFC 3339 UTC timestamp to the second, as the reference prints them.
+/// Formatted once a second per thread, not once a response.
 pub fn timestamp() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    thread_local! {
+        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    LAST.with_borrow_mut(|(second, text)| {
+        if *second != now.timestamp() {
+            *second = now.timestamp();
+            *text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        }
+        text.clone()
+    })
 }
 
-/// The success envelope around JSON that is already serialised, so cache
-/// hits copy bytes instead of serialising the video again.
-pub fn success(message: &str, data: &[u8]) -> Response {
-    let ts = timestamp();
-    let mut buf = BytesMut::with_capacity(data.len() + message.len() + ts.len() + 64);
-    buf.put_slice(b"{\"success\":true,\"message\":");
-    buf.put_slice(&serde_json::to_vec(message).expect("a string serialises"));
-    buf.put_slice(b",\"data\":");
-    buf.put_slice(data);
-    buf.put_slice(b",\"timestamp\":\"");
-    buf.put_slice(ts.as_bytes());
-    buf.put_slice(b"\"}");
-    json_response(StatusCode::OK, buf.freeze())
+/// The success envelope around JSON that is already serialised. The data
+/// is not copied: the body is the envelope's head, the cached bytes (shared),
+/// and its tail, written out together.
+pub fn success(message: &'static str, data: Bytes) -> Response {
+    let mut head = BytesMut::with_capacity(message.len() + 48);
+    head.put_slice(b"{\"success\":true,\"message\":\"");
+    head.put_slice(message.as_bytes()); // plain ASCII, nothing to escape
+    head.put_slice(b"\",\"data\":");
+    let tail = Bytes::from(format!(",\"timestamp\":\"{}\"}}", timestamp()));
+    let body = Parts { parts: [head.freeze(), data, tail], next: 0 };
+    let mut resp = (StatusCode::OK, Body::new(body)).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A body made of a few buffers, sent as they are, with an exact length.
+struct Parts {
+    parts: [Bytes; 3],
+    next: usize,
+}
+
+impl http_body::Body for Parts {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let i = self.next;
+        self.next += 1;
+        std::task::Poll::Ready(self.parts.get_mut(i).map(|b| Ok(http_body::Frame::data(std::mem::take(b)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.next >= self.parts.len()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.parts[self.next.min(3)..].iter().map(|b| b.len() as u64).sum())
+    }
 }
 
 pub fn json_response(status: StatusCode, body: Bytes) -> Response {

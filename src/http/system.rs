@@ -97,7 +97,7 @@ async fn health(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     let data = serde_json::to_vec(&state.metrics.snapshot()).expect("serialises");
-    success("Streaming metrics retrieved successfully", &data)
+    success("Streaming metrics retrieved successfully", data.into())
 }
 
 async fn prometheus(State(state): State<AppState>) -> Response {

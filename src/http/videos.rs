@@ -24,7 +24,7 @@ async fn info(
     Video(video): Video,
 ) -> Result<Response, ApiError> {
     let cached = state.lookup(&video, Purpose::Info, &client).await?;
-    Ok(success("Video information retrieved successfully", &cached.api_json))
+    Ok(success("Video information retrieved successfully", cached.api_json.clone()))
 }
 
 /// The video a request names: `/{platform}/{video_id}` in the path, or
