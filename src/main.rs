@@ -1,6 +1,11 @@
 use clap::Parser;
 use reelay::{App, Config, telemetry};
 
+/// mimalloc returns freed memory to the system soon after a burst, where
+/// glibc's allocator keeps it: resident memory after load stays near idle.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     // `reelay healthcheck`: for container health checks, where no curl exists.

@@ -326,12 +326,7 @@ fn upstream_error(e: ProxyError) -> Attempt {
 
 /// Reads a playlist and answers it rewritten: each URI becomes a signed
 /// link to `/api/v2/stream/hls/...` that fetches with the format's headers.
-async fn playlist(
-    state: &AppState,
-    upstream: Fetched,
-    video_key: &str,
-    format_id: &str,
-) -> Result<Response, ApiError> {
+async fn playlist(state: &AppState, upstream: Fetched, video_key: &str, format_id: &str) -> Result<Response, ApiError> {
     let base = upstream.url;
     let body = proxy::read_limited(upstream.response.into_body(), MAX_PLAYLIST_BYTES)
         .await

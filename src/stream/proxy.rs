@@ -110,7 +110,13 @@ impl Upstream {
     /// Opens `url` with the format's headers and the client's allowed ones,
     /// following redirects (each hop checked). `HEAD` from the client is
     /// `HEAD` upstream.
-    pub async fn open(&self, method: &Method, url: &str, format_headers: &Headers, client: &HeaderMap) -> Result<Fetched, ProxyError> {
+    pub async fn open(
+        &self,
+        method: &Method,
+        url: &str,
+        format_headers: &Headers,
+        client: &HeaderMap,
+    ) -> Result<Fetched, ProxyError> {
         let mut url = Url::parse(url).map_err(|e| ProxyError::Connect(e.to_string()))?;
         let mut headers = HeaderMap::new();
         for (k, v) in format_headers {
@@ -129,7 +135,8 @@ impl Upstream {
         let method = if method == Method::HEAD { Method::HEAD } else { Method::GET };
         for _ in 0..=MAX_REDIRECTS {
             check_literal(&url, self.allow_private).map_err(ProxyError::Refused)?;
-            let uri: Uri = url.as_str().parse().map_err(|e: axum::http::uri::InvalidUri| ProxyError::Connect(e.to_string()))?;
+            let uri: Uri =
+                url.as_str().parse().map_err(|e: axum::http::uri::InvalidUri| ProxyError::Connect(e.to_string()))?;
             let mut req = Request::builder().method(method.clone()).uri(uri).body(Empty::new()).expect("valid parts");
             *req.headers_mut() = headers.clone();
             let response = match tokio::time::timeout(IDLE_TIMEOUT, self.client.request(req)).await {
@@ -150,7 +157,10 @@ impl Upstream {
                 url = next;
                 continue;
             }
-            return if status.is_success() || status == StatusCode::NOT_MODIFIED || status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return if status.is_success()
+                || status == StatusCode::NOT_MODIFIED
+                || status == StatusCode::RANGE_NOT_SATISFIABLE
+            {
                 Ok(Fetched { response, url })
             } else if status == StatusCode::FORBIDDEN || status == StatusCode::GONE {
                 Err(ProxyError::Expired(status))
@@ -182,7 +192,9 @@ fn is_refused(e: &hyper_util::client::legacy::Error) -> bool {
 pub async fn read_limited(body: Incoming, limit: usize) -> Result<Vec<u8>, String> {
     let mut body = body;
     let mut out = Vec::new();
-    while let Some(frame) = tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await.map_err(|_| "the origin stalled".to_owned())? {
+    while let Some(frame) =
+        tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await.map_err(|_| "the origin stalled".to_owned())?
+    {
         if let Ok(data) = frame.map_err(|e| e.to_string())?.into_data() {
             out.extend_from_slice(&data);
             if out.len() > limit {
