@@ -2,16 +2,21 @@
 //! works) and starts the background tasks, `port()` reports, and
 //! `run_until_stopped(shutdown)` serves until the shutdown future resolves.
 
-use std::future::{Future, IntoFuture};
-use std::net::SocketAddr;
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::access::Access;
 use crate::cache::{CachedInfo, RedisTier, VideoCache};
@@ -125,6 +130,11 @@ pub struct App {
     grace: Duration,
 }
 
+/// The most a connection buffers: its read buffer, and the response body
+/// queued for a client that reads slowly. Request heads larger than this are
+/// refused by hyper itself (the API refuses headers over 16 KiB before that).
+pub const SERVER_BUF: usize = 64 * 1024;
+
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 impl App {
@@ -199,32 +209,54 @@ impl App {
     }
 
     /// Serves until `shutdown` resolves; then stops accepting, lets requests
-    /// in flight finish for up to `SHUTDOWN_GRACE`, and returns.
+    /// and streams in flight finish for up to `SHUTDOWN_GRACE`, and returns
+    /// (whatever is left is dropped with the runtime: bodies, ffmpeg groups).
+    ///
+    /// The accept loop is hyper's own rather than `axum::serve`, for one
+    /// setting: the per-connection buffer. hyper otherwise queues up to
+    /// ~400 KiB of body for a client that reads slowly; capped, a slow
+    /// stream holds [`SERVER_BUF`] and a frame.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let App { listener, router, tasks, grace } = self;
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stopping_tx.send(());
-            })
-            .into_future();
-        let deadline = async move {
-            if stopping_rx.await.is_ok() {
-                tracing::info!(grace_s = grace.as_secs(), "shutting down; waiting for requests in flight");
-                tokio::time::sleep(grace).await;
-                tracing::warn!("shutdown grace period over; closing remaining connections");
-            } else {
-                std::future::pending::<()>().await;
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder.http1().max_buf_size(SERVER_BUF).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+        let graceful = GracefulShutdown::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            // Out of file descriptors and the like: pause rather than spin.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let service = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        req
+                    });
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+                    let conn = graceful.watch(conn.into_owned());
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                () = &mut shutdown => break,
             }
-        };
-        let result = tokio::select! {
-            r = server => r,
-            () = deadline => Ok(()),
-        };
+        }
+        drop(listener);
+        tracing::info!(grace_s = grace.as_secs(), "shutting down; waiting for requests in flight");
+        tokio::select! {
+            () = graceful.shutdown() => {}
+            () = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+        }
         for t in tasks {
             t.abort();
         }
-        result
+        Ok(())
     }
 }

@@ -30,7 +30,7 @@ use crate::metrics::StreamGuard;
 use crate::net::{GuardedResolver, check_literal};
 
 /// The largest read from an origin, and so the largest frame a stream holds.
-pub const RELAY_BUF: usize = 32 * 1024;
+pub const RELAY_BUF: usize = 64 * 1024;
 /// Connecting to an origin.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waiting for a response head, or for the next bytes of a body. There is no
