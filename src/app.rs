@@ -132,8 +132,9 @@ pub struct App {
 
 /// The most a connection buffers: its read buffer, and the response body
 /// queued for a client that reads slowly. Request heads larger than this are
-/// refused by hyper itself (the API refuses headers over 16 KiB before that).
-pub const SERVER_BUF: usize = 64 * 1024;
+/// refused by hyper itself (the API refuses targets and headers over 8 KiB
+/// before that, with its JSON errors). See BENCHMARKS.md for the trade-off.
+pub const SERVER_BUF: usize = 16 * 1024;
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 

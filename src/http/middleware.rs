@@ -23,7 +23,7 @@ const REQUEST_ID: &str = "x-request-id";
 /// Longest request target accepted (414 past it).
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most header bytes accepted, names and values together (431 past it).
-pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
 /// A client's `X-Request-Id` is kept when it is short and plain.
 fn acceptable_id(id: &str) -> bool {

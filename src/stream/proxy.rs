@@ -5,7 +5,7 @@
 //! The client is hyper's own (not reqwest) for one reason: its read buffer
 //! can be capped. Bodies are relayed frame by frame as the client reads
 //! them, and each frame is at most [`RELAY_BUF`] bytes, so a slow client
-//! costs a couple of buffers however fast the origin is (uncapped, hyper's
+//! costs a few buffers however fast the origin is (uncapped, hyper's
 //! adaptive buffer grows to 400 KiB per stream).
 
 use std::pin::Pin;
@@ -30,7 +30,9 @@ use crate::metrics::StreamGuard;
 use crate::net::{GuardedResolver, check_literal};
 
 /// The largest read from an origin, and so the largest frame a stream holds.
-pub const RELAY_BUF: usize = 64 * 1024;
+/// 64 KiB relays a fast origin ~1.5× faster but costs a slow client ~300 KiB
+/// instead of ~120 KiB (BENCHMARKS.md); memory per stream won.
+pub const RELAY_BUF: usize = 16 * 1024;
 /// Connecting to an origin.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Waiting for a response head, or for the next bytes of a body. There is no
