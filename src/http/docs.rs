@@ -61,6 +61,10 @@ fn system_health() {}
     responses((status = 200, description = "Streaming counters", body = MetricsEnvelope)))]
 fn stream_metrics() {}
 
+#[utoipa::path(get, path = "/openapi.json", tag = "system",
+    responses((status = 200, description = "This document", content_type = "application/json")))]
+fn openapi_json() {}
+
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 fn prometheus() {}
@@ -199,7 +203,7 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
-    paths(root, health, system_health, stream_metrics, prometheus, video_by_id, video_by_url, direct_by_id, direct_by_url,
+    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, direct_by_id, direct_by_url,
           proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link),
     components(schemas(ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),

@@ -45,7 +45,8 @@ pub fn router(state: AppState) -> Router {
     for (path, route, timed) in all_routes() {
         app = app.route(path, if timed { route.layer(timeout) } else { route });
     }
-    app.merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+    // Swagger UI fetches /openapi.json, which is built on first request.
+    app.merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(cors(&state.config.cors_origins))

@@ -21,6 +21,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v2/system/health", get(health)),
         ("/api/v2/stream/metrics", get(metrics)),
         ("/metrics", get(prometheus)),
+        ("/openapi.json", get(openapi_json)),
     ]
 }
 
@@ -108,4 +109,12 @@ async fn prometheus(State(state): State<AppState>) -> Response {
     resp.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     resp
+}
+
+/// The OpenAPI document, serialised on first request: building it at start-up
+/// would cost every instance time and memory for a page few open.
+async fn openapi_json() -> Response {
+    static DOC: LazyLock<bytes::Bytes> =
+        LazyLock::new(|| serde_json::to_vec(&super::docs::openapi()).expect("the document serialises").into());
+    json_response(StatusCode::OK, DOC.clone())
 }
