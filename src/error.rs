@@ -34,6 +34,9 @@ pub enum ApiError {
     /// whose quality needs the proxy); the detail says what to ask instead.
     #[error("{0}")]
     Conflict(String),
+    /// 413: a request body over its limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// 429: a rate limit; `Retry-After` says when to come back.
     #[error("{detail}")]
     TooManyRequests { retry_after: u64, detail: String },
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
@@ -81,6 +85,12 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+
+    /// `error: detail`, as a batch item reports it.
+    pub fn client_message(&self) -> String {
+        let b = self.body();
+        format!("{}: {}", b.error, b.detail)
     }
 
     fn body(&self) -> ErrorBody {
@@ -91,6 +101,7 @@ impl ApiError {
             ApiError::Unauthorized(d) => ("API key required".into(), d.clone()),
             ApiError::Forbidden(d) => ("Forbidden".into(), d.clone()),
             ApiError::Conflict(d) => ("Needs the proxy".into(), d.clone()),
+            ApiError::PayloadTooLarge(d) => ("Request too large".into(), d.clone()),
             ApiError::TooManyRequests { detail, .. } => ("Rate limit exceeded".into(), detail.clone()),
             ApiError::NotImplemented(d) => ("Not supported yet".into(), d.clone()),
             ApiError::Unavailable(d) => ("Service unavailable".into(), d.clone()),

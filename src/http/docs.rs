@@ -7,6 +7,7 @@ use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
+use super::batch::{BatchItem, BatchRequest, BatchResponse, BatchResult};
 use super::system::{Health, Root};
 use crate::extract::{ApiFormat, ApiVideo};
 use crate::health::Memory;
@@ -95,6 +96,33 @@ fn video_by_id() {}
         (status = "4XX", description = video_errors!(), body = ErrorResponse),
         (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
 fn video_by_url() {}
+
+#[utoipa::path(get, path = "/api/v2/thumbnail/{platform}/{video_id}", tag = "videos",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path), ("video_id" = String, Path)),
+    responses(
+        (status = 200, description = "The thumbnail image, relayed; Cache-Control: public, max-age=86400", content_type = "image/jpeg"),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn thumbnail_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/thumbnail", tag = "videos",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("url" = String, Query, description = "Any video link")),
+    responses(
+        (status = 200, description = "The thumbnail image", content_type = "image/jpeg"),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn thumbnail_by_url() {}
+
+#[utoipa::path(post, path = "/api/v2/videos/batch", tag = "videos",
+    security(("api_key" = []), ("bearer" = [])),
+    request_body = BatchRequest,
+    responses(
+        (status = 200, description = "One result per item, in order; a bad item fails alone", body = BatchResponse),
+        (status = 400, description = "Not JSON, no items, or more than 50", body = ErrorResponse),
+        (status = 413, description = "Body over 64 KiB", body = ErrorResponse)))]
+fn videos_batch() {}
 
 /// Parameters of the stream routes, described once.
 #[derive(utoipa::IntoParams)]
@@ -203,9 +231,9 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
-    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, direct_by_id, direct_by_url,
+    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, videos_batch, direct_by_id, direct_by_url,
           proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link),
-    components(schemas(ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
+    components(schemas(BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),
 )]
 struct ApiDoc;

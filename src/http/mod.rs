@@ -1,6 +1,7 @@
 //! The HTTP layer: one module per route group, each with its `router()`, and
 //! the middleware every request goes through.
 
+mod batch;
 mod docs;
 mod guard;
 mod middleware;
@@ -33,7 +34,11 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
     let timed = |v: Vec<(&'static str, MethodRouter<AppState>)>| v.into_iter().map(|(p, r)| (p, r, true));
     let untimed = |v: Vec<(&'static str, MethodRouter<AppState>)>| v.into_iter().map(|(p, r)| (p, r, false));
     // System routes answer from memory at once: no timer for them.
-    untimed(system::routes()).chain(timed(videos::routes())).chain(untimed(stream::routes())).collect()
+    untimed(system::routes())
+        .chain(timed(videos::routes()))
+        .chain(timed(batch::routes()))
+        .chain(untimed(stream::routes()))
+        .collect()
 }
 
 /// The whole application. Layers, outermost first: `observe` (request id,

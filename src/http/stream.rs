@@ -324,6 +324,16 @@ fn upstream_error(e: ProxyError) -> Attempt {
     }
 }
 
+/// An origin failure where no re-extraction will follow.
+pub(super) fn upstream_api_error(e: ProxyError) -> ApiError {
+    match upstream_error(e) {
+        Attempt::Failed(e) => e,
+        Attempt::Expired => {
+            ApiError::BadGateway { error: "Upstream error", detail: "the origin refused the URL".into() }
+        }
+    }
+}
+
 /// Reads a playlist and answers it rewritten: each URI becomes a signed
 /// link to `/api/v2/stream/hls/...` that fetches with the format's headers.
 async fn playlist(state: &AppState, upstream: Fetched, video_key: &str, format_id: &str) -> Result<Response, ApiError> {

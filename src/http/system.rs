@@ -43,7 +43,11 @@ pub struct Root {
 /// The endpoint list, made once.
 static ENDPOINTS: LazyLock<Vec<String>> = LazyLock::new(|| {
     let doc = super::docs::openapi();
-    doc.paths.paths.keys().map(|p| format!("GET {p}")).collect()
+    doc.paths
+        .paths
+        .iter()
+        .map(|(path, item)| format!("{} {path}", if item.post.is_some() { "POST" } else { "GET" }))
+        .collect()
 });
 
 async fn root() -> Response {

@@ -4,6 +4,7 @@
 use axum::Extension;
 use axum::extract::{FromRequestParts, Query, RawPathParams, State};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
@@ -11,11 +12,19 @@ use serde::Deserialize;
 use super::success;
 use crate::app::{AppState, Client};
 use crate::error::ApiError;
+use crate::extract::Headers;
+use crate::metrics::StreamGuard;
 use crate::platform::VideoRef;
 use crate::service::Purpose;
+use crate::stream::proxy::relay;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
-    vec![("/api/v2/videos/{platform}/{video_id}", get(info)), ("/api/v2/videos", get(info))]
+    vec![
+        ("/api/v2/videos/{platform}/{video_id}", get(info)),
+        ("/api/v2/videos", get(info)),
+        ("/api/v2/thumbnail/{platform}/{video_id}", get(thumbnail)),
+        ("/api/v2/thumbnail", get(thumbnail)),
+    ]
 }
 
 async fn info(
@@ -25,6 +34,37 @@ async fn info(
 ) -> Result<Response, ApiError> {
     let cached = state.lookup(&video, Purpose::Info, &client).await?;
     Ok(success("Video information retrieved successfully", cached.api_json.clone()))
+}
+
+/// The video's thumbnail through the server, for clients that cannot reach
+/// the image host; images change rarely, so clients may cache them a day.
+async fn thumbnail(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    method: Method,
+    Video(video): Video,
+) -> Result<Response, ApiError> {
+    let cached = state.lookup(&video, Purpose::Info, &client).await?;
+    let url = cached.info.thumbnail.as_deref().ok_or_else(|| ApiError::NotFound {
+        error: "No thumbnail",
+        detail: "the extractor found no thumbnail for this video".into(),
+    })?;
+    let upstream = state
+        .upstream
+        .open(&method, url, &Headers::new(), &HeaderMap::new())
+        .await
+        .map_err(super::stream::upstream_api_error)?;
+    let is_image =
+        upstream.response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/"));
+    if !is_image {
+        return Err(ApiError::BadGateway {
+            error: "Upstream error",
+            detail: "the thumbnail URL did not answer an image".into(),
+        });
+    }
+    let mut resp = relay(upstream, StreamGuard::new(state.metrics.clone()));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
+    Ok(resp)
 }
 
 /// The video a request names: `/{platform}/{video_id}` in the path, or

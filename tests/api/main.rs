@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod batch;
 mod edge;
 mod input;
 mod merge_hls;
