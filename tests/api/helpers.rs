@@ -421,3 +421,53 @@ impl Drop for OwnRedis {
         let _ = self.child.wait();
     }
 }
+
+/// The real binary with a stand-in extractor, its logs in a file.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub base: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    pub async fn start(fake: &FakeExtractor, extra: &[&str]) -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("reelay.log");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
+            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--allow-private-networks", "true"])
+            .arg("--ytdlp-path")
+            .arg(&fake.path)
+            .args(extra)
+            .env_remove("REDIS_HOST")
+            .env_remove("REDIS_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if reqwest::get(format!("{base}/health")).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Binary { child, base, log, _dir: dir }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        std::process::Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

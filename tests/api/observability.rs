@@ -2,7 +2,7 @@
 //! the last two against the real binary.
 
 use std::collections::{BTreeSet, HashMap};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
@@ -99,56 +99,6 @@ async fn swagger_ui_is_served_offline() {
     }
     let init = app.get("/docs/swagger-initializer.js").await.text().await.unwrap();
     assert!(init.contains("/openapi.json"), "{init}");
-}
-
-/// The real binary with a stand-in extractor, its logs in a file.
-struct Binary {
-    child: std::process::Child,
-    base: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Binary {
-    async fn start(fake: &FakeExtractor, extra: &[&str]) -> Binary {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("reelay.log");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(env!("CARGO_BIN_EXE_reelay"))
-            .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--allow-private-networks", "true"])
-            .arg("--ytdlp-path")
-            .arg(&fake.path)
-            .args(extra)
-            .env_remove("REDIS_HOST")
-            .env_remove("REDIS_URL")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if reqwest::get(format!("{base}/health")).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        Binary { child, base, log, _dir: dir }
-    }
-
-    fn signal(&self, sig: &str) {
-        Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

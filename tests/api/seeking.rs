@@ -209,32 +209,8 @@ async fn a_large_stream_keeps_memory_flat() {
     // The real binary, so its memory is its own.
     let origin = spawn_origin().await;
     let fake = FakeExtractor::new(&origin.base, 0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
-        .args([
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--allow-private-networks",
-            "true",
-            "--log-level",
-            "warn",
-        ])
-        .arg("--ytdlp-path")
-        .arg(&fake.path)
-        .env_remove("REDIS_HOST")
-        .env_remove("REDIS_URL")
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/health")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut server = Binary::start(&fake, &["--log-level", "warn"]).await;
+    let (base, http) = (server.base.clone(), reqwest::Client::new());
     let mut resp = http
         .get(format!("{base}/api/v2/stream/proxy/youtube/{}?quality=360p", yt_id("bigbigbigbi")))
         .send()
@@ -245,9 +221,8 @@ async fn a_large_stream_keeps_memory_flat() {
     while let Some(chunk) = resp.chunk().await.unwrap() {
         total += chunk.len() as u64;
     }
-    let peak = peak_rss_mib(server.id());
-    let _ = server.kill();
-    let _ = server.wait();
+    let peak = peak_rss_mib(server.child.id());
+    let _ = server.child.kill();
     assert_eq!(total, BIG_LEN);
     assert!(peak < 100, "peak RSS {peak} MiB while relaying {} MiB", BIG_LEN >> 20);
 }
