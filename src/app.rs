@@ -177,8 +177,6 @@ impl App {
             r.refresh().await;
             tasks.push(tokio::spawn(r.clone().maintain(Duration::from_secs(1))));
         }
-        let warming = extractor.clone();
-        tasks.push(tokio::spawn(async move { warming.warm().await }));
         tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor)));
 
         let addr = format!("{}:{}", config.host, config.port);

@@ -56,7 +56,9 @@ impl Health {
         self.readings.read().expect("readings lock").clone()
     }
 
-    /// Refreshes the readings until the server stops.
+    /// Refreshes the readings until the server stops. Its first yt-dlp check
+    /// runs at start-up; with `EXTRACTOR=worker` it starts the first worker,
+    /// which stays in the pool, so the first cold miss finds yt_dlp loaded.
     pub async fn refresh(self: Arc<Self>, redis: Option<RedisTier>, extractor: Arc<Extractor>) {
         let mut ytdlp = String::new();
         let mut last_ytdlp: Option<Instant> = None;

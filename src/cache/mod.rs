@@ -53,13 +53,6 @@ pub enum Source {
     Extracted,
 }
 
-impl Source {
-    /// True when no extraction ran for this request.
-    pub fn is_hit(self) -> bool {
-        self != Source::Extracted
-    }
-}
-
 /// The Redis value: the info and when it was extracted.
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -100,10 +93,6 @@ impl VideoCache {
             .expire_after(PerEntryTtl)
             .build();
         VideoCache { l1, redis, info_ttl, lock_ttl: extract_timeout + Duration::from_secs(5) }
-    }
-
-    pub fn redis(&self) -> Option<&RedisTier> {
-        self.redis.as_ref()
     }
 
     /// Looks `key` up in both tiers, or runs `fetch` once for every caller

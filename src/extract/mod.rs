@@ -87,14 +87,6 @@ impl Extractor {
         self
     }
 
-    /// Starts a worker ahead of the first request (worker mode only).
-    pub async fn warm(&self) {
-        if let Some(pool) = &self.workers {
-            let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
-            pool.warm().await;
-        }
-    }
-
     /// Extracts `url` and normalises the result. `url` is always a URL this
     /// service built or validated; it goes after `--` so that nothing in it
     /// can be read as an option.

@@ -70,14 +70,6 @@ impl WorkerPool {
         Ok(Worker { stdin, stdout, uses: 0, _group: group, child })
     }
 
-    /// Starts one worker ahead of the first request, so that even the first
-    /// cold miss finds yt_dlp imported.
-    pub async fn warm(&self) {
-        if let Err(e) = self.ask(&serde_json::json!({"version": true}), Duration::from_secs(30)).await {
-            tracing::warn!(error = %e, "the extractor worker did not start");
-        }
-    }
-
     pub async fn version(&self, timeout: Duration) -> Result<String, ExtractError> {
         let answer = self.ask(&serde_json::json!({"version": true}), timeout).await?;
         Ok(answer.version.unwrap_or_default())

@@ -23,8 +23,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
 
-pub use docs::openapi;
-
 /// Every API route, as registered: what `/openapi.json` must describe.
 pub fn route_paths() -> Vec<&'static str> {
     all_routes().into_iter().map(|(path, ..)| path).collect()
