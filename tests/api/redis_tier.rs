@@ -66,6 +66,8 @@ async fn redis_dying_leaves_the_service_up_and_health_degraded() {
     let mut redis = OwnRedis::start().await;
     let app = spawn().redis(&redis.url).start().await;
     app.health_until("healthy").await;
+    let prom = app.get("/metrics").await.text().await.unwrap();
+    assert!(prom.lines().any(|l| l == "reelay_redis_up 1"), "{prom}");
     let id = yt_id("before");
     assert_eq!(app.json(&format!("/api/v2/videos/youtube/{id}")).await.0, 200);
 
@@ -81,6 +83,9 @@ async fn redis_dying_leaves_the_service_up_and_health_degraded() {
     let (status, body) = app.health_until("degraded").await;
     assert_eq!(status, 503);
     assert!(body["services"]["redis"].as_str().unwrap().starts_with("unhealthy"), "{body}");
+    // Prometheus says so too.
+    let prom = app.get("/metrics").await.text().await.unwrap();
+    assert!(prom.lines().any(|l| l == "reelay_redis_up 0"), "{prom}");
 }
 
 #[tokio::test]
