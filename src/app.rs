@@ -19,16 +19,18 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use crate::access::Access;
-use crate::cache::{CachedInfo, RedisTier, VideoCache};
+use crate::cache::{CachedInfo, RedisTier, TtlCache, VideoCache};
 use crate::config::Config;
 use crate::config::{CacheBackend, ExtractorKind};
 use crate::error::ApiError;
-use crate::extract::{ExtractError, Extractor};
+use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::platform::VideoRef;
+use crate::playlist::PlaylistRef;
 use crate::ratelimit::Limiter;
-use crate::service::{Purpose, VideoService};
+use crate::service::{Gate, Purpose, Settings, VideoService};
+use crate::signin::SignIn;
 use crate::stream::{Remuxer, Signer, Upstream};
 
 /// Who is asking, as the edge middleware found out; in every request's
@@ -106,14 +108,29 @@ impl AppState {
         client: &Client,
     ) -> Result<Arc<CachedInfo>, ApiError> {
         let id = self.extract_limit.as_ref().map(|_| client.id());
-        let gate = self.extract_limit.as_ref().zip(id.as_deref());
-        let (cached, source) = self.service.info(video, purpose, gate).await.inspect_err(|e| {
-            if let ExtractError::RateLimited(_) = **e {
-                self.metrics.record_rate_limited(true);
-            }
-        })?;
+        let result = self.service.info(video, purpose, self.gate(id.as_deref())).await;
+        let (cached, source) = result.inspect_err(|e| self.count_refusal(e))?;
         self.metrics.record_lookup(source);
         Ok(cached)
+    }
+
+    /// The playlist's entries for `client`, like [`AppState::lookup`].
+    pub async fn lookup_playlist(&self, list: &PlaylistRef, client: &Client) -> Result<Arc<Playlist>, ApiError> {
+        let id = self.extract_limit.as_ref().map(|_| client.id());
+        let result = self.service.playlist(list, self.gate(id.as_deref())).await;
+        let (playlist, source) = result.inspect_err(|e| self.count_refusal(e))?;
+        self.metrics.record_lookup(source);
+        Ok(playlist)
+    }
+
+    fn gate<'a>(&'a self, client_id: Option<&'a str>) -> Gate<'a> {
+        self.extract_limit.as_ref().zip(client_id)
+    }
+
+    fn count_refusal(&self, e: &ExtractError) {
+        if let ExtractError::RateLimited(_) = e {
+            self.metrics.record_rate_limited(true);
+        }
     }
 
     pub fn next_request_id(&self) -> String {
@@ -159,13 +176,17 @@ impl App {
         }
         let extractor = Arc::new(extractor);
         let cache = VideoCache::new(redis.clone(), config.video_info_ttl(), config.extract_timeout());
-        let service = VideoService::new(
-            cache,
-            extractor.clone(),
-            config.allow_private_networks,
-            config.video_info_ttl(),
-            config.stream_url_ttl(),
-        );
+        let playlists =
+            TtlCache::new(redis.clone(), Duration::from_secs(config.cache_ttl), 64 * 1024 * 1024, |p: &Playlist| {
+                (p.entries.len() * 512 + 1024).try_into().unwrap_or(u32::MAX)
+            });
+        let signin = SignIn::new(config.cookies_dir.clone(), Duration::from_secs(config.auth_status_ttl));
+        let settings = Settings {
+            allow_private: config.allow_private_networks,
+            info_ttl: config.video_info_ttl(),
+            stream_ttl: config.stream_url_ttl(),
+        };
+        let service = VideoService::new(cache, playlists, extractor.clone(), signin, settings);
         let window = Duration::from_secs(config.rate_limit_window.max(1));
         let request_limit = config
             .rate_limit_enabled

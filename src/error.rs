@@ -133,6 +133,8 @@ impl From<InputError> for ApiError {
                 InputError::UnsupportedPlatform(_) => "Unsupported platform",
                 InputError::InvalidId { .. } => "Invalid video id",
                 InputError::InvalidUrl(_) => "Invalid video URL",
+                InputError::InvalidPlaylistId(_) => "Invalid playlist id",
+                InputError::InvalidPlaylistUrl(_) => "Invalid playlist URL",
             },
             detail: e.detail(),
         }

@@ -5,10 +5,12 @@
 //! - [`http`]: the routes (one module per group, each with `router()`) and the
 //!   middleware that adds request ids, the JSON error shape and request logs.
 //! - [`platform`]: parses the platform, video id or URL at the edge into a
-//!   `VideoRef`; nothing unchecked goes further.
+//!   `VideoRef` ([`playlist`]: a `PlaylistRef`); nothing unchecked goes
+//!   further.
 //! - [`service`]: "what is this video?", answered from [`cache`] (in-process
 //!   tier, optional Redis tier, single-flight) or one run of [`extract`]
-//!   (yt-dlp as a child process, its JSON normalised into `VideoInfo`).
+//!   (yt-dlp as a child process, its JSON normalised into `VideoInfo`), with
+//!   the platform's cookies when [`signin`] has them.
 //! - [`select`]: quality presets over the cached formats, giving a
 //!   `StreamPlan`.
 //! - [`stream`]: the upstream client and byte relay of the proxy, guarded by
@@ -30,10 +32,12 @@ pub mod http;
 pub mod metrics;
 pub mod net;
 pub mod platform;
+pub mod playlist;
 pub mod process;
 pub mod ratelimit;
 pub mod select;
 pub mod service;
+pub mod signin;
 pub mod stream;
 pub mod telemetry;
 

@@ -142,27 +142,7 @@ impl VideoRef {
     /// link and a platform/id pair share one cache entry), other http(s)
     /// URLs become `Generic`.
     pub fn from_url(raw: &str) -> Result<Self, InputError> {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Err(InputError::InvalidUrl("the url parameter is empty".into()));
-        }
-        if raw.len() > MAX_URL_LEN {
-            return Err(InputError::InvalidUrl(format!("longer than {MAX_URL_LEN} characters")));
-        }
-        if raw.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(InputError::InvalidUrl("contains spaces or control characters".into()));
-        }
-        let url = Url::parse(raw).map_err(|e| InputError::InvalidUrl(e.to_string()))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(InputError::InvalidUrl("only http and https URLs are accepted".into()));
-        }
-        let Some(host) = url.host_str() else {
-            return Err(InputError::InvalidUrl("the URL has no host".into()));
-        };
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(InputError::InvalidUrl("URLs with credentials are not accepted".into()));
-        }
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let (url, host) = parse_http_url(raw)?;
         match detect(&host, &url)? {
             Some((platform, id)) => Ok(VideoRef::Known { id: platform.parse_id(&id)?, platform }),
             None => Ok(VideoRef::Generic { url }),
@@ -201,6 +181,14 @@ impl VideoRef {
         }
     }
 
+    /// The platform, `None` for other sites.
+    pub fn platform(&self) -> Option<Platform> {
+        match self {
+            VideoRef::Known { platform, .. } => Some(*platform),
+            VideoRef::Generic { .. } => None,
+        }
+    }
+
     /// The name of the platform, `generic` for other URLs.
     pub fn platform_name(&self) -> &'static str {
         match self {
@@ -215,6 +203,52 @@ impl VideoRef {
             VideoRef::Known { platform, id } => format!("video:{platform}:{}", id.as_str()),
             VideoRef::Generic { url } => format!("video:generic:{url}"),
         }
+    }
+}
+
+/// Checks a client's URL: http(s), a host, no credentials, no spaces or
+/// control characters, at most `MAX_URL_LEN`. Returns it with its host,
+/// lower-cased and without a trailing dot.
+pub fn parse_http_url(raw: &str) -> Result<(Url, String), InputError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(InputError::InvalidUrl("the url parameter is empty".into()));
+    }
+    if raw.len() > MAX_URL_LEN {
+        return Err(InputError::InvalidUrl(format!("longer than {MAX_URL_LEN} characters")));
+    }
+    if raw.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(InputError::InvalidUrl("contains spaces or control characters".into()));
+    }
+    let url = Url::parse(raw).map_err(|e| InputError::InvalidUrl(e.to_string()))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(InputError::InvalidUrl("only http and https URLs are accepted".into()));
+    }
+    let Some(host) = url.host_str() else {
+        return Err(InputError::InvalidUrl("the URL has no host".into()));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(InputError::InvalidUrl("URLs with credentials are not accepted".into()));
+    }
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    Ok((url, host))
+}
+
+/// The platform a host belongs to, if any.
+pub fn known_host(host: &str) -> Option<Platform> {
+    let is = |d: &str| host_is(host, d);
+    if host == "youtu.be" || is("youtube.com") || is("youtube-nocookie.com") {
+        Some(Platform::YouTube)
+    } else if host == "b23.tv" || is("bilibili.com") {
+        Some(Platform::Bilibili)
+    } else if is("twitter.com") || is("x.com") {
+        Some(Platform::Twitter)
+    } else if is("instagram.com") {
+        Some(Platform::Instagram)
+    } else if is("twitch.tv") {
+        Some(Platform::Twitch)
+    } else {
+        None
     }
 }
 
@@ -286,6 +320,10 @@ pub enum InputError {
     InvalidId { platform: Platform, hint: &'static str },
     #[error("Invalid video URL")]
     InvalidUrl(String),
+    #[error("Invalid playlist id")]
+    InvalidPlaylistId(&'static str),
+    #[error("Invalid playlist URL")]
+    InvalidPlaylistUrl(String),
 }
 
 impl InputError {
@@ -295,8 +333,8 @@ impl InputError {
             InputError::UnsupportedPlatform(p) => {
                 format!("'{p}' is not supported; use one of {}", Platform::NAMES.join(", "))
             }
-            InputError::InvalidId { hint, .. } => (*hint).to_owned(),
-            InputError::InvalidUrl(why) => why.clone(),
+            InputError::InvalidId { hint, .. } | InputError::InvalidPlaylistId(hint) => (*hint).to_owned(),
+            InputError::InvalidUrl(why) | InputError::InvalidPlaylistUrl(why) => why.clone(),
         }
     }
 }

@@ -1,15 +1,19 @@
 //! `VideoService`: the core of a request, with no HTTP in it. It answers
-//! "what is this video?" from the cache or one extraction, and "which
-//! stream should be served?" by selecting over that one cached answer.
+//! "what is this video?" (and "what is in this playlist?") from the cache or
+//! one extraction, and "which stream should be served?" by selecting over
+//! that one cached answer.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{CachedInfo, Source, VideoCache};
-use crate::extract::{ExtractError, Extractor};
+use crate::cache::{CachedInfo, Source, TtlCache, VideoCache};
+use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::net;
-use crate::platform::VideoRef;
+use crate::platform::{Platform, VideoRef};
+use crate::playlist::PlaylistRef;
 use crate::ratelimit::Limiter;
+use crate::signin::{CookieJar, SignIn};
+use url::Url;
 
 /// What a lookup is for; streams need younger URLs than metadata does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,11 +22,19 @@ pub enum Purpose {
     Stream,
 }
 
+/// The client's extraction budget and its identity, asked just before the
+/// extractor would run, so that cache hits never spend it.
+pub type Gate<'a> = Option<(&'a Limiter, &'a str)>;
+
 pub struct VideoService {
     /// Both cache tiers and the single-flight point.
     pub cache: VideoCache,
+    /// Flat playlists, kept for `CACHE_TTL`.
+    playlists: TtlCache<Playlist>,
     /// Runs yt-dlp; shared with the health check.
     pub extractor: Arc<Extractor>,
+    /// `COOKIES_DIR`: which extractions run signed in, and their key scope.
+    pub signin: SignIn,
     /// `ALLOW_PRIVATE_NETWORKS`.
     allow_private: bool,
     /// `VIDEO_INFO_TTL`: the oldest info served as metadata.
@@ -31,43 +43,105 @@ pub struct VideoService {
     stream_ttl: Duration,
 }
 
+/// The settings of a [`VideoService`], from `Config`.
+pub struct Settings {
+    pub allow_private: bool,
+    pub info_ttl: Duration,
+    pub stream_ttl: Duration,
+}
+
 impl VideoService {
     pub fn new(
         cache: VideoCache,
+        playlists: TtlCache<Playlist>,
         extractor: Arc<Extractor>,
-        allow_private: bool,
-        info_ttl: Duration,
-        stream_ttl: Duration,
+        signin: SignIn,
+        settings: Settings,
     ) -> Self {
-        VideoService { cache, extractor, allow_private, info_ttl, stream_ttl }
+        let Settings { allow_private, info_ttl, stream_ttl } = settings;
+        VideoService { cache, playlists, extractor, signin, allow_private, info_ttl, stream_ttl }
     }
 
-    /// The video's info, from a cache tier or one shared extraction. `gate`
-    /// is asked just before the extractor would run (the client's
-    /// extraction budget), so hits never spend it.
+    /// The key `video` is cached under: the reference's `video:{platform}:{id}`
+    /// for anonymous extractions, `auth:{digest}:video:…` for signed-in ones.
+    pub async fn key(&self, video: &VideoRef) -> String {
+        match self.signin.scope(video.platform()).await {
+            Some(scope) => format!("auth:{scope}:{}", video.cache_key()),
+            None => video.cache_key(),
+        }
+    }
+
+    /// Forgets the video in both tiers (its URLs stopped working).
+    pub async fn invalidate(&self, video: &VideoRef) {
+        self.cache.invalidate(&self.key(video).await).await;
+    }
+
+    /// The video's info, from a cache tier or one shared extraction.
     pub async fn info(
         &self,
         video: &VideoRef,
         purpose: Purpose,
-        gate: Option<(&Limiter, &str)>,
+        gate: Gate<'_>,
     ) -> Result<(Arc<CachedInfo>, Source), Arc<ExtractError>> {
         let max_age = match purpose {
             Purpose::Info => self.info_ttl,
             Purpose::Stream => self.stream_ttl.min(self.info_ttl),
         };
+        let key = self.key(video).await;
         self.cache
-            .get_or_fetch(&video.cache_key(), max_age, || async {
-                if let Some((limiter, client)) = gate {
-                    let d = limiter.check(client).await;
-                    if !d.allowed {
-                        return Err(ExtractError::RateLimited(d.retry_after.as_secs().max(1)));
-                    }
-                }
-                if let VideoRef::Generic { url } = video {
-                    net::check_url(url, self.allow_private).await.map_err(ExtractError::Refused)?;
-                }
-                self.extractor.extract(&video.source_url(), video.platform_name()).await
+            .get_or_fetch(&key, max_age, || async {
+                let generic = match video {
+                    VideoRef::Generic { url } => Some(url),
+                    VideoRef::Known { .. } => None,
+                };
+                let jar = self.before_extraction(gate, generic, video.platform()).await?;
+                let cookies = jar.as_ref().map(CookieJar::path);
+                self.extractor.extract(&video.source_url(), video.platform_name(), cookies).await
             })
             .await
+    }
+
+    /// The playlist's entries, from a cache tier or one shared extraction.
+    pub async fn playlist(
+        &self,
+        list: &PlaylistRef,
+        gate: Gate<'_>,
+    ) -> Result<(Arc<Playlist>, Source), Arc<ExtractError>> {
+        let key = match self.signin.scope(list.platform()).await {
+            Some(scope) => format!("auth:{scope}:{}", list.cache_key()),
+            None => list.cache_key(),
+        };
+        self.playlists
+            .get_or_fetch(&key, || async {
+                let generic = match list {
+                    PlaylistRef::Generic { url } => Some(url),
+                    _ => None,
+                };
+                let jar = self.before_extraction(gate, generic, list.platform()).await?;
+                let cookies = jar.as_ref().map(CookieJar::path);
+                self.extractor.extract_playlist(&list.source_url(), list.platform_name(), cookies).await
+            })
+            .await
+    }
+
+    /// What runs just before the extractor: the client's extraction budget
+    /// is spent, another site's URL is checked against private networks, and
+    /// the platform's cookie file is copied for the run.
+    async fn before_extraction(
+        &self,
+        gate: Gate<'_>,
+        generic: Option<&Url>,
+        platform: Option<Platform>,
+    ) -> Result<Option<CookieJar>, ExtractError> {
+        if let Some((limiter, client)) = gate {
+            let d = limiter.check(client).await;
+            if !d.allowed {
+                return Err(ExtractError::RateLimited(d.retry_after.as_secs().max(1)));
+            }
+        }
+        if let Some(url) = generic {
+            net::check_url(url, self.allow_private).await.map_err(ExtractError::Refused)?;
+        }
+        Ok(self.signin.jar(platform).await)
     }
 }

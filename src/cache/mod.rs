@@ -9,6 +9,7 @@
 //!   of the stream URLs in it (minus a margin), in either tier.
 
 mod redis;
+mod ttl;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
 pub use self::redis::RedisTier;
+pub use self::ttl::TtlCache;
 use crate::extract::{ExtractError, VideoInfo};
 
 /// Stream URLs are dropped this long before they say they expire, so that a

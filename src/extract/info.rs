@@ -97,13 +97,15 @@ impl Format {
 pub enum ParseError {
     #[error("the extractor printed no JSON object: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("the extractor returned a playlist, not a video")]
+    #[error("the link is a playlist, not a video; ask /api/v2/playlists for its entries")]
     Playlist,
+    #[error("the link is a single video, not a playlist; ask /api/v2/videos for it")]
+    NotAPlaylist,
     #[error("the extractor found no playable formats")]
     NoFormats,
 }
 
-fn str_of(v: &Value, key: &str) -> Option<String> {
+pub(super) fn str_of(v: &Value, key: &str) -> Option<String> {
     match v.get(key)? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -111,7 +113,7 @@ fn str_of(v: &Value, key: &str) -> Option<String> {
     }
 }
 
-fn f64_of(v: &Value, key: &str) -> Option<f64> {
+pub(super) fn f64_of(v: &Value, key: &str) -> Option<f64> {
     v.get(key)?.as_f64().filter(|f| f.is_finite())
 }
 

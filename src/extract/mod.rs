@@ -6,9 +6,10 @@
 //! (ffmpeg probes, JS interpreters). A semaphore bounds how many run at once.
 
 mod info;
+mod playlist;
 mod worker;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ use crate::process::GroupGuard;
 use worker::WorkerPool;
 
 pub use info::{ApiFormat, ApiVideo, Format, Headers, ParseError, VideoInfo, url_expiry};
+pub use playlist::{Playlist, PlaylistEntry, PlaylistPage};
 
 /// Why an extraction failed, by what the client should be told.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -89,24 +91,56 @@ impl Extractor {
 
     /// Extracts `url` and normalises the result. `url` is always a URL this
     /// service built or validated; it goes after `--` so that nothing in it
-    /// can be read as an option.
-    pub async fn extract(&self, url: &str, platform: &str) -> Result<VideoInfo, ExtractError> {
+    /// can be read as an option. `cookies` is a private copy of the
+    /// platform's cookie file (see [`crate::signin`]).
+    pub async fn extract(&self, url: &str, platform: &str, cookies: Option<&Path>) -> Result<VideoInfo, ExtractError> {
+        self.timed(url, false, cookies, |v| VideoInfo::from_ytdlp_value(v, platform)).await
+    }
+
+    /// Lists a playlist's entries without resolving them (`--flat-playlist`).
+    pub async fn extract_playlist(
+        &self,
+        url: &str,
+        platform: &str,
+        cookies: Option<&Path>,
+    ) -> Result<Playlist, ExtractError> {
+        self.timed(url, true, cookies, |v| Playlist::from_ytdlp_value(v, platform)).await
+    }
+
+    async fn timed<T>(
+        &self,
+        url: &str,
+        flat: bool,
+        cookies: Option<&Path>,
+        parse: impl FnOnce(serde_json::Value) -> Result<T, ParseError>,
+    ) -> Result<T, ExtractError> {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         let timer = self.metrics.extraction_started();
         let started = Instant::now();
         let raw = match &self.workers {
-            Some(pool) => pool.extract(url, self.timeout).await,
-            None => self.run(&["-J", "--no-playlist", "--no-warnings", "--ignore-config", "--", url]).await.and_then(
-                |out| serde_json::from_slice(&out).map_err(|e| ExtractError::Failed(ParseError::Json(e).to_string())),
-            ),
+            Some(pool) => pool.extract(url, flat, cookies, self.timeout).await,
+            None => {
+                let mut args = vec!["-J", if flat { "--flat-playlist" } else { "--no-playlist" }];
+                args.extend(["--no-warnings", "--ignore-config"]);
+                let cookies = cookies.map(|c| c.to_string_lossy());
+                if let Some(c) = &cookies {
+                    args.extend(["--cookies", c]);
+                }
+                args.extend(["--", url]);
+                self.run(&args).await.and_then(|out| {
+                    serde_json::from_slice(&out).map_err(|e| ExtractError::Failed(ParseError::Json(e).to_string()))
+                })
+            }
         };
         let result = raw.and_then(|v| {
-            VideoInfo::from_ytdlp_value(v, platform).map_err(|e| match e {
-                ParseError::NoFormats => ExtractError::Unavailable(e.to_string()),
+            parse(v).map_err(|e| match e {
+                ParseError::NoFormats | ParseError::Playlist | ParseError::NotAPlaylist => {
+                    ExtractError::Unavailable(e.to_string())
+                }
                 other => ExtractError::Failed(other.to_string()),
             })
         });
-        tracing::debug!(url, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "extracted");
+        tracing::debug!(url, flat, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "extracted");
         timer.finish(result.as_ref().map_or_else(ExtractError::outcome, |_| "ok"));
         result
     }

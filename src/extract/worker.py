@@ -1,6 +1,7 @@
 # reelay's persistent extractor: imports yt_dlp once, then answers one JSON
 # request per line on stdin with one JSON line on stdout:
-#   {"url": "..."}  ->  {"ok": true, "info": <what `yt-dlp -J` prints>}
+#   {"url": "...", "flat": false, "cookies": null}
+#                   ->  {"ok": true, "info": <what `yt-dlp -J` prints>}
 #                   or  {"ok": false, "error": "ERROR: ..."}
 #   {"version": true} -> {"ok": true, "version": "..."}
 # One extraction at a time; reelay runs several workers for concurrency.
@@ -49,7 +50,12 @@ for line in sys.stdin:
         if req.get("version"):
             answer({"ok": True, "version": yt_dlp.version.__version__})
             continue
-        with yt_dlp.YoutubeDL(dict(OPTIONS)) as ydl:
+        options = dict(OPTIONS)
+        if req.get("flat"):  # --flat-playlist
+            options.update(noplaylist=False, extract_flat="in_playlist")
+        if req.get("cookies"):  # --cookies: a private copy reelay deletes afterwards
+            options["cookiefile"] = req["cookies"]
+        with yt_dlp.YoutubeDL(options) as ydl:
             info = ydl.extract_info(req["url"], download=False)
             answer({"ok": True, "info": ydl.sanitize_info(info)})
     except Exception as e:  # every failure is an answer, never a dead worker

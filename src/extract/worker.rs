@@ -4,7 +4,7 @@
 //! itself. A worker that times out, dies or has served `MAX_USES`
 //! extractions is killed (with its process group) and replaced on demand.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -75,9 +75,17 @@ impl WorkerPool {
         Ok(answer.version.unwrap_or_default())
     }
 
-    /// What `yt-dlp -J` would print for `url`.
-    pub async fn extract(&self, url: &str, timeout: Duration) -> Result<Value, ExtractError> {
-        let answer = self.ask(&serde_json::json!({"url": url}), timeout).await?;
+    /// What `yt-dlp -J` would print for `url` (with `--flat-playlist` when
+    /// `flat`, and `--cookies` when given).
+    pub async fn extract(
+        &self,
+        url: &str,
+        flat: bool,
+        cookies: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Value, ExtractError> {
+        let request = serde_json::json!({"url": url, "flat": flat, "cookies": cookies});
+        let answer = self.ask(&request, timeout).await?;
         answer.info.ok_or_else(|| ExtractError::Failed("the extractor worker answered without info".into()))
     }
 

@@ -9,9 +9,10 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::batch::{BatchItem, BatchRequest, BatchResponse, BatchResult};
 use super::system::{Health, Root};
-use crate::extract::{ApiFormat, ApiVideo};
+use crate::extract::{ApiFormat, ApiVideo, PlaylistEntry, PlaylistPage};
 use crate::health::Memory;
 use crate::metrics::MetricsSnapshot;
+use crate::signin::AuthStatus;
 
 /// Every error: `code` is the HTTP reason phrase.
 #[derive(Serialize, ToSchema)]
@@ -124,6 +125,77 @@ fn thumbnail_by_url() {}
         (status = 413, description = "Body over 64 KiB", body = ErrorResponse)))]
 fn videos_batch() {}
 
+/// `{success, message, data: page, timestamp}`.
+#[derive(Serialize, ToSchema)]
+pub struct PlaylistEnvelope {
+    success: bool,
+    message: String,
+    data: PlaylistPage<'static>,
+    timestamp: String,
+}
+
+/// `{success, message, data: [status per platform], timestamp}`.
+#[derive(Serialize, ToSchema)]
+pub struct AuthStatusListEnvelope {
+    success: bool,
+    message: String,
+    data: Vec<AuthStatus>,
+    timestamp: String,
+}
+
+/// `{success, message, data: status, timestamp}`.
+#[derive(Serialize, ToSchema)]
+pub struct AuthStatusEnvelope {
+    success: bool,
+    message: String,
+    data: AuthStatus,
+    timestamp: String,
+}
+
+/// Paging of the playlist routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageParams {
+    /// Index of the first entry, from 1 (default 1).
+    start: Option<usize>,
+    /// Entries per page, 1 to 1000 (default 100).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v2/playlists/{platform}/{playlist_id}", tag = "playlists",
+    security(("api_key" = []), ("bearer" = [])),
+    params(
+        ("platform" = String, Path, description = "youtube or bilibili"),
+        ("playlist_id" = String, Path, description = "YouTube: PL…, UU…, OL…, FL… or RD…; Bilibili: collection-<space id>-<list id> or series-<space id>-<list id>"),
+        PageParams),
+    responses(
+        (status = 200, description = "The playlist and one page of its entries (cached for CACHE_TTL)", body = PlaylistEnvelope),
+        (status = "4XX", description = "400: bad platform, id or paging; 404: unavailable, or a single video; 429: rate limit", body = ErrorResponse),
+        (status = "5XX", description = "502: extractor failed; 503: yt-dlp cannot run; 504: timeout", body = ErrorResponse)))]
+fn playlist_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/playlists", tag = "playlists",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("url" = String, Query, description = "A YouTube playlist link, a Bilibili collection or series link, or another site's page"), PageParams),
+    responses(
+        (status = 200, description = "The playlist and one page of its entries", body = PlaylistEnvelope),
+        (status = "4XX", description = "400: bad URL or paging; 403: private address; 404: unavailable, or a single video", body = ErrorResponse),
+        (status = "5XX", description = "See the route by id", body = ErrorResponse)))]
+fn playlist_by_url() {}
+
+#[utoipa::path(get, path = "/api/v2/auth/status", tag = "auth",
+    security(("api_key" = []), ("bearer" = [])),
+    responses((status = 200, description = "Sign-in status of every platform, from COOKIES_DIR (cached for AUTH_STATUS_TTL)", body = AuthStatusListEnvelope)))]
+fn auth_status() {}
+
+#[utoipa::path(get, path = "/api/v2/auth/status/{platform}", tag = "auth",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path, description = "youtube, bilibili, twitter, x, instagram or twitch")),
+    responses(
+        (status = 200, description = "Sign-in status of one platform", body = AuthStatusEnvelope),
+        (status = 400, description = "Unknown platform", body = ErrorResponse)))]
+fn auth_status_one() {}
+
 /// Parameters of the stream routes, described once.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -231,9 +303,10 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
-    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, videos_batch, direct_by_id, direct_by_url,
+    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, videos_batch,
+          playlist_by_id, playlist_by_url, auth_status, auth_status_one, direct_by_id, direct_by_url,
           proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link),
-    components(schemas(BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
+    components(schemas(PlaylistEnvelope, PlaylistPage, PlaylistEntry, AuthStatusListEnvelope, AuthStatusEnvelope, AuthStatus, BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),
 )]
 struct ApiDoc;

@@ -5,6 +5,8 @@ mod batch;
 mod docs;
 mod guard;
 mod middleware;
+mod playlists;
+mod signin;
 mod stream;
 mod system;
 mod videos;
@@ -35,6 +37,8 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
     untimed(system::routes())
         .chain(timed(videos::routes()))
         .chain(timed(batch::routes()))
+        .chain(timed(playlists::routes()))
+        .chain(untimed(signin::routes()))
         .chain(untimed(stream::routes()))
         .collect()
 }

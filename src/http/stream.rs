@@ -196,7 +196,7 @@ async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Resp
             Err(Attempt::Failed(e)) => return Err(e),
             Err(Attempt::Expired) if !refreshed => {
                 tracing::info!(key = %req.video.cache_key(), "origin refused a cached stream URL; extracting again");
-                state.service.cache.invalidate(&req.video.cache_key()).await;
+                state.service.invalidate(&req.video).await;
                 refreshed = true;
             }
             Err(Attempt::Expired) => {

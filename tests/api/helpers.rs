@@ -111,7 +111,8 @@ pub fn media(name: &str) -> Vec<u8> {
 pub type Seen = Arc<Mutex<Vec<(String, HeaderMap)>>>;
 
 /// A local origin: `/media/*` (byte ranges), `/bili/*` (refused without
-/// Bilibili's Referer), `/page.html` (an HTML page with a `<video>`). Every
+/// Bilibili's Referer), `/page.html` (an HTML page with a `<video>`),
+/// `/list.html` (three of them). Every
 /// response sets a cookie, which must never reach reelay's clients.
 pub struct Origin {
     pub base: String,
@@ -128,6 +129,7 @@ pub async fn spawn_origin() -> Origin {
         .route("/slow/{name}", get(slow))
         .route("/norange/{name}", get(no_range))
         .route("/page.html", get(|| async { Html("<html><head><title>Local page</title></head><body><video src=\"/media/clip.mp4\" controls></video></body></html>") }))
+        .route("/list.html", get(|| async { Html(LIST_PAGE) }))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
             let recorder = recorder.clone();
             async move {
@@ -150,6 +152,11 @@ pub async fn spawn_origin() -> Origin {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Origin { base, seen }
 }
+
+/// A page with several videos, which yt-dlp's generic extractor lists as a playlist.
+const LIST_PAGE: &str = "<html><head><title>Local list</title></head><body>\
+<video src=\"/media/clip.mp4?n=1\" controls></video><video src=\"/media/clip.mp4?n=2\" controls></video>\
+<video src=\"/media/clip.mp4?n=3\" controls></video></body></html>";
 
 /// Like a CDN: URLs past their `expire=`, or marked `revoked=1`, get 403.
 fn url_refused(query: &str) -> bool {

@@ -56,6 +56,8 @@ async fn worker_mode_extracts_with_a_warm_yt_dlp_and_survives_losing_it() {
     assert!(body["data"]["formats"].as_array().unwrap().iter().any(|f| f["url"] == media_url.as_str()));
     let (status, body) = app.json(&format!("/api/v2/videos?url={}/page.html", app.origin.base)).await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = app.json(&format!("/api/v2/playlists?url={}/list.html", app.origin.base)).await;
+    assert_eq!((status.as_u16(), &body["data"]["entry_count"]), (200, &3.into()), "flat listing in a worker: {body}");
     // A warm extraction is fast; the figure belongs to the benchmark, this only shows the pool is reused.
     let resp = app.get(&format!("/api/v2/stream/proxy?url={}/media/clip.mp4%3Fx=1", app.origin.base)).await;
     assert_eq!(resp.status(), 200);

@@ -1,0 +1,69 @@
+//! Playlists (`--flat-playlist`): by platform and id, or by `?url=`, one
+//! page at a time from one cached listing.
+
+use axum::Extension;
+use axum::extract::{Query, RawPathParams, State};
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::success;
+use crate::app::{AppState, Client};
+use crate::error::ApiError;
+use crate::playlist::PlaylistRef;
+
+/// Entries per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: usize = 100;
+/// The most entries one page holds.
+pub const MAX_LIMIT: usize = 1000;
+
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/api/v2/playlists/{platform}/{playlist_id}", get(playlist)), ("/api/v2/playlists", get(playlist))]
+}
+
+#[derive(Deserialize)]
+struct Params {
+    url: Option<String>,
+    start: Option<String>,
+    limit: Option<String>,
+}
+
+async fn playlist(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    path: RawPathParams,
+    Query(params): Query<Params>,
+) -> Result<Response, ApiError> {
+    let mut values = path.iter().map(|(_, v)| v);
+    let list = match (values.next(), values.next(), &params.url) {
+        (Some(platform), Some(id), _) => PlaylistRef::from_path(platform, id)?,
+        (_, _, Some(url)) => PlaylistRef::from_url(url)?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "Missing url",
+                "pass ?url=<playlist link>, or use /{platform}/{playlist_id}",
+            ));
+        }
+    };
+    let start = number(params.start.as_deref(), "start", 1, usize::MAX, 1)?;
+    let limit = number(params.limit.as_deref(), "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)?;
+    let playlist = state.lookup_playlist(&list, &client).await.map_err(|e| match e {
+        ApiError::NotFound { detail, .. } => ApiError::NotFound { error: "Playlist unavailable", detail },
+        other => other,
+    })?;
+    let page = serde_json::to_vec(&playlist.page(start, limit)).expect("plain structs always serialise");
+    Ok(success("Playlist retrieved successfully", Bytes::from(page)))
+}
+
+/// A paging parameter: a whole number in `min..=max`, `default` when absent.
+fn number(raw: Option<&str>, name: &str, min: usize, max: usize, default: usize) -> Result<usize, ApiError> {
+    let Some(raw) = raw else { return Ok(default) };
+    match raw.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ if max == usize::MAX => {
+            Err(ApiError::bad_request("Invalid paging", format!("{name} is a whole number from {min}")))
+        }
+        _ => Err(ApiError::bad_request("Invalid paging", format!("{name} is a whole number from {min} to {max}"))),
+    }
+}
