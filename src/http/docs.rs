@@ -46,7 +46,9 @@ pub struct MetricsEnvelope {
     timestamp: String,
 }
 
-#[utoipa::path(get, path = "/", tag = "system", responses((status = 200, description = "Service, endpoints, platforms", body = Root)))]
+#[utoipa::path(get, path = "/", tag = "system", responses(
+    (status = 200, description = "Service, endpoints, platforms", body = Root),
+    (status = 303, description = "Browsers (Accept: text/html) are sent to the page at /ui")))]
 fn root() {}
 
 #[utoipa::path(get, path = "/health", tag = "system", responses(

@@ -14,9 +14,13 @@ use crate::error::ApiError;
 use crate::ratelimit::Decision;
 
 /// Routes that are never limited, keyed or filtered: what orchestrators and
-/// monitors poll, and the docs.
+/// monitors poll, the docs, and the page's own files (the API calls the page
+/// makes are checked like any other).
 pub fn is_exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/api/v2/system/health" | "/metrics" | "/openapi.json") || path.starts_with("/docs")
+    matches!(path, "/health" | "/api/v2/system/health" | "/metrics" | "/openapi.json")
+        || path.starts_with("/docs")
+        || path == "/ui"
+        || path.starts_with("/ui/")
 }
 
 /// The key a request presents: `X-API-Key`, `Authorization: Bearer`, or

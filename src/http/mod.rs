@@ -9,6 +9,7 @@ mod playlists;
 mod signin;
 mod stream;
 mod system;
+mod ui;
 mod videos;
 
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     }
     // Swagger UI fetches /openapi.json, which is built on first request.
     app.merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
+        .merge(ui::router())
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(cors(&state.config.cors_origins))

@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Serialize;
@@ -50,7 +50,17 @@ static ENDPOINTS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
-async fn root() -> Response {
+/// Browsers (which ask for `text/html`) are sent to the page; API clients
+/// get the JSON.
+async fn root(headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/html")));
+    let vary = (header::VARY, HeaderValue::from_static("Accept"));
+    if wants_html {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/ui")), vary]).into_response();
+    }
     let body = Root {
         service: "reelay",
         version: VERSION,
@@ -60,7 +70,9 @@ async fn root() -> Response {
         documentation: "/docs/",
         timestamp: timestamp(),
     };
-    json_response(StatusCode::OK, serde_json::to_vec(&body).expect("serialises").into())
+    let mut resp = json_response(StatusCode::OK, serde_json::to_vec(&body).expect("serialises").into());
+    resp.headers_mut().insert(vary.0, vary.1);
+    resp
 }
 
 #[derive(Serialize, ToSchema)]

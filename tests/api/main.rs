@@ -16,4 +16,5 @@ mod seeking;
 mod signin;
 mod stream;
 mod system;
+mod ui;
 mod videos;

@@ -1,0 +1,275 @@
+// reelay's page: look a video up, play it through the server, copy its links.
+// Talks only to this server; hls.js (served from /ui/vendor) is loaded only
+// for HLS streams in browsers that cannot play HLS themselves.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const KEY_STORE = 'reelay.api_key';
+let hls = null;
+
+/** `youtube dQw4w9WgXcQ` / `youtube/dQw4w9WgXcQ` name a video by id; anything else is a link. */
+function target(input) {
+  const text = input.trim();
+  const m = text.match(/^(youtube|bilibili|twitter|x|instagram|twitch)[\s/:]+([^\s/?#]+)$/i);
+  if (m) return { path: `${m[1].toLowerCase()}/${encodeURIComponent(m[2])}` };
+  return { url: text };
+}
+
+/** A path on this server for `kind` (videos, thumbnail, stream/proxy, stream/direct). */
+function apiPath(kind, t, extra = {}) {
+  const params = new URLSearchParams();
+  if (t.url) params.set('url', t.url);
+  for (const [k, v] of Object.entries(extra)) params.set(k, v);
+  const key = $('api-key').value.trim();
+  if (key) params.set('api_key', key);
+  const query = params.toString();
+  return `/api/v2/${kind}${t.path ? '/' + t.path : ''}${query ? '?' + query : ''}`;
+}
+
+/** Plain words for the API's errors. */
+function explain(status, body, retryAfter) {
+  const detail = body && body.detail ? body.detail : '';
+  const error = body && body.error ? body.error : '';
+  switch (true) {
+    case status === 0:
+      return ['Could not reach the reelay server.', 'Check your connection and try again.'];
+    case status === 400:
+      return ['This link is not supported.', detail || 'Paste a video link from YouTube, Bilibili, X, Instagram, Twitch or another video site.'];
+    case status === 401:
+      return ['This server needs an API key.', 'Open "API key" below the link and enter yours.'];
+    case status === 403 && /key/i.test(error + detail):
+      return ['That API key was not accepted.', detail];
+    case status === 403:
+      return ['This address is not allowed.', detail];
+    case status === 404:
+      return ['This video is unavailable.', detail || 'It may be private, removed, or not a video.'];
+    case status === 409:
+      return ['This video cannot be streamed that way.', detail];
+    case status === 429:
+      return ['Rate limited: too many requests.', `Try again in ${retryAfter || 'a few'} seconds.`];
+    case status === 502:
+      return ['The video site could not be read.', detail];
+    case status === 503:
+      return ['The server cannot look videos up right now.', detail];
+    case status === 504:
+      return ['The lookup took too long.', 'Try again in a moment.'];
+    default:
+      return [`Something went wrong (HTTP ${status}).`, detail];
+  }
+}
+
+function showError([headline, detail]) {
+  const box = $('error');
+  box.replaceChildren();
+  const strong = document.createElement('strong');
+  strong.textContent = headline;
+  box.append(strong);
+  if (detail) {
+    const p = document.createElement('span');
+    p.textContent = detail;
+    box.append(p);
+  }
+  box.hidden = false;
+  setStatus('');
+}
+
+function setStatus(text) {
+  $('status').textContent = text;
+}
+
+async function getJson(path) {
+  let resp;
+  try {
+    resp = await fetch(path, { headers: { Accept: 'application/json' } });
+  } catch {
+    return { ok: false, status: 0 };
+  }
+  let body = null;
+  try {
+    body = await resp.json();
+  } catch {
+    body = null;
+  }
+  return { ok: resp.ok, status: resp.status, body, retryAfter: resp.headers.get('retry-after') };
+}
+
+const fmtDuration = (s) => {
+  if (s == null) return null;
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  const two = (n) => String(n).padStart(2, '0');
+  return h ? `${h}:${two(m)}:${two(sec)}` : `${m}:${two(sec)}`;
+};
+const fmtDate = (d) => (d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6)}` : d || null);
+const fmtSize = (b) => (b == null ? '—' : b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
+const codec = (c) => (c && c !== 'none' ? c : null);
+
+function renderInfo(t, video) {
+  $('title').textContent = video.title || video.id || 'Untitled';
+  const facts = [
+    ['Uploader', video.uploader],
+    ['Duration', fmtDuration(video.duration)],
+    ['Views', video.view_count != null ? video.view_count.toLocaleString('en-US') : null],
+    ['Uploaded', fmtDate(video.upload_date)],
+    ['Platform', video.platform],
+  ];
+  const dl = $('facts');
+  dl.replaceChildren();
+  for (const [name, value] of facts) {
+    if (value == null || value === '') continue;
+    const dt = document.createElement('dt');
+    dt.textContent = name;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    dl.append(dt, dd);
+  }
+  const img = $('thumb');
+  img.hidden = !video.thumbnail;
+  $('player').poster = video.thumbnail ? apiPath('thumbnail', t) : '';
+  if (video.thumbnail) {
+    img.onerror = () => { img.hidden = true; };
+    img.src = apiPath('thumbnail', t);
+  }
+  const rows = (video.formats || []).map((f) => {
+    const tr = document.createElement('tr');
+    tr.dataset.formatId = f.format_id;
+    const tracks = f.has_video && f.has_audio ? 'audio + video' : f.has_video ? 'video only' : f.has_audio ? 'audio only' : '—';
+    const codecs = [codec(f.vcodec), codec(f.acodec)].filter(Boolean).join(', ') || f.codec || '—';
+    for (const cell of [f.format_id, f.resolution || '—', f.fps ?? '—', codecs, tracks, fmtSize(f.filesize), f.protocol]) {
+      const td = document.createElement('td');
+      td.textContent = cell;
+      tr.append(td);
+    }
+    return tr;
+  });
+  $('formats').tBodies[0].replaceChildren(...rows);
+}
+
+function renderLinks(t, quality) {
+  const abs = (p) => new URL(p, location.origin).href;
+  $('proxy-link').textContent = abs(apiPath('stream/proxy', t, { quality }));
+  $('direct-link').textContent = abs(apiPath('stream/direct', t, { quality }));
+}
+
+function loadHlsJs() {
+  if (window.Hls) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = '/ui/vendor/hls.light.min.js';
+    s.onload = resolve;
+    s.onerror = () => reject(new Error('hls.js did not load'));
+    document.head.append(s);
+  });
+}
+
+function stopPlayer() {
+  if (hls) {
+    hls.destroy();
+    hls = null;
+  }
+  const player = $('player');
+  player.pause();
+  player.removeAttribute('src');
+  player.load();
+}
+
+async function play(t, quality, mode) {
+  const player = $('player');
+  const src = apiPath(`stream/${mode}`, t, { quality });
+  if (mode === 'proxy') {
+    // HLS streams come back as a playlist; everything else as media bytes.
+    let head;
+    try {
+      head = await fetch(src, { method: 'HEAD' });
+    } catch {
+      return showError(explain(0));
+    }
+    if (!head.ok) return showError(explain(head.status, null, head.headers.get('retry-after')));
+    if (/mpegurl/i.test(head.headers.get('content-type') || '') && !player.canPlayType('application/vnd.apple.mpegurl')) {
+      try {
+        await loadHlsJs();
+      } catch (e) {
+        return showError(['This stream needs HLS support.', e.message]);
+      }
+      hls = new window.Hls({ enableWorker: false });
+      hls.on(window.Hls.Events.ERROR, (_, data) => {
+        if (data.fatal) showError(['The stream stopped.', data.details || '']);
+      });
+      hls.loadSource(src);
+      hls.attachMedia(player);
+      player.play().catch(() => {});
+      return;
+    }
+  }
+  player.src = src;
+  player.play().catch(() => {});
+}
+
+async function lookup(event) {
+  if (event) event.preventDefault();
+  const input = $('link').value;
+  if (!input.trim()) return;
+  const t = target(input);
+  const quality = $('quality').value;
+  const mode = document.querySelector('input[name=mode]:checked').value;
+  $('error').hidden = true;
+  $('result').hidden = true;
+  $('go').disabled = true;
+  stopPlayer();
+  setStatus('Looking the video up…');
+  try {
+    const res = await getJson(apiPath('videos', t));
+    if (!res.ok) {
+      return showError(explain(res.status, res.body, res.retryAfter));
+    }
+    const video = res.body.data;
+    renderInfo(t, video);
+    renderLinks(t, quality);
+    $('result').hidden = false;
+    setStatus('Loading the stream…');
+    await play(t, quality, mode);
+  } finally {
+    $('go').disabled = false;
+  }
+}
+
+async function copy(button) {
+  const text = $(button.dataset.target).textContent;
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch {
+    // Plain-http pages on another host have no clipboard API.
+    const area = document.createElement('textarea');
+    area.value = text;
+    document.body.append(area);
+    area.select();
+    document.execCommand('copy');
+    area.remove();
+  }
+  const label = button.textContent;
+  button.textContent = 'Copied';
+  setTimeout(() => { button.textContent = label; }, 1500);
+}
+
+document.addEventListener('DOMContentLoaded', () => {
+  const key = $('api-key');
+  key.value = localStorage.getItem(KEY_STORE) || '';
+  key.addEventListener('change', () => localStorage.setItem(KEY_STORE, key.value.trim()));
+  $('lookup').addEventListener('submit', lookup);
+  for (const b of document.querySelectorAll('button.copy')) b.addEventListener('click', () => copy(b));
+  const player = $('player');
+  player.addEventListener('playing', () => setStatus('Playing.'));
+  player.addEventListener('error', () => {
+    if (!player.getAttribute('src') && !hls) return;
+    const mode = document.querySelector('input[name=mode]:checked').value;
+    showError(mode === 'direct'
+      ? ['This browser cannot play the source directly.', 'Choose "through reelay" and look it up again.']
+      : ['This browser cannot play this stream.', 'Try another quality, or copy a link into your player.']);
+  });
+  // /ui?url=… looks a link up at once (handy for sharing).
+  const shared = new URLSearchParams(location.search).get('url');
+  if (shared) {
+    $('link').value = shared;
+    lookup();
+  }
+});

@@ -1,0 +1,133 @@
+//! The web page: served from the binary, reached from `/` by browsers, and
+//! used for real in Debian's chromium (headless, driven by
+//! tests/browser/ui.mjs with playwright-core): paste a link, the formats
+//! fill in, the video plays, errors read plainly, and it fits a phone.
+//! Screenshots land in target/tmp/ui/.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn the_page_and_its_files_are_served_from_the_binary() {
+    let app = spawn().arg("--api-keys", "k1").start().await;
+    let resp = app.get("/ui").await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && csp.contains("connect-src 'self'"), "{csp}");
+    let html = resp.text().await.unwrap();
+    assert!(html.contains("<video") && html.contains("/ui/app.js"), "{html}");
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing is loaded from elsewhere");
+    for (path, kind) in [
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/app.css", "text/css"),
+        ("/ui/vendor/hls.light.min.js", "text/javascript"),
+    ] {
+        let resp = app.get(path).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
+    }
+    // The page needs no key; the API behind it still does.
+    assert_eq!(app.get("/api/v2/videos/youtube/dQw4w9WgXcQ").await.status(), 401);
+}
+
+#[tokio::test]
+async fn browsers_asking_for_the_root_are_sent_to_the_page() {
+    let app = spawn_app().await;
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let resp = app.http.get(format!("{}/", app.base)).header("accept", browser).send().await.unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/ui");
+    for accept in ["application/json", "*/*"] {
+        let resp = app.http.get(format!("{}/", app.base)).header("accept", accept).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{accept}");
+        assert_eq!(resp.headers()["vary"], "Accept");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["service"], "reelay");
+    }
+}
+
+#[tokio::test]
+async fn a_person_pastes_a_link_and_watches_in_chromium() {
+    let browser_dir = PathBuf::from(MANIFEST_DIR).join("tests/browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists() && std::path::Path::new("/usr/bin/chromium").exists(),
+        "chromium and playwright-core are missing; run scripts/setup --test"
+    );
+    let app = spawn_app().await;
+    let real = spawn().ytdlp(real_ytdlp()).start().await;
+    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let config = serde_json::json!({
+        "base": app.base,
+        "video": format!("https://www.youtube.com/watch?v={}", yt_id("ui")),
+        "hls": "https://www.twitch.tv/videos/424242",
+        "bad": "https://www.youtube.com/feed",
+        "gone": format!("youtube {}", yt_id("unavailabl")),
+        "artifacts": artifacts,
+        "real_base": real.base,
+        "real_video": format!("{}/page.html", real.origin.base),
+    });
+    let out = tokio::process::Command::new("node")
+        .arg(browser_dir.join("ui.mjs"))
+        .arg(config.to_string())
+        .current_dir(&browser_dir)
+        .output()
+        .await
+        .expect("node runs (scripts/setup --test installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ui.mjs failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {} {stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert!(report["failure"].is_null(), "{:#}", report);
+    assert_eq!(report["landing_url"], format!("{}/ui", app.base));
+
+    let video = &report["video"];
+    assert!(video["title"].as_str().unwrap().starts_with("Stand-in video ui"), "{video:#}");
+    assert_eq!(video["facts"]["Uploader"], "Stand-in Channel");
+    assert_eq!(video["facts"]["Duration"], "0:02");
+    assert_eq!(video["facts"]["Views"], "1,234");
+    assert_eq!(video["facts"]["Uploaded"], "2026-01-01");
+    let rows = video["format_rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "every playable format: {rows:?}");
+    assert!(rows.iter().any(|r| r[0] == "18" && r[1] == "640x360" && r[4] == "audio + video"), "{rows:?}");
+    assert!(rows.iter().any(|r| r[0] == "140" && r[4] == "audio only"), "{rows:?}");
+    assert!(video["thumbnail_width"].as_u64().unwrap() > 0, "the thumbnail loaded through the server");
+    let playback = &video["playback"];
+    assert!(playback["ready_state"].as_u64().unwrap() >= 2, "{playback}");
+    assert_eq!(playback["advanced"], true, "currentTime advances: {playback}");
+    assert_eq!(playback["height"], 360, "{playback}");
+    assert!(video["proxy_link"].as_str().unwrap().contains("/api/v2/stream/proxy?url="), "{video:#}");
+    assert_eq!(video["clipboard"], video["proxy_link"], "the copy button copies the proxy link");
+
+    // Chromium plays HLS itself (the proxied playlist); browsers that cannot get hls.js from /ui/vendor.
+    let hls = &report["hls"];
+    assert!(hls["playback"]["ready_state"].as_u64().unwrap() >= 2, "{hls:#}");
+    assert_eq!(hls["playback"]["advanced"], true, "the HLS stream plays: {hls:#}");
+
+    let hls_js = &report["hls_js"]["playback"];
+    assert_eq!(
+        (&hls_js["used_hls_js"], &hls_js["advanced"]),
+        (&true.into(), &true.into()),
+        "hls.js plays it: {hls_js}"
+    );
+
+    let real = &report["real"];
+    assert!(real["title"].as_str().unwrap().starts_with("Local page"), "{real:#}");
+    assert_eq!(real["playback"]["advanced"], true, "the real yt-dlp's result plays: {real:#}");
+
+    let bad = report["bad"]["error"].as_str().unwrap_or_default();
+    assert!(bad.contains("This link is not supported"), "{bad}");
+    let gone = report["gone"]["error"].as_str().unwrap_or_default();
+    assert!(gone.contains("This video is unavailable"), "{gone}");
+
+    let phone = &report["phone"];
+    assert!(phone["page_width"].as_u64().unwrap() <= 390, "fits a phone: {phone:#}");
+    assert_eq!(phone["playback"]["advanced"], true, "{phone:#}");
+
+    assert_eq!(report["outside_requests"], serde_json::json!([]), "the page talks only to reelay");
+    assert!(artifacts.join("ui-video.png").exists());
+}

@@ -1,0 +1,138 @@
+// Drives Debian's chromium, headless, against a running reelay and prints
+// what a person would see as one JSON report; tests/api/ui.rs asserts on it.
+//
+//   node ui.mjs '{"base": "http://127.0.0.1:PORT", "video": LINK, "hls": LINK,
+//                 "bad": LINK, "gone": LINK, "artifacts": DIR,
+//                 "real_base": URL of a reelay with the real yt-dlp, "real_video": LINK}'
+import { chromium } from 'playwright-core';
+
+const cfg = JSON.parse(process.argv[2]);
+const report = { outside_requests: [], console_errors: [] };
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+
+async function newPage(viewport, base = cfg.base) {
+  const context = await browser.newContext({ viewport });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
+  const page = await context.newPage();
+  const own = new URL(base).host;
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (!['data:', 'blob:'].includes(u.protocol) && u.host !== own) report.outside_requests.push(r.url());
+  });
+  page.on('console', (m) => { if (m.type() === 'error') report.console_errors.push(m.text()); });
+  return page;
+}
+
+/** Pastes `link`, submits, and waits for formats or an error. */
+async function lookUp(page, link, quality = 'best') {
+  await page.fill('#link', link);
+  await page.selectOption('#quality', quality);
+  await page.click('#go');
+  await page.waitForFunction(
+    () => document.querySelectorAll('#formats tbody tr').length > 0 && !document.querySelector('#result').hidden
+      || !document.querySelector('#error').hidden,
+    null, { timeout: 30000 });
+}
+
+/** readyState once it reaches 2, and how far playback moves in a while. */
+async function playback(page) {
+  try {
+    await page.waitForFunction(() => document.querySelector('#player').readyState >= 2, null, { timeout: 30000 });
+  } catch (e) {
+    return { ready_state: await page.evaluate(() => document.querySelector('#player').readyState), error: String(e) };
+  }
+  const t0 = await page.evaluate(() => document.querySelector('#player').currentTime);
+  let advanced = false;
+  try {
+    await page.waitForFunction((t) => document.querySelector('#player').currentTime > t + 0.5, t0, { timeout: 15000 });
+    advanced = true;
+  } catch { /* reported below */ }
+  return page.evaluate(([t0, advanced]) => {
+    const v = document.querySelector('#player');
+    return { ready_state: v.readyState, start_time: t0, current_time: v.currentTime, advanced,
+             width: v.videoWidth, height: v.videoHeight, used_hls_js: !!window.Hls };
+  }, [t0, advanced]);
+}
+
+const pageState = (page) => page.evaluate(() => ({
+  url: location.href,
+  title: document.querySelector('#title').textContent,
+  facts: Object.fromEntries([...document.querySelectorAll('#facts dt')].map((dt) => [dt.textContent, dt.nextElementSibling.textContent])),
+  format_rows: [...document.querySelectorAll('#formats tbody tr')].map((tr) => [...tr.cells].map((c) => c.textContent)),
+  thumbnail_width: document.querySelector('#thumb').hidden ? 0 : document.querySelector('#thumb').naturalWidth,
+  proxy_link: document.querySelector('#proxy-link').textContent,
+  direct_link: document.querySelector('#direct-link').textContent,
+  error: document.querySelector('#error').hidden ? null : document.querySelector('#error').innerText,
+  status: document.querySelector('#status').textContent,
+}));
+
+try {
+  const page = await newPage({ width: 1280, height: 900 });
+  // A browser opening the root lands on the page.
+  await page.goto(cfg.base + '/');
+  report.landing_url = page.url();
+
+  await lookUp(page, cfg.video, '360p');
+  report.video = { ...(await pageState(page)), playback: await playback(page) };
+  await page.waitForFunction(() => document.querySelector('#thumb').complete, null, { timeout: 10000 }).catch(() => {});
+  report.video.thumbnail_width = (await pageState(page)).thumbnail_width;
+  await page.click('button.copy[data-target=proxy-link]');
+  await page.waitForFunction(() => document.querySelector('button.copy[data-target=proxy-link]').textContent === 'Copied');
+  report.video.clipboard = await page.evaluate(() => navigator.clipboard.readText());
+  await page.screenshot({ path: `${cfg.artifacts}/ui-video.png`, fullPage: true });
+
+  await lookUp(page, cfg.hls, 'best');
+  report.hls = { ...(await pageState(page)), playback: await playback(page) };
+  await page.screenshot({ path: `${cfg.artifacts}/ui-hls.png`, fullPage: true });
+
+  // A browser without native HLS (Firefox, older Chrome): the page brings hls.js.
+  const noHls = await newPage({ width: 1280, height: 900 });
+  await noHls.addInitScript(() => {
+    const native = HTMLMediaElement.prototype.canPlayType;
+    HTMLMediaElement.prototype.canPlayType = function (type) {
+      return /mpegurl/i.test(type) ? '' : native.call(this, type);
+    };
+  });
+  await noHls.goto(cfg.base + '/ui');
+  await lookUp(noHls, cfg.hls, 'best');
+  report.hls_js = { ...(await pageState(noHls)), playback: await playback(noHls) };
+
+  await lookUp(page, cfg.bad);
+  report.bad = await pageState(page);
+  await lookUp(page, cfg.gone);
+  report.gone = await pageState(page);
+  await page.screenshot({ path: `${cfg.artifacts}/ui-error.png`, fullPage: true });
+
+  // A second server running the real yt-dlp, on a local page with a <video>.
+  if (cfg.real_base) {
+    const real = await newPage({ width: 1280, height: 900 }, cfg.real_base);
+    await real.goto(cfg.real_base + '/ui');
+    await lookUp(real, cfg.real_video, 'best');
+    report.real = { ...(await pageState(real)), playback: await playback(real) };
+  }
+
+  // A phone-width screen: the same lookup, nothing wider than the screen.
+  const phone = await newPage({ width: 390, height: 844 });
+  await phone.goto(cfg.base + '/ui');
+  await lookUp(phone, cfg.video, '360p');
+  report.phone = {
+    ...(await pageState(phone)),
+    playback: await playback(phone),
+    page_width: await phone.evaluate(() => document.documentElement.scrollWidth),
+    screen_width: 390,
+  };
+  await phone.screenshot({ path: `${cfg.artifacts}/ui-phone.png`, fullPage: true });
+} catch (e) {
+  report.failure = String(e && e.stack || e);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));
