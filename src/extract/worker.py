@@ -55,9 +55,17 @@ for line in sys.stdin:
             options.update(noplaylist=False, extract_flat="in_playlist")
         if req.get("cookies"):  # --cookies: a private copy reelay deletes afterwards
             options["cookiefile"] = req["cookies"]
-        with yt_dlp.YoutubeDL(options) as ydl:
-            info = ydl.extract_info(req["url"], download=False)
-            answer({"ok": True, "info": ydl.sanitize_info(info)})
+        ydl = yt_dlp.YoutubeDL(options)
+        try:
+            info = ydl.sanitize_info(ydl.extract_info(req["url"], download=False))
+        finally:
+            # Writes the cookie jar back (to reelay's private copy) before the
+            # answer, so that reelay never deletes the copy while it is written.
+            try:
+                ydl.close()
+            except Exception:
+                pass
+        answer({"ok": True, "info": info})
     except Exception as e:  # every failure is an answer, never a dead worker
         text = str(e)
         answer({"ok": False, "error": text if text.startswith("ERROR:") else "ERROR: " + text})
