@@ -59,6 +59,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     );
     let app = spawn_app().await;
     let real = spawn().ytdlp(real_ytdlp()).start().await;
+    let limited = spawn().arg("--rate-limit-max-requests", 1).start().await;
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui");
     std::fs::create_dir_all(&artifacts).unwrap();
     let config = serde_json::json!({
@@ -70,6 +71,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         "artifacts": artifacts,
         "real_base": real.base,
         "real_video": format!("{}/page.html", real.origin.base),
+        "limited_base": limited.base,
     });
     let out = tokio::process::Command::new("node")
         .arg(browser_dir.join("ui.mjs"))
@@ -123,6 +125,9 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     assert!(bad.contains("This link is not supported"), "{bad}");
     let gone = report["gone"]["error"].as_str().unwrap_or_default();
     assert!(gone.contains("This video is unavailable"), "{gone}");
+
+    let limited = report["limited"]["error"].as_str().unwrap_or_default();
+    assert!(limited.contains("Rate limited") && limited.contains("Try again in"), "{limited}");
 
     let phone = &report["phone"];
     assert!(phone["page_width"].as_u64().unwrap() <= 390, "fits a phone: {phone:#}");

@@ -3,7 +3,8 @@
 //
 //   node ui.mjs '{"base": "http://127.0.0.1:PORT", "video": LINK, "hls": LINK,
 //                 "bad": LINK, "gone": LINK, "artifacts": DIR,
-//                 "real_base": URL of a reelay with the real yt-dlp, "real_video": LINK}'
+//                 "real_base": URL of a reelay with the real yt-dlp, "real_video": LINK,
+//                 "limited_base": URL of a reelay with a rate limit of one request}'
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -117,6 +118,15 @@ try {
     await real.goto(cfg.real_base + '/ui');
     await lookUp(real, cfg.real_video, 'best');
     report.real = { ...(await pageState(real)), playback: await playback(real) };
+  }
+
+  // A server with a tight rate limit: the second lookup is refused, in plain words.
+  if (cfg.limited_base) {
+    const limited = await newPage({ width: 1280, height: 900 }, cfg.limited_base);
+    await limited.goto(cfg.limited_base + '/ui');
+    await lookUp(limited, cfg.video, '360p');
+    await lookUp(limited, cfg.video, '360p');
+    report.limited = await pageState(limited);
   }
 
   // A phone-width screen: the same lookup, nothing wider than the screen.
