@@ -132,6 +132,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     let phone = &report["phone"];
     assert!(phone["page_width"].as_u64().unwrap() <= 390, "fits a phone: {phone:#}");
     assert_eq!(phone["playback"]["advanced"], true, "{phone:#}");
+    assert_eq!(phone["playback"]["height"], 720, "best: 720p video and audio, merged by ffmpeg, play: {phone:#}");
 
     assert_eq!(report["outside_requests"], serde_json::json!([]), "the page talks only to reelay");
     assert!(artifacts.join("ui-video.png").exists());

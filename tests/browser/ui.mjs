@@ -132,7 +132,7 @@ try {
   // A phone-width screen: the same lookup, nothing wider than the screen.
   const phone = await newPage({ width: 390, height: 844 });
   await phone.goto(cfg.base + '/ui');
-  await lookUp(phone, cfg.video, '360p');
+  await lookUp(phone, cfg.video, 'best');
   report.phone = {
     ...(await pageState(phone)),
     playback: await playback(phone),
