@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::cache::{CachedInfo, Source, TtlCache, VideoCache};
 use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::net;
-use crate::platform::{Platform, VideoRef};
+use crate::platform::VideoRef;
 use crate::playlist::PlaylistRef;
 use crate::ratelimit::Limiter;
-use crate::signin::{CookieJar, SignIn};
+use crate::signin::{CookieJar, Reading, SignIn};
 use url::Url;
 
 /// What a lookup is for; streams need younger URLs than metadata does.
@@ -62,18 +62,10 @@ impl VideoService {
         VideoService { cache, playlists, extractor, signin, allow_private, info_ttl, stream_ttl }
     }
 
-    /// The key `video` is cached under: the reference's `video:{platform}:{id}`
-    /// for anonymous extractions, `auth:{digest}:video:…` for signed-in ones.
-    pub async fn key(&self, video: &VideoRef) -> String {
-        match self.signin.scope(video.platform()).await {
-            Some(scope) => format!("auth:{scope}:{}", video.cache_key()),
-            None => video.cache_key(),
-        }
-    }
-
     /// Forgets the video in both tiers (its URLs stopped working).
     pub async fn invalidate(&self, video: &VideoRef) {
-        self.cache.invalidate(&self.key(video).await).await;
+        let signin = self.signin.for_platform(video.platform()).await;
+        self.cache.invalidate(&scoped(signin.as_deref(), video.cache_key())).await;
     }
 
     /// The video's info, from a cache tier or one shared extraction.
@@ -87,14 +79,15 @@ impl VideoService {
             Purpose::Info => self.info_ttl,
             Purpose::Stream => self.stream_ttl.min(self.info_ttl),
         };
-        let key = self.key(video).await;
+        let signin = self.signin.for_platform(video.platform()).await;
+        let key = scoped(signin.as_deref(), video.cache_key());
         self.cache
             .get_or_fetch(&key, max_age, || async {
                 let generic = match video {
                     VideoRef::Generic { url } => Some(url),
                     VideoRef::Known { .. } => None,
                 };
-                let jar = self.before_extraction(gate, generic, video.platform()).await?;
+                let jar = self.before_extraction(gate, generic, signin.as_deref()).await?;
                 let cookies = jar.as_ref().map(CookieJar::path);
                 self.extractor.extract(&video.source_url(), video.platform_name(), cookies).await
             })
@@ -107,17 +100,15 @@ impl VideoService {
         list: &PlaylistRef,
         gate: Gate<'_>,
     ) -> Result<(Arc<Playlist>, Source), Arc<ExtractError>> {
-        let key = match self.signin.scope(list.platform()).await {
-            Some(scope) => format!("auth:{scope}:{}", list.cache_key()),
-            None => list.cache_key(),
-        };
+        let signin = self.signin.for_platform(list.platform()).await;
+        let key = scoped(signin.as_deref(), list.cache_key());
         self.playlists
             .get_or_fetch(&key, || async {
                 let generic = match list {
                     PlaylistRef::Generic { url } => Some(url),
                     _ => None,
                 };
-                let jar = self.before_extraction(gate, generic, list.platform()).await?;
+                let jar = self.before_extraction(gate, generic, signin.as_deref()).await?;
                 let cookies = jar.as_ref().map(CookieJar::path);
                 self.extractor.extract_playlist(&list.source_url(), list.platform_name(), cookies).await
             })
@@ -131,7 +122,7 @@ impl VideoService {
         &self,
         gate: Gate<'_>,
         generic: Option<&Url>,
-        platform: Option<Platform>,
+        signin: Option<&Reading>,
     ) -> Result<Option<CookieJar>, ExtractError> {
         if let Some((limiter, client)) = gate {
             let d = limiter.check(client).await;
@@ -142,6 +133,19 @@ impl VideoService {
         if let Some(url) = generic {
             net::check_url(url, self.allow_private).await.map_err(ExtractError::Refused)?;
         }
-        Ok(self.signin.jar(platform).await)
+        Ok(match signin {
+            Some(reading) => reading.jar().await,
+            None => None,
+        })
+    }
+}
+
+/// The key an entry is cached under: the reference's `video:{platform}:{id}`
+/// (or `playlist:…`) for anonymous extractions, `auth:{digest}:…` for
+/// signed-in ones.
+fn scoped(signin: Option<&Reading>, key: String) -> String {
+    match signin.and_then(Reading::scope) {
+        Some(scope) => format!("auth:{scope}:{key}"),
+        None => key,
     }
 }

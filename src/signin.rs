@@ -4,7 +4,8 @@
 //!
 //! - Extractions for a platform with a file get a private copy of it
 //!   (`--cookies`), deleted when the extraction ends: yt-dlp writes its jar
-//!   back on exit, and the operator's file must stay as it was.
+//!   back on exit, and the operator's file must stay as it was. The file is
+//!   read once per `AUTH_STATUS_TTL`, and the copy is made from that reading.
 //! - Their cache keys carry a digest of the file (`auth:{digest}:video:…`), so
 //!   signed-in results never mix with anonymous ones, nor with another
 //!   account's on a shared Redis.
@@ -40,13 +41,16 @@ pub struct AuthStatus {
     pub expires_at: Option<String>,
 }
 
-/// A reading of one platform's cookie file.
-#[derive(Debug)]
+/// A reading of one platform's cookie file. The cache key of an extraction
+/// and the cookies it runs with come from the same reading, so they always
+/// agree. (No `Debug`: it holds the cookies.)
 pub struct Reading {
     pub status: AuthStatus,
     /// A digest of the file, when there is one: the cache-key scope of
     /// extractions that use it.
-    pub scope: Option<String>,
+    scope: Option<String>,
+    /// The file's bytes, copied for each extraction.
+    file: Option<Arc<[u8]>>,
 }
 
 pub struct SignIn {
@@ -96,25 +100,31 @@ impl SignIn {
                     Some(path) => read_limited(&path).await,
                     None => None,
                 };
-                Arc::new(read_status(platform, bytes.as_deref(), chrono::Utc::now().timestamp()))
+                Arc::new(read_status(platform, bytes, chrono::Utc::now().timestamp()))
             })
             .await
     }
 
-    /// The cache-key scope of `platform`'s extractions: `None` when they run
-    /// anonymously (no `COOKIES_DIR`, no file, or another site).
-    pub async fn scope(&self, platform: Option<Platform>) -> Option<String> {
+    /// The reading that decides how `platform`'s extractions run; `None`
+    /// without `COOKIES_DIR` or for other sites (always anonymous).
+    pub async fn for_platform(&self, platform: Option<Platform>) -> Option<Arc<Reading>> {
         match platform {
-            Some(p) if self.enabled() => self.reading(p).await.scope.clone(),
+            Some(p) if self.enabled() => Some(self.reading(p).await),
             _ => None,
         }
     }
+}
 
-    /// A private copy of `platform`'s cookie file for one extraction, or
-    /// `None` when there is no file.
-    pub async fn jar(&self, platform: Option<Platform>) -> Option<CookieJar> {
-        let platform = platform?;
-        let bytes = read_limited(&self.file(platform)?).await?;
+impl Reading {
+    /// The cache-key scope: `None` when extractions run anonymously.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// A private copy of the cookie file for one extraction, or `None` when
+    /// there is no file.
+    pub async fn jar(&self) -> Option<CookieJar> {
+        let bytes = self.file.clone()?;
         let path = std::env::temp_dir().join(format!("reelay-cookies-{}.txt", uuid::Uuid::new_v4().simple()));
         let written = tokio::task::spawn_blocking({
             let path = path.clone();
@@ -129,7 +139,7 @@ impl SignIn {
         match written {
             Ok(Ok(())) => Some(jar),
             Ok(Err(e)) => {
-                tracing::warn!(%platform, error = %e, "could not copy the cookie file; extracting without it");
+                tracing::warn!(platform = self.status.platform, error = %e, "could not copy the cookie file; extracting without it");
                 None
             }
             Err(_) => None,
@@ -175,12 +185,12 @@ fn session_cookies(platform: Platform) -> (&'static [&'static str], &'static [&'
 /// Reads a Netscape cookie file: `domain, include-subdomains, path, secure,
 /// expiry (Unix time, 0 for a browser-session cookie), name, value` per
 /// line, `#` comments except the `#HttpOnly_` prefix.
-pub fn read_status(platform: Platform, file: Option<&[u8]>, now: i64) -> Reading {
+pub fn read_status(platform: Platform, file: Option<Vec<u8>>, now: i64) -> Reading {
     let mut status =
         AuthStatus { platform: platform.as_str(), authenticated: false, cookies_valid: false, expires_at: None };
-    let Some(bytes) = file else { return Reading { status, scope: None } };
+    let Some(bytes) = file else { return Reading { status, scope: None, file: None } };
     let (domains, names) = session_cookies(platform);
-    let text = String::from_utf8_lossy(bytes);
+    let text = String::from_utf8_lossy(&bytes);
     let mut expiries = Vec::new();
     for line in text.lines() {
         let line = line.strip_prefix("#HttpOnly_").unwrap_or(line);
@@ -203,9 +213,9 @@ pub fn read_status(platform: Platform, file: Option<&[u8]>, now: i64) -> Reading
         .min()
         .and_then(|&e| chrono::DateTime::from_timestamp(e, 0))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let digest = Sha256::digest(bytes);
+    let digest = Sha256::digest(&bytes);
     let scope = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    Reading { status, scope: Some(scope) }
+    Reading { status, scope: Some(scope), file: Some(bytes.into()) }
 }
 
 #[cfg(test)]
@@ -225,16 +235,16 @@ mod tests {
 
     #[test]
     fn valid_expired_and_missing() {
-        let ok = read_status(Platform::YouTube, Some(file(NOW + 1000).as_bytes()), NOW);
+        let ok = read_status(Platform::YouTube, Some(file(NOW + 1000).into_bytes()), NOW);
         assert!(ok.status.authenticated && ok.status.cookies_valid);
         assert_eq!(ok.status.expires_at.as_deref(), Some("2027-01-15T08:16:40Z"));
-        assert_eq!(ok.scope.as_ref().map(String::len), Some(16));
-        let expired = read_status(Platform::YouTube, Some(file(NOW - 1000).as_bytes()), NOW);
+        assert_eq!(ok.scope().map(str::len), Some(16));
+        let expired = read_status(Platform::YouTube, Some(file(NOW - 1000).into_bytes()), NOW);
         assert!(expired.status.authenticated && !expired.status.cookies_valid);
         let missing = read_status(Platform::YouTube, None, NOW);
-        assert!(!missing.status.authenticated && missing.scope.is_none());
+        assert!(!missing.status.authenticated && missing.scope().is_none());
         // Another platform's file, or a file without session cookies, is not a sign-in.
-        let other = read_status(Platform::Bilibili, Some(file(NOW + 1000).as_bytes()), NOW);
+        let other = read_status(Platform::Bilibili, Some(file(NOW + 1000).into_bytes()), NOW);
         assert!(!other.status.authenticated && !other.status.cookies_valid && other.status.expires_at.is_none());
     }
 }

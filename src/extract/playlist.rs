@@ -89,7 +89,7 @@ impl Playlist {
 
     /// Entries `start..start + limit` (from 1); past the end is an empty page.
     pub fn page(&self, start: usize, limit: usize) -> PlaylistPage<'_> {
-        let from = (start - 1).min(self.entries.len());
+        let from = start.saturating_sub(1).min(self.entries.len());
         let to = from.saturating_add(limit).min(self.entries.len());
         PlaylistPage {
             id: &self.id,

@@ -171,3 +171,23 @@ async fn no_cookie_value_reaches_a_response_or_a_log_line() {
     assert!(logs.contains("request_id"), "JSON logs were written: {logs}");
     assert!(!logs.contains(SECRET), "{logs}");
 }
+
+#[tokio::test]
+async fn a_new_cookie_file_is_used_from_the_next_reading_for_both_key_and_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn().arg("--cookies-dir", dir.path().display()).arg("--auth-status-ttl", 1).start().await;
+    let (a, b, c) = (yt_id("na"), yt_id("nb"), yt_id("nc"));
+    let title = |body: &serde_json::Value| body["data"]["title"].as_str().unwrap().to_owned();
+    assert_eq!(title(&app.json(&format!("/api/v2/videos/youtube/{a}")).await.1), format!("Stand-in video {a}"));
+    cookie_file(dir.path(), "youtube", now() + 3600);
+    // Until the reading expires, extractions stay anonymous: a key without
+    // scope never holds a signed-in result.
+    assert_eq!(title(&app.json(&format!("/api/v2/videos/youtube/{b}")).await.1), format!("Stand-in video {b}"));
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        title(&app.json(&format!("/api/v2/videos/youtube/{c}")).await.1),
+        format!("Stand-in video {c} (signed in)")
+    );
+    let with_cookies: Vec<bool> = app.fake.calls().iter().map(|c| c.contains(&"--cookies".to_owned())).collect();
+    assert_eq!(with_cookies, [false, false, true]);
+}
