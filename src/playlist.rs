@@ -36,7 +36,7 @@ impl BiliList {
 
 const YOUTUBE_PREFIXES: [&str; 5] = ["PL", "UU", "OL", "FL", "RD"];
 const YOUTUBE_HINT: &str =
-    "a YouTube playlist id starts with PL, UU, OL, FL or RD, followed by letters, digits, '_' or '-'";
+    "a YouTube playlist id is PL, UU, OL, FL or RD and then 10 to 70 letters, digits, '_' or '-'";
 const BILIBILI_HINT: &str =
     "a Bilibili playlist id is collection-<space id>-<list id> or series-<space id>-<list id>, digits only";
 

@@ -68,7 +68,10 @@ async fn worker_mode_extracts_with_a_warm_yt_dlp_and_survives_losing_it() {
     assert!(body["detail"].as_str().unwrap().contains("404"), "{body}");
 
     // Workers killed from outside are replaced on the next request.
-    std::process::Command::new("pkill").args(["-f", "reelay's persistent extractor"]).status().unwrap();
+    // (Only this test's: other tests' workers run a different interpreter.)
+    let ours = format!("^{} -u -c", venv_python().display());
+    let killed = std::process::Command::new("pkill").args(["-f", &ours]).status().unwrap();
+    assert!(killed.success(), "there were workers to kill");
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut last = 0;
     for i in 0..2 {
@@ -84,4 +87,71 @@ async fn worker_mode_with_a_python_lacking_yt_dlp_is_unavailable() {
     let (status, body) = app.json(&format!("/api/v2/videos?url={}/media/clip.mp4", app.origin.base)).await;
     assert_eq!(status, 503, "{body}");
     assert_error_shape(status, &body);
+}
+
+/// A Python whose yt_dlp is the stand-in in tests/fixtures/stand_in_yt_dlp,
+/// recording worker pids in `pids`.
+fn stand_in_python(dir: &std::path::Path, pids: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("python");
+    let script = format!(
+        "#!/bin/sh\nPYTHONPATH={MANIFEST_DIR}/tests/fixtures/stand_in_yt_dlp STAND_IN_PIDS={} exec python3 \"$@\"\n",
+        pids.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_hung_worker_is_killed_at_the_timeout_and_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let python = stand_in_python(dir.path(), &pids);
+    let app = spawn()
+        .arg("--extractor", "worker")
+        .arg("--ytdlp-python", python.display())
+        .arg("--extract-timeout", 1)
+        .start()
+        .await;
+    // The health check's worker is in the pool first; the lookup below takes it.
+    assert_eq!(app.health_until("healthy").await.1["services"]["yt-dlp"], "available");
+    let (status, body) = app.json(&format!("/api/v2/videos?url={}/media/sleepy.mp4", app.origin.base)).await;
+    assert_eq!(status, 504, "{body}");
+    assert_error_shape(status, &body);
+
+    let (status, body) = app.json(&format!("/api/v2/videos?url={}/media/clip.mp4", app.origin.base)).await;
+    assert_eq!((status.as_u16(), &body["data"]["title"]), (200, &"Worker stand-in".into()), "a fresh worker: {body}");
+
+    // The hung worker is gone (not even a zombie); its replacement lives on in the pool.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.split(' ').nth(2).is_none_or(|st| st != "Z"))
+    };
+    let all = std::fs::read_to_string(&pids).unwrap();
+    let alive: Vec<bool> = all.lines().map(alive).collect();
+    assert_eq!(alive, [false, true], "{all}");
+}
+
+#[tokio::test]
+async fn workers_get_the_cookie_copy_and_it_is_gone_after_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    let python = stand_in_python(dir.path(), &pids);
+    let cookies = dir.path().join("cookies");
+    std::fs::create_dir(&cookies).unwrap();
+    std::fs::write(cookies.join("youtube.txt"), ".youtube.com\tTRUE\t/\tTRUE\t0\tSID\tsecret\n").unwrap();
+    let app = spawn()
+        .arg("--extractor", "worker")
+        .arg("--ytdlp-python", python.display())
+        .arg("--cookies-dir", cookies.display())
+        .start()
+        .await;
+    let (status, body) = app.json(&format!("/api/v2/videos/youtube/{}", yt_id("wk"))).await;
+    assert_eq!((status.as_u16(), &body["data"]["title"]), (200, &"Worker stand-in (signed in)".into()), "{body}");
+    let given = std::fs::read_to_string(dir.path().join("pids.cookies")).unwrap();
+    let copy = std::path::Path::new(given.trim());
+    assert!(!copy.starts_with(&cookies), "a copy: {given}");
+    assert!(!copy.exists(), "written back by the worker, then removed: {given}");
 }
