@@ -2,10 +2,12 @@
 //! background task so that requests never wait on a reconnect.
 //!
 //! Every command has a short deadline. A Redis that is down, slow or stopped
-//! costs a request at most that deadline, after which the caller carries on
-//! without the shared tier. State changes are logged once, by the
-//! maintenance task, not per request.
+//! costs one request at most that deadline: the failure marks the tier down,
+//! and until the maintenance task (every second) finds Redis answering again,
+//! commands fail at once and callers carry on without the shared tier. State
+//! changes are logged once, by the maintenance task, not per request.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -47,6 +49,9 @@ struct Inner {
     conn: RwLock<Option<ConnectionManager>>,
     /// `"healthy"`, or why not; read by the health endpoint.
     status: RwLock<String>,
+    /// Whether commands are sent at all: cleared by a command that timed out
+    /// or lost its connection, set by the maintenance task's next good check.
+    up: AtomicBool,
 }
 
 impl RedisTier {
@@ -55,7 +60,12 @@ impl RedisTier {
     pub fn new(url: &str) -> Result<Self, redis::RedisError> {
         let client = redis::Client::open(url)?;
         Ok(RedisTier {
-            inner: Arc::new(Inner { client, conn: RwLock::new(None), status: RwLock::new("connecting".to_owned()) }),
+            inner: Arc::new(Inner {
+                client,
+                conn: RwLock::new(None),
+                status: RwLock::new("connecting".to_owned()),
+                up: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -84,13 +94,16 @@ impl RedisTier {
     /// Start-up calls it once, so the first requests already find Redis.
     pub async fn refresh(&self) {
         let now = self.check().await;
+        self.inner.up.store(now == "healthy", Ordering::Relaxed);
         let before = std::mem::replace(&mut *self.inner.status.write().expect("status lock"), now.clone());
-        if before != now {
-            if now == "healthy" {
-                tracing::info!("redis is healthy");
-            } else {
-                tracing::warn!(status = %now, "redis is not available; serving from the in-process cache");
-            }
+        // Logged when Redis comes or goes, not each time the reason it is
+        // down reads differently (refused, reset, timed out...).
+        let came_up = now == "healthy" && before != "healthy";
+        let went_down = now != "healthy" && (before == "healthy" || before == "connecting");
+        if came_up {
+            tracing::info!("redis is healthy");
+        } else if went_down {
+            tracing::warn!(status = %now, "redis is not available; serving from the in-process cache");
         }
     }
 
@@ -131,12 +144,20 @@ impl RedisTier {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let conn = self.conn().ok_or_else(|| "not connected".to_owned())?;
-        match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(_) => Err("timed out".to_owned()),
+        if !self.inner.up.load(Ordering::Relaxed) {
+            return Err("redis is down".to_owned());
         }
+        let conn = self.conn().ok_or_else(|| "not connected".to_owned())?;
+        let down = match tokio::time::timeout(OP_TIMEOUT, f(conn)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if !(e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()) => {
+                return Err(e.to_string());
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "timed out".to_owned(),
+        };
+        self.inner.up.store(false, Ordering::Relaxed);
+        Err(down)
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, String> {

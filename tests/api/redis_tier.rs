@@ -111,3 +111,28 @@ async fn a_stopped_redis_costs_a_request_little() {
     assert_eq!(status, 200);
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn redis_going_and_coming_back_is_logged_once_each_not_per_request() {
+    let own = OwnRedis::start().await;
+    let port: u16 = own.url.rsplit(':').next().unwrap().trim_end_matches("/0").parse().unwrap();
+    let origin = spawn_origin().await;
+    let fake = FakeExtractor::new(&origin.base, 0);
+    let bin = Binary::start(&fake, &["--cache-backend", "redis", "--redis-url", &own.url]).await;
+    let http = reqwest::Client::new();
+    drop(own);
+    // Lookups that each try Redis, across several of the upkeep's checks.
+    for i in 0..30 {
+        let resp =
+            http.get(format!("{}/api/v2/videos/youtube/{}", bin.base, yt_id(&format!("lg{i}")))).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _back = OwnRedis::start_on(port).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let logs = bin.logs();
+    let count = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("redis is not available"), 1, "{logs}");
+    assert_eq!(count("redis is healthy"), 2, "at start and when it came back: {logs}");
+    assert_eq!(count("WARN"), 1, "nothing else warned: {logs}");
+}
