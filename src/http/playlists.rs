@@ -46,8 +46,8 @@ async fn playlist(
             ));
         }
     };
-    let start = number(params.start.as_deref(), "start", 1, usize::MAX, 1)?;
-    let limit = number(params.limit.as_deref(), "limit", 1, MAX_LIMIT, DEFAULT_LIMIT)?;
+    let start = number(params.start.as_deref(), "start", 1, None)?;
+    let limit = number(params.limit.as_deref(), "limit", DEFAULT_LIMIT, Some(MAX_LIMIT))?;
     let playlist = state.lookup_playlist(&list, &client).await.map_err(|e| match e {
         ApiError::NotFound { detail, .. } => ApiError::NotFound { error: "Playlist unavailable", detail },
         other => other,
@@ -56,14 +56,17 @@ async fn playlist(
     Ok(success("Playlist retrieved successfully", Bytes::from(page)))
 }
 
-/// A paging parameter: a whole number in `min..=max`, `default` when absent.
-fn number(raw: Option<&str>, name: &str, min: usize, max: usize, default: usize) -> Result<usize, ApiError> {
+/// A paging parameter: a whole number from 1 (up to `max`), `default` when absent.
+fn number(raw: Option<&str>, name: &str, default: usize, max: Option<usize>) -> Result<usize, ApiError> {
     let Some(raw) = raw else { return Ok(default) };
     match raw.parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ if max == usize::MAX => {
-            Err(ApiError::bad_request("Invalid paging", format!("{name} is a whole number from {min}")))
-        }
-        _ => Err(ApiError::bad_request("Invalid paging", format!("{name} is a whole number from {min} to {max}"))),
+        Ok(n) if n >= 1 && max.is_none_or(|max| n <= max) => Ok(n),
+        _ => Err(ApiError::bad_request(
+            "Invalid paging",
+            match max {
+                Some(max) => format!("{name} is a whole number from 1 to {max}"),
+                None => format!("{name} is a whole number from 1"),
+            },
+        )),
     }
 }

@@ -105,6 +105,11 @@ async fn bad_playlist_input_is_refused_before_any_extraction() {
         assert_error_shape(status, &body);
         assert_eq!(body["error"], error, "{path}: {body}");
     }
+    for path in ["/api/v2/playlists/youtube/%FF", "/api/v2/playlists?url=a&url=b", "/api/v2/auth/status/%FF"] {
+        let (status, body) = app.json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_error_shape(status, &body);
+    }
     assert_eq!(app.fake.runs(), 0);
 }
 
