@@ -57,7 +57,7 @@ pub struct Config {
     #[arg(long, env = "CACHE_BACKEND", value_enum)]
     pub cache_backend: Option<CacheBackend>,
 
-    /// General cache TTL in seconds (playlists and sign-in status).
+    /// How long playlist listings are cached, in seconds.
     #[arg(long, env = "CACHE_TTL", default_value_t = 300)]
     pub cache_ttl: u64,
 
@@ -69,7 +69,8 @@ pub struct Config {
     #[arg(long, env = "STREAM_URL_TTL", default_value_t = 600)]
     pub stream_url_ttl: u64,
 
-    /// Platform sign-in status cache TTL, in seconds.
+    /// How long a reading of the cookie files is used, in seconds: the sign-in status, and which
+    /// extractions run signed in.
     #[arg(long, env = "AUTH_STATUS_TTL", default_value_t = 1800)]
     pub auth_status_ttl: u64,
 
@@ -166,7 +167,8 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 0)]
     pub request_timeout: u64,
 
-    /// Folder of Netscape cookie files named `<platform>.txt`.
+    /// Folder of Netscape cookie files named `<platform>.txt` (youtube, bilibili, twitter, instagram,
+    /// twitch); extractions for that platform run signed in with a private copy.
     #[arg(long, env = "COOKIES_DIR")]
     pub cookies_dir: Option<PathBuf>,
 }

@@ -2,8 +2,9 @@
 //!
 //! A request flows through these modules, in order:
 //!
-//! - [`http`]: the routes (one module per group, each with `router()`) and the
-//!   middleware that adds request ids, the JSON error shape and request logs.
+//! - [`http`]: the routes (one module per group, each with `router()`), the
+//!   middleware that adds request ids, the JSON error shape and request logs,
+//!   and the web page at `/ui` (its files compiled in).
 //! - [`platform`]: parses the platform, video id or URL at the edge into a
 //!   `VideoRef` ([`playlist`]: a `PlaylistRef`); nothing unchecked goes
 //!   further.
