@@ -1,7 +1,8 @@
 //! The web page: served from the binary, reached from `/` by browsers, and
 //! used for real in Debian's chromium (headless, driven by
 //! tests/browser/ui.mjs with playwright-core): paste a link, the formats
-//! fill in, the video plays, errors read plainly, and it fits a phone.
+//! fill in, the video plays, a playlist lists its videos, errors read
+//! plainly, and it fits a phone.
 //! Screenshots land in target/tmp/ui/.
 
 use std::path::PathBuf;
@@ -66,6 +67,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         "base": app.base,
         "video": format!("https://www.youtube.com/watch?v={}", yt_id("ui")),
         "hls": "https://www.twitch.tv/videos/424242",
+        "playlist": format!("https://www.youtube.com/playlist?list=PL{}", yt_id("pl")),
         "bad": "https://www.youtube.com/feed",
         "gone": format!("youtube {}", yt_id("unavailabl")),
         "artifacts": artifacts,
@@ -120,6 +122,14 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     let real = &report["real"];
     assert!(real["title"].as_str().unwrap().starts_with("Local page"), "{real:#}");
     assert_eq!(real["playback"]["advanced"], true, "the real yt-dlp's result plays: {real:#}");
+
+    let playlist = &report["playlist"];
+    assert!(playlist["title"].as_str().unwrap().starts_with("Playlist PL"), "{playlist:#}");
+    assert_eq!(playlist["meta"], "7 videos by Stand-in Channel. Pick one to play it.");
+    assert_eq!(playlist["entries"].as_array().unwrap().len(), 7, "{playlist:#}");
+    assert_eq!(playlist["picked"]["title"], "Stand-in video entry000002", "{playlist:#}");
+    assert_eq!(playlist["picked"]["playback"]["advanced"], true, "{playlist:#}");
+    assert_eq!(playlist["still_listed"], true);
 
     let bad = report["bad"]["error"].as_str().unwrap_or_default();
     assert!(bad.contains("This link is not supported"), "{bad}");

@@ -2,7 +2,7 @@
 // what a person would see as one JSON report; tests/api/ui.rs asserts on it.
 //
 //   node ui.mjs '{"base": "http://127.0.0.1:PORT", "video": LINK, "hls": LINK,
-//                 "bad": LINK, "gone": LINK, "artifacts": DIR,
+//                 "playlist": LINK, "bad": LINK, "gone": LINK, "artifacts": DIR,
 //                 "real_base": URL of a reelay with the real yt-dlp, "real_video": LINK,
 //                 "limited_base": URL of a reelay with a rate limit of one request}'
 import { chromium } from 'playwright-core';
@@ -105,6 +105,26 @@ try {
   await noHls.goto(cfg.base + '/ui');
   await lookUp(noHls, cfg.hls, 'best');
   report.hls_js = { ...(await pageState(noHls)), playback: await playback(noHls) };
+
+  // A playlist link lists its videos; picking one plays it.
+  await page.fill('#link', cfg.playlist);
+  await page.click('#go');
+  await page.waitForFunction(() => document.querySelectorAll('#pl-entries li').length > 0
+    || !document.querySelector('#error').hidden, null, { timeout: 30000 });
+  report.playlist = await page.evaluate(() => ({
+    title: document.querySelector('#pl-title').textContent,
+    meta: document.querySelector('#pl-meta').textContent,
+    entries: [...document.querySelectorAll('#pl-entries li button')].map((b) => b.textContent),
+    error: document.querySelector('#error').hidden ? null : document.querySelector('#error').innerText,
+  }));
+  if (report.playlist.entries.length) {
+    await page.click('#pl-entries li:nth-child(2) button');
+    await page.waitForFunction(() => !document.querySelector('#result').hidden
+      || !document.querySelector('#error').hidden, null, { timeout: 30000 });
+    report.playlist.picked = { ...(await pageState(page)), playback: await playback(page) };
+    report.playlist.still_listed = await page.evaluate(() => !document.querySelector('#playlist').hidden);
+    await page.screenshot({ path: `${cfg.artifacts}/ui-playlist.png`, fullPage: true });
+  }
 
   await lookUp(page, cfg.bad);
   report.bad = await pageState(page);

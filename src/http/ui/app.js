@@ -205,7 +205,50 @@ async function play(t, quality, mode) {
   player.play().catch(() => {});
 }
 
-async function lookup(event) {
+/** Entries of a playlist, appended page by page; each plays when clicked. */
+function renderPlaylist(t, page, append) {
+  const list = $('pl-entries');
+  if (!append) {
+    $('pl-title').textContent = page.title || page.id || 'Playlist';
+    const by = page.uploader ? ` by ${page.uploader}` : '';
+    $('pl-meta').textContent = `${page.entry_count} videos${by}. Pick one to play it.`;
+    list.replaceChildren();
+  }
+  for (const entry of page.entries) {
+    const li = document.createElement('li');
+    li.value = entry.index;
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.textContent = entry.title || entry.id || entry.url;
+    button.disabled = !entry.url;
+    button.addEventListener('click', () => {
+      for (const other of list.querySelectorAll('li.playing')) other.classList.remove('playing');
+      li.classList.add('playing');
+      $('link').value = entry.url;
+      lookup(null, true);
+    });
+    li.append(button);
+    const d = fmtDuration(entry.duration);
+    if (d) {
+      const span = document.createElement('span');
+      span.className = 'duration';
+      span.textContent = d;
+      li.append(span);
+    }
+    list.append(li);
+  }
+  const more = $('pl-more');
+  more.hidden = page.next_start == null;
+  more.onclick = async () => {
+    const res = await getJson(apiPath('playlists', t, { start: page.next_start, limit: 50 }));
+    if (res.ok) renderPlaylist(t, res.body.data, true);
+    else showError(explain(res.status, res.body, res.retryAfter));
+  };
+  $('playlist').hidden = false;
+  setStatus('');
+}
+
+async function lookup(event, fromPlaylist = false) {
   if (event) event.preventDefault();
   const input = $('link').value;
   if (!input.trim()) return;
@@ -214,12 +257,18 @@ async function lookup(event) {
   const mode = document.querySelector('input[name=mode]:checked').value;
   $('error').hidden = true;
   $('result').hidden = true;
+  if (!fromPlaylist) $('playlist').hidden = true;
   $('go').disabled = true;
   stopPlayer();
   setStatus('Looking the video up…');
   try {
     const res = await getJson(apiPath('videos', t));
     if (!res.ok) {
+      // Not a video? It may be a playlist (or a page of several videos).
+      if (t.url && !fromPlaylist && (res.status === 400 || res.status === 404)) {
+        const list = await getJson(apiPath('playlists', t, { limit: 50 }));
+        if (list.ok) return renderPlaylist(t, list.body.data, false);
+      }
       return showError(explain(res.status, res.body, res.retryAfter));
     }
     const video = res.body.data;
