@@ -260,55 +260,45 @@ fn host_is(host: &str, domain: &str) -> bool {
 /// the host is not a known platform; a known host with no recognisable video
 /// is an error rather than a silent trip through the generic extractor.
 fn detect(host: &str, url: &Url) -> Result<Option<(Platform, String)>, InputError> {
+    let Some(platform) = known_host(host) else { return Ok(None) };
     let segs: Vec<&str> = url.path_segments().map(|s| s.filter(|p| !p.is_empty()).collect()).unwrap_or_default();
-    let not_video = |p: Platform| InputError::InvalidUrl(format!("not a {p} video link"));
-    let found = |p: Platform, id: &str| Ok(Some((p, id.to_owned())));
-    if host == "youtu.be" {
-        return segs.first().map_or(Err(not_video(Platform::YouTube)), |id| found(Platform::YouTube, id));
-    }
-    if host_is(host, "youtube.com") || host_is(host, "youtube-nocookie.com") {
-        if let Some((_, v)) = url.query_pairs().find(|(k, _)| k == "v") {
-            return found(Platform::YouTube, &v);
+    let found = |id: &str| Ok(Some((platform, id.to_owned())));
+    let not_video = || Err(InputError::InvalidUrl(format!("not a {platform} video link")));
+    match platform {
+        Platform::YouTube if host == "youtu.be" => segs.first().map_or_else(not_video, |id| found(id)),
+        Platform::YouTube => {
+            if let Some((_, v)) = url.query_pairs().find(|(k, _)| k == "v") {
+                return found(&v);
+            }
+            match segs.as_slice() {
+                [kind, id, ..] if matches!(*kind, "shorts" | "embed" | "live" | "v") => found(id),
+                _ => not_video(),
+            }
         }
-        return match segs.as_slice() {
-            [kind, id, ..] if matches!(*kind, "shorts" | "embed" | "live" | "v") => found(Platform::YouTube, id),
-            _ => Err(not_video(Platform::YouTube)),
-        };
-    }
-    if host_is(host, "bilibili.com") {
-        return match segs.as_slice() {
-            ["video", id, ..] => found(Platform::Bilibili, id),
-            _ => Err(not_video(Platform::Bilibili)),
-        };
-    }
-    if host == "b23.tv" {
         // Short links redirect to a BV id that only the extractor can learn.
-        return match segs.as_slice() {
-            [id] if is_bilibili_id(id) => found(Platform::Bilibili, id),
+        Platform::Bilibili if host == "b23.tv" => match segs.as_slice() {
+            [id] if is_bilibili_id(id) => found(id),
             [_] => Ok(None),
-            _ => Err(not_video(Platform::Bilibili)),
-        };
+            _ => not_video(),
+        },
+        Platform::Bilibili => match segs.as_slice() {
+            ["video", id, ..] => found(id),
+            _ => not_video(),
+        },
+        Platform::Twitter => match segs.iter().position(|s| *s == "status") {
+            Some(i) if i + 1 < segs.len() => found(segs[i + 1]),
+            _ => not_video(),
+        },
+        Platform::Instagram => match segs.as_slice() {
+            [kind, id, ..] if matches!(*kind, "p" | "reel" | "reels" | "tv") => found(id),
+            [_, kind, id, ..] if matches!(*kind, "p" | "reel") => found(id),
+            _ => not_video(),
+        },
+        Platform::Twitch => match segs.as_slice() {
+            ["videos", id, ..] => found(id.trim_start_matches('v')),
+            _ => not_video(),
+        },
     }
-    if host_is(host, "twitter.com") || host_is(host, "x.com") {
-        return match segs.iter().position(|s| *s == "status") {
-            Some(i) if i + 1 < segs.len() => found(Platform::Twitter, segs[i + 1]),
-            _ => Err(not_video(Platform::Twitter)),
-        };
-    }
-    if host_is(host, "instagram.com") {
-        return match segs.as_slice() {
-            [kind, id, ..] if matches!(*kind, "p" | "reel" | "reels" | "tv") => found(Platform::Instagram, id),
-            [_, kind, id, ..] if matches!(*kind, "p" | "reel") => found(Platform::Instagram, id),
-            _ => Err(not_video(Platform::Instagram)),
-        };
-    }
-    if host_is(host, "twitch.tv") {
-        return match segs.as_slice() {
-            ["videos", id, ..] => found(Platform::Twitch, id.trim_start_matches('v')),
-            _ => Err(not_video(Platform::Twitch)),
-        };
-    }
-    Ok(None)
 }
 
 /// Input that the edge refuses. Every variant becomes a 400.
