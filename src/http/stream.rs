@@ -324,12 +324,13 @@ fn upstream_error(e: ProxyError) -> Attempt {
     }
 }
 
-/// An origin failure where no re-extraction will follow.
-pub(super) fn upstream_api_error(e: ProxyError) -> ApiError {
+/// An origin failure where no re-extraction will follow; `refused` says
+/// what the origin refused (403/410).
+pub(super) fn upstream_api_error(e: ProxyError, refused: &str) -> ApiError {
     match upstream_error(e) {
         Attempt::Failed(e) => e,
         Attempt::Expired => {
-            ApiError::BadGateway { error: "Upstream error", detail: "the origin refused the URL".into() }
+            ApiError::BadGateway { error: "Upstream error", detail: format!("the origin refused {refused}") }
         }
     }
 }
@@ -372,15 +373,11 @@ async fn hls_link(
 ) -> Result<Response, ApiError> {
     let grant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let format_headers = headers_for(&state, &grant).await;
-    let upstream = state.upstream.open(&method, &grant.u, &format_headers, &headers).await.map_err(|e| {
-        match upstream_error(e) {
-            Attempt::Failed(e) => e,
-            Attempt::Expired => ApiError::BadGateway {
-                error: "Upstream error",
-                detail: "the origin refused this part of the stream".into(),
-            },
-        }
-    })?;
+    let upstream = state
+        .upstream
+        .open(&method, &grant.u, &format_headers, &headers)
+        .await
+        .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
     let content_type = upstream.response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if method == Method::GET && hls::is_playlist(content_type, &upstream.url) {
         return playlist(&state, upstream, &grant.v, &grant.f).await;

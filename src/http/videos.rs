@@ -53,7 +53,7 @@ async fn thumbnail(
         .upstream
         .open(&method, url, &Headers::new(), &HeaderMap::new())
         .await
-        .map_err(super::stream::upstream_api_error)?;
+        .map_err(|e| super::stream::upstream_api_error(e, "the URL"))?;
     let is_image =
         upstream.response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/"));
     if !is_image {

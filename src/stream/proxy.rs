@@ -122,7 +122,7 @@ impl Upstream {
         let mut url = Url::parse(url).map_err(|e| ProxyError::Connect(e.to_string()))?;
         let mut headers = HeaderMap::new();
         for (k, v) in format_headers {
-            if NOT_FORWARDED.contains(&k.to_ascii_lowercase().as_str()) {
+            if NOT_FORWARDED.iter().any(|n| k.eq_ignore_ascii_case(n)) {
                 continue;
             }
             if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
