@@ -208,9 +208,7 @@ impl FakeExtractor {
             "#!/bin/sh\nexec python3 {MANIFEST_DIR}/tests/fixtures/fake_ytdlp.py --origin {origin} --log {} --delay-ms {delay_ms} \"$@\"\n",
             log.display()
         );
-        std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(&path, &script);
         FakeExtractor { path, log, _dir: dir }
     }
 
@@ -222,6 +220,13 @@ impl FakeExtractor {
     pub fn runs(&self) -> usize {
         self.calls().len()
     }
+}
+
+/// Writes a shell script that may be run.
+pub fn write_executable(path: &Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// The Redis the tests share (scripts/test exports it).

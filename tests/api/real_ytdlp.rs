@@ -97,9 +97,7 @@ fn stand_in_python(dir: &std::path::Path, pids: &std::path::Path) -> std::path::
         "#!/bin/sh\nPYTHONPATH={MANIFEST_DIR}/tests/fixtures/stand_in_yt_dlp STAND_IN_PIDS={} exec python3 \"$@\"\n",
         pids.display()
     );
-    std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&path, &script);
     path
 }
 
