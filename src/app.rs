@@ -29,9 +29,10 @@ use crate::metrics::Metrics;
 use crate::platform::VideoRef;
 use crate::playlist::PlaylistRef;
 use crate::ratelimit::Limiter;
+use crate::relay::{Relay, Upstream};
 use crate::service::{Gate, Purpose, Settings, VideoService};
 use crate::signin::SignIn;
-use crate::stream::{Remuxer, Signer, Upstream};
+use crate::stream::Signer;
 
 /// Who is asking, as the edge middleware found out; in every request's
 /// extensions.
@@ -61,13 +62,12 @@ pub struct Inner {
     /// The settings the server started with.
     pub config: Config,
     /// Cache, single-flight and extraction.
-    pub service: VideoService,
-    /// The pooled client the proxy fetches with.
-    pub upstream: Upstream,
+    pub service: Arc<VideoService>,
+    /// Every byte served through the server: the block store, ranged
+    /// fetches, merges, and the pooled upstream client.
+    pub relay: Relay,
     /// Signs and checks the HLS links of rewritten playlists.
     pub signer: Signer,
-    /// Runs ffmpeg for merged streams.
-    pub remuxer: Remuxer,
     /// `PROXY_COUNTRIES`, parsed once.
     pub proxy_countries: Vec<String>,
     /// Client addresses, IP lists and API keys.
@@ -110,7 +110,7 @@ impl AppState {
         let id = self.extract_limit.as_ref().map(|_| client.id());
         let result = self.service.info(video, purpose, self.gate(id.as_deref())).await;
         let (cached, source) = result.inspect_err(|e| self.count_refusal(e))?;
-        self.metrics.record_lookup(source);
+        self.metrics.record_lookup(source.hit_tier());
         Ok(cached)
     }
 
@@ -119,7 +119,7 @@ impl AppState {
         let id = self.extract_limit.as_ref().map(|_| client.id());
         let result = self.service.playlist(list, self.gate(id.as_deref())).await;
         let (playlist, source) = result.inspect_err(|e| self.count_refusal(e))?;
-        self.metrics.record_lookup(source);
+        self.metrics.record_lookup(source.hit_tier());
         Ok(playlist)
     }
 
@@ -186,7 +186,7 @@ impl App {
             info_ttl: config.video_info_ttl(),
             stream_ttl: config.stream_url_ttl(),
         };
-        let service = VideoService::new(cache, playlists, extractor.clone(), signin, settings);
+        let service = Arc::new(VideoService::new(cache, playlists, extractor.clone(), signin, settings));
         let window = Duration::from_secs(config.rate_limit_window.max(1));
         let request_limit = config
             .rate_limit_enabled
@@ -204,10 +204,14 @@ impl App {
         let listener =
             TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr} (HOST, PORT): {e}"))?;
         let grace = Duration::from_secs(config.shutdown_grace);
+        let resolve = config.upstream_resolve.clone().unwrap_or_default().0;
+        let upstream = Arc::new(Upstream::new(config.allow_private_networks, resolve));
+        let relay = Relay::start(config.relay(), upstream, metrics.clone())
+            .await
+            .map_err(|e| format!("cannot start the relay: {e}"))?;
         let state = AppState(Arc::new(Inner {
-            upstream: Upstream::new(config.allow_private_networks),
+            relay,
             signer: Signer::new(config.url_signing_key.as_deref()),
-            remuxer: Remuxer::new(config.ffmpeg_path.clone()),
             proxy_countries: config.proxy_countries(),
             config,
             service,

@@ -171,6 +171,73 @@ pub struct Config {
     /// twitch); extractions for that platform run signed in with a private copy.
     #[arg(long, env = "COOKIES_DIR")]
     pub cookies_dir: Option<PathBuf>,
+
+    /// Bytes of stream blocks kept in memory (`256MiB`, `1GiB`, `0` for none): one fetch from the
+    /// origin serves every viewer of a video, and replays come from here.
+    #[arg(long, env = "STREAM_CACHE_MEMORY", default_value = "256MiB", value_parser = parse_bytes)]
+    pub stream_cache_memory: u64,
+
+    /// Folder where stream blocks are also kept on disk, across restarts (unset: memory only).
+    #[arg(long, env = "STREAM_CACHE_DIR")]
+    pub stream_cache_dir: Option<PathBuf>,
+
+    /// Bytes of stream blocks kept on disk under STREAM_CACHE_DIR (`0` turns the disk tier off).
+    #[arg(long, env = "STREAM_CACHE_DISK_MAX", default_value = "10GiB", value_parser = parse_bytes)]
+    pub stream_cache_disk_max: u64,
+
+    /// Bytes asked of an origin per request when the extractor names no chunk size (YouTube's
+    /// formats do: 10 MiB); one more range is fetched ahead of each viewer.
+    #[arg(long, env = "STREAM_CHUNK_SIZE", default_value = "8MiB", value_parser = parse_chunk)]
+    pub stream_chunk_size: u64,
+
+    /// Seconds an origin may send nothing mid-stream before it is asked again from where it stopped.
+    #[arg(long, env = "STREAM_IDLE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub stream_idle_timeout: u64,
+
+    /// Comma list of `host=address` pairs that origin host names resolve to, without DNS (like
+    /// curl's --resolve); the private-network rule still applies to the address.
+    #[arg(long, env = "UPSTREAM_RESOLVE", value_parser = parse_resolve)]
+    pub upstream_resolve: Option<Resolve>,
+}
+
+/// `UPSTREAM_RESOLVE`, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct Resolve(pub std::collections::HashMap<String, std::net::IpAddr>);
+
+fn parse_resolve(s: &str) -> Result<Resolve, String> {
+    let mut map = std::collections::HashMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (host, ip) = pair.split_once('=').ok_or_else(|| format!("'{pair}' is not host=address"))?;
+        let ip = ip.trim().parse().map_err(|_| format!("'{ip}' is not an IP address"))?;
+        map.insert(host.trim().to_ascii_lowercase(), ip);
+    }
+    Ok(Resolve(map))
+}
+
+/// A size: bytes, or with a unit (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`, all
+/// powers of 1024; `KB`, `MB`, `GB` too).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is not a size (like 512MiB or 2GiB)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        other => return Err(format!("unknown unit '{other}' in '{s}'; use K, M, G or T (KiB, MiB, GiB, TiB)")),
+    };
+    n.checked_mul(1 << shift).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+fn parse_chunk(s: &str) -> Result<u64, String> {
+    let n = parse_bytes(s)?;
+    if !(64 * 1024..=1 << 30).contains(&n) {
+        return Err("between 64KiB and 1GiB".into());
+    }
+    Ok(n)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -255,6 +322,18 @@ impl Config {
     pub fn stream_url_ttl(&self) -> Duration {
         Duration::from_secs(self.stream_url_ttl)
     }
+
+    /// The relay engine's settings.
+    pub fn relay(&self) -> crate::relay::Settings {
+        crate::relay::Settings {
+            memory: self.stream_cache_memory,
+            chunk: self.stream_chunk_size,
+            idle: Duration::from_secs(self.stream_idle_timeout),
+            disk_dir: self.stream_cache_dir.clone(),
+            disk_max: self.stream_cache_disk_max,
+            ffmpeg: self.ffmpeg_path.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -276,5 +355,18 @@ mod tests {
         let c = Config::from_args(["reelay", "--redis-host", "r"]).unwrap();
         assert_eq!(c.cache_backend(), CacheBackend::Redis);
         assert_eq!(c.redis_url(), "redis://r:6379/0");
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("2g"), Ok(2 << 30));
+        assert_eq!(parse_bytes("512 KB"), Ok(512 << 10));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5XB").unwrap_err().contains("unit"));
+        assert!(parse_bytes("99999999999T").is_err());
+        let err = Config::from_args(["reelay", "--stream-chunk-size", "1"]).unwrap_err().to_string();
+        assert!(err.contains("stream-chunk-size") || err.contains("STREAM_CHUNK_SIZE"), "{err}");
     }
 }

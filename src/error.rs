@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::extract::ExtractError;
 use crate::platform::InputError;
+use crate::relay::RelayError;
 use crate::select::SelectError;
 
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +152,23 @@ impl From<Arc<ExtractError>> for ApiError {
             ExtractError::NotRunnable(_) => ApiError::Unavailable(detail),
             ExtractError::Refused(_) => ApiError::Forbidden(detail),
             ExtractError::RateLimited(secs) => ApiError::TooManyRequests { retry_after: *secs, detail },
+        }
+    }
+}
+
+impl From<RelayError> for ApiError {
+    fn from(e: RelayError) -> Self {
+        let detail = e.to_string();
+        match e {
+            RelayError::Refused(_) => ApiError::Forbidden(detail),
+            RelayError::Extract(e) => ApiError::from(e),
+            RelayError::Spawn(_) => ApiError::Unavailable(detail),
+            RelayError::Unreachable(_) => ApiError::BadGateway { error: "Upstream unreachable", detail },
+            RelayError::Expired
+            | RelayError::Status(_)
+            | RelayError::Changed
+            | RelayError::Gone(_)
+            | RelayError::MergeFailed => ApiError::BadGateway { error: "Upstream error", detail },
         }
     }
 }

@@ -14,8 +14,11 @@
 //!   the platform's cookies when [`signin`] has them.
 //! - [`select`]: quality presets over the cached formats, giving a
 //!   `StreamPlan`.
-//! - [`stream`]: the upstream client and byte relay of the proxy, guarded by
-//!   [`net`] against private addresses.
+//! - [`relay`]: every byte through the server: a block store (memory, disk)
+//!   keyed by what the bytes are, ranged and resumable upstream fetches that
+//!   every viewer of a video shares, and ffmpeg merges stored as objects;
+//!   [`net`] guards it against private addresses.
+//! - [`stream`]: HLS playlists rewritten to signed links.
 //!
 //! Around them: [`config`] (the one `Config`), [`app`] (state, binding,
 //! graceful shutdown), [`error`] (the one `ApiError`), [`metrics`] and
@@ -36,6 +39,7 @@ pub mod platform;
 pub mod playlist;
 pub mod process;
 pub mod ratelimit;
+pub mod relay;
 pub mod select;
 pub mod service;
 pub mod signin;

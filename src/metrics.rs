@@ -1,17 +1,28 @@
-//! The counters behind `GET /api/v2/stream/metrics` and `GET /metrics`
-//! (Prometheus text). Plain atomics, bumped on every request, so they cost
-//! next to nothing; the registry belongs to one server, not to the process,
-//! so several servers in one process (the tests) keep their own figures.
+//! The counters behind `GET /api/v2/stream/metrics` and `GET /metrics`.
+//!
+//! `/metrics` is rendered by the `prometheus-client` crate from one registry
+//! per server (so several servers in one process, as in the tests, keep
+//! their own figures). Counters bumped on every request are plain atomics:
+//! the per-route HTTP series live in a map read without allocating and are
+//! handed to the registry as a collector at scrape time.
+//!
+//! This module is a leaf: callers say what happened in its own words (a
+//! cache tier's name, an extraction outcome), so it imports nothing of theirs.
 
 use std::collections::HashMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
-
-use crate::cache::Source;
 
 /// Latency buckets of HTTP requests, in seconds.
 const HTTP_BUCKETS: &[f64] =
@@ -19,21 +30,33 @@ const HTTP_BUCKETS: &[f64] =
 /// Duration buckets of extractions, in seconds.
 const EXTRACT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0];
 
-/// A Prometheus histogram.
+/// Why an extraction ended, for `reelay_extractions_total{outcome}`.
+pub const EXTRACT_OUTCOMES: [&str; 7] =
+    ["ok", "unavailable", "failed", "timeout", "not_runnable", "refused", "rate_limited"];
+
+/// Cache tiers a hit can come from, for `reelay_cache_hits_total{tier}`.
+pub const HIT_TIERS: [&str; 3] = ["memory", "redis", "coalesced"];
+
+type Labels = [(&'static str, &'static str); 1];
+
+/// One labelled counter of a family, kept by its label value.
+fn counters(family: &Family<Labels, Counter>, label: &'static str, values: &[&'static str]) -> Vec<Counter> {
+    values.iter().map(|v| family.get_or_create(&[(label, v)]).clone()).collect()
+}
+
+/// A latency histogram of plain atomics (one per route; bumped per request).
 #[derive(Debug)]
-struct Histogram {
-    bounds: &'static [f64],
-    /// Per bucket, not cumulative; summed when rendered.
+struct Latency {
+    /// Per bucket, not cumulative; summed when encoded.
     counts: Vec<AtomicU64>,
     sum_us: AtomicU64,
     count: AtomicU64,
 }
 
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+impl Latency {
+    fn new() -> Self {
+        Latency {
+            counts: HTTP_BUCKETS.iter().map(|_| AtomicU64::new(0)).collect(),
             sum_us: AtomicU64::new(0),
             count: AtomicU64::new(0),
         }
@@ -41,25 +64,11 @@ impl Histogram {
 
     fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        if let Some(i) = self.bounds.iter().position(|b| secs <= *b) {
+        if let Some(i) = HTTP_BUCKETS.iter().position(|b| secs <= *b) {
             self.counts[i].fetch_add(1, Relaxed);
         }
         self.sum_us.fetch_add(d.as_micros() as u64, Relaxed);
         self.count.fetch_add(1, Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let sep = if labels.is_empty() { "" } else { "," };
-        let mut cumulative = 0;
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cumulative += c.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
-        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_us.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count{braces} {count}");
     }
 }
 
@@ -67,54 +76,248 @@ impl Histogram {
 #[derive(Debug)]
 struct RouteSeries {
     statuses: RwLock<Vec<(u16, AtomicU64)>>,
-    latency: Histogram,
+    latency: Latency,
 }
 
-/// Why an extraction ended, for `reelay_extractions_total{outcome}`.
-pub const EXTRACT_OUTCOMES: [&str; 7] =
-    ["ok", "unavailable", "failed", "timeout", "not_runnable", "refused", "rate_limited"];
+/// The per-route series, encoded at scrape time.
+#[derive(Debug, Default)]
+struct Routes(RwLock<HashMap<String, Arc<RouteSeries>>>);
+
+impl Collector for Routes {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let routes = self.0.read().expect("routes lock");
+        let mut names: Vec<&String> = routes.keys().collect();
+        names.sort();
+        let mut requests = encoder.encode_descriptor(
+            "reelay_http_requests",
+            "HTTP requests by route template and status.",
+            None,
+            MetricType::Counter,
+        )?;
+        for name in &names {
+            for (status, c) in routes[*name].statuses.read().expect("status lock").iter() {
+                let status = status.to_string();
+                let labels = [("route", name.as_str()), ("status", status.as_str())];
+                requests.encode_family(&labels)?.encode_counter::<Labels, _, u64>(&c.load(Relaxed), None)?;
+            }
+        }
+        let mut latency = encoder.encode_descriptor(
+            "reelay_http_request_duration_seconds",
+            "Time to the response head, by route template.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for name in &names {
+            let l = &routes[*name].latency;
+            let mut cumulative = 0;
+            let mut buckets: Vec<(f64, u64)> = HTTP_BUCKETS
+                .iter()
+                .zip(&l.counts)
+                .map(|(b, c)| {
+                    cumulative += c.load(Relaxed);
+                    (*b, cumulative)
+                })
+                .collect();
+            let count = l.count.load(Relaxed);
+            buckets.push((f64::INFINITY, count));
+            let labels = [("route", name.as_str())];
+            latency.encode_family(&labels)?.encode_histogram::<Labels>(
+                l.sum_us.load(Relaxed) as f64 / 1e6,
+                count,
+                &buckets,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The relay engine's figures.
+#[derive(Debug)]
+pub struct RelayMetrics {
+    /// Bytes readers took from complete blocks (memory or disk).
+    pub served_store: Counter,
+    /// Bytes readers took from blocks still arriving from an origin.
+    pub served_origin: Counter,
+    /// Bytes received from origins.
+    pub origin_bytes: Counter,
+    /// Upstream requests (ranges, whole files).
+    pub upstream_ranges: Counter,
+    /// Fetches resumed after a drop, a stall or an error status.
+    pub resumes_dropped: Counter,
+    /// Fetches resumed with a new URL after a refusal (403/410).
+    pub resumes_expired: Counter,
+    /// Readers that joined a fetch or a merge someone else started.
+    pub coalesced: Counter,
+    pub evictions_memory: Counter,
+    pub evictions_disk: Counter,
+    pub disk_writes: Counter,
+    pub disk_reads: Counter,
+    /// Block writes skipped because the disk queue was full.
+    pub disk_skipped: Counter,
+    /// Disk failures (each spell is logged once).
+    pub disk_errors: Counter,
+    /// Block files found torn or corrupt and dropped.
+    pub disk_corrupt: Counter,
+    /// Bytes in the disk tier.
+    disk_bytes: Gauge,
+    /// ffmpeg merges started.
+    pub merges: Counter,
+    /// Streams piped from an origin unstored (it ignores ranges, too big).
+    pub pipes: Counter,
+}
+
+impl RelayMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let served = Family::<Labels, Counter>::default();
+        let resumes = Family::<Labels, Counter>::default();
+        let evictions = Family::<Labels, Counter>::default();
+        let [served_store, served_origin] =
+            <[Counter; 2]>::try_from(counters(&served, "from", &["store", "origin"])).expect("two");
+        let [resumes_dropped, resumes_expired] =
+            <[Counter; 2]>::try_from(counters(&resumes, "reason", &["dropped", "expired"])).expect("two");
+        let [evictions_memory, evictions_disk] =
+            <[Counter; 2]>::try_from(counters(&evictions, "tier", &["memory", "disk"])).expect("two");
+        let m = RelayMetrics {
+            served_store,
+            served_origin,
+            origin_bytes: Counter::default(),
+            upstream_ranges: Counter::default(),
+            resumes_dropped,
+            resumes_expired,
+            coalesced: Counter::default(),
+            evictions_memory,
+            evictions_disk,
+            disk_writes: Counter::default(),
+            disk_reads: Counter::default(),
+            disk_skipped: Counter::default(),
+            disk_errors: Counter::default(),
+            disk_corrupt: Counter::default(),
+            disk_bytes: Gauge::default(),
+            merges: Counter::default(),
+            pipes: Counter::default(),
+        };
+        let r = registry;
+        r.register(
+            "reelay_relay_served_bytes",
+            "Bytes sent to clients, by where they were: the store, or an origin fetch they followed.",
+            served,
+        );
+        r.register("reelay_relay_origin_bytes", "Bytes received from origins.", m.origin_bytes.clone());
+        r.register(
+            "reelay_relay_upstream_ranges",
+            "Upstream requests of the relay (one per range).",
+            m.upstream_ranges.clone(),
+        );
+        r.register("reelay_relay_resumes", "Upstream fetches resumed from the next missing byte, by reason.", resumes);
+        r.register(
+            "reelay_relay_coalesced_readers",
+            "Readers that joined a fetch or merge already running.",
+            m.coalesced.clone(),
+        );
+        r.register("reelay_relay_evictions", "Blocks evicted, by tier.", evictions);
+        r.register("reelay_relay_disk_writes", "Blocks written to the disk tier.", m.disk_writes.clone());
+        r.register("reelay_relay_disk_reads", "Blocks read back from the disk tier.", m.disk_reads.clone());
+        r.register(
+            "reelay_relay_disk_skipped_writes",
+            "Block writes skipped, the disk queue being full.",
+            m.disk_skipped.clone(),
+        );
+        r.register(
+            "reelay_relay_disk_errors",
+            "Disk tier failures (the tier rests a minute after one).",
+            m.disk_errors.clone(),
+        );
+        r.register(
+            "reelay_relay_disk_corrupt_blocks",
+            "Block files found torn or corrupt, dropped and fetched again.",
+            m.disk_corrupt.clone(),
+        );
+        r.register("reelay_relay_disk_bytes", "Bytes held by the disk tier.", m.disk_bytes.clone());
+        r.register("reelay_relay_merges", "ffmpeg merges started.", m.merges.clone());
+        r.register(
+            "reelay_relay_pipes",
+            "Streams piped unstored (the origin ignores ranges and the file is too big).",
+            m.pipes.clone(),
+        );
+        m
+    }
+
+    pub fn set_disk_bytes(&self, bytes: u64) {
+        self.disk_bytes.set(bytes as i64);
+    }
+}
 
 #[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
     /// Video and stream requests.
     total_requests: AtomicU64,
-    /// Lookups answered without running the extractor for this request.
-    cache_hits: AtomicU64,
-    /// Lookups that ran the extractor.
-    cache_misses: AtomicU64,
     /// Sum of the latencies of `total_requests`, in microseconds.
     latency_us: AtomicU64,
+    /// Lookups that ran the extractor.
+    cache_misses: Counter,
+    /// Hits by tier, as `HIT_TIERS`.
+    hits: Vec<Counter>,
     /// Body bytes handed to clients by the proxy.
-    bytes_served: AtomicU64,
+    bytes_served: Counter,
     /// Proxy responses whose body is still being sent.
-    active_streams: AtomicI64,
+    active_streams: Gauge,
     /// Per route template: request counts by status and latency.
-    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
-    /// Hits by tier: memory, redis, coalesced.
-    hits_by_tier: [AtomicU64; 3],
-    /// Extractions by outcome, indexed as `EXTRACT_OUTCOMES`.
-    extractions: [AtomicU64; 7],
+    routes: Arc<Routes>,
+    /// Extractions by outcome, as `EXTRACT_OUTCOMES`.
+    extractions: Vec<Counter>,
     extract_duration: Histogram,
-    extract_in_flight: AtomicI64,
+    extract_in_flight: Gauge,
     /// Refused by the request budget, and by the extraction budget.
-    rate_limited: [AtomicU64; 2],
+    rate_limited: Vec<Counter>,
+    pub relay: RelayMetrics,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        let mut registry = Registry::default();
+        let routes = Arc::new(Routes::default());
+        registry.register_collector(Box::new(routes.clone()));
+        let hits_family = Family::<Labels, Counter>::default();
+        let hits = counters(&hits_family, "tier", &HIT_TIERS);
+        registry.register("reelay_cache_hits", "Lookups answered without a new extraction, by tier.", hits_family);
+        let cache_misses = Counter::default();
+        registry.register("reelay_cache_misses", "Lookups that ran the extractor.", cache_misses.clone());
+        registry.register(
+            "reelay_extraction_coalesced_waiters",
+            "Requests that joined another request's extraction.",
+            hits[2].clone(),
+        );
+        let outcomes = Family::<Labels, Counter>::default();
+        let extractions = counters(&outcomes, "outcome", &EXTRACT_OUTCOMES);
+        registry.register("reelay_extractions", "Extractions by outcome.", outcomes);
+        let extract_duration = Histogram::new(EXTRACT_BUCKETS.iter().copied());
+        registry.register("reelay_extraction_duration_seconds", "Extractor run time.", extract_duration.clone());
+        let extract_in_flight = Gauge::default();
+        registry.register("reelay_extractions_in_flight", "Extractions running now.", extract_in_flight.clone());
+        let active_streams = Gauge::default();
+        registry.register("reelay_active_streams", "Proxy responses being sent.", active_streams.clone());
+        let bytes_served = Counter::default();
+        registry.register("reelay_bytes_served", "Body bytes sent by the proxy.", bytes_served.clone());
+        let limited = Family::<Labels, Counter>::default();
+        let rate_limited = counters(&limited, "limit", &["requests", "extractions"]);
+        registry.register("reelay_rate_limited", "Requests refused by a rate limit.", limited);
+        let relay = RelayMetrics::register(&mut registry);
         Metrics {
+            registry,
             total_requests: AtomicU64::new(0),
-            cache_hits: AtomicU64::new(0),
-            cache_misses: AtomicU64::new(0),
             latency_us: AtomicU64::new(0),
-            bytes_served: AtomicU64::new(0),
-            active_streams: AtomicI64::new(0),
-            routes: RwLock::default(),
-            hits_by_tier: Default::default(),
-            extractions: Default::default(),
-            extract_duration: Histogram::new(EXTRACT_BUCKETS),
-            extract_in_flight: AtomicI64::new(0),
-            rate_limited: Default::default(),
+            cache_misses,
+            hits,
+            bytes_served,
+            active_streams,
+            routes,
+            extractions,
+            extract_duration,
+            extract_in_flight,
+            rate_limited,
+            relay,
         }
     }
 }
@@ -130,37 +333,43 @@ pub struct MetricsSnapshot {
     pub active_streams: i64,
 }
 
+/// What `/metrics` reads at scrape time rather than counting.
+pub struct Readings {
+    /// `None` without Redis.
+    pub redis_up: Option<bool>,
+    pub rss_bytes: u64,
+    /// Bytes of blocks in the relay's memory tier.
+    pub store_memory_bytes: u64,
+}
+
 impl Metrics {
     pub fn record_request(&self, latency: Duration) {
         self.total_requests.fetch_add(1, Relaxed);
         self.latency_us.fetch_add(latency.as_micros() as u64, Relaxed);
     }
 
-    pub fn record_lookup(&self, source: Source) {
-        let tier = match source {
-            Source::Memory => 0,
-            Source::Redis => 1,
-            Source::Coalesced => 2,
-            Source::Extracted => {
-                self.cache_misses.fetch_add(1, Relaxed);
-                return;
+    /// A lookup answered by a cache tier (`Some` of a [`HIT_TIERS`] name) or
+    /// by a new extraction (`None`).
+    pub fn record_lookup(&self, hit: Option<&str>) {
+        match hit.and_then(|tier| HIT_TIERS.iter().position(|t| *t == tier)) {
+            Some(i) => {
+                self.hits[i].inc();
             }
-        };
-        self.cache_hits.fetch_add(1, Relaxed);
-        self.hits_by_tier[tier].fetch_add(1, Relaxed);
+            None => {
+                self.cache_misses.inc();
+            }
+        }
     }
 
     /// One HTTP request, by route template (`None`: no route matched).
     pub fn record_http(&self, route: Option<&str>, status: u16, latency: Duration) {
         let route = route.unwrap_or("unmatched");
-        let found = self.routes.read().expect("routes lock").get(route).cloned();
+        let found = self.routes.0.read().expect("routes lock").get(route).cloned();
         let series = found.unwrap_or_else(|| {
-            let mut routes = self.routes.write().expect("routes lock");
+            let mut routes = self.routes.0.write().expect("routes lock");
             routes
                 .entry(route.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(RouteSeries { statuses: RwLock::default(), latency: Histogram::new(HTTP_BUCKETS) })
-                })
+                .or_insert_with(|| Arc::new(RouteSeries { statuses: RwLock::default(), latency: Latency::new() }))
                 .clone()
         });
         series.latency.observe(latency);
@@ -180,117 +389,49 @@ impl Metrics {
 
     /// An extraction starts; the guard records its end.
     pub fn extraction_started(self: &Arc<Self>) -> ExtractionTimer {
-        self.extract_in_flight.fetch_add(1, Relaxed);
+        self.extract_in_flight.inc();
         ExtractionTimer { metrics: self.clone(), started: std::time::Instant::now() }
     }
 
     pub fn record_rate_limited(&self, extraction: bool) {
-        self.rate_limited[extraction as usize].fetch_add(1, Relaxed);
+        self.rate_limited[extraction as usize].inc();
     }
 
     pub fn count_extraction(&self, outcome: &str) {
         if let Some(i) = EXTRACT_OUTCOMES.iter().position(|o| *o == outcome) {
-            self.extractions[i].fetch_add(1, Relaxed);
+            self.extractions[i].inc();
         }
     }
 
-    /// Everything in Prometheus text format. `redis_up` is `None` without Redis.
-    pub fn render_prometheus(&self, redis_up: Option<bool>, rss_bytes: u64) -> String {
-        let mut o = String::with_capacity(8192);
-        let _ = writeln!(o, "# HELP reelay_http_requests_total HTTP requests by route template and status.");
-        let _ = writeln!(o, "# TYPE reelay_http_requests_total counter");
-        let routes = self.routes.read().expect("routes lock");
-        let mut names: Vec<&String> = routes.keys().collect();
-        names.sort();
-        for name in &names {
-            for (status, c) in routes[*name].statuses.read().expect("status lock").iter() {
-                let _ = writeln!(
-                    o,
-                    "reelay_http_requests_total{{route=\"{name}\",status=\"{status}\"}} {}",
-                    c.load(Relaxed)
-                );
-            }
+    /// Everything, in the Prometheus text format (0.0.4).
+    pub fn render_prometheus(&self, readings: &Readings) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).expect("writing to a String");
+        let mut now = Registry::default();
+        if let Some(up) = readings.redis_up {
+            now.register("reelay_redis_up", "1 when Redis answers.", ConstGauge::new(up as i64));
         }
-        let _ =
-            writeln!(o, "# HELP reelay_http_request_duration_seconds Time to the response head, by route template.");
-        let _ = writeln!(o, "# TYPE reelay_http_request_duration_seconds histogram");
-        for name in &names {
-            routes[*name].latency.render(&mut o, "reelay_http_request_duration_seconds", &format!("route=\"{name}\""));
-        }
-        drop(routes);
-        let _ = writeln!(o, "# HELP reelay_cache_hits_total Lookups answered without a new extraction, by tier.");
-        let _ = writeln!(o, "# TYPE reelay_cache_hits_total counter");
-        for (tier, c) in ["memory", "redis", "coalesced"].iter().zip(&self.hits_by_tier) {
-            let _ = writeln!(o, "reelay_cache_hits_total{{tier=\"{tier}\"}} {}", c.load(Relaxed));
-        }
-        let simple = |o: &mut String, name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-        };
-        simple(
-            &mut o,
-            "reelay_cache_misses_total",
-            "counter",
-            "Lookups that ran the extractor.",
-            self.cache_misses.load(Relaxed).to_string(),
+        now.register(
+            "reelay_relay_store_bytes",
+            "Bytes of blocks held in the relay's memory tier.",
+            ConstGauge::new(readings.store_memory_bytes as i64),
         );
-        simple(
-            &mut o,
-            "reelay_extraction_coalesced_waiters_total",
-            "counter",
-            "Requests that joined another request's extraction.",
-            self.hits_by_tier[2].load(Relaxed).to_string(),
-        );
-        let _ = writeln!(o, "# HELP reelay_extractions_total Extractions by outcome.");
-        let _ = writeln!(o, "# TYPE reelay_extractions_total counter");
-        for (outcome, c) in EXTRACT_OUTCOMES.iter().zip(&self.extractions) {
-            let _ = writeln!(o, "reelay_extractions_total{{outcome=\"{outcome}\"}} {}", c.load(Relaxed));
-        }
-        let _ = writeln!(o, "# HELP reelay_extraction_duration_seconds Extractor run time.");
-        let _ = writeln!(o, "# TYPE reelay_extraction_duration_seconds histogram");
-        self.extract_duration.render(&mut o, "reelay_extraction_duration_seconds", "");
-        simple(
-            &mut o,
-            "reelay_extractions_in_flight",
-            "gauge",
-            "Extractions running now.",
-            self.extract_in_flight.load(Relaxed).to_string(),
-        );
-        simple(
-            &mut o,
-            "reelay_active_streams",
-            "gauge",
-            "Proxy responses being sent.",
-            self.active_streams.load(Relaxed).to_string(),
-        );
-        simple(
-            &mut o,
-            "reelay_bytes_served_total",
-            "counter",
-            "Body bytes sent by the proxy.",
-            self.bytes_served.load(Relaxed).to_string(),
-        );
-        let _ = writeln!(o, "# HELP reelay_rate_limited_total Requests refused by a rate limit.");
-        let _ = writeln!(o, "# TYPE reelay_rate_limited_total counter");
-        for (limit, c) in ["requests", "extractions"].iter().zip(&self.rate_limited) {
-            let _ = writeln!(o, "reelay_rate_limited_total{{limit=\"{limit}\"}} {}", c.load(Relaxed));
-        }
-        if let Some(up) = redis_up {
-            simple(&mut o, "reelay_redis_up", "gauge", "1 when Redis answers.", (up as u8).to_string());
-        }
-        simple(&mut o, "process_resident_memory_bytes", "gauge", "Resident memory.", rss_bytes.to_string());
-        o
+        now.register("process_resident_memory_bytes", "Resident memory.", ConstGauge::new(readings.rss_bytes as i64));
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &now).expect("writing to a String");
+        out
     }
 
     pub fn active_streams(&self) -> i64 {
-        self.active_streams.load(Relaxed)
+        self.active_streams.get()
     }
 
     pub fn add_bytes(&self, n: u64) {
-        self.bytes_served.fetch_add(n, Relaxed);
+        self.bytes_served.inc_by(n);
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let (hits, misses) = (self.cache_hits.load(Relaxed), self.cache_misses.load(Relaxed));
+        let hits: u64 = self.hits.iter().map(Counter::get).sum();
+        let misses = self.cache_misses.get();
         let total = self.total_requests.load(Relaxed);
         let round2 = |x: f64| (x * 100.0).round() / 100.0;
         MetricsSnapshot {
@@ -303,8 +444,8 @@ impl Metrics {
             } else {
                 round2(self.latency_us.load(Relaxed) as f64 / total as f64 / 1000.0)
             },
-            total_bytes_served: self.bytes_served.load(Relaxed),
-            active_streams: self.active_streams.load(Relaxed),
+            total_bytes_served: self.bytes_served.get(),
+            active_streams: self.active_streams.get(),
         }
     }
 }
@@ -317,14 +458,14 @@ pub struct ExtractionTimer {
 
 impl ExtractionTimer {
     pub fn finish(self, outcome: &str) {
-        self.metrics.extract_duration.observe(self.started.elapsed());
+        self.metrics.extract_duration.observe(self.started.elapsed().as_secs_f64());
         self.metrics.count_extraction(outcome);
     }
 }
 
 impl Drop for ExtractionTimer {
     fn drop(&mut self) {
-        self.metrics.extract_in_flight.fetch_sub(1, Relaxed);
+        self.metrics.extract_in_flight.dec();
     }
 }
 
@@ -334,7 +475,7 @@ pub struct StreamGuard(Arc<Metrics>);
 
 impl StreamGuard {
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        metrics.active_streams.fetch_add(1, Relaxed);
+        metrics.active_streams.inc();
         StreamGuard(metrics)
     }
 
@@ -345,6 +486,33 @@ impl StreamGuard {
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.active_streams.fetch_sub(1, Relaxed);
+        self.0.active_streams.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_known_names() {
+        let m = Metrics::default();
+        m.record_http(Some("/health"), 200, Duration::from_millis(2));
+        m.record_lookup(Some("memory"));
+        m.record_lookup(None);
+        m.relay.served_store.inc_by(5);
+        let text = m.render_prometheus(&Readings { redis_up: Some(true), rss_bytes: 1, store_memory_bytes: 2 });
+        for want in [
+            "reelay_http_requests_total{route=\"/health\",status=\"200\"} 1",
+            "reelay_http_request_duration_seconds_count{route=\"/health\"} 1",
+            "reelay_cache_hits_total{tier=\"memory\"} 1",
+            "reelay_cache_misses_total 1",
+            "reelay_relay_served_bytes_total{from=\"store\"} 5",
+            "reelay_redis_up 1",
+            "reelay_relay_store_bytes 2",
+            "process_resident_memory_bytes 1",
+        ] {
+            assert!(text.contains(want), "{want} in\n{text}");
+        }
     }
 }

@@ -93,6 +93,8 @@ fn check_ip(ip: IpAddr) -> Result<(), String> {
 pub struct GuardedResolver {
     /// `ALLOW_PRIVATE_NETWORKS`.
     pub allow_private: bool,
+    /// `UPSTREAM_RESOLVE`: host names answered without asking DNS.
+    pub pinned: std::sync::Arc<std::collections::HashMap<String, IpAddr>>,
 }
 
 impl tower_service::Service<Name> for GuardedResolver {
@@ -106,10 +108,14 @@ impl tower_service::Service<Name> for GuardedResolver {
 
     fn call(&mut self, name: Name) -> Self::Future {
         let allow_private = self.allow_private;
+        let pinned = self.pinned.get(name.as_str()).copied();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> = found.filter(|a| allow_private || is_public(a.ip())).collect();
+            let found: Vec<SocketAddr> = match pinned {
+                Some(ip) => vec![SocketAddr::new(ip, 0)],
+                None => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
+            let allowed: Vec<SocketAddr> = found.into_iter().filter(|a| allow_private || is_public(a.ip())).collect();
             if allowed.is_empty() {
                 return Err(std::io::Error::other(format!("{host} resolves to no public address")));
             }

@@ -170,6 +170,7 @@ mod tests {
             has_video: v,
             has_audio: a,
             http_headers: Default::default(),
+            chunk_size: None,
         }
     }
 

@@ -12,7 +12,9 @@ use crate::net;
 use crate::platform::VideoRef;
 use crate::playlist::PlaylistRef;
 use crate::ratelimit::Limiter;
+use crate::relay::{Locator, RelayError, Source as BytesSource};
 use crate::signin::{CookieJar, Reading, SignIn};
+use futures_util::future::BoxFuture;
 use url::Url;
 
 /// What a lookup is for; streams need younger URLs than metadata does.
@@ -136,6 +138,68 @@ impl VideoService {
         Ok(match signin {
             Some(reading) => reading.jar().await,
             None => None,
+        })
+    }
+}
+
+/// Where a format's bytes are: its URL in the extraction the request was
+/// served from, and a newer extraction when the origin refuses that URL (it
+/// expired, or was revoked). The relay asks this whenever it fetches a range.
+pub struct FormatSource {
+    service: Arc<VideoService>,
+    video: VideoRef,
+    format_id: String,
+    /// The extraction the URL comes from, and the URL with its headers.
+    current: std::sync::Mutex<(Arc<CachedInfo>, Locator)>,
+}
+
+impl FormatSource {
+    /// The source of `format_id` in `cached`, the info a request was served from.
+    pub fn new(service: Arc<VideoService>, video: VideoRef, cached: Arc<CachedInfo>, format_id: &str) -> Self {
+        let locator =
+            Self::locator(&cached, format_id).unwrap_or(Locator { url: String::new(), headers: Default::default() });
+        FormatSource {
+            service,
+            video,
+            format_id: format_id.to_owned(),
+            current: std::sync::Mutex::new((cached, locator)),
+        }
+    }
+
+    fn locator(cached: &CachedInfo, format_id: &str) -> Option<Locator> {
+        let f = cached.info.formats.iter().find(|f| f.format_id == format_id)?;
+        Some(Locator { url: f.url.clone(), headers: f.http_headers.clone() })
+    }
+
+    fn current(&self) -> std::sync::MutexGuard<'_, (Arc<CachedInfo>, Locator)> {
+        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A newer extraction than the one whose URL was refused: the cache's,
+    /// when it already holds another, else a new one.
+    async fn refresh(&self, refused: &Arc<CachedInfo>) -> Result<Locator, RelayError> {
+        let lookup = || self.service.info(&self.video, Purpose::Stream, None);
+        let (mut cached, _) = lookup().await.map_err(RelayError::Extract)?;
+        if Arc::ptr_eq(&cached, refused) {
+            tracing::info!(key = %self.video.cache_key(), "origin refused a cached stream URL; extracting again");
+            self.service.invalidate(&self.video).await;
+            cached = lookup().await.map_err(RelayError::Extract)?.0;
+        }
+        let locator = Self::locator(&cached, &self.format_id)
+            .ok_or_else(|| RelayError::Gone(format!("format {} is no longer offered", self.format_id)))?;
+        *self.current() = (cached, locator.clone());
+        Ok(locator)
+    }
+}
+
+impl BytesSource for FormatSource {
+    fn locate<'a>(&'a self, stale: Option<&'a str>) -> BoxFuture<'a, Result<Locator, RelayError>> {
+        Box::pin(async move {
+            let (info, locator) = self.current().clone();
+            match stale {
+                Some(url) if url == locator.url => self.refresh(&info).await,
+                _ => Ok(locator),
+            }
         })
     }
 }

@@ -31,6 +31,9 @@ const EXPIRY_MARGIN_SECS: i64 = 60;
 /// A cached video: the info, and the client JSON serialised once.
 #[derive(Debug)]
 pub struct CachedInfo {
+    /// The key it is cached under (with its sign-in scope): what the bytes
+    /// of its formats are stored under too.
+    pub key: String,
     pub info: VideoInfo,
     /// `to_api_json()` of `info`: hits are served from these bytes.
     pub api_json: Bytes,
@@ -53,6 +56,19 @@ pub enum Source {
     Coalesced,
     /// A new extraction by this request.
     Extracted,
+}
+
+impl Source {
+    /// The cache tier that answered, as the metrics name it; `None` for a
+    /// new extraction.
+    pub fn hit_tier(self) -> Option<&'static str> {
+        match self {
+            Source::Memory => Some("memory"),
+            Source::Redis => Some("redis"),
+            Source::Coalesced => Some("coalesced"),
+            Source::Extracted => None,
+        }
+    }
 }
 
 /// The Redis value: the info and when it was extracted.
@@ -139,7 +155,7 @@ impl VideoCache {
         Fut: Future<Output = Result<VideoInfo, ExtractError>>,
     {
         let Some(redis) = &self.redis else {
-            return Ok(self.entry(fetch().await?, now_unix(), Source::Extracted));
+            return Ok(self.entry(key, fetch().await?, now_unix(), Source::Extracted));
         };
         if let Some(found) = self.read_shared(redis, key, max_age).await {
             return Ok(found);
@@ -164,7 +180,7 @@ impl VideoCache {
             Err(_) => None,
         };
         let _ = redis.del(&lock).await;
-        Ok(self.entry(result?, stored.unwrap_or_else(now_unix), Source::Extracted))
+        Ok(self.entry(key, result?, stored.unwrap_or_else(now_unix), Source::Extracted))
     }
 
     async fn read_shared(&self, redis: &RedisTier, key: &str, max_age: i64) -> Option<Arc<CachedInfo>> {
@@ -177,7 +193,8 @@ impl VideoCache {
             }
         };
         let stored: Stored = serde_json::from_slice(&bytes).ok()?;
-        (now_unix() - stored.fetched_at <= max_age).then(|| self.entry(stored.info, stored.fetched_at, Source::Redis))
+        (now_unix() - stored.fetched_at <= max_age)
+            .then(|| self.entry(key, stored.info, stored.fetched_at, Source::Redis))
     }
 
     /// Writes the info to Redis; returns its `fetched_at`.
@@ -202,10 +219,10 @@ impl VideoCache {
         ttl
     }
 
-    fn entry(&self, info: VideoInfo, fetched_at: i64, loaded_from: Source) -> Arc<CachedInfo> {
+    fn entry(&self, key: &str, info: VideoInfo, fetched_at: i64, loaded_from: Source) -> Arc<CachedInfo> {
         let age = Duration::from_secs((now_unix() - fetched_at).max(0) as u64);
         let ttl = self.ttl_for(&info, fetched_at).saturating_sub(age);
         let api_json = Bytes::from(info.to_api_json());
-        Arc::new(CachedInfo { info, api_json, fetched_at, ttl, loaded_from })
+        Arc::new(CachedInfo { key: key.to_owned(), info, api_json, fetched_at, ttl, loaded_from })
     }
 }

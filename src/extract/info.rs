@@ -50,6 +50,10 @@ pub struct Format {
     pub has_video: bool,
     pub has_audio: bool,
     pub http_headers: Headers,
+    /// `downloader_options.http_chunk_size`: the most to ask of the origin
+    /// in one request (YouTube throttles longer responses).
+    #[serde(default)]
+    pub chunk_size: Option<u64>,
 }
 
 const AUDIO_EXTS: [&str; 8] = ["m4a", "mp3", "opus", "ogg", "oga", "aac", "flac", "wav"];
@@ -176,6 +180,7 @@ fn parse_format(v: &Value, fallback_headers: &Headers) -> Option<Format> {
         has_video,
         has_audio,
         http_headers,
+        chunk_size: v.get("downloader_options").and_then(|d| u64_of(d, "http_chunk_size")).filter(|n| *n > 0),
     })
 }
 
@@ -338,7 +343,7 @@ mod tests {
             "http_headers":{"User-Agent":"UA"},
             "formats":[
               {"format_id":"sb0","url":"https://i.ytimg.com/sb","ext":"mhtml","vcodec":"none","acodec":"none"},
-              {"format_id":"140","url":"https://r.googlevideo.com/a?expire=2000000000","ext":"m4a","vcodec":"none","acodec":"mp4a.40.2","tbr":129.5},
+              {"format_id":"140","url":"https://r.googlevideo.com/a?expire=2000000000","ext":"m4a","vcodec":"none","acodec":"mp4a.40.2","tbr":129.5,"downloader_options":{"http_chunk_size":10485760}},
               {"format_id":"18","url":"https://r.googlevideo.com/b?expire=1900000000","ext":"mp4","height":360,"width":640,"vcodec":"avc1.42001E","acodec":"mp4a.40.2","http_headers":{"Referer":"R"}}
             ]}"#;
         let info = VideoInfo::from_ytdlp_json(raw, "youtube").unwrap();
@@ -347,6 +352,8 @@ mod tests {
         let audio = &info.formats[0];
         assert!(audio.has_audio && !audio.has_video);
         assert_eq!(audio.http_headers["User-Agent"], "UA");
+        assert_eq!(audio.chunk_size, Some(10 << 20));
+        assert_eq!(info.formats[1].chunk_size, None);
         assert_eq!(info.formats[1].http_headers["Referer"], "R");
         let api: Value = serde_json::from_slice(&info.to_api_json()).unwrap();
         assert_eq!(api["formats"][1]["resolution"], "640x360");

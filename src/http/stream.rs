@@ -3,11 +3,13 @@
 //! playlist), the smart route picks one of the two, and the HLS route
 //! serves the signed links of rewritten playlists.
 //!
-//! Every mode works from the one cached extraction. When the origin refuses
-//! a cached URL (403/410: expired, or bound elsewhere), the entry is dropped,
-//! the video extracted again, and the request retried once.
+//! Every mode works from the one cached extraction. The bytes of single
+//! files, merges and HLS segments come from the relay engine, which asks for
+//! a new extraction itself when the origin refuses a URL; a refused playlist
+//! drops the cache entry here and the request is retried once.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
@@ -23,13 +25,13 @@ use crate::cache::{CachedInfo, now_unix};
 use crate::config::StreamModeSetting;
 use crate::error::ApiError;
 use crate::extract::{Format, Headers};
-use crate::metrics::StreamGuard;
-use crate::net;
 use crate::platform::VideoRef;
+use crate::relay::merge::MergeSpec;
+use crate::relay::upstream::read_limited;
+use crate::relay::{Fetched, Fixed, Locator, ProxyError, Reply, Spec};
 use crate::select::{Mode, Quality, StreamPlan, select};
-use crate::service::Purpose;
-use crate::stream::proxy::Fetched;
-use crate::stream::{Grant, ProxyError, RemuxError, hls, proxy};
+use crate::service::{FormatSource, Purpose};
+use crate::stream::{Grant, hls};
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -256,21 +258,16 @@ fn format_header(id: &str) -> HeaderValue {
     HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
-async fn serve_proxy(state: &AppState, req: &StreamRequest, cached: &CachedInfo) -> Result<Response, Attempt> {
+async fn serve_proxy(state: &AppState, req: &StreamRequest, cached: &Arc<CachedInfo>) -> Result<Response, Attempt> {
     match select(&cached.info, req.quality, Mode::Proxy)? {
         StreamPlan::Single(f) => {
-            let upstream = state
-                .upstream
-                .open(&req.method, &f.url, &f.http_headers, &req.headers)
-                .await
-                .map_err(upstream_error)?;
-            let mut resp = proxy::relay(upstream, StreamGuard::new(state.metrics.clone()));
-            resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
-            Ok(resp)
+            let reply = state.relay.serve(format_spec(state, &req.video, cached, f), &req.method, &req.headers).await?;
+            Ok(with_format(reply, &f.format_id))
         }
         StreamPlan::Hls(f) => {
             let upstream = state
-                .upstream
+                .relay
+                .upstream()
                 .open(&Method::GET, &f.url, &f.http_headers, &HeaderMap::new())
                 .await
                 .map_err(upstream_error)?;
@@ -278,40 +275,32 @@ async fn serve_proxy(state: &AppState, req: &StreamRequest, cached: &CachedInfo)
             resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
             Ok(resp)
         }
-        StreamPlan::Merge { video, audio } => merge(state, req, video, audio).await,
+        StreamPlan::Merge { video, audio } => {
+            let spec = MergeSpec {
+                key: format!("{}|merge:{}+{}", cached.key, video.format_id, audio.format_id),
+                video: format_spec(state, &req.video, cached, video),
+                audio: format_spec(state, &req.video, cached, audio),
+            };
+            let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
+            Ok(with_format(reply, &format!("{}+{}", video.format_id, audio.format_id)))
+        }
     }
 }
 
-async fn merge(state: &AppState, req: &StreamRequest, video: &Format, audio: &Format) -> Result<Response, Attempt> {
-    let id = format!("{}+{}", video.format_id, audio.format_id);
-    let head = |body: Body| {
-        let mut resp = Response::new(body);
-        let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-        // A live remux has no length and cannot seek; `Range: bytes=0-`
-        // gets the whole stream as a 200.
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(FORMAT_HEADER, format_header(&id));
-        resp
-    };
-    if req.method == Method::HEAD {
-        return Ok(head(Body::empty()));
+/// The relay object of one format: its bytes, keyed by the video (with its
+/// sign-in scope) and the format, found through the cached extraction.
+fn format_spec(state: &AppState, video: &VideoRef, cached: &Arc<CachedInfo>, f: &Format) -> Spec {
+    Spec {
+        key: format!("{}|{}", cached.key, f.format_id),
+        source: Arc::new(FormatSource::new(state.service.clone(), video.clone(), cached.clone(), &f.format_id)),
+        chunk_size: f.chunk_size,
     }
-    // ffmpeg fetches by itself, so its URLs are checked here.
-    for f in [video, audio] {
-        if let Ok(url) = url::Url::parse(&f.url) {
-            net::check_url(&url, state.config.allow_private_networks).await.map_err(ApiError::Forbidden)?;
-        }
-    }
-    match state.remuxer.start(video, audio).await {
-        Ok(running) => Ok(head(running.into_body(StreamGuard::new(state.metrics.clone())))),
-        Err(RemuxError::Expired) => Err(Attempt::Expired),
-        Err(RemuxError::Spawn(e)) => Err(ApiError::Unavailable(e).into()),
-        Err(e @ RemuxError::Failed) => {
-            Err(ApiError::BadGateway { error: "Upstream error", detail: e.to_string() }.into())
-        }
-    }
+}
+
+fn with_format(reply: Reply, format_id: &str) -> Response {
+    let mut resp = reply.map(Body::new);
+    resp.headers_mut().insert(FORMAT_HEADER, format_header(format_id));
+    resp
 }
 
 fn upstream_error(e: ProxyError) -> Attempt {
@@ -339,13 +328,13 @@ pub(super) fn upstream_api_error(e: ProxyError, refused: &str) -> ApiError {
 /// link to `/api/v2/stream/hls/...` that fetches with the format's headers.
 async fn playlist(state: &AppState, upstream: Fetched, video_key: &str, format_id: &str) -> Result<Response, ApiError> {
     let base = upstream.url;
-    let body = proxy::read_limited(upstream.response.into_body(), MAX_PLAYLIST_BYTES)
+    let body = read_limited(upstream.response.into_body(), MAX_PLAYLIST_BYTES)
         .await
         .map_err(|detail| ApiError::BadGateway { error: "Upstream error", detail })?;
     let text = String::from_utf8_lossy(&body);
     let expires = now_unix() + LINK_TTL_SECS;
-    let rewritten = hls::rewrite(&text, &base, |u| {
-        let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires };
+    let rewritten = hls::rewrite(&text, &base, |u, nested| {
+        let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires, p: nested };
         format!("/api/v2/stream/hls/{}/{}", state.signer.sign(&grant), link_name(u))
     });
     let mut resp = Response::new(Body::from(rewritten));
@@ -364,7 +353,8 @@ fn link_name(u: &url::Url) -> String {
 }
 
 /// A signed link from a rewritten playlist: a nested playlist (rewritten
-/// again) or a segment, key or init section (relayed).
+/// again), or a segment, key or init section (from the relay, keyed by the
+/// video, the format and the segment's path, so every viewer shares it).
 async fn hls_link(
     State(state): State<AppState>,
     method: Method,
@@ -373,16 +363,44 @@ async fn hls_link(
 ) -> Result<Response, ApiError> {
     let grant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let format_headers = headers_for(&state, &grant).await;
-    let upstream = state
-        .upstream
-        .open(&method, &grant.u, &format_headers, &headers)
-        .await
-        .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
-    let content_type = upstream.response.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if method == Method::GET && hls::is_playlist(content_type, &upstream.url) {
+    let url = url::Url::parse(&grant.u).map_err(|_| ApiError::Forbidden("the link names no URL".into()))?;
+    if method == Method::GET && (grant.p || hls::is_playlist(None, &url)) {
+        let upstream = state
+            .relay
+            .upstream()
+            .open(&method, &grant.u, &format_headers, &headers)
+            .await
+            .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
         return playlist(&state, upstream, &grant.v, &grant.f).await;
     }
-    Ok(proxy::relay(upstream, StreamGuard::new(state.metrics.clone())))
+    let spec = Spec {
+        key: format!("{}|{}|seg:{}", grant.v, grant.f, hls::segment_identity(&url)),
+        source: Arc::new(Fixed(Locator { url: grant.u.clone(), headers: format_headers.clone() })),
+        chunk_size: None,
+    };
+    let reply = state.relay.serve(spec, &method, &headers).await.map_err(|e| refused_part(e.into()))?;
+    let content_type = reply.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    if method == Method::GET && hls::is_playlist(content_type, &url) {
+        // A playlist the tags did not announce: fetched and rewritten.
+        let upstream = state
+            .relay
+            .upstream()
+            .open(&method, &grant.u, &format_headers, &HeaderMap::new())
+            .await
+            .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
+        return playlist(&state, upstream, &grant.v, &grant.f).await;
+    }
+    Ok(reply.map(Body::new))
+}
+
+/// A segment's refusal says which part was refused.
+fn refused_part(e: ApiError) -> ApiError {
+    match e {
+        ApiError::BadGateway { error, detail } if detail.contains("refused") => {
+            ApiError::BadGateway { error, detail: "the origin refused this part of the stream".into() }
+        }
+        other => other,
+    }
 }
 
 /// The upstream headers of the granted format, from the cached extraction.

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::{json_response, success, timestamp};
 use crate::app::AppState;
 use crate::health::{Memory, format_uptime};
+use crate::metrics::Readings;
 use crate::platform::Platform;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -118,12 +119,17 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn prometheus(State(state): State<AppState>) -> Response {
-    let redis_up = state.redis.as_ref().map(|r| r.is_healthy());
-    let rss = (state.health.readings().memory.alloc_mb * 1024.0 * 1024.0) as u64;
-    let body = state.metrics.render_prometheus(redis_up, rss);
+    let readings = Readings {
+        redis_up: state.redis.as_ref().map(|r| r.is_healthy()),
+        rss_bytes: (state.health.readings().memory.alloc_mb * 1024.0 * 1024.0) as u64,
+        store_memory_bytes: state.relay.memory_used(),
+    };
+    let body = state.metrics.render_prometheus(&readings);
     let mut resp = body.into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
+    );
     resp
 }
 

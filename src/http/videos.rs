@@ -15,8 +15,8 @@ use crate::error::ApiError;
 use crate::extract::Headers;
 use crate::metrics::StreamGuard;
 use crate::platform::VideoRef;
+use crate::relay::pipe::pipe;
 use crate::service::Purpose;
-use crate::stream::proxy::relay;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -50,7 +50,8 @@ async fn thumbnail(
         detail: "the extractor found no thumbnail for this video".into(),
     })?;
     let upstream = state
-        .upstream
+        .relay
+        .upstream()
         .open(&method, url, &Headers::new(), &HeaderMap::new())
         .await
         .map_err(|e| super::stream::upstream_api_error(e, "the URL"))?;
@@ -62,7 +63,8 @@ async fn thumbnail(
             detail: "the thumbnail URL did not answer an image".into(),
         });
     }
-    let mut resp = relay(upstream, StreamGuard::new(state.metrics.clone()));
+    let idle = std::time::Duration::from_secs(state.config.stream_idle_timeout);
+    let mut resp = pipe(upstream, Some(StreamGuard::new(state.metrics.clone())), idle).map(axum::body::Body::new);
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
     Ok(resp)
 }

@@ -1,11 +1,7 @@
-//! Serving streams: the upstream client and byte relay, HLS playlist
-//! rewriting and signed links, and ffmpeg remuxing for merged plans.
+//! Serving stream formats that are not plain bytes: HLS playlist rewriting
+//! and the signed links inside rewritten playlists.
 
 pub mod hls;
-pub mod proxy;
-pub mod remux;
 pub mod signing;
 
-pub use proxy::{ProxyError, Upstream};
-pub use remux::{RemuxError, Remuxer};
 pub use signing::{Grant, SignError, Signer};

@@ -22,6 +22,9 @@ pub struct Grant {
     pub f: String,
     /// Unix time after which the link is refused.
     pub e: i64,
+    /// The URL is a playlist (rewritten again when fetched), not media.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub p: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +84,8 @@ mod tests {
     #[test]
     fn round_trip_tamper_and_expiry() {
         let s = Signer::new(Some("k"));
-        let g = Grant { u: "https://cdn/x.ts".into(), v: "video:twitch:1".into(), f: "hls-720".into(), e: 100 };
+        let g =
+            Grant { u: "https://cdn/x.ts".into(), v: "video:twitch:1".into(), f: "hls-720".into(), e: 100, p: false };
         let t = s.sign(&g);
         assert_eq!(s.verify(&t, 50), Ok(g.clone()));
         assert_eq!(s.verify(&t, 101), Err(SignError::Expired));

@@ -1,6 +1,7 @@
 //! Test harness: the app on 127.0.0.1:0, a local origin serving media made by
 //! ffmpeg, and a stand-in extractor that counts its runs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -69,12 +70,31 @@ pub fn media_dir() -> &'static Path {
         if !big.exists() {
             std::fs::File::create(&big).unwrap().set_len(BIG_LEN).unwrap();
         }
+        // 64 MiB of noise: a misplaced or repeated byte changes its digest.
+        let rand = dir.join("rand64.bin");
+        if !rand.exists() {
+            let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+            let mut data = Vec::with_capacity(RAND_LEN as usize);
+            while data.len() < RAND_LEN as usize {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                data.extend_from_slice(&x.to_le_bytes());
+            }
+            let tmp = dir.join(format!("tmp-{}-rand64.bin", std::process::id()));
+            std::fs::write(&tmp, &data).unwrap();
+            std::fs::rename(&tmp, &rand).unwrap();
+        }
         dir
     })
 }
 
 /// Size of `big.bin`.
 pub const BIG_LEN: u64 = 300 * 1024 * 1024;
+/// Size of `rand64.bin` (the stand-in extractor's googlevideo `clen=`).
+pub const RAND_LEN: u64 = 64 * 1024 * 1024;
+/// The googlevideo host of the stand-in extractor, resolved to the test origin.
+pub const GOOGLEVIDEO_HOST: &str = "rr1---sn-stand-in.googlevideo.com";
 
 /// `hls/master.m3u8` with one fMP4 variant cut from clip.mp4 (so it has an
 /// `#EXT-X-MAP` init section and segments).
@@ -107,23 +127,50 @@ pub fn media(name: &str) -> Vec<u8> {
     std::fs::read(media_dir().join(name)).unwrap()
 }
 
-/// What the origin saw: each request's path and headers.
+/// What the origin saw: each request's path (with its query) and headers.
 pub type Seen = Arc<Mutex<Vec<(String, HeaderMap)>>>;
 
 /// A local origin: `/media/*` (byte ranges), `/bili/*` (refused without
 /// Bilibili's Referer), `/page.html` (an HTML page with a `<video>`),
 /// `/list.html` (three of them). Every
 /// response sets a cookie, which must never reach reelay's clients.
+#[derive(Default)]
 pub struct Origin {
     pub base: String,
     pub seen: Seen,
+    /// Bytes the quirky routes sent, by path.
+    pub sent: crate::quirks::Sent,
+}
+
+impl Origin {
+    /// An origin nothing listens on.
+    pub fn dead() -> Origin {
+        Origin { base: "http://127.0.0.1:1".into(), ..Origin::default() }
+    }
+
+    /// Bytes the quirky routes sent for `path`.
+    pub fn sent(&self, path: &str) -> u64 {
+        self.sent.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    /// Requests whose path (and query) starts with `prefix`.
+    pub fn requests(&self, prefix: &str) -> Vec<(String, HeaderMap)> {
+        self.seen.lock().unwrap().iter().filter(|(p, _)| p.starts_with(prefix)).cloned().collect()
+    }
 }
 
 pub async fn spawn_origin() -> Origin {
     let dir = media_dir();
     let seen: Seen = Arc::default();
+    let sent: crate::quirks::Sent = Arc::default();
     let recorder = seen.clone();
+    let (q_sent, v_sent) = (sent.clone(), sent.clone());
     let app = Router::new()
+        .route(
+            "/q/{quirk}/{name}",
+            get(move |p, q, h| crate::quirks::quirky(p, q, h, q_sent.clone())),
+        )
+        .route("/videoplayback", get(move |q, h| crate::quirks::videoplayback(q, h, v_sent.clone())))
         .nest_service("/media", ServeDir::new(dir))
         .nest_service("/bili", ServeDir::new(dir))
         .route("/slow/{name}", get(slow))
@@ -134,7 +181,8 @@ pub async fn spawn_origin() -> Origin {
             let recorder = recorder.clone();
             async move {
                 let path = req.uri().path().to_owned();
-                recorder.lock().unwrap().push((path.clone(), req.headers().clone()));
+                let target = req.uri().path_and_query().map_or(path.clone(), |p| p.to_string());
+                recorder.lock().unwrap().push((target, req.headers().clone()));
                 let referer_ok = req.headers().get("referer").is_some_and(|r| r == "https://www.bilibili.com/");
                 if path.starts_with("/bili/") && !referer_ok {
                     return (StatusCode::FORBIDDEN, "missing referer").into_response();
@@ -150,7 +198,7 @@ pub async fn spawn_origin() -> Origin {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Origin { base, seen }
+    Origin { base, seen, sent }
 }
 
 /// A page with several videos, which yt-dlp's generic extractor lists as a playlist.
@@ -307,7 +355,7 @@ impl Spawn {
 
     /// Shares an origin (its base URL) with another app.
     pub fn origin(mut self, origin: &Origin) -> Self {
-        self.origin = Some(Origin { base: origin.base.clone(), seen: origin.seen.clone() });
+        self.origin = Some(Origin { base: origin.base.clone(), seen: origin.seen.clone(), sent: origin.sent.clone() });
         self
     }
 
@@ -331,6 +379,7 @@ impl Spawn {
         ]
         .map(String::from)
         .to_vec();
+        args.extend(["--upstream-resolve".to_owned(), format!("{GOOGLEVIDEO_HOST}=127.0.0.1")]);
         args.extend(["--ytdlp-path".to_owned(), ytdlp.display().to_string()]);
         if !self.args.iter().any(|a| a == "--cache-backend") {
             args.extend(["--cache-backend".to_owned(), "memory".to_owned()]);
@@ -390,6 +439,33 @@ impl TestApp {
     pub async fn metrics(&self) -> Value {
         self.json("/api/v2/stream/metrics").await.1["data"].clone()
     }
+
+    /// One sample of `/metrics` (0 when absent), e.g. `reelay_relay_merges_total`.
+    pub async fn prom(&self, series: &str) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        parse_prometheus(&text).get(series).copied().unwrap_or(0.0)
+    }
+}
+
+/// Parses Prometheus text: every sample line is `name{labels} value`.
+pub fn parse_prometheus(text: &str) -> HashMap<String, f64> {
+    let mut samples = HashMap::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix('#') {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            assert!(matches!(words.first(), Some(&"HELP") | Some(&"TYPE")), "bad comment: {line}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample: {line}"));
+        let name_end = series.find('{').unwrap_or(series.len());
+        assert!(series[..name_end].chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad name: {line}");
+        if name_end < series.len() {
+            assert!(series.ends_with('}'), "bad labels: {line}");
+        }
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
 }
 
 /// Asserts the API's JSON error shape and returns the body.

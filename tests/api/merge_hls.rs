@@ -57,7 +57,7 @@ async fn proxy_merges_720p_video_and_audio_without_reencoding() {
     assert_eq!(app.metrics().await["active_streams"], 0);
     assert_eq!(app.fake.runs(), 1);
 
-    // Range: bytes=0- is the whole stream, as a 200.
+    // Complete now: a stored object with a length, served like a file.
     let resp = app
         .http
         .get(format!("{}/api/v2/stream/proxy/youtube/{id}?quality=720p", app.base))
@@ -65,8 +65,11 @@ async fn proxy_merges_720p_video_and_audio_without_reencoding() {
         .send()
         .await
         .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert!(has_video_and_audio(&probe(&resp.bytes().await.unwrap()).await, 1280, 720));
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["accept-ranges"], "bytes");
+    assert_eq!(resp.headers()["content-range"], format!("bytes 0-{}/{}", bytes.len() - 1, bytes.len()));
+    assert_eq!(resp.bytes().await.unwrap(), bytes, "the same bytes as the live merge");
+    assert_eq!(app.fake.runs(), 1);
 
     // HEAD answers without starting ffmpeg.
     let resp =
@@ -116,7 +119,7 @@ async fn a_hang_up_kills_ffmpeg() {
 
 #[tokio::test]
 async fn merge_failures_are_502_without_ffmpeg_noise() {
-    let dead = Origin { base: "http://127.0.0.1:1".into(), seen: Default::default() };
+    let dead = Origin::dead();
     let app = spawn().origin(&dead).start().await;
     let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{}?quality=720p", yt_id("mdead"))).await;
     assert_eq!(status, 502, "{body}");
@@ -185,12 +188,14 @@ async fn tampered_or_expired_links_are_refused() {
         v: "video:twitch:123456".into(),
         f: "360p".into(),
         e: i64::MAX,
+        p: false,
     });
     let expired = reelay::stream::Signer::new(Some("test-key")).sign(&reelay::stream::Grant {
         u: format!("{}/media/clip.mp4", app.origin.base),
         v: "video:twitch:123456".into(),
         f: "360p".into(),
         e: 1,
+        p: false,
     });
     let other_payload = forged.split_once('.').unwrap().0;
     for token in [format!("{payload}.{bad_sig}"), format!("{other_payload}.{sig}"), forged.clone(), expired, "x".into()]
@@ -205,6 +210,7 @@ async fn tampered_or_expired_links_are_refused() {
         v: "video:twitch:123456".into(),
         f: "360p".into(),
         e: i64::MAX,
+        p: false,
     });
     assert_eq!(app.get(&format!("/api/v2/stream/hls/{good}/clip.mp4")).await.status(), 200);
 }

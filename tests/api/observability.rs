@@ -7,27 +7,6 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
-/// Parses Prometheus text: every sample line is `name{labels} value`.
-fn parse_prometheus(text: &str) -> HashMap<String, f64> {
-    let mut samples = HashMap::new();
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        if let Some(rest) = line.strip_prefix('#') {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            assert!(matches!(words.first(), Some(&"HELP") | Some(&"TYPE")), "bad comment: {line}");
-            continue;
-        }
-        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad sample: {line}"));
-        let name_end = series.find('{').unwrap_or(series.len());
-        assert!(series[..name_end].chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad name: {line}");
-        if name_end < series.len() {
-            assert!(series.ends_with('}'), "bad labels: {line}");
-        }
-        let value: f64 = value.parse().unwrap_or_else(|_| panic!("bad value: {line}"));
-        samples.insert(series.to_owned(), value);
-    }
-    samples
-}
-
 #[tokio::test]
 async fn prometheus_counters_move_with_requests() {
     let app = spawn_app().await;

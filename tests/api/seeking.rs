@@ -48,9 +48,23 @@ async fn ranges_match_the_origin_byte_for_byte() {
 }
 
 #[tokio::test]
-async fn an_origin_that_ignores_range_is_passed_as_200() {
+async fn an_origin_that_ignores_range_is_stored_whole_or_piped() {
+    // Small enough for the store: fetched whole once, and ranges are served from it.
     let app = spawn_app().await;
     let id = yt_id("norangenora");
+    let clip = media("clip.mp4");
+    let url = format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", app.base);
+    let resp = app.http.get(&url).header("range", "bytes=100-199").send().await.unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["content-range"], format!("bytes 100-199/{}", clip.len()));
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &clip[100..200]);
+    let resp = app.http.get(&url).header("range", "bytes=-10").send().await.unwrap();
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &clip[clip.len() - 10..]);
+    let fetched = app.origin.seen.lock().unwrap().iter().filter(|(p, _)| p.starts_with("/norange/clip")).count();
+    assert_eq!(fetched, 1, "one whole-file fetch serves every range");
+
+    // Too big for this store's budget: each client gets the origin's answer, a 200.
+    let app = spawn().arg("--stream-cache-memory", "64KiB").start().await;
     let resp = app
         .http
         .get(format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", app.base))
@@ -60,7 +74,7 @@ async fn an_origin_that_ignores_range_is_passed_as_200() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("content-range").is_none());
-    assert_eq!(resp.bytes().await.unwrap().as_ref(), media("clip.mp4").as_slice());
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), clip.as_slice());
 }
 
 #[tokio::test]
@@ -209,7 +223,8 @@ async fn a_large_stream_keeps_memory_flat() {
     // The real binary, so its memory is its own.
     let origin = spawn_origin().await;
     let fake = FakeExtractor::new(&origin.base, 0);
-    let mut server = Binary::start(&fake, &["--log-level", "warn"]).await;
+    // The store keeps 32 MiB; everything past it is relayed and let go.
+    let mut server = Binary::start(&fake, &["--log-level", "warn", "--stream-cache-memory", "32MiB"]).await;
     let (base, http) = (server.base.clone(), reqwest::Client::new());
     let mut resp = http
         .get(format!("{base}/api/v2/stream/proxy/youtube/{}?quality=360p", yt_id("bigbigbigbi")))
@@ -224,5 +239,5 @@ async fn a_large_stream_keeps_memory_flat() {
     let peak = peak_rss_mib(server.child.id());
     let _ = server.child.kill();
     assert_eq!(total, BIG_LEN);
-    assert!(peak < 100, "peak RSS {peak} MiB while relaying {} MiB", BIG_LEN >> 20);
+    assert!(peak < 32 + 64, "peak RSS {peak} MiB while relaying {} MiB through a 32 MiB store", BIG_LEN >> 20);
 }

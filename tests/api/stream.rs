@@ -110,7 +110,7 @@ async fn active_streams_drop_when_the_client_hangs_up() {
 
 #[tokio::test]
 async fn an_unreachable_origin_is_bad_gateway() {
-    let dead = Origin { base: "http://127.0.0.1:1".into(), seen: Default::default() };
+    let dead = Origin::dead();
     let app = spawn().origin(&dead).start().await;
     let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{}?quality=360p", yt_id("dead"))).await;
     assert_eq!(status, 502, "{body}");

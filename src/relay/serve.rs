@@ -1,0 +1,277 @@
+//! A client's request for an object, answered from the store: the length
+//! and validators are learned (from the store, the disk tier's record, or
+//! the first upstream answer), `Range` and the conditionals are decided by
+//! [`super::range`], and the body is a [`super::Reader`] whose first bytes
+//! are in hand before the head goes out, so a dead origin is an error
+//! rather than an empty `200`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body::{Frame, SizeHint};
+
+use super::pipe::{PipeBody, pipe};
+use super::range::{self, Answer, Validators};
+use super::store::{BLOCK, Block, Fill};
+use super::{Meta, Reader, Relay, RelayError, Shared, Spec, Visit};
+use crate::metrics::{Metrics, StreamGuard};
+
+/// An answer to a stream request: status, headers and body.
+pub type Reply = http::Response<Body>;
+
+/// The body of a relayed response.
+pub enum Body {
+    Empty,
+    /// Bytes from the store: the first ones (already read), then a reader.
+    Stream(Streamed),
+    /// An origin response piped through.
+    Pipe(PipeBody),
+}
+
+pub struct Streamed {
+    first: Option<Bytes>,
+    rest: Pin<Box<dyn Stream<Item = Result<Bytes, RelayError>> + Send>>,
+    /// Bytes still to send, when known.
+    remaining: Option<u64>,
+    /// Counts the stream for clients (not for ffmpeg's inputs).
+    guard: Option<StreamGuard>,
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            Body::Empty => Poll::Ready(None),
+            Body::Pipe(p) => Pin::new(p).poll_frame(cx),
+            Body::Stream(s) => {
+                let next = match s.first.take() {
+                    Some(first) => Some(Ok(first)),
+                    None => match s.rest.as_mut().poll_next(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(next) => next,
+                    },
+                };
+                Poll::Ready(next.map(|item| match item {
+                    Ok(data) => {
+                        if let Some(g) = &s.guard {
+                            g.add_bytes(data.len() as u64);
+                        }
+                        if let Some(r) = &mut s.remaining {
+                            *r = r.saturating_sub(data.len() as u64);
+                        }
+                        Ok(Frame::data(data))
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a relayed stream broke off");
+                        Err(e.into())
+                    }
+                }))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Empty => true,
+            Body::Pipe(p) => p.is_end_stream(),
+            Body::Stream(s) => s.remaining == Some(0),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Empty => SizeHint::with_exact(0),
+            Body::Pipe(p) => p.size_hint(),
+            Body::Stream(s) => s.remaining.map_or_else(SizeHint::default, SizeHint::with_exact),
+        }
+    }
+}
+
+impl Relay {
+    /// Serves a client's GET or HEAD for the object `spec` names.
+    pub async fn serve(&self, spec: Spec, method: &Method, headers: &HeaderMap) -> Result<Reply, RelayError> {
+        self.serve_counted(spec, method, headers, true).await
+    }
+
+    /// Serves a request; `counted` says whether it is a client's stream (in
+    /// `active_streams` and the bytes served) or the relay's own (ffmpeg's).
+    pub(super) async fn serve_counted(
+        &self,
+        spec: Spec,
+        method: &Method,
+        headers: &HeaderMap,
+        counted: bool,
+    ) -> Result<Reply, RelayError> {
+        let shared = &self.0;
+        let visit = shared.register(spec);
+        let (meta, waited) = shared.meta(&visit.key, range::first_byte(headers)).await?;
+        if waited {
+            // Another request's fetch brought the head: this one follows it.
+            shared.metrics.relay.coalesced.inc();
+        }
+        if !meta.stored {
+            return self.pipe(&visit.key, method, headers, counted).await;
+        }
+        let len = meta.len.unwrap_or(0);
+        answer(visit, &meta, len, method, headers, counted, waited).await
+    }
+
+    /// A pipe from the origin for an object the store does not keep.
+    async fn pipe(
+        &self,
+        key: &Arc<str>,
+        method: &Method,
+        headers: &HeaderMap,
+        counted: bool,
+    ) -> Result<Reply, RelayError> {
+        let shared = &self.0;
+        let source = match shared.lock().objects.get(key).map(|o| &o.kind) {
+            Some(super::Kind::Fetched { source, .. }) => source.clone(),
+            _ => return Err(RelayError::Gone("the stream is not available".into())),
+        };
+        let mut stale = None;
+        loop {
+            let loc = source.locate(stale.as_deref()).await?;
+            match shared.upstream.open(method, &loc.url, &loc.headers, headers).await {
+                Ok(fetched) => {
+                    shared.metrics.relay.pipes.inc();
+                    let guard = counted.then(|| StreamGuard::new(shared.metrics.clone()));
+                    return Ok(pipe(fetched, guard, shared.settings.idle));
+                }
+                Err(super::ProxyError::Expired(_)) if stale.is_none() => stale = Some(loc.url),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A body of bytes from the store: `first` (in hand), then the reader's;
+/// `len` in all, when known.
+pub(super) fn streamed(metrics: &Arc<Metrics>, first: Bytes, reader: Reader, len: Option<u64>, counted: bool) -> Body {
+    let rest = futures_util::stream::unfold(reader, |mut r| async move { r.next().await.map(|i| (i, r)) });
+    let guard = counted.then(|| StreamGuard::new(metrics.clone()));
+    Body::Stream(Streamed { first: Some(first), rest: Box::pin(rest), remaining: len, guard })
+}
+
+/// The response for an object of known length `len`.
+pub(super) async fn answer(
+    visit: Visit,
+    meta: &Meta,
+    len: u64,
+    method: &Method,
+    headers: &HeaderMap,
+    counted: bool,
+    waited: bool,
+) -> Result<Reply, RelayError> {
+    let validators = Validators { etag: meta.etag.clone(), last_modified: meta.last_modified.clone() };
+    let (status, start, end) = match range::answer(headers, len, &validators) {
+        Answer::NotModified => return Ok(head(StatusCode::NOT_MODIFIED, meta, Body::Empty)),
+        Answer::Unsatisfiable => {
+            let mut reply = head(StatusCode::RANGE_NOT_SATISFIABLE, meta, Body::Empty);
+            reply.headers_mut().insert(header::CONTENT_RANGE, value(format!("bytes */{len}")));
+            return Ok(reply);
+        }
+        Answer::Full => (StatusCode::OK, 0, len),
+        Answer::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+    };
+    let body = if method == Method::HEAD || start == end {
+        Body::Empty
+    } else {
+        let shared = visit.shared.clone();
+        let joined = matches!(
+            shared.lock().objects.get(&visit.key).and_then(|o| o.blocks.get(&(start / BLOCK))),
+            Some(Block::Filling { .. } | Block::Loading { .. })
+        );
+        if joined && !waited {
+            // Another request's fetch is bringing these bytes: this one follows it.
+            shared.metrics.relay.coalesced.inc();
+        }
+        let mut reader = Reader::new(visit, start, Some(end));
+        match reader.next().await {
+            Some(Err(e)) => return Err(e),
+            None => Body::Empty,
+            Some(Ok(first)) => streamed(&shared.metrics, first, reader, Some(end - start), counted),
+        }
+    };
+    let mut reply = head(status, meta, body);
+    let h = reply.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(header::CONTENT_RANGE, value(format!("bytes {start}-{}/{len}", end - 1)));
+    }
+    Ok(reply)
+}
+
+fn value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).expect("digits and ASCII are a valid header")
+}
+
+/// A response with the object's type and validators.
+fn head(status: StatusCode, meta: &Meta, body: Body) -> Reply {
+    let mut reply = http::Response::new(body);
+    *reply.status_mut() = status;
+    let h = reply.headers_mut();
+    let text = |s: &Option<String>| s.as_deref().and_then(|s| HeaderValue::from_str(s).ok());
+    let content_type = text(&meta.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_TYPE, content_type);
+    for (name, v) in [
+        (header::ETAG, &meta.etag),
+        (header::LAST_MODIFIED, &meta.last_modified),
+        (header::CACHE_CONTROL, &meta.cache_control),
+    ] {
+        if let Some(v) = text(v) {
+            h.insert(name, v);
+        }
+    }
+    reply
+}
+
+impl Shared {
+    /// The object's meta, fetching the block at `start` to learn it when
+    /// nothing is known yet; and whether it waited for another request's
+    /// fetch to learn it.
+    async fn meta(self: &Arc<Self>, key: &Arc<str>, start: u64) -> Result<(Meta, bool), RelayError> {
+        let mut joined = false;
+        loop {
+            let fill: Arc<Fill> = {
+                let mut store = self.lock();
+                let Some(obj) = store.objects.get(key) else {
+                    return Err(RelayError::Gone("the stream is not available".into()));
+                };
+                if let Some(m) = &obj.meta {
+                    return Ok((m.clone(), joined));
+                }
+                let b = start / BLOCK;
+                match obj.blocks.get(&b) {
+                    Some(Block::Filling { fill, .. } | Block::Loading { fill }) => {
+                        joined = true;
+                        fill.clone()
+                    }
+                    Some(Block::Ready { .. }) => return Err(RelayError::Gone("the stream has no length".into())),
+                    None => self
+                        .claim(&mut store, key, b)
+                        .ok_or_else(|| RelayError::Gone("the stream is not available".into()))?,
+                }
+            };
+            let notified = fill.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(m) = self.lock().objects.get(key).and_then(|o| o.meta.clone()) {
+                return Ok((m, joined));
+            }
+            if fill.error.get().is_none() {
+                notified.await;
+            }
+            if let Some(e) = fill.error.get() {
+                return Err(e.clone());
+            }
+        }
+    }
+}
