@@ -16,7 +16,8 @@ WORKDIR /app
 COPY scripts/setup scripts/setup
 RUN scripts/setup
 COPY --from=build /src/target/release/reelay /usr/local/bin/reelay
-RUN useradd --system --uid 10001 --no-create-home reelay
+RUN useradd --system --uid 10001 --no-create-home reelay \
+ && mkdir /cache && chown reelay /cache
 USER reelay
 ENV HOST=0.0.0.0 \
     PORT=8001 \

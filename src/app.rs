@@ -155,6 +155,25 @@ pub const SERVER_BUF: usize = 16 * 1024;
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Connections the kernel may queue before they are accepted. The usual
+/// 128 overflows when a crowd opens a video at once (clients then wait a
+/// second for their SYN to be sent again); the kernel caps it at somaxconn.
+const BACKLOG: u32 = 4096;
+
+/// Binds `addr` (the first address it resolves to that binds) with [`BACKLOG`].
+async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a).and_then(|()| socket.listen(BACKLOG)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolves to nothing")))
+}
+
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartError> {
         let redis = match config.cache_backend() {
@@ -201,8 +220,7 @@ impl App {
         tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor)));
 
         let addr = format!("{}:{}", config.host, config.port);
-        let listener =
-            TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr} (HOST, PORT): {e}"))?;
+        let listener = listen(&addr).await.map_err(|e| format!("cannot listen on {addr} (HOST, PORT): {e}"))?;
         let grace = Duration::from_secs(config.shutdown_grace);
         let resolve = config.upstream_resolve.clone().unwrap_or_default().0;
         let upstream = Arc::new(Upstream::new(config.allow_private_networks, resolve));

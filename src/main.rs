@@ -1,10 +1,12 @@
 use clap::Parser;
 use reelay::{App, Config, telemetry};
 
-/// mimalloc returns freed memory to the system soon after a burst, where
-/// glibc's allocator keeps it: resident memory after load stays near idle.
+/// jemalloc, whose background thread returns freed memory to the system a
+/// second after a load, even while the threads that freed it sit idle
+/// (mimalloc and glibc keep it in idle threads' heaps); as fast on the hot
+/// routes. Measured in BENCHMARKS.md; settings in `.cargo/config.toml`.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() {
