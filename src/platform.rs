@@ -197,6 +197,16 @@ impl VideoRef {
         }
     }
 
+    /// What a load balancer routes this video's requests by, so that all of
+    /// them reach one instance (one store): `{platform}/{id}`, as in the
+    /// routes' paths, or the link of another site.
+    pub fn route_key(&self) -> String {
+        match self {
+            VideoRef::Known { platform, id } => format!("{platform}/{}", id.as_str()),
+            VideoRef::Generic { url } => url.as_str().to_owned(),
+        }
+    }
+
     /// The cache key; compatible with the reference's `video:{platform}:{id}`.
     pub fn cache_key(&self) -> String {
         match self {

@@ -333,9 +333,17 @@ async fn playlist(state: &AppState, upstream: Fetched, video_key: &str, format_i
         .map_err(|detail| ApiError::BadGateway { error: "Upstream error", detail })?;
     let text = String::from_utf8_lossy(&body);
     let expires = now_unix() + LINK_TTL_SECS;
+    // `?v=` names the video for load balancers that route by it
+    // (deploy/nginx.conf); it is not part of the grant.
+    let route: String = match VideoRef::from_cache_key(video_key) {
+        // `{platform}/{id}` is safe in a query as it is, and must read the same as the paths.
+        Some(v @ VideoRef::Known { .. }) => v.route_key(),
+        Some(v) => url::form_urlencoded::byte_serialize(v.route_key().as_bytes()).collect(),
+        None => String::new(),
+    };
     let rewritten = hls::rewrite(&text, &base, |u, nested| {
         let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires, p: nested };
-        format!("/api/v2/stream/hls/{}/{}", state.signer.sign(&grant), link_name(u))
+        format!("/api/v2/stream/hls/{}/{}?v={route}", state.signer.sign(&grant), link_name(u))
     });
     let mut resp = Response::new(Body::from(rewritten));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod batch;
+mod cluster;
 mod edge;
 mod input;
 mod merge_hls;

@@ -1,0 +1,144 @@
+//! Two instances behind nginx, configured by `deploy/nginx.conf` (the
+//! compose file's `cluster` profile): they share extractions through Redis,
+//! and every request about one video reaches one instance, so its viewers
+//! share one store and one fetch from the origin.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::*;
+
+/// nginx with the project's load-balancer configuration, pointed at `a`
+/// and `b`.
+struct Balancer {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nginx() -> PathBuf {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("nginx must be installed (scripts/setup --test)")
+}
+
+async fn balancer(a: &TestApp, b: &TestApp) -> Balancer {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = std::fs::read_to_string(format!("{MANIFEST_DIR}/deploy/nginx.conf")).unwrap();
+    let host = |app: &TestApp| app.base.trim_start_matches("http://").to_owned();
+    let conf = conf
+        .replace("server reelay1:8001;", &format!("server {};", host(a)))
+        .replace("server reelay2:8001;", &format!("server {};", host(b)))
+        .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
+        .replace("worker_processes auto;", "worker_processes 1;");
+    for needed in ["hash $reelay_video consistent", "127.0.0.1"] {
+        assert!(conf.contains(needed), "deploy/nginx.conf changed shape: {needed}");
+    }
+    let d = dir.path().display();
+    let conf = conf.replace(
+        "http {",
+        &format!(
+            "http {{\n    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;"
+        ),
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(nginx())
+        .arg("-c")
+        .arg(&path)
+        .args(["-e", &format!("{d}/error.log"), "-g", &format!("daemon off; pid {d}/nginx.pid;")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..100 {
+        if reqwest::get(format!("{base}/health")).await.is_ok_and(|r| r.status().is_success()) {
+            return Balancer { child, base, _dir: dir };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+}
+
+#[tokio::test]
+async fn two_instances_behind_nginx_share_extractions_and_keep_a_video_on_one_store() {
+    let origin = spawn_origin().await;
+    let redis = OwnRedis::start().await;
+    let instance = || spawn().origin(&origin).redis(&redis.url).arg("--url-signing-key", "shared");
+    let (a, b) = (instance().start().await, instance().start().await);
+    let lb = balancer(&a, &b).await;
+    let http = reqwest::Client::new();
+    let runs = || a.fake.runs() + b.fake.runs();
+
+    // Extractions are shared: one per video, whichever instance asks.
+    let id = yt_id("qshare");
+    for app in [&a, &b] {
+        assert_eq!(app.get(&format!("/api/v2/videos/youtube/{id}")).await.status(), 200);
+    }
+    assert_eq!(runs(), 1);
+
+    // Five viewers through the balancer, by id and by link: one instance, one fetch.
+    let urls = [
+        format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", lb.base),
+        format!("{}/api/v2/stream/youtube/{id}?quality=360p&mode=proxy", lb.base),
+        format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", lb.base),
+        format!("{}/api/v2/stream/proxy/youtube/{id}?quality=sd", lb.base),
+        format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", lb.base),
+    ];
+    for url in &urls {
+        let resp = http.get(url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        assert_eq!(resp.bytes().await.unwrap().len() as u64, RAND_LEN);
+    }
+    assert_eq!(origin.sent("/q/ranged/rand64.bin"), RAND_LEN, "the origin sent the file once");
+    let fetched = [a.prom("reelay_relay_origin_bytes_total").await, b.prom("reelay_relay_origin_bytes_total").await];
+    assert!(fetched.contains(&0.0) && fetched.contains(&(RAND_LEN as f64)), "one store fetched it: {fetched:?}");
+    assert_eq!(runs(), 1);
+
+    // Other videos spread over both instances; each is extracted once.
+    let ids: Vec<String> = (0..12).map(|_| yt_id("spread")).collect();
+    for id in &ids {
+        for _ in 0..2 {
+            let resp = http.get(format!("{}/api/v2/videos/youtube/{id}", lb.base)).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    }
+    assert_eq!(runs(), 1 + ids.len());
+    let (ra, rb) = (a.fake.runs(), b.fake.runs());
+    assert!(ra > 0 && rb > 0, "both instances serve some videos ({ra} and {rb} extractions)");
+
+    // An HLS stream: its playlists and segments stay on one instance too.
+    let hls = |app: &TestApp| {
+        let app = app.base.clone();
+        async move {
+            let text = reqwest::get(format!("{app}/metrics")).await.unwrap().text().await.unwrap();
+            parse_prometheus(&text)
+                .iter()
+                .filter(|(k, _)| k.starts_with("reelay_http_requests_total{route=\"/api/v2/stream/hls/"))
+                .map(|(_, v)| *v)
+                .sum::<f64>()
+        }
+    };
+    let master = http.get(format!("{}/api/v2/stream/proxy/twitch/987654", lb.base)).send().await.unwrap();
+    let master = master.text().await.unwrap();
+    let variant = master.lines().find(|l| l.starts_with("/api/v2/stream/hls/")).unwrap();
+    assert!(variant.ends_with("?v=twitch/987654"), "{variant}");
+    let media_pl = http.get(format!("{}{variant}", lb.base)).send().await.unwrap().text().await.unwrap();
+    for seg in media_pl.lines().filter(|l| l.starts_with("/api/v2/stream/hls/")) {
+        assert_eq!(http.get(format!("{}{seg}", lb.base)).send().await.unwrap().status(), 200);
+    }
+    let counts = [hls(&a).await, hls(&b).await];
+    assert!(counts.contains(&0.0) && counts.iter().sum::<f64>() >= 4.0, "one instance served the HLS links: {counts:?}");
+}
