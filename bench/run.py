@@ -276,7 +276,7 @@ def concurrent_downloads(url, n):
         return list(pool.map(lambda _: download_s(url)[1], range(n)))
 
 
-async def crowd_clients(host, port, path, n, rate, seconds, arrival=0.0, buffer_s=5):
+async def crowd_clients(host, port, path, n, rate, seconds, arrival, buffer_s=5):
     """`n` players arriving over `arrival` seconds (0: all at once), each reading `path` as
     fast as it comes up to a `buffer_s` buffer, then at `rate` bytes/s:
     [(first byte ms or None, bytes, stalled)]. A player starts playing a
@@ -322,12 +322,12 @@ def crowd_worker(args):
     return asyncio.run(crowd_clients(*args))
 
 
-def crowd(port, path, viewers, seconds, pid, processes=4):
-    """`viewers` players at CROWD_RATE, split over a few processes; returns
-    (results, peak RSS MB)."""
+def crowd(port, path, viewers, seconds, pid, arrival, processes=4):
+    """`viewers` players at CROWD_RATE arriving over `arrival` seconds, split
+    over a few processes; returns (results, peak RSS MB)."""
     per = viewers // processes
     with multiprocessing.Pool(processes) as pool:
-        pending = pool.map_async(crowd_worker, [("127.0.0.1", port, path, per, CROWD_RATE, seconds)] * processes)
+        pending = pool.map_async(crowd_worker, [("127.0.0.1", port, path, per, CROWD_RATE, seconds, arrival)] * processes)
         peak = rss_mb(pid)
         while not pending.ready():
             peak = max(peak, rss_mb(pid))
@@ -498,20 +498,26 @@ def main():
         r["cut_resumes"] = app.prom('reelay_relay_resumes_total{reason="dropped"}')
         out.unlink()
 
-        # A crowd: 1,000 players of one video at 2.5 Mbit/s each.
+        # A crowd: 1,000 players of one video at 2.5 Mbit/s each, joining within a
+        # second; then another opening a video all at the same instant.
         viewers = 100 if args.smoke else 1000
-        seconds = 5 if args.smoke else 30
-        warm("benchcrowd1")
-        before = nginx.sent("/big.bin")
-        results, peak = crowd(app.port, f"/api/v2/stream/proxy/youtube/benchcrowd1?quality=360p", viewers, seconds, app.proc.pid)
-        firsts = sorted(f for f, _, _ in results if f is not None)
-        furthest = max(g for _, g, _ in results)
-        r["crowd"] = viewers
-        r["crowd_realtime"] = 100 * sum(1 for f, _, s in results if f is not None and not s) / viewers
-        r["crowd_copies"] = (nginx.sent("/big.bin") - before) / furthest
-        r["crowd_fb_p50"] = firsts[len(firsts) // 2] if firsts else 0
-        r["crowd_fb_p99"] = firsts[int(len(firsts) * 0.99) - 1] if firsts else 0
-        r["crowd_peak_rss"] = peak
+        for name, vid_c, seconds, arrival in [("crowd", "benchcrowd1", 30, 1.0), ("burst", "benchcrowd2", 10, 0.0)]:
+            seconds = 5 if args.smoke else seconds
+            warm(vid_c)
+            before, relay_before = nginx.sent("/big.bin"), app.prom("reelay_relay_origin_bytes_total")
+            results, peak = crowd(app.port, f"/api/v2/stream/proxy/youtube/{vid_c}?quality=360p", viewers, seconds,
+                                  app.proc.pid, arrival=arrival)
+            firsts = sorted(f for f, _, _ in results if f is not None)
+            furthest = max(g for _, g, _ in results)
+            r[name] = viewers
+            r[f"{name}_realtime"] = 100 * sum(1 for f, _, s in results if f is not None and not s) / viewers
+            r[f"{name}_copies"] = (nginx.sent("/big.bin") - before) / furthest
+            r[f"{name}_relay_copies"] = (app.prom("reelay_relay_origin_bytes_total") - relay_before) / furthest
+            r[f"{name}_fb_p50"] = firsts[len(firsts) // 2] if firsts else 0
+            r[f"{name}_fb_p99"] = firsts[int(len(firsts) * 0.99) - 1] if firsts else 0
+            r[f"{name}_peak_rss"] = peak
+            r[f"{name}_seconds"] = seconds
+            log(f"bench: {name}: origin log {r[f'{name}_copies']:.2f} copies, relay counter {r[f'{name}_relay_copies']:.2f}")
 
         # Many slow streams at once.
         errors, peak = asyncio.run(slow_streams("127.0.0.1", app.port, f"/api/v2/stream/proxy/youtube/{vid}?quality=360p",
@@ -599,7 +605,8 @@ def render(r, dur, streams):
         ("origin bytes, 20 viewers of one 64 MiB file at once", f"{r['shared_copies']:.2f}× the file", "20× → " + f"{r['shared_copies']:.2f}×", "≤ 1.05×", "nginx access log"),
         ("64 MiB from an origin that throttles past 10 MiB to 2 MiB/s", f"{r['throttled_reelay_s']:.2f} s (the origin alone: {r['throttled_direct_s']:.1f} s)", "–", "≤ 3 s", "curl; http_chunk_size 10 MiB"),
         ("64 MiB from an origin that cuts every response after 5 MB", f"{'intact (sha256 equal)' if r['cut_intact'] else 'CORRUPT'}, {r['cut_resumes']:.0f} resumes (the origin alone: {r['cut_direct_mb']:.1f} MB)", "–", "intact", "curl, sha256"),
-        (f"a crowd: {r['crowd']:,} players opening one video at once, 2.5 Mbit/s each, 30 s", f"{r['crowd_realtime']:.1f}% keep real time; origin {r['crowd_copies']:.2f} copies; first byte p50/p99 {r['crowd_fb_p50']:.0f}/{r['crowd_fb_p99']:.0f} ms; peak RSS {r['crowd_peak_rss']:.1f} MB", "–", "100%; ≤ 3 copies; p99 ≤ 500 ms; ≤ 64 MB + store", "asyncio players (5 s buffer), 4 processes"),
+        (f"a crowd: {r['crowd']:,} players joining one video within 1 s, 2.5 Mbit/s each, {r['crowd_seconds']} s", f"{r['crowd_realtime']:.1f}% keep real time; origin {r['crowd_copies']:.2f} copies; first byte p50/p99 {r['crowd_fb_p50']:.0f}/{r['crowd_fb_p99']:.0f} ms; peak RSS {r['crowd_peak_rss']:.1f} MB", "–", "100%; ≤ 3 copies; p99 ≤ 500 ms; ≤ 64 MB + store", "asyncio players (5 s buffer), 4 processes"),
+        (f"the same, {r['burst']:,} players opening it at one instant, {r['burst_seconds']} s", f"{r['burst_realtime']:.1f}% keep real time; first byte p50/p99 {r['burst_fb_p50']:.0f}/{r['burst_fb_p99']:.0f} ms; peak RSS {r['burst_peak_rss']:.1f} MB", "–", "", "as above"),
         (f"{streams} concurrent slow proxy streams", f"{r['slow_errors']} errors, peak RSS {r['slow_peak_rss']:.1f} MB", "–", "0 errors, ≤ 64 MB + store", "asyncio clients, 16 KiB / 100 ms"),
         ("RSS 60 s after that load", f"{r['after_60s_rss']:.1f} MB ({r['after_60s_store']:.1f} MB of it stream blocks; idle {r['idle_rss']:.1f})", "–", "≤ 16 MB above idle + store", "/proc VmRSS, /metrics"),
         ("10 viewers of one merged 720p stream (60 s)", f"{r['merge_ffmpegs']:.0f} ffmpeg, each input fetched {r['merge_input_copies']:.2f}×, {r['merge_s']:.1f} s", "10 → " + f"{r['merge_ffmpegs']:.0f}", "1 ffmpeg, inputs once", "curl ×10, nginx log"),

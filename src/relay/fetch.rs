@@ -130,6 +130,15 @@ impl Job {
                 Err(e) => Err(e.into()),
             };
             let progressed = self.span().is_none_or(|(now, _)| now > pos);
+            let unfinished = self.span().is_some_and(|(now, stop)| now < stop);
+            let outcome = match outcome {
+                // An answer that brought nothing asked for (a start past what the
+                // origin says is its end, say) is a failure, not a loop.
+                Ok(()) if !progressed && unfinished => {
+                    Err(Retry::Again("the origin sent none of the bytes asked for".into()))
+                }
+                other => other,
+            };
             match outcome {
                 Ok(()) => {
                     fails = 0;

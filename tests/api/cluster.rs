@@ -62,14 +62,14 @@ async fn balancer(a: &TestApp, b: &TestApp) -> Balancer {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let lb = Balancer { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
     for _ in 0..100 {
-        if reqwest::get(format!("{base}/health")).await.is_ok_and(|r| r.status().is_success()) {
-            return Balancer { child, base, _dir: dir };
+        if reqwest::get(format!("{}/health", lb.base)).await.is_ok_and(|r| r.status().is_success()) {
+            return lb;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("nginx did not start: {}", std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default());
+    panic!("nginx did not start: {}", std::fs::read_to_string(lb._dir.path().join("error.log")).unwrap_or_default());
 }
 
 #[tokio::test]
@@ -140,5 +140,8 @@ async fn two_instances_behind_nginx_share_extractions_and_keep_a_video_on_one_st
         assert_eq!(http.get(format!("{}{seg}", lb.base)).send().await.unwrap().status(), 200);
     }
     let counts = [hls(&a).await, hls(&b).await];
-    assert!(counts.contains(&0.0) && counts.iter().sum::<f64>() >= 4.0, "one instance served the HLS links: {counts:?}");
+    assert!(
+        counts.contains(&0.0) && counts.iter().sum::<f64>() >= 4.0,
+        "one instance served the HLS links: {counts:?}"
+    );
 }
