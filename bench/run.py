@@ -276,6 +276,15 @@ def concurrent_downloads(url, n):
         return list(pool.map(lambda _: download_s(url)[1], range(n)))
 
 
+async def open_stream(host, port, path):
+    """Sends a GET and reads the head: (reader, writer, whether it is a 200)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    head = await reader.readuntil(b"\r\n\r\n")
+    return reader, writer, b" 200 " in head.split(b"\r\n")[0]
+
+
 async def crowd_clients(host, port, path, n, rate, seconds, arrival, buffer_s=5):
     """`n` players arriving over `arrival` seconds (0: all at once), each reading `path` as
     fast as it comes up to a `buffer_s` buffer, then at `rate` bytes/s:
@@ -288,11 +297,8 @@ async def crowd_clients(host, port, path, n, rate, seconds, arrival, buffer_s=5)
         t0 = time.monotonic()
         first, got, stalled = None, 0, False
         try:
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            if b" 200 " not in head.split(b"\r\n")[0]:
+            reader, writer, ok = await open_stream(host, port, path)
+            if not ok:
                 return (None, 0, True)
             while time.monotonic() - t0 < seconds:
                 now = time.monotonic()
@@ -345,11 +351,8 @@ async def slow_streams(host, port, path, count, seconds, pid):
     async def client():
         nonlocal errors
         try:
-            reader, writer = await asyncio.open_connection(host, port)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            if b" 200 " not in head.split(b"\r\n")[0]:
+            reader, writer, ok = await open_stream(host, port, path)
+            if not ok:
                 errors += 1
             while time.time() < stop_at:
                 if not await reader.read(16384):

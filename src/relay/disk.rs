@@ -177,13 +177,11 @@ impl Disk {
         self.index().metas.insert(id, meta.clone());
         let dir = self.object_dir(&id);
         let json = serde_json::to_vec(meta).expect("plain struct");
-        let (index, health) = (self.index.clone(), self.health.clone());
         let me = self.handle();
         tokio::task::spawn_blocking(move || {
             if let Err(e) = std::fs::create_dir_all(&dir).and_then(|()| write_atomic(&dir.join("meta.json"), &[&json]))
             {
-                index.lock().unwrap_or_else(PoisonError::into_inner).metas.remove(&id);
-                let _ = health;
+                me.index().metas.remove(&id);
                 me.failed(&e);
             }
         });
@@ -283,11 +281,6 @@ impl Disk {
             let mut index = self.index();
             while index.used > self.max {
                 let Some((_, (id, b))) = index.lru.pop_first() else { break };
-                index.lru.insert(0, (id, b)); // so remove() finds its tick
-                if let Some((_, tick)) = index.blocks.get(&(id, b)).copied() {
-                    index.lru.remove(&0);
-                    index.lru.insert(tick, (id, b));
-                }
                 index.remove(id, b);
                 victims.push((id, b));
                 self.metrics.relay.evictions_disk.inc();

@@ -116,8 +116,7 @@ impl Relay {
         if let Some(meta) = meta.filter(|m| m.len.is_some())
             && shared.merge_is_whole(&visit.key)
         {
-            let len = meta.len.unwrap_or(0);
-            return super::serve::answer(visit, &meta, len, method, headers, true, false).await;
+            return super::serve::answer(visit, &meta, method, headers, true, false).await;
         }
         if method == Method::HEAD {
             return Ok(live_head(Body::Empty));

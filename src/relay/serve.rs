@@ -118,8 +118,7 @@ impl Relay {
         if !meta.stored {
             return self.pipe(&visit.key, method, headers, counted).await;
         }
-        let len = meta.len.unwrap_or(0);
-        answer(visit, &meta, len, method, headers, counted, waited).await
+        answer(visit, &meta, method, headers, counted, waited).await
     }
 
     /// A pipe from the origin for an object the store does not keep.
@@ -159,16 +158,17 @@ pub(super) fn streamed(metrics: &Arc<Metrics>, first: Bytes, reader: Reader, len
     Body::Stream(Streamed { first: Some(first), rest: Box::pin(rest), remaining: len, guard })
 }
 
-/// The response for an object of known length `len`.
+/// The response for an object of known length; `waited` says whether the
+/// request already counted as joining another's fetch.
 pub(super) async fn answer(
     visit: Visit,
     meta: &Meta,
-    len: u64,
     method: &Method,
     headers: &HeaderMap,
     counted: bool,
     waited: bool,
 ) -> Result<Reply, RelayError> {
+    let len = meta.len.unwrap_or(0);
     let validators = Validators { etag: meta.etag.clone(), last_modified: meta.last_modified.clone() };
     let (status, start, end) = match range::answer(headers, len, &validators) {
         Answer::NotModified => return Ok(head(StatusCode::NOT_MODIFIED, meta, Body::Empty)),

@@ -8,6 +8,7 @@
 //!   and CDNs do this to long transfers);
 //! - `throttle`: sends the first 10 MiB of a response at full speed and the
 //!   rest at 2 MiB/s (YouTube's throttling of long requests);
+//! - `paced`: everything at 2 MiB/s (a stream that takes a while);
 //! - `stall`: the first response for `?once=K` stops sending after 1 MiB
 //!   and keeps the connection open;
 //! - `expiring`: `?tok=T` where `T` ends in `-0` (the first extraction's)
@@ -138,6 +139,7 @@ pub async fn quirky(
         "ranged" => answer(&name, path, &headers, sent, Fault::None, |_| true),
         "cut" => answer(&name, path, &headers, sent, Fault::CutAfter(5 * MB), |_| true),
         "throttle" => answer(&name, path, &headers, sent, Fault::ThrottleAfter(10 * MIB), |_| true),
+        "paced" => answer(&name, path, &headers, sent, Fault::ThrottleAfter(0), |_| true),
         "stall" => {
             let once = q.get("once").cloned().unwrap_or_default();
             let first = STALLED.get_or_init(Default::default).lock().unwrap().insert(once);

@@ -321,3 +321,28 @@ async fn ten_viewers_of_a_merge_share_one_ffmpeg_and_then_seek_in_it() {
     assert!(seek.status.success(), "{}", String::from_utf8_lossy(&seek.stderr));
     assert_eq!(app.prom("reelay_relay_merges_total").await, 1.0, "seeking needs no new merge");
 }
+
+#[tokio::test]
+async fn a_viewer_who_leaves_does_not_stop_a_merge_others_watch() {
+    let app = spawn_app().await;
+    let id = yt_id("qpaced");
+    let url = format!("{}/api/v2/stream/proxy/youtube/{id}?quality=720p", app.base);
+    let mut leaving = app.http.get(&url).send().await.unwrap();
+    let mut staying = app.http.get(&url).send().await.unwrap();
+    assert_eq!((leaving.status().as_u16(), staying.status().as_u16()), (200, 200));
+    let mut got = staying.chunk().await.unwrap().unwrap().to_vec();
+    assert!(leaving.chunk().await.unwrap().is_some());
+    drop(leaving);
+    while let Some(chunk) = staying.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(app.prom("reelay_relay_merges_total").await, 1.0, "the merge went on for the one who stayed");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("merged.mp4");
+    std::fs::write(&path, &got).unwrap();
+    let streams = probe(path.to_str().unwrap()).await;
+    assert!(
+        streams.iter().any(|s| s.0 == "video" && s.2 == 720) && streams.iter().any(|s| s.0 == "audio"),
+        "{streams:?}"
+    );
+}
