@@ -17,7 +17,6 @@ same run are the figures to compare from run to run.
 import argparse
 import asyncio
 import http.server
-import multiprocessing
 import datetime
 import json
 import os
@@ -278,68 +277,27 @@ def concurrent_downloads(url, n):
 
 async def open_stream(host, port, path):
     """Sends a GET and reads the head: (reader, writer, whether it is a 200)."""
-    reader, writer = await asyncio.open_connection(host, port)
+    reader, writer = await asyncio.open_connection(host, port, limit=1 << 22)
     writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     return reader, writer, b" 200 " in head.split(b"\r\n")[0]
 
 
-async def crowd_clients(host, port, path, n, rate, seconds, arrival, buffer_s=5):
-    """`n` players arriving over `arrival` seconds (0: all at once), each reading `path` as
-    fast as it comes up to a `buffer_s` buffer, then at `rate` bytes/s:
-    [(first byte ms or None, bytes, stalled)]. A player starts playing a
-    second after its first byte and stalls if it ever runs dry."""
-    startup = 1.0
-
-    async def viewer(i):
-        await asyncio.sleep(arrival * i / n)
-        t0 = time.monotonic()
-        first, got, stalled = None, 0, False
-        try:
-            reader, writer, ok = await open_stream(host, port, path)
-            if not ok:
-                return (None, 0, True)
-            while time.monotonic() - t0 < seconds:
-                now = time.monotonic()
-                allowed = rate * buffer_s + (rate * (now - first) if first else 0)
-                if got >= allowed:
-                    await asyncio.sleep(min(0.1, (got - allowed) / rate + 0.01))
-                    continue
-                data = await asyncio.wait_for(reader.read(int(min(65536, allowed - got))), 30)
-                if not data:
-                    stalled = True
-                    break
-                now = time.monotonic()
-                if first is None:
-                    first = now
-                got += len(data)
-                if got < rate * (now - first - startup):
-                    stalled = True
-            writer.close()
-        except Exception:
-            stalled = True
-        return ((first - t0) * 1000 if first else None, got, stalled)
-
-    return await asyncio.gather(*(viewer(i) for i in range(n)))
+CROWD = ROOT / "target" / "release" / "examples" / "crowd"
 
 
-def crowd_worker(args):
-    return asyncio.run(crowd_clients(*args))
-
-
-def crowd(port, path, viewers, seconds, pid, arrival, processes=4):
-    """`viewers` players at CROWD_RATE arriving over `arrival` seconds, split
-    over a few processes; returns (results, peak RSS MB)."""
-    per = viewers // processes
-    with multiprocessing.Pool(processes) as pool:
-        pending = pool.map_async(crowd_worker, [("127.0.0.1", port, path, per, CROWD_RATE, seconds, arrival)] * processes)
-        peak = rss_mb(pid)
-        while not pending.ready():
-            peak = max(peak, rss_mb(pid))
-            time.sleep(0.2)
-        results = [r for part in pending.get() for r in part]
-    return results, peak
+def crowd(port, path, viewers, seconds, pid, arrival, buffer_s=5):
+    """`viewers` players at CROWD_RATE arriving over `arrival` seconds
+    (bench/crowd.rs); returns ([(first byte ms or None, bytes, stalled)],
+    peak RSS MB)."""
+    proc = subprocess.Popen([str(CROWD), f"127.0.0.1:{port}", path, str(viewers), str(CROWD_RATE), str(seconds),
+                             str(arrival), str(buffer_s)], stdout=subprocess.PIPE, text=True)
+    peak = rss_mb(pid)
+    while proc.poll() is None:
+        peak = max(peak, rss_mb(pid))
+        time.sleep(0.2)
+    return [tuple(r) for r in json.loads(proc.stdout.read())], peak
 
 
 async def slow_streams(host, port, path, count, seconds, pid):
@@ -425,7 +383,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
     ensure_tools()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay", "--example", "crowd"], cwd=ROOT, check=True)
     subprocess.run([str(ROOT / "scripts" / "setup")], check=True)
     work = Path(tempfile.mkdtemp(prefix="reelay-bench-"))
     work.chmod(0o755)  # nginx's workers run as nobody
@@ -608,7 +566,7 @@ def render(r, dur, streams):
         ("origin bytes, 20 viewers of one 64 MiB file at once", f"{r['shared_copies']:.2f}× the file", "20× → " + f"{r['shared_copies']:.2f}×", "≤ 1.05×", "nginx access log"),
         ("64 MiB from an origin that throttles past 10 MiB to 2 MiB/s", f"{r['throttled_reelay_s']:.2f} s (the origin alone: {r['throttled_direct_s']:.1f} s)", "–", "≤ 3 s", "curl; http_chunk_size 10 MiB"),
         ("64 MiB from an origin that cuts every response after 5 MB", f"{'intact (sha256 equal)' if r['cut_intact'] else 'CORRUPT'}, {r['cut_resumes']:.0f} resumes (the origin alone: {r['cut_direct_mb']:.1f} MB)", "–", "intact", "curl, sha256"),
-        (f"a crowd: {r['crowd']:,} players joining one video within 1 s, 2.5 Mbit/s each, {r['crowd_seconds']} s", f"{r['crowd_realtime']:.1f}% keep real time; origin {r['crowd_copies']:.2f} copies; first byte p50/p99 {r['crowd_fb_p50']:.0f}/{r['crowd_fb_p99']:.0f} ms; peak RSS {r['crowd_peak_rss']:.1f} MB", "–", "100%; ≤ 3 copies; p99 ≤ 500 ms; ≤ 64 MB + store", "asyncio players (5 s buffer), 4 processes"),
+        (f"a crowd: {r['crowd']:,} players joining one video within 1 s, 2.5 Mbit/s each, {r['crowd_seconds']} s", f"{r['crowd_realtime']:.1f}% keep real time; origin {r['crowd_copies']:.2f} copies; first byte p50/p99 {r['crowd_fb_p50']:.0f}/{r['crowd_fb_p99']:.0f} ms; peak RSS {r['crowd_peak_rss']:.1f} MB", "–", "100%; ≤ 3 copies; p99 ≤ 500 ms; ≤ 64 MB + store", "bench/crowd.rs players (5 s buffer)"),
         (f"the same, {r['burst']:,} players opening it at one instant, {r['burst_seconds']} s", f"{r['burst_realtime']:.1f}% keep real time; first byte p50/p99 {r['burst_fb_p50']:.0f}/{r['burst_fb_p99']:.0f} ms; peak RSS {r['burst_peak_rss']:.1f} MB", "–", "", "as above"),
         (f"{streams} concurrent slow proxy streams", f"{r['slow_errors']} errors, peak RSS {r['slow_peak_rss']:.1f} MB", "–", "0 errors, ≤ 64 MB + store", "asyncio clients, 16 KiB / 100 ms"),
         ("RSS 60 s after that load", f"{r['after_60s_rss']:.1f} MB ({r['after_60s_store']:.1f} MB of it stream blocks; idle {r['idle_rss']:.1f})", "–", "≤ 16 MB above idle + store", "/proc VmRSS, /metrics"),
