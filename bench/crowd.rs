@@ -25,10 +25,22 @@ struct Player {
 }
 
 impl Player {
+    /// A connection with a receive buffer a player on a real network would
+    /// have (`RCVBUF`, 0: the kernel's default, which on loopback grows to
+    /// megabytes and makes the server push each player far ahead).
+    async fn connect(&self) -> std::io::Result<TcpStream> {
+        let addr: std::net::SocketAddr = self.addr.parse().map_err(std::io::Error::other)?;
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        if let Some(n) = std::env::var("RCVBUF").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0) {
+            socket.set_recv_buffer_size(n)?;
+        }
+        socket.connect(addr).await
+    }
+
     async fn watch(&self, delay: Duration) -> (Option<f64>, u64, bool) {
         tokio::time::sleep(delay).await;
         let t0 = Instant::now();
-        let Ok(mut conn) = TcpStream::connect(&self.addr).await else { return (None, 0, true) };
+        let Ok(mut conn) = self.connect().await else { return (None, 0, true) };
         let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", self.path);
         if conn.write_all(request.as_bytes()).await.is_err() {
             return (None, 0, true);

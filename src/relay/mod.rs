@@ -331,6 +331,7 @@ impl Shared {
             claims.insert(j, fill);
         }
         let fill = claims.get(&b).cloned()?;
+        tracing::debug!(key = %key, from = b, blocks = claims.len(), "fetching");
         obj.jobs += 1;
         tokio::spawn(fetch::run(self.clone(), key.clone(), claims));
         Some(fill)
