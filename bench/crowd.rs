@@ -4,8 +4,9 @@
 //! bytes/s, for `SECONDS` seconds from its start. A player starts playing a
 //! second after its first byte and stalls if it ever runs dry.
 //!
-//! Prints one JSON array, a `[first byte ms or null, bytes, stalled]` per
-//! viewer. Written in Rust (not asyncio) so that the players are not what
+//! Prints one JSON array, a `[first byte ms or null, bytes, stalled, late
+//! ms]` per viewer (late: how far behind its schedule the player itself
+//! started, a sign that the players lacked CPU). Written in Rust (not asyncio) so that the players are not what
 //! the measurement measures: 1,000 Python players on the server's cores
 //! spent seconds of their own before sending their requests.
 //!
@@ -37,19 +38,20 @@ impl Player {
         socket.connect(addr).await
     }
 
-    async fn watch(&self, delay: Duration) -> (Option<f64>, u64, bool) {
-        tokio::time::sleep(delay).await;
+    async fn watch(&self, start: Instant, delay: Duration) -> (Option<f64>, u64, bool, f64) {
+        tokio::time::sleep_until((start + delay).into()).await;
         let t0 = Instant::now();
-        let Ok(mut conn) = self.connect().await else { return (None, 0, true) };
+        let late = (t0 - start - delay).as_secs_f64() * 1000.0;
+        let Ok(mut conn) = self.connect().await else { return (None, 0, true, late) };
         let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", self.path);
         if conn.write_all(request.as_bytes()).await.is_err() {
-            return (None, 0, true);
+            return (None, 0, true, late);
         }
         let mut buf = vec![0u8; 64 * 1024];
         let mut head = Vec::new();
         let body_start = loop {
             match conn.read(&mut buf).await {
-                Ok(0) | Err(_) => return (None, 0, true),
+                Ok(0) | Err(_) => return (None, 0, true, late),
                 Ok(n) => head.extend_from_slice(&buf[..n]),
             }
             if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -57,7 +59,7 @@ impl Player {
             }
         };
         if !head.starts_with(b"HTTP/1.1 200") {
-            return (None, 0, true);
+            return (None, 0, true, late);
         }
         let mut got = (head.len() - body_start) as f64;
         let mut first = (got > 0.0).then(Instant::now);
@@ -85,7 +87,7 @@ impl Player {
             }
         }
         let first_ms = first.map(|f| (f - t0).as_secs_f64() * 1000.0);
-        (first_ms, got as u64, stalled)
+        (first_ms, got as u64, stalled, late)
     }
 }
 
@@ -106,17 +108,18 @@ async fn main() {
         seconds: num(seconds),
         buffer: num(buffer),
     });
+    let start = Instant::now();
     let tasks: Vec<_> = (0..viewers)
         .map(|i| {
             let player = player.clone();
             let delay = Duration::from_secs_f64(arrival * i as f64 / viewers as f64);
-            tokio::spawn(async move { player.watch(delay).await })
+            tokio::spawn(async move { player.watch(start, delay).await })
         })
         .collect();
     let mut results = Vec::with_capacity(viewers);
     for t in tasks {
-        let (first, got, stalled) = t.await.expect("a player panicked");
-        results.push(serde_json::json!([first, got, stalled]));
+        let (first, got, stalled, late) = t.await.expect("a player panicked");
+        results.push(serde_json::json!([first, got, stalled, late]));
     }
     println!("{}", serde_json::Value::Array(results));
 }

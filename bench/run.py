@@ -289,7 +289,7 @@ CROWD = ROOT / "target" / "release" / "examples" / "crowd"
 
 def crowd(port, path, viewers, seconds, pid, arrival, buffer_s=5):
     """`viewers` players at CROWD_RATE arriving over `arrival` seconds
-    (bench/crowd.rs); returns ([(first byte ms or None, bytes, stalled)],
+    (bench/crowd.rs); returns ([(first byte ms or None, bytes, stalled, ms late)],
     peak RSS MB)."""
     # A player's socket gets a 256 KiB receive buffer, as its kernel would give
     # it on a real network at 2.5 Mbit/s; left alone on loopback it grows to
@@ -462,26 +462,44 @@ def main():
         r["cut_resumes"] = app.prom('reelay_relay_resumes_total{reason="dropped"}')
 
         # A crowd: 1,000 players of one video at 2.5 Mbit/s each, joining within a
-        # second; then another opening a video all at the same instant.
+        # second; then another opening a video all at the same instant. Three
+        # runs of each, a new video each time; the run with the median p99 is
+        # reported, with the range of the three p99s (the players share the
+        # cores with the server, so one run alone swings by a second).
         viewers = 100 if args.smoke else 1000
-        for name, vid_c, seconds, arrival in [("crowd", "benchcrowd1", 30, 1.0), ("burst", "benchcrowd2", 10, 0.0)]:
+        for name, prefix, seconds, arrival in [("crowd", "benchcrowd", 30, 1.0), ("burst", "benchburst", 10, 0.0)]:
             seconds = 5 if args.smoke else seconds
-            warm(vid_c)
-            time.sleep(3)  # the earlier runs' sockets and writes settle
-            before, relay_before = nginx.sent("/big.bin"), app.prom("reelay_relay_origin_bytes_total")
-            results, peak = crowd(app.port, f"/api/v2/stream/proxy/youtube/{vid_c}?quality=360p", viewers, seconds,
-                                  app.proc.pid, arrival=arrival)
-            firsts = sorted(f for f, _, _ in results if f is not None)
-            furthest = max(g for _, g, _ in results)
-            r[name] = viewers
-            r[f"{name}_realtime"] = 100 * sum(1 for f, _, s in results if f is not None and not s) / viewers
-            r[f"{name}_copies"] = (nginx.sent("/big.bin") - before) / furthest
-            r[f"{name}_relay_copies"] = (app.prom("reelay_relay_origin_bytes_total") - relay_before) / furthest
-            r[f"{name}_fb_p50"] = firsts[len(firsts) // 2] if firsts else 0
-            r[f"{name}_fb_p99"] = firsts[int(len(firsts) * 0.99) - 1] if firsts else 0
-            r[f"{name}_peak_rss"] = peak
-            r[f"{name}_seconds"] = seconds
-            log(f"bench: {name}: origin log {r[f'{name}_copies']:.2f} copies, relay counter {r[f'{name}_relay_copies']:.2f}")
+            runs = []
+            for i in range(1 if args.smoke else 3):
+                vid_c = f"{prefix}{i}"
+                warm(vid_c)
+                time.sleep(3)  # the earlier runs' sockets and writes settle
+                before, relay_before = nginx.sent("/big.bin"), app.prom("reelay_relay_origin_bytes_total")
+                results, peak = crowd(app.port, f"/api/v2/stream/proxy/youtube/{vid_c}?quality=360p", viewers, seconds,
+                                      app.proc.pid, arrival=arrival)
+                firsts = sorted(f for f, _, _, _ in results if f is not None)
+                late = sorted(l for _, _, _, l in results)
+                furthest = max(g for _, g, _, _ in results)
+                run = {
+                    "realtime": 100 * sum(1 for f, _, s, _ in results if f is not None and not s) / viewers,
+                    "copies": (nginx.sent("/big.bin") - before) / furthest,
+                    "relay_copies": (app.prom("reelay_relay_origin_bytes_total") - relay_before) / furthest,
+                    "fb_p50": firsts[len(firsts) // 2] if firsts else 0,
+                    "fb_p99": firsts[int(len(firsts) * 0.99) - 1] if firsts else 0,
+                    "peak_rss": peak,
+                }
+                runs.append(run)
+                log(f"bench: {name} {i}: p50/p99 {run['fb_p50']:.0f}/{run['fb_p99']:.0f} ms, players late p99 "
+                    f"{late[int(len(late) * 0.99) - 1]:.0f} ms, origin log {run['copies']:.2f} copies, "
+                    f"relay counter {run['relay_copies']:.2f}")
+            p99s = sorted(run["fb_p99"] for run in runs)
+            median = sorted(runs, key=lambda run: run["fb_p99"])[len(runs) // 2]
+            r[name], r[f"{name}_seconds"] = viewers, seconds
+            r.update({f"{name}_{k}": v for k, v in median.items()})
+            r[f"{name}_realtime"] = min(run["realtime"] for run in runs)
+            r[f"{name}_copies"] = max(run["copies"] for run in runs)
+            r[f"{name}_peak_rss"] = max(run["peak_rss"] for run in runs)
+            r[f"{name}_p99_range"] = f"{p99s[0]:.0f}–{p99s[-1]:.0f}"
 
         # Many slow streams at once.
         errors, peak = asyncio.run(slow_streams("127.0.0.1", app.port, f"/api/v2/stream/proxy/youtube/{vid}?quality=360p",
@@ -569,8 +587,8 @@ def render(r, dur, streams):
         ("origin bytes, 20 viewers of one 64 MiB file at once", f"{r['shared_copies']:.2f}× the file", "20× → " + f"{r['shared_copies']:.2f}×", "≤ 1.05×", "nginx access log"),
         ("64 MiB from an origin that throttles past 10 MiB to 2 MiB/s", f"{r['throttled_reelay_s']:.2f} s (the origin alone: {r['throttled_direct_s']:.1f} s)", "–", "≤ 3 s", "curl; http_chunk_size 10 MiB"),
         ("64 MiB from an origin that cuts every response after 5 MB", f"{'intact (sha256 equal)' if r['cut_intact'] else 'CORRUPT'}, {r['cut_resumes']:.0f} resumes (the origin alone: {r['cut_direct_mb']:.1f} MB)", "–", "intact", "curl, sha256"),
-        (f"a crowd: {r['crowd']:,} players joining one video within 1 s, 2.5 Mbit/s each, {r['crowd_seconds']} s", f"{r['crowd_realtime']:.1f}% keep real time; origin {r['crowd_copies']:.2f} copies; first byte p50/p99 {r['crowd_fb_p50']:.0f}/{r['crowd_fb_p99']:.0f} ms; peak RSS {r['crowd_peak_rss']:.1f} MB", "–", "100%; ≤ 3 copies; p99 ≤ 500 ms; ≤ 64 MB + store", "bench/crowd.rs players (5 s buffer)"),
-        (f"the same, {r['burst']:,} players opening it at one instant, {r['burst_seconds']} s", f"{r['burst_realtime']:.1f}% keep real time; first byte p50/p99 {r['burst_fb_p50']:.0f}/{r['burst_fb_p99']:.0f} ms; peak RSS {r['burst_peak_rss']:.1f} MB", "–", "", "as above"),
+        (f"a crowd: {r['crowd']:,} players joining one video within 1 s, 2.5 Mbit/s each, {r['crowd_seconds']} s", f"{r['crowd_realtime']:.1f}% keep real time; origin {r['crowd_copies']:.2f} copies; first byte p50/p99 {r['crowd_fb_p50']:.0f}/{r['crowd_fb_p99']:.0f} ms (p99 of 3 runs {r['crowd_p99_range']}); peak RSS {r['crowd_peak_rss']:.1f} MB", "–", "100%; ≤ 3 copies; p99 ≤ 500 ms; ≤ 64 MB + store", "bench/crowd.rs players (5 s buffer); worst of 3 runs, first byte of the median run"),
+        (f"the same, {r['burst']:,} players opening it at one instant, {r['burst_seconds']} s", f"{r['burst_realtime']:.1f}% keep real time; first byte p50/p99 {r['burst_fb_p50']:.0f}/{r['burst_fb_p99']:.0f} ms (p99 of 3 runs {r['burst_p99_range']}); peak RSS {r['burst_peak_rss']:.1f} MB", "–", "", "as above"),
         (f"{streams} concurrent slow proxy streams", f"{r['slow_errors']} errors, peak RSS {r['slow_peak_rss']:.1f} MB", "–", "0 errors, ≤ 64 MB + store", "asyncio clients, 16 KiB / 100 ms"),
         ("RSS 60 s after that load", f"{r['after_60s_rss']:.1f} MB ({r['after_60s_store']:.1f} MB of it stream blocks; idle {r['idle_rss']:.1f})", "–", "≤ 16 MB above idle + store", "/proc VmRSS, /metrics"),
         ("10 viewers of one merged 720p stream (60 s)", f"{r['merge_ffmpegs']:.0f} ffmpeg, each input fetched {r['merge_input_copies']:.2f}×, {r['merge_s']:.1f} s", "10 → " + f"{r['merge_ffmpegs']:.0f}", "1 ffmpeg, inputs once", "curl ×10, nginx log"),
