@@ -25,6 +25,7 @@ use crate::config::{CacheBackend, ExtractorKind};
 use crate::error::ApiError;
 use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::health::Health;
+use crate::http::conn::Refusals;
 use crate::metrics::Metrics;
 use crate::platform::VideoRef;
 use crate::playlist::PlaylistRef;
@@ -141,6 +142,8 @@ impl AppState {
 pub struct App {
     listener: TcpListener,
     router: Router,
+    /// For what is answered before the router: hyper's refusals.
+    state: AppState,
     /// Redis upkeep and health refresh; stopped with the server.
     tasks: Vec<JoinHandle<()>>,
     /// `SHUTDOWN_GRACE`.
@@ -243,7 +246,7 @@ impl App {
             id_prefix: uuid::Uuid::new_v4().as_u128() as u32,
             id_counter: AtomicU64::new(0),
         }));
-        Ok(App { listener, router: crate::http::router(state), tasks, grace })
+        Ok(App { listener, router: crate::http::router(state.clone()), state, tasks, grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -259,7 +262,7 @@ impl App {
     /// ~400 KiB of body for a client that reads slowly; capped, a slow
     /// stream holds [`SERVER_BUF`] and a frame.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let App { listener, router, tasks, grace } = self;
+        let App { listener, router, state, tasks, grace } = self;
         let mut builder = Builder::new(TokioExecutor::new());
         builder.http1().max_buf_size(SERVER_BUF).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
         let graceful = GracefulShutdown::new();
@@ -281,7 +284,10 @@ impl App {
                         req.extensions_mut().insert(ConnectInfo(peer));
                         req
                     });
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
+                    let conn = builder.serve_connection_with_upgrades(
+                        TokioIo::new(Refusals::new(stream, state.clone())),
+                        TowerToHyperService::new(service),
+                    );
                     let conn = graceful.watch(conn.into_owned());
                     tokio::spawn(async move {
                         let _ = conn.await;

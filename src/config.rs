@@ -167,6 +167,12 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 0)]
     pub request_timeout: u64,
 
+    /// Seconds a client may take to send a request body it announced (408
+    /// past it), so a client that promises a body and sends nothing does
+    /// not hold a connection and a task for the request's lifetime.
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_body_timeout: u64,
+
     /// Folder of Netscape cookie files named `<platform>.txt` (youtube, bilibili, twitter, instagram,
     /// twitch); extractions for that platform run signed in with a private copy.
     #[arg(long, env = "COOKIES_DIR")]

@@ -31,6 +31,10 @@ pub enum ApiError {
     /// 404: no such route, or the video does not exist or has no such stream.
     #[error("{error}")]
     NotFound { error: &'static str, detail: String },
+    /// 408: the client did not send the body it announced in time
+    /// (`REQUEST_BODY_TIMEOUT`); the connection is closed after it.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 409: the request cannot be met as asked (a strict direct request
     /// whose quality needs the proxy); the detail says what to ask instead.
     #[error("{0}")]
@@ -77,6 +81,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -101,6 +106,7 @@ impl ApiError {
             | ApiError::BadGateway { error, detail } => (error.to_string(), detail.clone()),
             ApiError::Unauthorized(d) => ("API key required".into(), d.clone()),
             ApiError::Forbidden(d) => ("Forbidden".into(), d.clone()),
+            ApiError::RequestTimeout(d) => ("Request body timed out".into(), d.clone()),
             ApiError::Conflict(d) => ("Needs the proxy".into(), d.clone()),
             ApiError::PayloadTooLarge(d) => ("Request too large".into(), d.clone()),
             ApiError::TooManyRequests { detail, .. } => ("Rate limit exceeded".into(), detail.clone()),
@@ -121,6 +127,11 @@ impl IntoResponse for ApiError {
         let mut resp = self.status().into_response();
         if let ApiError::TooManyRequests { retry_after, .. } = &self {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+        }
+        if let ApiError::RequestTimeout(_) = &self {
+            // What is left of the body may still arrive; the connection
+            // cannot be reused.
+            resp.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
         }
         resp.extensions_mut().insert(self.body());
         resp

@@ -340,6 +340,11 @@ pub struct Readings {
     pub rss_bytes: u64,
     /// Bytes of blocks in the relay's memory tier.
     pub store_memory_bytes: u64,
+    /// Tasks alive in the runtime: requests, streams, fetches, upkeep. Flat
+    /// under steady load, so growth is a leak (the soak watches it).
+    pub tasks: u64,
+    /// File descriptors open: sockets, disk blocks, child pipes.
+    pub open_fds: u64,
 }
 
 impl Metrics {
@@ -417,6 +422,12 @@ impl Metrics {
             ConstGauge::new(readings.store_memory_bytes as i64),
         );
         now.register("process_resident_memory_bytes", "Resident memory.", ConstGauge::new(readings.rss_bytes as i64));
+        now.register("process_open_fds", "Open file descriptors.", ConstGauge::new(readings.open_fds as i64));
+        now.register(
+            "reelay_runtime_tasks",
+            "Tasks alive in the async runtime.",
+            ConstGauge::new(readings.tasks as i64),
+        );
         prometheus_client::encoding::prometheus_text::encode(&mut out, &now).expect("writing to a String");
         out
     }
@@ -501,7 +512,13 @@ mod tests {
         m.record_lookup(Some("memory"));
         m.record_lookup(None);
         m.relay.served_store.inc_by(5);
-        let text = m.render_prometheus(&Readings { redis_up: Some(true), rss_bytes: 1, store_memory_bytes: 2 });
+        let text = m.render_prometheus(&Readings {
+            redis_up: Some(true),
+            rss_bytes: 1,
+            store_memory_bytes: 2,
+            tasks: 3,
+            open_fds: 4,
+        });
         for want in [
             "reelay_http_requests_total{route=\"/health\",status=\"200\"} 1",
             "reelay_http_request_duration_seconds_count{route=\"/health\"} 1",

@@ -207,9 +207,12 @@ pub fn read_status(platform: Platform, file: Option<Vec<u8>>, now: i64) -> Readi
     }
     status.authenticated = !expiries.is_empty();
     status.cookies_valid = status.authenticated && expiries.iter().all(|&e| e == 0 || e > now);
+    // Past the year 9999 a date has no RFC 3339 form; such a cookie
+    // does not expire in any sense that matters.
+    const LAST_RFC3339: i64 = 253_402_300_799;
     status.expires_at = expiries
         .iter()
-        .filter(|&&e| e > 0)
+        .filter(|&&e| e > 0 && e <= LAST_RFC3339)
         .min()
         .and_then(|&e| chrono::DateTime::from_timestamp(e, 0))
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));

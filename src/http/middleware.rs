@@ -25,6 +25,45 @@ pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// Most header bytes accepted, names and values together (431 past it).
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 
+/// The largest request body read (413 past it); the API's only body, a batch,
+/// is far smaller, and a body on any other route is read and dropped.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Reads the body a request announces, within `REQUEST_BODY_TIMEOUT` and
+/// [`MAX_BODY_BYTES`], so that handlers only ever see a body in hand: a
+/// client that promises a body and stalls gets a `408` instead of holding
+/// the request open until its deadline.
+async fn read_body(state: &AppState, req: Request) -> Result<Request, ApiError> {
+    use axum::body::HttpBody;
+    if req.body().size_hint().exact() == Some(0) {
+        return Ok(req);
+    }
+    let (parts, body) = req.into_parts();
+    let limit = state.config.request_body_timeout;
+    match tokio::time::timeout(std::time::Duration::from_secs(limit), to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        Ok(Err(e)) if is_length_limit(&e) => {
+            Err(ApiError::PayloadTooLarge(format!("the body is over {} KiB", MAX_BODY_BYTES / 1024)))
+        }
+        Ok(Err(_)) => Err(ApiError::bad_request("Invalid body", "the body ended before its announced length")),
+        Err(_) => {
+            Err(ApiError::RequestTimeout(format!("the body did not arrive within {limit} s (REQUEST_BODY_TIMEOUT)")))
+        }
+    }
+}
+
+/// Whether a body error is axum's length limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
 /// A client's `X-Request-Id` is kept when it is short and plain.
 fn acceptable_id(id: &str) -> bool {
     (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
@@ -81,7 +120,10 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         r
     } else {
-        next.run(req).instrument(span.clone()).await
+        match read_body(&state, req).await {
+            Ok(req) => next.run(req).instrument(span.clone()).await,
+            Err(e) => e.into_response(),
+        }
     };
     let status = resp.status();
     if status.is_client_error() || status.is_server_error() {

@@ -2,6 +2,7 @@
 //! the middleware every request goes through.
 
 mod batch;
+pub mod conn;
 mod docs;
 mod guard;
 mod middleware;

@@ -123,6 +123,8 @@ async fn prometheus(State(state): State<AppState>) -> Response {
         redis_up: state.redis.as_ref().map(|r| r.is_healthy()),
         rss_bytes: (state.health.readings().memory.alloc_mb * 1024.0 * 1024.0) as u64,
         store_memory_bytes: state.relay.memory_used(),
+        tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks() as u64,
+        open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
     };
     let body = state.metrics.render_prometheus(&readings);
     let mut resp = body.into_response();

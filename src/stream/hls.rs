@@ -7,13 +7,15 @@
 
 use url::Url;
 
-/// Rewrites `text`, fetched from `base`. URIs that are not http(s) after
+/// Rewrites `text`, fetched from `base`; lines end in LF. URIs that are not http(s) after
 /// resolving (`data:`, `skd://`) are left alone.
 pub fn rewrite(text: &str, base: &Url, mut link: impl FnMut(&Url, bool) -> String) -> String {
     let mut out = String::with_capacity(text.len() * 2);
     // The URI line after `#EXT-X-STREAM-INF` is a variant playlist.
     let mut variant_next = false;
     for line in text.lines() {
+        // A stray CR (one not before the LF) is no part of a line.
+        let line = line.trim_end_matches('\r');
         let t = line.trim();
         if t.is_empty() || (t.starts_with('#') && !t.starts_with("#EXT")) {
             out.push_str(line);
