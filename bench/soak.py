@@ -5,7 +5,9 @@ players that hang up after their first piece, an origin that cuts every
 response after 5 MB, merges (most viewers leave early), removed videos and
 bad ids. Every 10 s it records RSS, open file descriptors, child processes
 and runtime tasks; after warm-up (the first fifth) it fits a line to each and
-reports the slope per hour. A flat curve is the target. At the end, after the
+reports the slope per hour. A flat curve is the target. Cached info lives
+5 minutes (VIDEO_INFO_TTL=300), so the caches are at their steady size by the
+end of warm-up (the first fifth; at least 6 minutes of a 30-minute run). At the end, after the
 traffic stops, no yt-dlp or ffmpeg may be left.
 
   bench/soak.py [--minutes 30] [--no-write]
@@ -167,7 +169,10 @@ def main():
     nginx = bench.Nginx(work)
     cut = bench.CutOrigin(www)
     app = bench.Reelay(work, f"http://127.0.0.1:{nginx.port}", cut_origin=cut.base,
-                       extra_env={"STREAM_CACHE_MEMORY": "64MiB", "EXTRACTOR": "process"})
+                       extra_env={"STREAM_CACHE_MEMORY": "64MiB", "EXTRACTOR": "process",
+                                  # Cached info lives 5 min, so the cache is at its steady size
+                                  # by the end of warm-up and growth after it is a leak.
+                                  "VIDEO_INFO_TTL": "300"})
     try:
         app.first_200_ms()
         idle = bench.rss_mb(app.proc.pid)

@@ -197,7 +197,12 @@ impl App {
             extractor = extractor.with_workers(config.ytdlp_python.clone());
         }
         let extractor = Arc::new(extractor);
-        let cache = VideoCache::new(redis.clone(), config.video_info_ttl(), config.extract_timeout());
+        let cache = VideoCache::new(
+            redis.clone(),
+            config.video_info_ttl(),
+            config.extract_timeout(),
+            Duration::from_secs(config.error_cache_ttl),
+        );
         let playlists =
             TtlCache::new(redis.clone(), Duration::from_secs(config.cache_ttl), 64 * 1024 * 1024, |p: &Playlist| {
                 (p.entries.len() * 512 + 1024).try_into().unwrap_or(u32::MAX)

@@ -167,6 +167,13 @@ pub struct Config {
     #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 0)]
     pub request_timeout: u64,
 
+    /// Seconds a lasting refusal (removed, private, not in this country,
+    /// age or sign-in required) is remembered, in both cache tiers, so
+    /// repeated lookups run yt-dlp once; 0 turns it off. Bot checks,
+    /// timeouts and rate limits are never remembered.
+    #[arg(long, env = "ERROR_CACHE_TTL", default_value_t = 60)]
+    pub error_cache_ttl: u64,
+
     /// Seconds a client may take to send a request body it announced (408
     /// past it), so a client that promises a body and sends nothing does
     /// not hold a connection and a task for the request's lifetime.

@@ -35,6 +35,16 @@ pub enum ApiError {
     /// (`REQUEST_BODY_TIMEOUT`); the connection is closed after it.
     #[error("{0}")]
     RequestTimeout(String),
+    /// 403: the video needs a signed-in account (age, members-only).
+    #[error("{0}")]
+    SignInRequired(String),
+    /// 451: the video is not available in the server's country.
+    #[error("{0}")]
+    GeoBlocked(String),
+    /// 503: the platform refused the server itself (a bot check, HTTP 429);
+    /// `Retry-After` says when another try may fare better.
+    #[error("{detail}")]
+    Blocked { retry_after: u64, detail: String },
     /// 409: the request cannot be met as asked (a strict direct request
     /// whose quality needs the proxy); the detail says what to ask instead.
     #[error("{0}")]
@@ -82,6 +92,9 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::SignInRequired(_) => StatusCode::FORBIDDEN,
+            ApiError::GeoBlocked(_) => StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
+            ApiError::Blocked { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -107,6 +120,9 @@ impl ApiError {
             ApiError::Unauthorized(d) => ("API key required".into(), d.clone()),
             ApiError::Forbidden(d) => ("Forbidden".into(), d.clone()),
             ApiError::RequestTimeout(d) => ("Request body timed out".into(), d.clone()),
+            ApiError::SignInRequired(d) => ("Sign-in required".into(), d.clone()),
+            ApiError::GeoBlocked(d) => ("Not available in this country".into(), d.clone()),
+            ApiError::Blocked { detail, .. } => ("Blocked by the platform".into(), detail.clone()),
             ApiError::Conflict(d) => ("Needs the proxy".into(), d.clone()),
             ApiError::PayloadTooLarge(d) => ("Request too large".into(), d.clone()),
             ApiError::TooManyRequests { detail, .. } => ("Rate limit exceeded".into(), detail.clone()),
@@ -125,7 +141,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut resp = self.status().into_response();
-        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+        if let ApiError::TooManyRequests { retry_after, .. } | ApiError::Blocked { retry_after, .. } = &self {
             resp.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
         }
         if let ApiError::RequestTimeout(_) = &self {
@@ -153,11 +169,18 @@ impl From<InputError> for ApiError {
     }
 }
 
+/// Seconds a client is told to wait after the platform's bot check: the
+/// platform's blocks of an address last minutes, not seconds.
+const BOT_CHECK_RETRY_AFTER: u64 = 300;
+
 impl From<Arc<ExtractError>> for ApiError {
     fn from(e: Arc<ExtractError>) -> Self {
         let detail = e.to_string();
         match &*e {
             ExtractError::Unavailable(_) => ApiError::NotFound { error: "Video unavailable", detail },
+            ExtractError::BotCheck(_) => ApiError::Blocked { retry_after: BOT_CHECK_RETRY_AFTER, detail },
+            ExtractError::SignInRequired(_) => ApiError::SignInRequired(detail),
+            ExtractError::GeoBlocked(_) => ApiError::GeoBlocked(detail),
             ExtractError::Failed(_) => ApiError::BadGateway { error: "Extraction failed", detail },
             ExtractError::Timeout(_) => ApiError::Timeout(detail),
             ExtractError::NotRunnable(_) => ApiError::Unavailable(detail),

@@ -3,14 +3,16 @@
 //! A request flows through these modules, in order:
 //!
 //! - [`http`]: the routes (one module per group, each with `router()`), the
-//!   middleware that adds request ids, the JSON error shape and request logs,
-//!   and the web page at `/ui` (its files compiled in).
+//!   middleware that adds request ids, the JSON error shape, body limits and
+//!   request logs, `http::conn` (what the HTTP parser refuses, in the same
+//!   shape), and the web page at `/ui` (its files compiled in).
 //! - [`platform`]: parses the platform, video id or URL at the edge into a
 //!   `VideoRef` ([`playlist`]: a `PlaylistRef`); nothing unchecked goes
 //!   further.
 //! - [`service`]: "what is this video?", answered from [`cache`] (in-process
-//!   tier, optional Redis tier, single-flight) or one run of [`extract`]
-//!   (yt-dlp as a child process, its JSON normalised into `VideoInfo`), with
+//!   tier, optional Redis tier, single-flight, lasting refusals remembered)
+//!   or one run of [`extract`] (yt-dlp as a child process, its JSON
+//!   normalised into `VideoInfo`, its refusals read in its own words), with
 //!   the platform's cookies when [`signin`] has them.
 //! - [`select`]: quality presets over the cached formats, giving a
 //!   `StreamPlan`.

@@ -31,8 +31,18 @@ const HTTP_BUCKETS: &[f64] =
 const EXTRACT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0];
 
 /// Why an extraction ended, for `reelay_extractions_total{outcome}`.
-pub const EXTRACT_OUTCOMES: [&str; 7] =
-    ["ok", "unavailable", "failed", "timeout", "not_runnable", "refused", "rate_limited"];
+pub const EXTRACT_OUTCOMES: [&str; 10] = [
+    "ok",
+    "unavailable",
+    "bot_check",
+    "sign_in_required",
+    "geo_blocked",
+    "failed",
+    "timeout",
+    "not_runnable",
+    "refused",
+    "rate_limited",
+];
 
 /// Cache tiers a hit can come from, for `reelay_cache_hits_total{tier}`.
 pub const HIT_TIERS: [&str; 3] = ["memory", "redis", "coalesced"];

@@ -7,6 +7,9 @@
 //!   the others poll for the value the lock holder writes.
 //! - An entry lives for `VIDEO_INFO_TTL`, but never past the earliest expiry
 //!   of the stream URLs in it (minus a margin), in either tier.
+//! - A lasting refusal (removed, private, country, age) is remembered for
+//!   `ERROR_CACHE_TTL` in both tiers (`refusal:{key}` in Redis), so repeated
+//!   lookups of a removed video run yt-dlp once.
 
 mod redis;
 mod ttl;
@@ -95,6 +98,33 @@ pub struct VideoCache {
     info_ttl: Duration,
     /// How long another instance's extraction lock is waited for.
     lock_ttl: Duration,
+    /// Lasting refusals, for `ERROR_CACHE_TTL`; `None` when it is 0.
+    refusals: Option<Cache<String, Arc<ExtractError>>>,
+    /// `ERROR_CACHE_TTL`.
+    error_ttl: Duration,
+}
+
+/// A refusal as the shared tier keeps it.
+#[derive(Serialize, Deserialize)]
+struct StoredRefusal {
+    /// `ExtractError::outcome`.
+    kind: String,
+    message: String,
+}
+
+impl StoredRefusal {
+    fn of(e: &ExtractError) -> Self {
+        StoredRefusal { kind: e.outcome().to_owned(), message: e.to_string() }
+    }
+
+    fn error(self) -> Option<ExtractError> {
+        match self.kind.as_str() {
+            "unavailable" => Some(ExtractError::Unavailable(self.message)),
+            "sign_in_required" => Some(ExtractError::SignInRequired(self.message)),
+            "geo_blocked" => Some(ExtractError::GeoBlocked(self.message)),
+            _ => None,
+        }
+    }
 }
 
 pub fn now_unix() -> i64 {
@@ -102,15 +132,19 @@ pub fn now_unix() -> i64 {
 }
 
 impl VideoCache {
-    pub fn new(redis: Option<RedisTier>, info_ttl: Duration, extract_timeout: Duration) -> Self {
+    pub fn new(redis: Option<RedisTier>, info_ttl: Duration, extract_timeout: Duration, error_ttl: Duration) -> Self {
         let l1 = Cache::builder()
             .max_capacity(128 * 1024 * 1024)
+            // What an entry really costs, measured: ~4× its client JSON
+            // (the parsed info, its URLs, the JSON itself) plus ~1 KiB.
             .weigher(|k: &String, v: &Arc<CachedInfo>| {
-                (k.len() + v.api_json.len() * 3 + 1024).try_into().unwrap_or(u32::MAX)
+                (k.len() + v.api_json.len() * 4 + 1024).try_into().unwrap_or(u32::MAX)
             })
             .expire_after(PerEntryTtl)
             .build();
-        VideoCache { l1, redis, info_ttl, lock_ttl: extract_timeout + Duration::from_secs(5) }
+        let refusals =
+            (!error_ttl.is_zero()).then(|| Cache::builder().max_capacity(100_000).time_to_live(error_ttl).build());
+        VideoCache { l1, redis, info_ttl, lock_ttl: extract_timeout + Duration::from_secs(5), refusals, error_ttl }
     }
 
     /// Looks `key` up in both tiers, or runs `fetch` once for every caller
@@ -133,9 +167,32 @@ impl VideoCache {
             }
             self.l1.invalidate(key).await;
         }
-        let entry = self.l1.entry_by_ref(key).or_try_insert_with(self.load(key, max_age, fetch)).await?;
+        if let Some(refused) = self.refused(key).await {
+            return Err(refused);
+        }
+        let entry = match self.l1.entry_by_ref(key).or_try_insert_with(self.load(key, max_age, fetch)).await {
+            Ok(entry) => entry,
+            Err(e) => {
+                if let (Some(refusals), true) = (&self.refusals, e.is_lasting()) {
+                    refusals.insert(key.to_owned(), e.clone()).await;
+                }
+                return Err(e);
+            }
+        };
         let source = if entry.is_fresh() { entry.value().loaded_from } else { Source::Coalesced };
         Ok((entry.into_value(), source))
+    }
+
+    /// A lasting refusal of `key` remembered in this process.
+    async fn refused(&self, key: &str) -> Option<Arc<ExtractError>> {
+        self.refusals.as_ref()?.get(key).await
+    }
+
+    /// A lasting refusal of `key` another instance remembered in Redis.
+    async fn refused_shared(&self, redis: &RedisTier, key: &str) -> Option<ExtractError> {
+        self.refusals.as_ref()?;
+        let bytes = redis.get(&format!("refusal:{key}")).await.ok()??;
+        serde_json::from_slice::<StoredRefusal>(&bytes).ok()?.error()
     }
 
     /// Forgets `key` in both tiers (its URLs stopped working).
@@ -160,6 +217,9 @@ impl VideoCache {
         if let Some(found) = self.read_shared(redis, key, max_age).await {
             return Ok(found);
         }
+        if let Some(refused) = self.refused_shared(redis, key).await {
+            return Err(refused);
+        }
         let lock = format!("lock:{key}");
         if let Ok(false) = redis.try_lock(&lock, self.lock_ttl).await {
             // Another instance is extracting this video: wait for its result.
@@ -169,6 +229,9 @@ impl VideoCache {
                 if let Some(found) = self.read_shared(redis, key, max_age).await {
                     return Ok(found);
                 }
+                if let Some(refused) = self.refused_shared(redis, key).await {
+                    return Err(refused);
+                }
                 if !redis.exists(&lock).await.unwrap_or(false) {
                     break; // its extraction failed, or Redis went away: do our own
                 }
@@ -177,6 +240,13 @@ impl VideoCache {
         let result = fetch().await;
         let stored = match &result {
             Ok(info) => self.write_shared(redis, key, info).await,
+            Err(e) if e.is_lasting() && self.refusals.is_some() => {
+                let bytes = serde_json::to_vec(&StoredRefusal::of(e)).expect("plain struct");
+                if let Err(e) = redis.set(&format!("refusal:{key}"), &bytes, self.error_ttl).await {
+                    tracing::debug!(key, error = %e, "redis write failed");
+                }
+                None
+            }
             Err(_) => None,
         };
         let _ = redis.del(&lock).await;

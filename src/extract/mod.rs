@@ -31,6 +31,18 @@ pub enum ExtractError {
     /// The video does not exist, is private, or was removed (404).
     #[error("{0}")]
     Unavailable(String),
+    /// The platform refused this server: a bot check ("Sign in to confirm
+    /// you're not a bot") or HTTP 429 (503, `Retry-After`). It depends on the
+    /// address and the hour, so it is never remembered.
+    #[error("{0}")]
+    BotCheck(String),
+    /// The video needs a signed-in account: age-restricted, members-only
+    /// (403).
+    #[error("{0}")]
+    SignInRequired(String),
+    /// The video is not available in the server's country (451).
+    #[error("{0}")]
+    GeoBlocked(String),
     /// The extractor ran and failed for another reason (502).
     #[error("{0}")]
     Failed(String),
@@ -69,12 +81,22 @@ impl ExtractError {
     pub fn outcome(&self) -> &'static str {
         match self {
             ExtractError::Unavailable(_) => "unavailable",
+            ExtractError::BotCheck(_) => "bot_check",
+            ExtractError::SignInRequired(_) => "sign_in_required",
+            ExtractError::GeoBlocked(_) => "geo_blocked",
             ExtractError::Failed(_) => "failed",
             ExtractError::Timeout(_) => "timeout",
             ExtractError::Refused(_) => "refused",
             ExtractError::RateLimited(_) => "rate_limited",
             ExtractError::NotRunnable(_) => "not_runnable",
         }
+    }
+
+    /// Whether the refusal is the video's own and lasts (removed, private,
+    /// country, age), so it may be remembered for `ERROR_CACHE_TTL`; bot
+    /// checks, timeouts and limits depend on the address and the hour.
+    pub fn is_lasting(&self) -> bool {
+        matches!(self, ExtractError::Unavailable(_) | ExtractError::SignInRequired(_) | ExtractError::GeoBlocked(_))
     }
 }
 
@@ -193,7 +215,9 @@ impl Extractor {
     }
 }
 
-/// Turns yt-dlp's stderr into an error with its own `ERROR:` line.
+/// Turns yt-dlp's stderr into an error with its own `ERROR:` line, read
+/// in yt-dlp's own words. The order matters: a bot check and a private
+/// video both say "Sign in", and a country block says "unavailable".
 pub(crate) fn classify(stderr: &str) -> ExtractError {
     let line = stderr
         .lines()
@@ -201,7 +225,34 @@ pub(crate) fn classify(stderr: &str) -> ExtractError {
         .find_map(|l| l.trim().strip_prefix("ERROR:"))
         .map(|l| l.trim().to_owned())
         .unwrap_or_else(|| "the extractor failed without saying why".to_owned());
-    let lower = line.to_ascii_lowercase();
+    // yt-dlp prints YouTube's curly apostrophe ("you’re").
+    let lower = line.to_lowercase().replace('\u{2019}', "'");
+    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
+    const BOT: [&str; 6] = [
+        "not a bot",
+        "confirm you're not a robot",
+        "http error 429",
+        "too many requests",
+        "rate-limited",
+        "rate limited",
+    ];
+    const GEO: [&str; 5] = [
+        "available in your country",
+        "not available in your region",
+        "from your location",
+        "geo restriction",
+        "geo-restricted",
+    ];
+    const SIGN_IN: [&str; 8] = [
+        "confirm your age",
+        "age-restricted",
+        "age restricted",
+        "inappropriate for some users",
+        "members-only",
+        "login required",
+        "requires authentication",
+        "sign in to",
+    ];
     const GONE: [&str; 10] = [
         "unavailable",
         "private video",
@@ -214,7 +265,19 @@ pub(crate) fn classify(stderr: &str) -> ExtractError {
         "no video could be found",
         "video not found",
     ];
-    if GONE.iter().any(|g| lower.contains(g)) { ExtractError::Unavailable(line) } else { ExtractError::Failed(line) }
+    if has(&BOT) {
+        ExtractError::BotCheck(line)
+    } else if has(&GEO) {
+        ExtractError::GeoBlocked(line)
+    } else if lower.contains("private video") {
+        ExtractError::Unavailable(line)
+    } else if has(&SIGN_IN) {
+        ExtractError::SignInRequired(line)
+    } else if has(&GONE) {
+        ExtractError::Unavailable(line)
+    } else {
+        ExtractError::Failed(line)
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +290,47 @@ mod tests {
         assert!(matches!(e, ExtractError::Unavailable(ref m) if m == "[youtube] abc: Video unavailable"));
         assert!(matches!(classify("ERROR: Unable to download webpage: boom"), ExtractError::Failed(_)));
         assert!(matches!(classify("Traceback..."), ExtractError::Failed(_)));
+    }
+
+    /// yt-dlp's own words for each refusal.
+    #[test]
+    fn reads_refusals_plainly() {
+        let cases = [
+            (
+                "ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication.",
+                "bot_check",
+            ),
+            (
+                "ERROR: [youtube] dQw4w9WgXcQ: Unable to download API page: HTTP Error 429: Too Many Requests",
+                "bot_check",
+            ),
+            (
+                "ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm your age. This video may be inappropriate for some users. Use --cookies-from-browser or --cookies for the authentication.",
+                "sign_in_required",
+            ),
+            (
+                "ERROR: [youtube] dQw4w9WgXcQ: Join this channel to get access to members-only content like this video, and other exclusive perks.",
+                "sign_in_required",
+            ),
+            (
+                "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. The uploader has not made this video available in your country",
+                "geo_blocked",
+            ),
+            (
+                "ERROR: [BiliBili] BV1xx411c7mD: This video is not available from your location due to geo restriction",
+                "geo_blocked",
+            ),
+            (
+                "ERROR: [youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted access to this video. Use --cookies-from-browser or --cookies for the authentication.",
+                "unavailable",
+            ),
+            (
+                "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader",
+                "unavailable",
+            ),
+        ];
+        for (stderr, outcome) in cases {
+            assert_eq!(classify(stderr).outcome(), outcome, "{stderr}");
+        }
     }
 }

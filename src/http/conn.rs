@@ -41,6 +41,11 @@ impl<S> Refusals<S> {
 pub fn hyper_refusal(buf: &[u8]) -> Option<StatusCode> {
     const TAIL: &[u8] = b"\r\nconnection: close\r\ncontent-length: 0\r\ndate: ";
     const DATE_LEN: usize = 29; // "Sat, 28 Nov 2026 17:45:55 GMT"
+    // Every write passes here: reject body chunks and our own heads (which
+    // are longer) before looking closer.
+    if buf.len() > 128 || !buf.starts_with(b"HTTP/1.1 4") {
+        return None;
+    }
     let status = [StatusCode::BAD_REQUEST, StatusCode::URI_TOO_LONG, StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE]
         .into_iter()
         .find(|s| {

@@ -76,7 +76,7 @@ fn prometheus() {}
 /// Errors every video and stream route can answer.
 macro_rules! video_errors {
     () => {
-        "(400: bad platform, id, URL or query; 401/403: API key or address; 403: private address; 404: unavailable video or no such format; 429: rate limit; 502: extractor or origin failed; 503: yt-dlp cannot run; 504: timeout)"
+        "(400: bad platform, id, URL or query; 401/403: API key or address; 403: private address, or the video needs sign-in (age, members-only); 404: unavailable video or no such format; 408: a body not sent in time; 429: rate limit; 451: not available in the server's country; 502: extractor or origin failed; 503: blocked by the platform (bot check, HTTP 429; Retry-After) or yt-dlp cannot run; 504: timeout)"
     };
 }
 

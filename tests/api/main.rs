@@ -15,6 +15,7 @@ mod playlists;
 mod quirks;
 mod real_ytdlp;
 mod redis_tier;
+mod refusals;
 mod relay;
 mod seeking;
 mod signin;

@@ -131,11 +131,16 @@ async fn extractor_errors_carry_its_message_and_a_fitting_status(spawn: Spawn) {
     assert_eq!(status, 502);
     assert_error_shape(status, &body);
 
-    // Failures are not cached: asking again runs the extractor again.
+    // A removed video is remembered (ERROR_CACHE_TTL); other failures are
+    // not: asking again runs the extractor again.
     let id = yt_id("unavailabl");
     app.get(&format!("/api/v2/videos/youtube/{id}")).await;
     app.get(&format!("/api/v2/videos/youtube/{id}")).await;
-    assert_eq!(app.fake.runs(), 5);
+    assert_eq!(app.fake.runs(), 4);
+    let id = yt_id("brokenbroke");
+    app.get(&format!("/api/v2/videos/youtube/{id}")).await;
+    app.get(&format!("/api/v2/videos/youtube/{id}")).await;
+    assert_eq!(app.fake.runs(), 6);
 }
 
 #[tokio::test]
