@@ -192,10 +192,12 @@ impl App {
             config.extract_timeout(),
             config.extract_concurrency as usize,
             metrics.clone(),
-        );
+        )
+        .with_args(config.ytdlp_args()?);
         if config.extractor == ExtractorKind::Worker {
             extractor = extractor.with_workers(config.ytdlp_python.clone());
         }
+        extractor.check_args().await?;
         let extractor = Arc::new(extractor);
         let cache = VideoCache::new(
             redis.clone(),

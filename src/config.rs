@@ -90,6 +90,12 @@ pub struct Config {
     #[arg(long, env = "YTDLP_PATH", default_value = "yt-dlp")]
     pub ytdlp_path: PathBuf,
 
+    /// Extra yt-dlp options for every extraction, shell-quoted (for example
+    /// `--extractor-args "youtubepot-bgutilhttp:base_url=http://bgutil:4416"`);
+    /// in both extractor modes. A value yt-dlp rejects stops start-up.
+    #[arg(long, env = "YTDLP_ARGS", default_value = "", allow_hyphen_values = true)]
+    pub ytdlp_args: String,
+
     /// `process` runs yt-dlp once per extraction; `worker` keeps EXTRACT_CONCURRENCY
     /// Python processes with yt_dlp imported (YTDLP_PYTHON), for fast cold misses.
     #[arg(long, env = "EXTRACTOR", value_enum, default_value_t = ExtractorKind::Process)]
@@ -318,6 +324,11 @@ impl Config {
 
     pub fn extract_timeout(&self) -> Duration {
         Duration::from_secs(self.extract_timeout)
+    }
+
+    /// `YTDLP_ARGS` split as a shell would.
+    pub fn ytdlp_args(&self) -> Result<Vec<String>, String> {
+        shlex::split(&self.ytdlp_args).ok_or_else(|| "YTDLP_ARGS: unbalanced quotes".to_owned())
     }
 
     /// The deadline of non-stream requests.

@@ -74,6 +74,8 @@ pub struct Extractor {
     permits: Semaphore,
     /// Outcomes, durations and extractions in flight.
     metrics: Arc<Metrics>,
+    /// `YTDLP_ARGS`: options for every extraction, before the `--`.
+    args: Vec<String>,
 }
 
 impl ExtractError {
@@ -102,13 +104,48 @@ impl ExtractError {
 
 impl Extractor {
     pub fn new(program: PathBuf, timeout: Duration, concurrency: usize, metrics: Arc<Metrics>) -> Self {
-        Extractor { program, workers: None, timeout, permits: Semaphore::new(concurrency), metrics }
+        Extractor { program, workers: None, timeout, permits: Semaphore::new(concurrency), metrics, args: Vec::new() }
+    }
+
+    /// Adds `YTDLP_ARGS` to every extraction (call before `with_workers`).
+    pub fn with_args(mut self, args: Vec<String>) -> Self {
+        self.args = args;
+        self
     }
 
     /// Extracts with persistent workers started with `python`.
     pub fn with_workers(mut self, python: PathBuf) -> Self {
-        self.workers = Some(WorkerPool::new(python));
+        self.workers = Some(WorkerPool::new(python, &self.args));
         self
+    }
+
+    /// Whether yt-dlp accepts `YTDLP_ARGS`: `Err` with its own words when it
+    /// rejects them. A yt-dlp that cannot run at all is not this check's
+    /// business (the health check reports it), so that passes.
+    pub async fn check_args(&self) -> Result<(), String> {
+        if self.args.is_empty() {
+            return Ok(());
+        }
+        if let Some(pool) = &self.workers {
+            return match pool.version(self.timeout).await {
+                Err(e) if e.to_string().starts_with("YTDLP_ARGS") => Err(e.to_string()),
+                _ => Ok(()),
+            };
+        }
+        // `--version` answers before the options are read; listing the
+        // extractors reads them first and touches no network.
+        let run = Command::new(&self.program)
+            .args(&self.args)
+            .args(["--ignore-config", "--list-extractors"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(out)) if !out.status.success() => Err(rejection(&String::from_utf8_lossy(&out.stderr))),
+            _ => Ok(()),
+        }
     }
 
     /// Extracts `url` and normalises the result. `url` is always a URL this
@@ -148,6 +185,7 @@ impl Extractor {
                 if let Some(c) = &cookies {
                     args.extend(["--cookies", c]);
                 }
+                args.extend(self.args.iter().map(String::as_str));
                 args.extend(["--", url]);
                 self.run(&args).await.and_then(|out| {
                     serde_json::from_slice(&out).map_err(|e| ExtractError::Failed(ParseError::Json(e).to_string()))
@@ -213,6 +251,13 @@ impl Extractor {
         tracing::warn!(program = %self.program.display(), %status, stderr = %stderr.trim(), "extractor failed");
         Err(classify(&stderr))
     }
+}
+
+/// What yt-dlp said when it rejected `YTDLP_ARGS`: its `error:` line.
+fn rejection(stderr: &str) -> String {
+    let lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let said = lines.clone().find(|l| l.contains("error:")).or_else(|| lines.last()).unwrap_or("no reason given");
+    format!("YTDLP_ARGS: yt-dlp rejects them: {said}")
 }
 
 /// Turns yt-dlp's stderr into an error with its own `ERROR:` line, read

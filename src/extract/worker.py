@@ -44,13 +44,42 @@ def answer(obj):
     out.write(json.dumps(obj) + "\n")
 
 
+def extra_options():
+    """YTDLP_ARGS (a JSON list from reelay) as YoutubeDL options, read by
+    yt-dlp's own parser: only what they change from the defaults."""
+    import contextlib
+    import io
+
+    args = json.loads(os.environ.get("REELAY_YTDLP_ARGS") or "[]")
+    if not args:
+        return {}, None
+    said = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(said):
+            base = yt_dlp.parse_options([]).ydl_opts
+            parsed = yt_dlp.parse_options(args)
+    except BaseException as e:  # optparse exits on a bad option
+        lines = [line.strip() for line in (said.getvalue() + "\n" + str(e)).splitlines() if line.strip()]
+        line = next((line for line in lines if "error:" in line), lines[-1] if lines else "no reason given")
+        return {}, "YTDLP_ARGS: yt-dlp rejects them: " + line
+    if parsed.urls:
+        return {}, "YTDLP_ARGS: options only, no URLs: " + " ".join(parsed.urls)
+    return {k: v for k, v in parsed.ydl_opts.items() if base.get(k) != v}, None
+
+
+EXTRA, REJECTED = extra_options()
+
+
 for line in sys.stdin:
+    if REJECTED:
+        answer({"ok": False, "error": "ERROR: " + REJECTED})
+        continue
     try:
         req = json.loads(line)
         if req.get("version"):
             answer({"ok": True, "version": yt_dlp.version.__version__})
             continue
-        options = dict(OPTIONS)
+        options = {**EXTRA, **OPTIONS}
         if req.get("flat"):  # --flat-playlist
             options.update(noplaylist=False, extract_flat="in_playlist")
         if req.get("cookies"):  # --cookies: a private copy reelay deletes afterwards

@@ -26,6 +26,8 @@ const MAX_USES: u32 = 200;
 pub struct WorkerPool {
     /// `YTDLP_PYTHON`: the interpreter that has yt_dlp.
     python: PathBuf,
+    /// `YTDLP_ARGS` as a JSON list, handed to each worker in its environment.
+    args: String,
     /// Workers waiting for a request; the extractor's semaphore bounds how
     /// many are busy, so this never holds more than `EXTRACT_CONCURRENCY`.
     idle: Mutex<Vec<Worker>>,
@@ -50,13 +52,17 @@ struct Answer {
 }
 
 impl WorkerPool {
-    pub fn new(python: PathBuf) -> Self {
-        WorkerPool { python, idle: Mutex::new(Vec::new()) }
+    /// `args`: `YTDLP_ARGS`, which each worker turns into options with
+    /// yt-dlp's own parser.
+    pub fn new(python: PathBuf, args: &[String]) -> Self {
+        let args = serde_json::to_string(args).expect("strings serialise");
+        WorkerPool { python, args, idle: Mutex::new(Vec::new()) }
     }
 
     fn spawn(&self) -> Result<Worker, ExtractError> {
         let mut child = Command::new(&self.python)
             .args(["-u", "-c", SCRIPT])
+            .env("REELAY_YTDLP_ARGS", &self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

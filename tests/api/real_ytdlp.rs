@@ -153,3 +153,50 @@ async fn workers_get_the_cookie_copy_and_it_is_gone_after_the_answer() {
     assert!(!copy.starts_with(&cookies), "a copy: {given}");
     assert!(!copy.exists(), "written back by the worker, then removed: {given}");
 }
+
+/// `YTDLP_ARGS` reach yt-dlp in both extractor modes (the origin sees the
+/// header they add), and options yt-dlp rejects stop start-up with its words.
+#[tokio::test]
+async fn ytdlp_args_apply_in_both_modes_and_bad_ones_stop_start_up() {
+    let args = "--add-headers 'X-Reelay-Args:from YTDLP_ARGS' --socket-timeout 20";
+    for mode in ["process", "worker"] {
+        let app = spawn()
+            .ytdlp(real_ytdlp())
+            .arg("--extractor", mode)
+            .arg("--ytdlp-python", venv_python().display())
+            .arg("--ytdlp-args", args)
+            .start()
+            .await;
+        let (status, body) = app.json(&format!("/api/v2/videos?url={}/page.html?{mode}", app.origin.base)).await;
+        assert_eq!(status, 200, "{mode}: {body}");
+        let seen = app.origin.requests(&format!("/page.html?{mode}"));
+        assert!(!seen.is_empty(), "{mode}: yt-dlp fetched the page");
+        assert!(
+            seen.iter().all(|(_, h)| h.get("x-reelay-args").is_some_and(|v| v == "from YTDLP_ARGS")),
+            "{mode}: the header YTDLP_ARGS adds: {:?}",
+            seen.iter().map(|(_, h)| h.get("x-reelay-args")).collect::<Vec<_>>()
+        );
+    }
+    for mode in ["process", "worker"] {
+        let config = reelay::config::Config::from_args([
+            "reelay",
+            "--port",
+            "0",
+            "--ytdlp-path",
+            real_ytdlp().to_str().unwrap(),
+            "--ytdlp-python",
+            venv_python().to_str().unwrap(),
+            "--extractor",
+            mode,
+            "--ytdlp-args",
+            "--no-such-option-anywhere",
+        ])
+        .unwrap();
+        let err = reelay::app::App::build(config).await.err().expect("start-up refused").to_string();
+        assert!(err.contains("YTDLP_ARGS") && err.contains("no such option"), "{mode}: {err}");
+    }
+    let config =
+        reelay::config::Config::from_args(["reelay", "--port", "0", "--ytdlp-args", "--a 'unbalanced"]).unwrap();
+    let err = reelay::app::App::build(config).await.err().expect("start-up refused").to_string();
+    assert!(err.contains("unbalanced quotes"), "{err}");
+}
