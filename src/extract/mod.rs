@@ -255,8 +255,8 @@ impl Extractor {
 
 /// What yt-dlp said when it rejected `YTDLP_ARGS`: its `error:` line.
 fn rejection(stderr: &str) -> String {
-    let lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
-    let said = lines.clone().find(|l| l.contains("error:")).or_else(|| lines.last()).unwrap_or("no reason given");
+    let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    let said = lines.clone().find(|l| l.contains("error:")).or_else(|| lines.next_back()).unwrap_or("no reason given");
     format!("YTDLP_ARGS: yt-dlp rejects them: {said}")
 }
 
