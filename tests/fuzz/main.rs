@@ -194,6 +194,25 @@ fn the_corpus_as_it_is() {
     }
 }
 
+proptest! {
+    // Each case parses the whole Config with clap: a tenth of the cases.
+    #![proptest_config(mutate::config_scaled(10))]
+
+    /// `YTDLP_ARGS`: any value splits or is refused, never panics; split
+    /// arguments quoted again split back to themselves.
+    #[test]
+    fn ytdlp_args_quoting(value in text(corpus("args")), args in prop::collection::vec(".{0,20}", 0..6)) {
+        let config = |v: &str| reelay::config::Config::from_args(["reelay", "--ytdlp-args", v]);
+        if let Ok(c) = config(&value) {
+            let _ = c.ytdlp_args();
+        }
+        if let Ok(joined) = shlex::try_join(args.iter().map(String::as_str)) {
+            let back = config(&joined).expect("a quoted value parses").ytdlp_args().expect("and splits");
+            prop_assert_eq!(back, args);
+        }
+    }
+}
+
 /// JSON shaped like yt-dlp's, with its keys and wrong types in them.
 fn ytdlp_value() -> impl Strategy<Value = Value> {
     const KEYS: &[&str] = &[

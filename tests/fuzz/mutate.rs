@@ -15,6 +15,12 @@ pub fn config() -> Config {
     Config { cases, failure_persistence: None, ..Config::default() }
 }
 
+/// [`config`] with a `divisor`-th of the cases, for slow targets.
+pub fn config_scaled(divisor: u32) -> Config {
+    let c = config();
+    Config { cases: (c.cases / divisor).max(1), ..c }
+}
+
 /// The corpus of `target`: every file, and for `.txt` files every line
 /// (lists of one-line inputs: links, `Range` values, tokens).
 pub fn corpus(target: &str) -> Vec<String> {
