@@ -26,6 +26,7 @@ use crate::error::ApiError;
 use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::health::Health;
 use crate::http::conn::Refusals;
+use crate::manifest::Indexes;
 use crate::metrics::Metrics;
 use crate::platform::VideoRef;
 use crate::playlist::PlaylistRef;
@@ -34,6 +35,9 @@ use crate::relay::{Relay, Upstream};
 use crate::service::{Gate, Purpose, Settings, VideoService};
 use crate::signin::SignIn;
 use crate::stream::Signer;
+
+/// Bytes of DASH file layouts kept for manifests: thousands of films.
+const INDEX_BUDGET: u64 = 32 * 1024 * 1024;
 
 /// Who is asking, as the edge middleware found out; in every request's
 /// extensions.
@@ -69,6 +73,8 @@ pub struct Inner {
     pub relay: Relay,
     /// Signs and checks the HLS links of rewritten playlists.
     pub signer: Signer,
+    /// The layout of DASH files, for the manifests reelay builds.
+    pub indexes: Indexes,
     /// `PROXY_COUNTRIES`, parsed once.
     pub proxy_countries: Vec<String>,
     /// Client addresses, IP lists and API keys.
@@ -240,6 +246,7 @@ impl App {
         let state = AppState(Arc::new(Inner {
             relay,
             signer: Signer::new(config.url_signing_key.as_deref()),
+            indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
             proxy_countries: config.proxy_countries(),
             config,
             service,

@@ -21,6 +21,9 @@
 //!   every viewer of a video shares, and ffmpeg merges stored as objects;
 //!   [`net`] guards it against private addresses.
 //! - [`stream`]: HLS playlists rewritten to signed links.
+//! - [`manifest`]: HLS and DASH manifests reelay builds from a video's
+//!   separate DASH files (their layout read from each file's `sidx`), so
+//!   players seek and switch quality with no ffmpeg on the server.
 //!
 //! Around them: [`config`] (the one `Config`), [`app`] (state, binding,
 //! graceful shutdown), [`error`] (the one `ApiError`), [`metrics`] and
@@ -35,6 +38,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod http;
+pub mod manifest;
 pub mod metrics;
 pub mod net;
 pub mod platform;

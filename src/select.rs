@@ -40,6 +40,62 @@ impl FromStr for Quality {
     }
 }
 
+/// A `player=` profile: what the player on the other end can play.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Player {
+    /// Today's choice: anything a browser's `<video>` or hls.js plays.
+    #[default]
+    Browser,
+    /// Unity's VideoPlayer: a progressive MP4 over http(s) with H.264 and
+    /// AAC; never HLS, AV1 or VP9.
+    Unity,
+    /// AVPro (VRChat worlds): HLS preferred (the source's own or reelay's
+    /// manifest), H.264 and AAC.
+    Avpro,
+}
+
+/// What `player=` accepts, for the 400 that lists them.
+pub const PLAYER_VALUES: &str = "browser (the default), unity, avpro";
+
+impl FromStr for Player {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "" | "browser" => Player::Browser,
+            "unity" => Player::Unity,
+            "avpro" => Player::Avpro,
+            _ => return Err(format!("unknown player; use one of {PLAYER_VALUES}")),
+        })
+    }
+}
+
+impl Player {
+    /// Whether the player can play `f`. Codecs yt-dlp does not name are
+    /// taken to be playable, so a source that names none still plays.
+    pub fn plays(self, f: &Format) -> bool {
+        let codec_ok = |c: &Option<String>, want: &str| match c.as_deref() {
+            None | Some("none") => true,
+            Some(c) => c.starts_with(want),
+        };
+        let h264_aac = codec_ok(&f.vcodec, "avc") && codec_ok(&f.acodec, "mp4a");
+        match self {
+            Player::Browser => true,
+            Player::Unity => h264_aac && !f.is_hls() && matches!(f.ext.as_str(), "mp4" | "m4a"),
+            Player::Avpro => h264_aac,
+        }
+    }
+
+    /// The formats of `info` this player can play, as a new info (only
+    /// made when a profile asks for it; `browser` borrows the original).
+    pub fn filter(self, info: &VideoInfo) -> Option<VideoInfo> {
+        (self != Player::Browser).then(|| VideoInfo {
+            formats: info.formats.iter().filter(|f| self.plays(f)).cloned().collect(),
+            ..info.clone()
+        })
+    }
+}
+
 /// Whether the client follows a redirect or gets the bytes through us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -232,6 +288,24 @@ mod tests {
         info.formats.retain(|f| f.format_id != "18");
         info.formats.push(fmt("22", Some(720), true, true, "mp4"));
         assert_eq!(id(select(&info, Quality::Max(360), Mode::Direct).unwrap()), "22");
+    }
+
+    #[test]
+    fn players_get_what_they_play() {
+        let mut info = youtube();
+        info.formats
+            .push(Format { vcodec: Some("av01.0.08M.08".into()), ..fmt("399", Some(1080), true, false, "mp4") });
+        let unity = Player::Unity.filter(&info).unwrap();
+        assert_eq!(id(select(&unity, Quality::Best, Mode::Proxy).unwrap()), "137+140", "H.264 and AAC in MP4 only");
+        assert!(unity.formats.iter().all(|f| f.format_id != "251" && f.format_id != "247" && f.format_id != "399"));
+        assert_eq!(id(select(&unity, Quality::Best, Mode::Direct).unwrap()), "18");
+        let mut hls = fmt("hls-720", Some(720), true, true, "mp4");
+        hls.protocol = "m3u8_native".into();
+        info.formats.push(hls);
+        assert!(Player::Unity.filter(&info).unwrap().formats.iter().all(|f| !f.is_hls()), "never HLS");
+        assert!(Player::Avpro.filter(&info).unwrap().formats.iter().any(|f| f.is_hls()));
+        assert!(Player::Browser.filter(&info).is_none());
+        assert!("vlc".parse::<Player>().unwrap_err().contains("unity"));
     }
 
     #[test]

@@ -210,6 +210,23 @@ struct StreamParams {
     strict: Option<bool>,
     /// Only with `?url=` routes: any video link.
     url: Option<String>,
+    /// The player's profile: browser (default), unity (a progressive MP4 with H.264/AAC, never HLS, AV1 or VP9),
+    /// avpro (H.264/AAC; separate video and audio are sent to reelay's HLS manifest with a 302). Anything else is a 400.
+    player: Option<String>,
+}
+
+/// Parameters of the manifest routes.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ManifestParams {
+    /// The highest video rendition listed: best (default: every one), 2160p … 360p, worst (the lowest only), audio (audio alone).
+    quality: Option<String>,
+    /// proxy (default): segments through the server, from its block store; direct: the origin's URLs, for clients that can reach them.
+    mode: Option<String>,
+    /// browser (default) or avpro (H.264/AAC only); unity is a 409, as Unity's VideoPlayer plays no HLS or DASH.
+    player: Option<String>,
+    /// Only with `?url=` routes: any video link.
+    url: Option<String>,
 }
 
 /// Parameters only the smart routes read.
@@ -288,6 +305,57 @@ fn smart_by_url() {}
         (status = 502, description = "The origin failed", body = ErrorResponse)))]
 fn hls_link() {}
 
+#[utoipa::path(get, path = "/api/v2/stream/manifest/{platform}/{video_id}/master.m3u8", tag = "manifests",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path), ("video_id" = String, Path), ManifestParams),
+    responses(
+        (status = 200, description = "HLS master playlist (version 7) built from the video's separate DASH files: a variant per video rendition, the audio as EXT-X-MEDIA; each media playlist lists the file's sidx subsegments as byte ranges. A source that is HLS already gets its own playlist, rewritten.", content_type = "application/vnd.apple.mpegurl"),
+        (status = 302, description = "mode=direct and the source is HLS already: its own playlist"),
+        (status = 409, description = "No separate DASH files (play the proxy link), or player=unity", body = ErrorResponse),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn master_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/manifest/master.m3u8", tag = "manifests",
+    security(("api_key" = []), ("bearer" = [])), params(ManifestParams),
+    responses(
+        (status = 200, description = "HLS master playlist", content_type = "application/vnd.apple.mpegurl"),
+        (status = 409, description = "No separate DASH files, or player=unity", body = ErrorResponse),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn master_by_url() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/manifest/{platform}/{video_id}/manifest.mpd", tag = "manifests",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path), ("video_id" = String, Path), ManifestParams),
+    responses(
+        (status = 200, description = "Static DASH MPD (on-demand profile): one Representation per file, SegmentBase with indexRange and Initialization", content_type = "application/dash+xml"),
+        (status = 409, description = "No separate DASH files, the source is HLS only, or player=unity", body = ErrorResponse),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn mpd_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/manifest/manifest.mpd", tag = "manifests",
+    security(("api_key" = []), ("bearer" = [])), params(ManifestParams),
+    responses(
+        (status = 200, description = "Static DASH MPD", content_type = "application/dash+xml"),
+        (status = 409, description = "No separate DASH files, the source is HLS only, or player=unity", body = ErrorResponse),
+        (status = "4XX", description = video_errors!(), body = ErrorResponse),
+        (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
+fn mpd_by_url() {}
+
+#[utoipa::path(get, path = "/api/v2/stream/media/{token}/{name}", tag = "manifests",
+    params(
+        ("token" = String, Path, description = "Signed grant from a manifest: the video, the format, what to serve, an expiry"),
+        ("name" = String, Path, description = "{format_id}.m3u8 (media playlist), .mp4 or .m4a (the file); for players that look at extensions, not checked")),
+    responses(
+        (status = 200, description = "A media playlist, or the whole file"),
+        (status = 206, description = "A byte range of the file: a segment or the initialization section"),
+        (status = 403, description = "Changed or expired signature", body = ErrorResponse),
+        (status = 404, description = "The format is no longer offered", body = ErrorResponse),
+        (status = 502, description = "The origin failed", body = ErrorResponse)))]
+fn media_link() {}
+
 struct Security;
 
 impl Modify for Security {
@@ -307,7 +375,8 @@ impl Modify for Security {
     info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
     paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, videos_batch,
           playlist_by_id, playlist_by_url, auth_status, auth_status_one, direct_by_id, direct_by_url,
-          proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link),
+          proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link, master_by_id, master_by_url, mpd_by_id, mpd_by_url,
+          media_link),
     components(schemas(PlaylistEnvelope, PlaylistPage, PlaylistEntry, AuthStatusListEnvelope, AuthStatusEnvelope, AuthStatus, BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),
 )]

@@ -1,7 +1,7 @@
 //! The edge checks, in order: IP allow/deny lists (403), API keys on
 //! `/api/v2` (401 missing, 403 wrong), then the per-client rate limit (429
 //! with `Retry-After`). Health, `/metrics` and the docs pass untouched, and
-//! the signed HLS links need no key (their signature is the permission).
+//! the signed HLS and manifest links need no key (their signature is the permission).
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -50,7 +50,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
     if !state.access.ip_allowed(client.ip) {
         return ApiError::Forbidden("your address is not allowed to use this service".into()).into_response();
     }
-    if state.access.keys_required() && path.starts_with("/api/v2/") && !path.starts_with("/api/v2/stream/hls/") {
+    if state.access.keys_required()
+        && path.starts_with("/api/v2/")
+        && !path.starts_with("/api/v2/stream/hls/")
+        && !path.starts_with("/api/v2/stream/media/")
+    {
         let key = presented_key(req.headers(), req.uri().query());
         match state.access.check_key(key.as_deref()) {
             KeyCheck::Missing => {

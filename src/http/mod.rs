@@ -5,6 +5,7 @@ mod batch;
 pub mod conn;
 mod docs;
 mod guard;
+mod manifest;
 mod middleware;
 mod playlists;
 mod signin;
@@ -42,6 +43,7 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
         .chain(timed(playlists::routes()))
         .chain(untimed(signin::routes()))
         .chain(untimed(stream::routes()))
+        .chain(untimed(manifest::routes()))
         .collect()
 }
 

@@ -24,12 +24,12 @@ use crate::app::{AppState, Client};
 use crate::cache::{CachedInfo, now_unix};
 use crate::config::StreamModeSetting;
 use crate::error::ApiError;
-use crate::extract::{Format, Headers};
+use crate::extract::{Format, Headers, VideoInfo};
 use crate::platform::VideoRef;
 use crate::relay::merge::MergeSpec;
 use crate::relay::upstream::read_limited;
 use crate::relay::{Fetched, Fixed, Locator, ProxyError, Reply, Spec};
-use crate::select::{Mode, Quality, StreamPlan, select};
+use crate::select::{Mode, Player, Quality, StreamPlan, select};
 use crate::service::{FormatSource, Purpose};
 use crate::stream::{Grant, hls};
 
@@ -46,7 +46,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 }
 
 /// Header naming the format (or `video+audio` formats) a stream comes from.
-const FORMAT_HEADER: HeaderName = HeaderName::from_static("x-reelay-format");
+pub(super) const FORMAT_HEADER: HeaderName = HeaderName::from_static("x-reelay-format");
 
 /// How long the signed links of a rewritten playlist stay valid.
 const LINK_TTL_SECS: i64 = 6 * 3600;
@@ -67,6 +67,8 @@ pub struct StreamQuery {
     strict: Option<bool>,
     /// Smart route: the client's country, when no header says it.
     country: Option<String>,
+    /// A player profile: `browser`, `unity`, `avpro`.
+    player: Option<String>,
 }
 
 /// A stream request, checked at the edge.
@@ -82,6 +84,8 @@ struct StreamRequest {
     client: Client,
     /// Smart mode: redirect only if the URL is not bound to another address.
     redirect_only_for: Option<IpAddr>,
+    /// What the player can play.
+    player: Player,
 }
 
 impl StreamRequest {
@@ -106,6 +110,7 @@ impl StreamRequest {
             headers,
             client,
             redirect_only_for: None,
+            player: super::manifest::parse_player(q.player.as_deref())?,
         })
     }
 }
@@ -186,12 +191,27 @@ async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Resp
     let mut refreshed = false;
     loop {
         let cached = state.lookup(&req.video, Purpose::Stream, &req.client).await?;
+        let filtered = req.player.filter(&cached.info);
+        let info = filtered.as_ref().unwrap_or(&cached.info);
+        if info.formats.is_empty() {
+            return Err(ApiError::NotFound {
+                error: "No playable format",
+                detail: format!("this video has no format the {:?} player profile can play", req.player).to_lowercase(),
+            });
+        }
+        if req.player == Player::Avpro
+            && let Ok(StreamPlan::Merge { .. }) = select(info, req.quality, Mode::Proxy)
+            && (mode == Mode::Proxy || !req.strict)
+        {
+            // AVPro plays separate video and audio through a manifest: seekable, no ffmpeg.
+            return Ok(to_manifest(req, mode));
+        }
         let attempt = match mode {
-            Mode::Direct => match redirect(&cached, req)? {
+            Mode::Direct => match redirect(info, req)? {
                 Some(found) => return Ok(found),
-                None => serve_proxy(state, req, &cached).await,
+                None => serve_proxy(state, req, &cached, info).await,
             },
-            Mode::Proxy => serve_proxy(state, req, &cached).await,
+            Mode::Proxy => serve_proxy(state, req, &cached, info).await,
         };
         match attempt {
             Ok(resp) => return Ok(resp),
@@ -217,10 +237,10 @@ fn height(f: &Format) -> u32 {
 
 /// The 302, or `None` when the URL is bound to another address than the
 /// client's and must be proxied instead.
-fn redirect(cached: &CachedInfo, req: &StreamRequest) -> Result<Option<Response>, ApiError> {
-    let format = select(&cached.info, req.quality, Mode::Direct)?.primary();
+fn redirect(info: &VideoInfo, req: &StreamRequest) -> Result<Option<Response>, ApiError> {
+    let format = select(info, req.quality, Mode::Direct)?.primary();
     if req.strict
-        && let Ok(StreamPlan::Merge { video, .. }) = select(&cached.info, req.quality, Mode::Proxy)
+        && let Ok(StreamPlan::Merge { video, .. }) = select(info, req.quality, Mode::Proxy)
         && height(video) > height(format)
     {
         return Err(ApiError::Conflict(format!(
@@ -254,12 +274,30 @@ fn bound_ip(url: &str) -> Option<IpAddr> {
     ip.parse().ok()
 }
 
-fn format_header(id: &str) -> HeaderValue {
+pub(super) fn format_header(id: &str) -> HeaderValue {
     HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
-async fn serve_proxy(state: &AppState, req: &StreamRequest, cached: &Arc<CachedInfo>) -> Result<Response, Attempt> {
-    match select(&cached.info, req.quality, Mode::Proxy)? {
+/// A 302 to reelay's HLS manifest of the video, for AVPro.
+fn to_manifest(req: &StreamRequest, mode: Mode) -> Response {
+    let path = super::manifest::manifest_path(&req.video, "master.m3u8");
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let direct = if mode == Mode::Direct { "&mode=direct" } else { "" };
+    let location = format!("{path}{sep}quality={}&player=avpro{direct}", req.quality_name);
+    let mut resp = StatusCode::FOUND.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/")));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn serve_proxy(
+    state: &AppState,
+    req: &StreamRequest,
+    cached: &Arc<CachedInfo>,
+    info: &VideoInfo,
+) -> Result<Response, Attempt> {
+    match select(info, req.quality, Mode::Proxy)? {
         StreamPlan::Single(f) => {
             let reply = state.relay.serve(format_spec(state, &req.video, cached, f), &req.method, &req.headers).await?;
             Ok(with_format(reply, &f.format_id))
@@ -289,7 +327,7 @@ async fn serve_proxy(state: &AppState, req: &StreamRequest, cached: &Arc<CachedI
 
 /// The relay object of one format: its bytes, keyed by the video (with its
 /// sign-in scope) and the format, found through the cached extraction.
-fn format_spec(state: &AppState, video: &VideoRef, cached: &Arc<CachedInfo>, f: &Format) -> Spec {
+pub(super) fn format_spec(state: &AppState, video: &VideoRef, cached: &Arc<CachedInfo>, f: &Format) -> Spec {
     Spec {
         key: format!("{}|{}", cached.key, f.format_id),
         source: Arc::new(FormatSource::new(state.service.clone(), video.clone(), cached.clone(), &f.format_id)),
@@ -333,14 +371,7 @@ async fn playlist(state: &AppState, upstream: Fetched, video_key: &str, format_i
         .map_err(|detail| ApiError::BadGateway { error: "Upstream error", detail })?;
     let text = String::from_utf8_lossy(&body);
     let expires = now_unix() + LINK_TTL_SECS;
-    // `?v=` names the video for load balancers that route by it
-    // (deploy/nginx.conf); it is not part of the grant.
-    let route: String = match VideoRef::from_cache_key(video_key) {
-        // `{platform}/{id}` is safe in a query as it is, and must read the same as the paths.
-        Some(v @ VideoRef::Known { .. }) => v.route_key(),
-        Some(v) => url::form_urlencoded::byte_serialize(v.route_key().as_bytes()).collect(),
-        None => String::new(),
-    };
+    let route = VideoRef::from_cache_key(video_key).map(|v| route_query(&v)).unwrap_or_default();
     let rewritten = hls::rewrite(&text, &base, |u, nested| {
         let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires, p: nested };
         format!("/api/v2/stream/hls/{}/{}?v={route}", state.signer.sign(&grant), link_name(u))
@@ -348,6 +379,30 @@ async fn playlist(state: &AppState, upstream: Fetched, video_key: &str, format_i
     let mut resp = Response::new(Body::from(rewritten));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// The `?v=` of a signed link: it names the video for load balancers that
+/// route by it (deploy/nginx.conf); it is not part of the grant.
+pub(super) fn route_query(video: &VideoRef) -> String {
+    match video {
+        // `{platform}/{id}` is safe in a query as it is, and must read the same as the paths.
+        VideoRef::Known { .. } => video.route_key(),
+        VideoRef::Generic { .. } => url::form_urlencoded::byte_serialize(video.route_key().as_bytes()).collect(),
+    }
+}
+
+/// A source's own HLS playlist, rewritten to signed links (the manifest
+/// route of a video that is HLS already).
+pub(super) async fn source_playlist(state: &AppState, video: &VideoRef, f: &Format) -> Result<Response, ApiError> {
+    let upstream = state
+        .relay
+        .upstream()
+        .open(&Method::GET, &f.url, &f.http_headers, &HeaderMap::new())
+        .await
+        .map_err(|e| upstream_api_error(e, "the playlist"))?;
+    let mut resp = playlist(state, upstream, &video.cache_key(), &f.format_id).await?;
+    resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
     Ok(resp)
 }
 

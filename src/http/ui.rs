@@ -14,7 +14,7 @@ const INDEX: &str = include_str!("ui/index.html");
 const APP_JS: &str = include_str!("ui/app.js");
 const APP_CSS: &str = include_str!("ui/app.css");
 /// hls.js, for HLS streams in browsers without native HLS (see ui/vendor/README.md).
-const HLS_JS: &str = include_str!("ui/vendor/hls.light.min.js");
+const HLS_JS: &str = include_str!("ui/vendor/hls.min.js");
 
 /// Scripts, styles and requests only to this server; media may come from
 /// the source when the user picks direct playback; `blob:` is how hls.js
@@ -30,7 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/app.js", get(|| async { asset(APP_JS, "text/javascript; charset=utf-8", "no-cache") }))
         .route("/ui/app.css", get(|| async { asset(APP_CSS, "text/css; charset=utf-8", "no-cache") }))
         .route(
-            "/ui/vendor/hls.light.min.js",
+            "/ui/vendor/hls.min.js",
             get(|| async { asset(HLS_JS, "text/javascript; charset=utf-8", "public, max-age=86400") }),
         )
 }

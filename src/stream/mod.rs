@@ -4,4 +4,4 @@
 pub mod hls;
 pub mod signing;
 
-pub use signing::{Grant, SignError, Signer};
+pub use signing::{Grant, PartGrant, PartKind, SignError, Signer};

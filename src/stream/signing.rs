@@ -1,11 +1,13 @@
 //! Signed links for HLS: every URI in a rewritten playlist points back at
 //! the server with a grant (the upstream URL, the video and format whose
 //! headers fetch it, an expiry) and its HMAC. The segment endpoint fetches
-//! only what it signed, so the proxy never becomes an open one.
+//! only what it signed, so the proxy never becomes an open one. Manifests
+//! reelay builds name their parts with [`PartGrant`]s, signed the same way.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, KeyInit, Mac};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -25,6 +27,51 @@ pub struct Grant {
     /// The URL is a playlist (rewritten again when fetched), not media.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub p: bool,
+}
+
+/// A grant for one part of a manifest reelay built (`/api/v2/stream/media/`):
+/// a media playlist, or a file of the video fetched through the relay (or
+/// named directly). It carries no upstream URL: the part is found in the
+/// video's current extraction, so links outlive expiring origin URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartGrant {
+    /// The video's cache key.
+    pub v: String,
+    /// The format id.
+    pub f: String,
+    /// Unix time after which the link is refused.
+    pub e: i64,
+    /// What the link serves: `m` a media playlist, `b` the file's bytes.
+    pub k: PartKind,
+    /// A media playlist whose segments name the origin URL (`mode=direct`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub d: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartKind {
+    #[serde(rename = "m")]
+    Playlist,
+    #[serde(rename = "b")]
+    Bytes,
+}
+
+/// What every grant has: an expiry.
+pub trait Expiring {
+    fn expires(&self) -> i64;
+}
+
+impl Expiring for Grant {
+    fn expires(&self) -> i64 {
+        self.e
+    }
+}
+
+impl Expiring for PartGrant {
+    fn expires(&self) -> i64 {
+        self.e
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -57,20 +104,21 @@ impl Signer {
     }
 
     /// `{payload}.{signature}`, both base64url.
-    pub fn sign(&self, grant: &Grant) -> String {
+    pub fn sign(&self, grant: &impl Serialize) -> String {
         let payload = B64.encode(serde_json::to_vec(grant).expect("plain struct"));
         let sig = B64.encode(self.mac(payload.as_bytes()).finalize().into_bytes());
         format!("{payload}.{sig}")
     }
 
-    /// Checks the signature (in constant time) and the expiry.
-    pub fn verify(&self, token: &str, now: i64) -> Result<Grant, SignError> {
+    /// Checks the signature (in constant time) and the expiry. A grant of
+    /// another kind does not read as this one (their fields differ).
+    pub fn verify<G: DeserializeOwned + Expiring>(&self, token: &str, now: i64) -> Result<G, SignError> {
         let (payload, sig) = token.split_once('.').ok_or(SignError::Invalid)?;
         let sig = B64.decode(sig).map_err(|_| SignError::Invalid)?;
         self.mac(payload.as_bytes()).verify_slice(&sig).map_err(|_| SignError::Invalid)?;
-        let grant: Grant = serde_json::from_slice(&B64.decode(payload).map_err(|_| SignError::Invalid)?)
+        let grant: G = serde_json::from_slice(&B64.decode(payload).map_err(|_| SignError::Invalid)?)
             .map_err(|_| SignError::Invalid)?;
-        if grant.e < now {
+        if grant.expires() < now {
             return Err(SignError::Expired);
         }
         Ok(grant)
@@ -88,11 +136,16 @@ mod tests {
             Grant { u: "https://cdn/x.ts".into(), v: "video:twitch:1".into(), f: "hls-720".into(), e: 100, p: false };
         let t = s.sign(&g);
         assert_eq!(s.verify(&t, 50), Ok(g.clone()));
-        assert_eq!(s.verify(&t, 101), Err(SignError::Expired));
+        assert_eq!(s.verify::<Grant>(&t, 101), Err(SignError::Expired));
+        assert_eq!(s.verify::<PartGrant>(&t, 50), Err(SignError::Invalid), "an HLS link is no manifest part");
+        let part = PartGrant { v: g.v.clone(), f: g.f.clone(), e: 100, k: PartKind::Bytes, d: false };
+        let pt = s.sign(&part);
+        assert_eq!(s.verify(&pt, 50), Ok(part));
+        assert_eq!(s.verify::<Grant>(&pt, 50), Err(SignError::Invalid), "a manifest part is no HLS link");
         let other = Grant { u: "https://evil/".into(), ..g };
         let forged = format!("{}.{}", s.sign(&other).split_once('.').unwrap().0, t.split_once('.').unwrap().1);
-        assert_eq!(s.verify(&forged, 50), Err(SignError::Invalid));
-        assert_eq!(Signer::new(Some("other")).verify(&t, 50), Err(SignError::Invalid));
-        assert_eq!(s.verify("garbage", 50), Err(SignError::Invalid));
+        assert_eq!(s.verify::<Grant>(&forged, 50), Err(SignError::Invalid));
+        assert_eq!(Signer::new(Some("other")).verify::<Grant>(&t, 50), Err(SignError::Invalid));
+        assert_eq!(s.verify::<Grant>("garbage", 50), Err(SignError::Invalid));
     }
 }

@@ -36,6 +36,12 @@ pub fn media_dir() -> &'static Path {
                 .map(String::from)
                 .to_vec()
         };
+        let dash_h264 = || {
+            ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-g", "50", "-sc_threshold", "0", "-an"]
+                .map(String::from)
+                .to_vec()
+        };
+        let dash = || ["-t", "8", "-movflags", "+dash+global_sidx", "-f", "mp4"].map(String::from).to_vec();
         let jobs: Vec<(&str, Vec<String>)> = vec![
             (
                 "clip.mp4",
@@ -48,6 +54,14 @@ pub fn media_dir() -> &'static Path {
                 [src_a(), ["-c:a", "aac", "-t", "4", "-movflags", "+faststart"].map(String::from).to_vec()].concat(),
             ),
             ("thumb.jpg", [src_v("320x180"), vec!["-frames:v".into(), "1".into()]].concat()),
+            // Laid out like YouTube's DASH files: ftyp, moov, one sidx, then a
+            // moof/mdat pair per 2 s.
+            ("dash-v360.mp4", [src_v("640x360"), dash_h264(), dash()].concat()),
+            ("dash-v720.mp4", [src_v("1280x720"), dash_h264(), dash()].concat()),
+            (
+                "dash-a.m4a",
+                [src_a(), ["-c:a", "aac", "-frag_duration", "2000000"].map(String::from).to_vec(), dash()].concat(),
+            ),
         ];
         for (name, args) in jobs {
             let out = dir.join(name);

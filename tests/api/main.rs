@@ -9,6 +9,7 @@ mod cluster;
 mod edge;
 mod hardening;
 mod input;
+mod manifest;
 mod merge_hls;
 mod observability;
 mod playlists;

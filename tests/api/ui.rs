@@ -22,11 +22,9 @@ async fn the_page_and_its_files_are_served_from_the_binary() {
     let html = resp.text().await.unwrap();
     assert!(html.contains("<video") && html.contains("/ui/app.js"), "{html}");
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"), "nothing is loaded from elsewhere");
-    for (path, kind) in [
-        ("/ui/app.js", "text/javascript"),
-        ("/ui/app.css", "text/css"),
-        ("/ui/vendor/hls.light.min.js", "text/javascript"),
-    ] {
+    for (path, kind) in
+        [("/ui/app.js", "text/javascript"), ("/ui/app.css", "text/css"), ("/ui/vendor/hls.min.js", "text/javascript")]
+    {
         let resp = app.get(path).await;
         assert_eq!(resp.status(), 200, "{path}");
         assert!(resp.headers()["content-type"].to_str().unwrap().starts_with(kind), "{path}");
@@ -74,6 +72,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         "real_base": real.base,
         "real_video": format!("{}/page.html", real.origin.base),
         "limited_base": limited.base,
+        "dash": format!("https://www.youtube.com/watch?v={}", yt_id("dashd")),
     });
     let out = tokio::process::Command::new("node")
         .arg(browser_dir.join("ui.mjs"))
@@ -118,6 +117,18 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         (&true.into(), &true.into()),
         "hls.js plays it: {hls_js}"
     );
+
+    // Separate DASH video and audio play through the manifest, with hls.js, and seek.
+    let dash = &report["dash"];
+    assert_eq!(dash["source"], "manifest", "{dash:#}");
+    assert!(dash["manifest_link"].as_str().unwrap().contains("/api/v2/stream/manifest/master.m3u8?url="), "{dash:#}");
+    assert_eq!(dash["playback"]["used_hls_js"], true, "{dash:#}");
+    assert_eq!(dash["playback"]["advanced"], true, "{dash:#}");
+    assert!(dash["levels"].as_u64().unwrap() >= 2, "720p and 360p at least: {dash:#}");
+    assert_eq!(dash["audio_tracks"], 1, "{dash:#}");
+    assert_eq!(dash["seek"]["seeked"], true, "{dash:#}");
+    assert_eq!(dash["advanced_after_seek"], true, "plays on from the middle: {dash:#}");
+    assert!(dash["audio_bytes"].as_u64().unwrap() > 0, "the separate audio is heard: {dash:#}");
 
     let real = &report["real"];
     assert!(real["title"].as_str().unwrap().starts_with("Local page"), "{real:#}");

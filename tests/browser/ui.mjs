@@ -4,7 +4,8 @@
 //   node ui.mjs '{"base": "http://127.0.0.1:PORT", "video": LINK, "hls": LINK,
 //                 "playlist": LINK, "bad": LINK, "gone": LINK, "artifacts": DIR,
 //                 "real_base": URL of a reelay with the real yt-dlp, "real_video": LINK,
-//                 "limited_base": URL of a reelay with a rate limit of one request}'
+//                 "limited_base": URL of a reelay with a rate limit of one request,
+//                 "dash": LINK of a video with separate DASH video and audio}'
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -71,6 +72,8 @@ const pageState = (page) => page.evaluate(() => ({
   thumbnail_width: document.querySelector('#thumb').hidden ? 0 : document.querySelector('#thumb').naturalWidth,
   proxy_link: document.querySelector('#proxy-link').textContent,
   direct_link: document.querySelector('#direct-link').textContent,
+  manifest_link: document.querySelector('#manifest-link').textContent,
+  source: document.querySelector('#player').dataset.source,
   error: document.querySelector('#error').hidden ? null : document.querySelector('#error').innerText,
   status: document.querySelector('#status').textContent,
 }));
@@ -105,6 +108,35 @@ try {
   await noHls.goto(cfg.base + '/ui');
   await lookUp(noHls, cfg.hls, 'best');
   report.hls_js = { ...(await pageState(noHls)), playback: await playback(noHls) };
+
+  // Separate DASH video and audio: played through reelay's manifest with
+  // hls.js, which must seek into the middle and keep the sound.
+  if (cfg.dash) {
+    await lookUp(page, cfg.dash, 'best');
+    const before = await playback(page);
+    const state = await pageState(page); // after play() has chosen its source
+    const seeked = await page.evaluate(() => new Promise((resolve) => {
+      const v = document.querySelector('#player');
+      const timer = setTimeout(() => resolve({ seeked: false, at: v.currentTime }), 15000);
+      v.addEventListener('seeked', () => { clearTimeout(timer); resolve({ seeked: true, at: v.currentTime }); }, { once: true });
+      v.currentTime = 5;
+    }));
+    const advanced = await page.waitForFunction(() => document.querySelector('#player').currentTime > 5.4, null,
+      { timeout: 15000 }).then(() => true, () => false);
+    report.dash = {
+      ...state,
+      playback: before,
+      seek: seeked,
+      advanced_after_seek: advanced,
+      ...(await page.evaluate(() => {
+        const v = document.querySelector('#player');
+        // `hls` is the page's own (a top-level binding of app.js).
+        return { levels: hls ? hls.levels.length : 0, audio_tracks: hls ? hls.audioTracks.length : 0,
+                 audio_bytes: v.webkitAudioDecodedByteCount || 0, current_time: v.currentTime };
+      })),
+    };
+    await page.screenshot({ path: `${cfg.artifacts}/ui-manifest.png`, fullPage: true });
+  }
 
   // A playlist link lists its videos; picking one plays it.
   await page.fill('#link', cfg.playlist);

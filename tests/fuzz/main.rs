@@ -9,16 +9,17 @@ mod mutate;
 use axum::http::{HeaderMap, HeaderValue, header};
 use proptest::prelude::*;
 use reelay::extract::VideoInfo;
+use reelay::manifest::Index;
 use reelay::platform::{Platform, VideoRef};
 use reelay::playlist::PlaylistRef;
 use reelay::relay::range::{Answer, Validators, answer, first_byte};
 use reelay::signin::read_status;
 use reelay::stream::hls::{rewrite, segment_identity};
-use reelay::stream::{Grant, Signer};
+use reelay::stream::{Grant, PartGrant, Signer};
 use serde_json::Value;
 use url::Url;
 
-use mutate::{bytes, config, corpus, text};
+use mutate::{bytes, config, corpus, corpus_bytes, raw, text};
 
 const PLATFORMS: &[&str] = &["youtube", "bilibili", "twitter", "x", "instagram", "twitch", "YouTube", "myspace", ""];
 
@@ -106,7 +107,8 @@ proptest! {
     #[test]
     fn signed_link_tokens(token in text(corpus("tokens")), u in ".{0,80}", v in ".{0,40}", f in ".{0,20}", e in any::<i64>(), p in any::<bool>()) {
         let signer = Signer::new(Some("fuzz-key"));
-        prop_assert!(signer.verify(&token, 0).is_err(), "a token not made with the key is refused");
+        prop_assert!(signer.verify::<Grant>(&token, 0).is_err(), "a token not made with the key is refused");
+        prop_assert!(signer.verify::<PartGrant>(&token, 0).is_err(), "a token not made with the key is refused");
         let grant = Grant { u, v, f, e, p };
         let signed = signer.sign(&grant);
         if e >= 0 {
@@ -117,8 +119,19 @@ proptest! {
         let at = (token.len() * 31) % tampered.len();
         tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
         let tampered: String = tampered.into_iter().collect();
-        if let Ok(g) = signer.verify(&tampered, i64::MIN) {
+        if let Ok(g) = signer.verify::<Grant>(&tampered, i64::MIN) {
             prop_assert_eq!(g, grant);
+        }
+    }
+
+    #[test]
+    fn mp4_heads(head in raw(corpus_bytes("mp4"))) {
+        // Any bytes: an index, a request for more, or a plain refusal, never a panic;
+        // an index read is consistent with the bytes it came from.
+        if let Ok(index) = Index::parse(&head) {
+            prop_assert!(index.init_len <= index.sidx.0 && index.sidx.1 < head.len() as u64);
+            prop_assert!(index.segments.first().is_some_and(|s| s.offset > index.sidx.1));
+            prop_assert!(index.timescale > 0);
         }
     }
 
@@ -191,6 +204,10 @@ fn the_corpus_as_it_is() {
     }
     for file in corpus("cookies") {
         cookies(file.as_bytes(), 1_800_000_000);
+    }
+    for head in corpus_bytes("mp4") {
+        let index = Index::parse(&head).expect("the corpus holds DASH heads");
+        assert!(!index.segments.is_empty());
     }
 }
 

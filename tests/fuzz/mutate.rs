@@ -41,6 +41,19 @@ pub fn corpus(target: &str) -> Vec<String> {
     out
 }
 
+/// The corpus of a binary target: every file's bytes as they are.
+pub fn corpus_bytes(target: &str) -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/corpus").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|f| f.unwrap().path())
+        .collect();
+    files.sort();
+    let out: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert!(!out.is_empty(), "empty corpus: {}", dir.display());
+    out
+}
+
 /// Pieces that parsers split on or treat specially.
 const TOKENS: &[&str] = &[
     "",
@@ -124,8 +137,13 @@ pub fn text(corpus: Vec<String>) -> impl Strategy<Value = String> {
 
 /// A corpus entry with up to eight edits, as bytes (not always UTF-8).
 pub fn bytes(corpus: Vec<String>) -> impl Strategy<Value = Vec<u8>> {
+    raw(corpus.into_iter().map(String::into_bytes).collect())
+}
+
+/// [`bytes`] over a binary corpus.
+pub fn raw(corpus: Vec<Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
     (prop::sample::select(corpus), edits(), any::<u8>()).prop_map(|(seed, edits, byte)| {
-        let mut s = seed.into_bytes();
+        let mut s = seed;
         for (kind, a, b, token) in edits {
             apply(&mut s, kind, a, b, token.as_bytes(), byte);
         }

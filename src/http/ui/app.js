@@ -1,6 +1,8 @@
 // reelay's page: look a video up, play it through the server, copy its links.
-// Talks only to this server; hls.js (served from /ui/vendor) is loaded only
-// for HLS streams in browsers that cannot play HLS themselves.
+// Talks only to this server. Through the server it plays reelay's HLS
+// manifest when the video has one (seeking and quality switching at every
+// quality), else the proxy stream; hls.js (served from /ui/vendor) is loaded
+// only for HLS, and only in browsers that have MediaSource.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -145,17 +147,25 @@ function renderInfo(t, video) {
   $('formats').tBodies[0].replaceChildren(...rows);
 }
 
+/** reelay's HLS manifest of the video. */
+function manifestPath(t, quality) {
+  const p = apiPath('stream/manifest', t, { quality });
+  const [path, query] = p.split('?');
+  return `${path}/master.m3u8${query ? '?' + query : ''}`;
+}
+
 function renderLinks(t, quality) {
   const abs = (p) => new URL(p, location.origin).href;
   $('proxy-link').textContent = abs(apiPath('stream/proxy', t, { quality }));
   $('direct-link').textContent = abs(apiPath('stream/direct', t, { quality }));
+  $('manifest-link').textContent = abs(manifestPath(t, quality));
 }
 
 function loadHlsJs() {
   if (window.Hls) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const s = document.createElement('script');
-    s.src = '/ui/vendor/hls.light.min.js';
+    s.src = '/ui/vendor/hls.min.js';
     s.onload = resolve;
     s.onerror = () => reject(new Error('hls.js did not load'));
     document.head.append(s);
@@ -173,10 +183,52 @@ function stopPlayer() {
   player.load();
 }
 
+/** Plays an HLS playlist: hls.js where MediaSource is (it seeks and switches
+ * renditions with separate audio), else the browser's own HLS. */
+async function playHls(src, preferNative) {
+  const player = $('player');
+  const native = player.canPlayType('application/vnd.apple.mpegurl');
+  if (native && (preferNative || !window.MediaSource)) {
+    player.src = src;
+    player.play().catch(() => {});
+    return;
+  }
+  try {
+    await loadHlsJs();
+  } catch (e) {
+    return showError(['This stream needs HLS support.', e.message]);
+  }
+  hls = new window.Hls({ enableWorker: false });
+  hls.on(window.Hls.Events.ERROR, (_, data) => {
+    if (data.fatal) showError(['The stream stopped.', data.details || '']);
+  });
+  hls.loadSource(src);
+  hls.attachMedia(player);
+  player.play().catch(() => {});
+}
+
 async function play(t, quality, mode) {
   const player = $('player');
   const src = apiPath(`stream/${mode}`, t, { quality });
+  player.dataset.source = mode;
   if (mode === 'proxy') {
+    // Separate video and audio files: the manifest, so the player can seek.
+    const manifest = manifestPath(t, quality);
+    let m;
+    try {
+      m = await fetch(manifest);
+    } catch {
+      return showError(explain(0));
+    }
+    if (m.ok) {
+      player.dataset.source = 'manifest';
+      return playHls(manifest, false);
+    }
+    if (m.status !== 409) {
+      const body = await m.json().catch(() => null);
+      return showError(explain(m.status, body, m.headers.get('retry-after')));
+    }
+    player.dataset.source = 'proxy';
     // HLS streams come back as a playlist; everything else as media bytes.
     let head;
     try {
@@ -185,21 +237,7 @@ async function play(t, quality, mode) {
       return showError(explain(0));
     }
     if (!head.ok) return showError(explain(head.status, null, head.headers.get('retry-after')));
-    if (/mpegurl/i.test(head.headers.get('content-type') || '') && !player.canPlayType('application/vnd.apple.mpegurl')) {
-      try {
-        await loadHlsJs();
-      } catch (e) {
-        return showError(['This stream needs HLS support.', e.message]);
-      }
-      hls = new window.Hls({ enableWorker: false });
-      hls.on(window.Hls.Events.ERROR, (_, data) => {
-        if (data.fatal) showError(['The stream stopped.', data.details || '']);
-      });
-      hls.loadSource(src);
-      hls.attachMedia(player);
-      player.play().catch(() => {});
-      return;
-    }
+    if (/mpegurl/i.test(head.headers.get('content-type') || '')) return playHls(src, true);
   }
   player.src = src;
   player.play().catch(() => {});

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Manifests against the merge, side by side in one run (issue 12's figures):
+
+- requests/s of a hot `master.m3u8` and of a hot media playlist (wrk -c50),
+  against nginx serving the same text from a file;
+- the CPU (reelay and its ffmpeg children, from /proc) and the origin bytes
+  for 10 viewers of one 60 s 1080p video with separate audio: through the
+  manifest (each viewer fetches the init section and every segment of the
+  video and the audio by byte range, as a player does) and through the merge
+  (each downloads the proxy's fragmented MP4).
+
+    bench/manifest.py [--duration 10] [--no-write]
+
+Writes bench/results/manifest-<date>.md and the table between the manifest
+markers in BENCHMARKS.md.
+"""
+import argparse
+import datetime
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run  # noqa: E402  (the harness: nginx, reelay, wrk)
+
+ROOT = run.ROOT
+VIEWERS = 10
+
+
+def cpu_s(pid):
+    """User + system seconds of `pid` and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return ticks / 100.0
+
+
+def make_media(www: Path):
+    lavfi = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi"]
+    subprocess.run(lavfi + ["-i", "testsrc2=size=1920x1080:rate=30", "-t", "60", "-c:v", "libx264", "-preset", "ultrafast",
+                            "-g", "150", "-sc_threshold", "0", "-movflags", "+dash+global_sidx", "-f", "mp4",
+                            str(www / "dash1080.mp4")], check=True)
+    subprocess.run(lavfi + ["-i", "sine=frequency=440:sample_rate=44100", "-t", "60", "-c:a", "aac", "-frag_duration",
+                            "5000000", "-movflags", "+dash+global_sidx", "-f", "mp4", str(www / "dash-a.m4a")], check=True)
+    (www / "big.bin").write_bytes(b"\0" * 1024)
+    (www / "page.html").write_text("<html></html>")
+
+
+def playlist_uris(text):
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def play_through_manifest(base, master_path):
+    """What a player does: master, both media playlists, every byte range."""
+    master = run.get(base + master_path)[1].decode()
+    uris = playlist_uris(master) + re.findall(r'TYPE=AUDIO,.*?URI="([^"]+)"', master)
+    total = 0
+    for uri in uris:
+        media = run.get(base + uri)[1].decode()
+        for m in re.finditer(r'#EXT-X-MAP:URI="([^"]+)",BYTERANGE="(\d+)@(\d+)"', media):
+            total += fetch_range(base + m.group(1), int(m.group(3)), int(m.group(2)))
+        lines = media.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith("#EXT-X-BYTERANGE:"):
+                n, off = line.split(":", 1)[1].split("@")
+                total += fetch_range(base + lines[i + 1], int(off), int(n))
+    return total
+
+
+def fetch_range(url, offset, length):
+    status, body = run.get(url, {"Range": f"bytes={offset}-{offset + length - 1}"})
+    assert status == 206 and len(body) == length, (status, len(body), length)
+    return length
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    run.ensure_tools()
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
+    work = Path(tempfile.mkdtemp(prefix="reelay-bench-manifest-"))
+    work.chmod(0o755)
+    www = work / "www"
+    www.mkdir()
+    make_media(www)
+    nginx = run.Nginx(work)
+    origin = f"http://127.0.0.1:{nginx.port}"
+    r = {}
+    try:
+        app = run.Reelay(work, origin)
+        app.first_200_ms()
+        master_path = "/api/v2/stream/manifest/youtube/benchdash01/master.m3u8"
+        status, master = run.get(app.base + master_path)
+        assert status == 200, master[:300]
+        media_path = playlist_uris(master.decode())[0]
+        (www / "master.m3u8").write_bytes(master)
+        (www / "media.m3u8").write_bytes(run.get(app.base + media_path)[1])
+        for name, url, ref in [("master", app.base + master_path, f"{origin}/master.m3u8"),
+                               ("media", app.base + media_path, f"{origin}/media.m3u8")]:
+            r[f"{name}_rps"] = run.wrk(url, 50, args.duration)["rps"]
+            r[f"{name}_nginx_rps"] = run.wrk(ref, 50, args.duration)["rps"]
+            r[f"{name}_bytes"] = len(run.get(url)[1])
+
+        # 10 viewers through the manifest (a fresh video: nothing stored yet).
+        sent = lambda: nginx.sent("/dash1080.mp4") + nginx.sent("/dash-a.m4a")  # noqa: E731
+        size = (www / "dash1080.mp4").stat().st_size + (www / "dash-a.m4a").stat().st_size
+        before_cpu, before_sent, t = cpu_s(app.proc.pid), sent(), time.perf_counter()
+        path = "/api/v2/stream/manifest/youtube/benchdash02/master.m3u8"
+        with ThreadPoolExecutor(VIEWERS) as pool:
+            got = list(pool.map(lambda _: play_through_manifest(app.base, path), range(VIEWERS)))
+        r["manifest_s"] = time.perf_counter() - t
+        r["manifest_cpu"] = cpu_s(app.proc.pid) - before_cpu
+        r["manifest_copies"] = (sent() - before_sent) / size
+        r["manifest_bytes"] = got[0]
+
+        # 10 viewers through the merge (another fresh video).
+        before_cpu, before_sent, t = cpu_s(app.proc.pid), sent(), time.perf_counter()
+        merges = app.prom("reelay_relay_merges_total")
+        got = run.concurrent_downloads(f"{app.base}/api/v2/stream/proxy/youtube/benchdash03?quality=1080p", VIEWERS)
+        r["merge_s"] = time.perf_counter() - t
+        time.sleep(1)  # ffmpeg exits and is reaped
+        r["merge_cpu"] = cpu_s(app.proc.pid) - before_cpu
+        r["merge_copies"] = (sent() - before_sent) / size
+        r["merge_ffmpegs"] = app.prom("reelay_relay_merges_total") - merges
+        app.stop()
+    finally:
+        nginx.stop()
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    rows = [
+        ("hot `master.m3u8` (2 renditions), c50", f"{r['master_rps']:,.0f} req/s ({r['master_bytes']} B) = {r['master_rps'] / r['master_nginx_rps']:.2f}× nginx serving it from a file ({r['master_nginx_rps']:,.0f})"),
+        ("hot media playlist (12 segments), c50", f"{r['media_rps']:,.0f} req/s ({r['media_bytes']} B) = {r['media_rps'] / r['media_nginx_rps']:.2f}× nginx serving it from a file ({r['media_nginx_rps']:,.0f})"),
+        (f"{VIEWERS} viewers of one 60 s 1080p video + audio, through the manifest", f"CPU {r['manifest_cpu']:.2f} s, no ffmpeg, origin {r['manifest_copies']:.2f}× the files, {r['manifest_s']:.1f} s"),
+        ("the same through the merge (`proxy?quality=1080p`)", f"CPU {r['merge_cpu']:.2f} s with {r['merge_ffmpegs']:.0f} ffmpeg, origin {r['merge_copies']:.2f}× the files, {r['merge_s']:.1f} s"),
+    ]
+    table = "\n".join(["| figure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+    report = (f"Manifest run {now:%Y-%m-%d %H:%M} UTC (`bench/manifest.py`, wrk -t2 -c50 -d{args.duration}s; "
+              f"CPU is reelay's and its children's user+system time from /proc).\n\n{table}\n")
+    print(report)
+    if args.no_write:
+        return
+    out = ROOT / "bench" / "results" / f"manifest-{now:%Y-%m-%d}.md"
+    out.write_text(report)
+    bm = ROOT / "BENCHMARKS.md"
+    text = bm.read_text()
+    block = f"<!-- manifest:start -->\n{report}\nFrom `{out.relative_to(ROOT)}`.\n<!-- manifest:end -->"
+    text = re.sub(r"<!-- manifest:start -->.*?<!-- manifest:end -->", block, text, flags=re.S)
+    bm.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

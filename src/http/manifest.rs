@@ -1,0 +1,356 @@
+//! Manifests: an HLS master (`master.m3u8`) and a DASH MPD (`manifest.mpd`)
+//! built from a video's separate DASH files, and the signed links inside
+//! them (`/api/v2/stream/media/...`): media playlists, and the files whose
+//! byte ranges are the segments, served by the relay like any other bytes.
+//!
+//! The links carry the video and the format, never an origin URL, so they
+//! keep working when the URL expires (the relay extracts again) and on
+//! every instance that shares `URL_SIGNING_KEY`. A source that is HLS
+//! already (Twitch, X) gets its own playlist, rewritten, from the master
+//! route.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use futures_util::future::join_all;
+use serde::Deserialize;
+
+use super::stream::{FORMAT_HEADER, format_header, format_spec, route_query, source_playlist};
+use super::videos::Video;
+use crate::app::{AppState, Client};
+use crate::cache::{CachedInfo, now_unix};
+use crate::error::ApiError;
+use crate::extract::Format;
+use crate::manifest::{self, IndexFailure, Renditions, Track};
+use crate::platform::VideoRef;
+use crate::select::{Player, Quality};
+use crate::service::Purpose;
+use crate::stream::{PartGrant, PartKind};
+
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/api/v2/stream/manifest/{platform}/{video_id}/master.m3u8", get(master)),
+        ("/api/v2/stream/manifest/master.m3u8", get(master)),
+        ("/api/v2/stream/manifest/{platform}/{video_id}/manifest.mpd", get(mpd)),
+        ("/api/v2/stream/manifest/manifest.mpd", get(mpd)),
+        ("/api/v2/stream/media/{token}/{name}", get(part)),
+    ]
+}
+
+const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+const DASH_TYPE: &str = "application/dash+xml";
+
+/// How long manifest links stay valid. They name no origin URL, so they
+/// may outlive one; a day covers a paused film.
+const LINK_TTL_SECS: i64 = 24 * 3600;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ManifestQuery {
+    /// The highest video rendition listed (`best` lists every one).
+    quality: Option<String>,
+    /// `proxy` (the default): segments through the server; `direct`: the
+    /// origin's URLs.
+    mode: Option<String>,
+    /// A player profile.
+    player: Option<String>,
+}
+
+/// A manifest request, checked at the edge.
+struct ManifestRequest {
+    video: VideoRef,
+    quality: Quality,
+    direct: bool,
+    player: Player,
+}
+
+impl ManifestRequest {
+    fn new(video: VideoRef, q: &ManifestQuery) -> Result<Self, ApiError> {
+        let quality = q
+            .quality
+            .as_deref()
+            .unwrap_or("best")
+            .parse()
+            .map_err(|e: String| ApiError::bad_request("Invalid quality", e))?;
+        let direct = match q.mode.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("") | Some("proxy") => false,
+            Some("direct") => true,
+            Some(_) => return Err(ApiError::bad_request("Invalid mode", "mode is proxy or direct")),
+        };
+        let player = parse_player(q.player.as_deref())?;
+        if player == Player::Unity {
+            return Err(ApiError::Conflict(format!(
+                "Unity's VideoPlayer plays no HLS or DASH; give it {}&player=unity, a progressive MP4",
+                video.stream_path("proxy", &q.quality.clone().unwrap_or_else(|| "best".into()))
+            )));
+        }
+        Ok(ManifestRequest { video, quality, direct, player })
+    }
+}
+
+/// `player=`, or a 400 that lists the profiles.
+pub(super) fn parse_player(value: Option<&str>) -> Result<Player, ApiError> {
+    value.unwrap_or("").parse().map_err(|e: String| ApiError::bad_request("Invalid player", e))
+}
+
+enum Kind {
+    Hls,
+    Dash,
+}
+
+async fn master(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    Video(video): Video,
+    Query(q): Query<ManifestQuery>,
+) -> Result<Response, ApiError> {
+    manifest_response(&state, &client, ManifestRequest::new(video, &q)?, Kind::Hls).await
+}
+
+async fn mpd(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    Video(video): Video,
+    Query(q): Query<ManifestQuery>,
+) -> Result<Response, ApiError> {
+    manifest_response(&state, &client, ManifestRequest::new(video, &q)?, Kind::Dash).await
+}
+
+async fn manifest_response(
+    state: &AppState,
+    client: &Client,
+    req: ManifestRequest,
+    kind: Kind,
+) -> Result<Response, ApiError> {
+    let cached = state.lookup(&req.video, Purpose::Stream, client).await?;
+    if let Some(r) = renditions(state, &req, &cached).await? {
+        return Ok(match kind {
+            Kind::Hls => text(HLS_TYPE, manifest::hls::master(&r)),
+            Kind::Dash => text(DASH_TYPE, manifest::dash::mpd(&r)),
+        });
+    }
+    // No separate DASH files: the source's own HLS, if it has one.
+    let hls = cached.info.formats.iter().filter(|f| f.is_hls() && req.player.plays(f));
+    let best = hls.max_by_key(|f| (f.height.unwrap_or(0) <= cap(req.quality), f.height.unwrap_or(0)));
+    match (kind, best) {
+        (Kind::Hls, Some(f)) if req.direct => redirect(&f.url),
+        (Kind::Hls, Some(f)) => source_playlist(state, &req.video, f).await,
+        (Kind::Dash, Some(_)) => Err(ApiError::Conflict(format!(
+            "this video comes as HLS only; its manifest is {}",
+            manifest_path(&req.video, "master.m3u8")
+        ))),
+        (_, None) => Err(ApiError::Conflict(format!(
+            "this video has no separate DASH video and audio files to build a manifest from; play {}",
+            req.video.stream_path("proxy", "best")
+        ))),
+    }
+}
+
+fn cap(q: Quality) -> u32 {
+    match q {
+        Quality::Max(h) => h,
+        _ => u32::MAX,
+    }
+}
+
+/// Where the manifest of `video` is, for messages and the page.
+pub(super) fn manifest_path(video: &VideoRef, file: &str) -> String {
+    match video {
+        VideoRef::Known { .. } => format!("/api/v2/stream/manifest/{}/{file}", video.route_key()),
+        VideoRef::Generic { url } => {
+            let url: String = url::form_urlencoded::byte_serialize(url.as_str().as_bytes()).collect();
+            format!("/api/v2/stream/manifest/{file}?url={url}")
+        }
+    }
+}
+
+/// The DASH files of the video a manifest can list: MP4 video without sound
+/// within the quality (or the lowest above it), and the best M4A audio,
+/// each with its layout. `None` when there are none.
+async fn renditions(
+    state: &AppState,
+    req: &ManifestRequest,
+    cached: &Arc<CachedInfo>,
+) -> Result<Option<Renditions>, ApiError> {
+    let dash = |f: &&Format| !f.is_hls() && !f.is_manifest() && req.player.plays(f);
+    let mut video: Vec<&Format> = match req.quality {
+        Quality::Audio => Vec::new(),
+        _ => {
+            cached.info.formats.iter().filter(dash).filter(|f| f.has_video && !f.has_audio && f.ext == "mp4").collect()
+        }
+    };
+    video.sort_by(|a, b| b.height.cmp(&a.height).then(b.tbr.unwrap_or(0.0).total_cmp(&a.tbr.unwrap_or(0.0))));
+    let within: Vec<&Format> = video.iter().copied().filter(|f| f.height.unwrap_or(0) <= cap(req.quality)).collect();
+    let mut video = if within.is_empty() { video.last().copied().into_iter().collect() } else { within };
+    if req.quality == Quality::Worst {
+        video = video.last().copied().into_iter().collect();
+    }
+    let audio = cached
+        .info
+        .formats
+        .iter()
+        .filter(dash)
+        .filter(|f| f.has_audio && !f.has_video && f.ext == "m4a")
+        .max_by(|a, b| a.tbr.unwrap_or(0.0).total_cmp(&b.tbr.unwrap_or(0.0)));
+    if video.is_empty() && audio.is_none() {
+        return Ok(None);
+    }
+    let expires = now_unix() + LINK_TTL_SECS;
+    let tracks = join_all(video.iter().copied().chain(audio).map(|f| track(state, req, cached, f, expires))).await;
+    let mut audio_track = None;
+    let mut video_tracks = Vec::new();
+    let mut failure = None;
+    for t in tracks {
+        match t {
+            Ok(t) if t.audio => audio_track = Some(t),
+            Ok(t) => video_tracks.push(t),
+            Err(e) => match &*e {
+                IndexFailure::NotDash(why) => tracing::debug!(key = %cached.key, why, "a format has no DASH index"),
+                IndexFailure::Relay(r) => failure = Some(ApiError::from(r.clone())),
+            },
+        }
+    }
+    let audio_only = req.quality == Quality::Audio;
+    if (video_tracks.is_empty() && !audio_only) || (audio_only && audio_track.is_none()) {
+        return match failure {
+            Some(e) => Err(e),
+            None => Ok(None),
+        };
+    }
+    if audio.is_some() && audio_track.is_none() {
+        // Silent video is no answer to a request for the video.
+        return Err(failure.unwrap_or(ApiError::BadGateway {
+            error: "Upstream error",
+            detail: "the audio file is not laid out for streaming".into(),
+        }));
+    }
+    Ok(Some(Renditions { video: video_tracks, audio: audio_track }))
+}
+
+/// One format as a track: its layout, and the links to it.
+async fn track(
+    state: &AppState,
+    req: &ManifestRequest,
+    cached: &Arc<CachedInfo>,
+    f: &Format,
+    expires: i64,
+) -> Result<Track, Arc<IndexFailure>> {
+    let index = state.indexes.get(&state.relay, || format_spec(state, &req.video, cached, f)).await?;
+    let audio = !f.has_video;
+    Ok(Track {
+        id: f.format_id.clone(),
+        file_uri: if req.direct {
+            f.url.clone()
+        } else {
+            part_link(state, &req.video, f, PartKind::Bytes, false, expires)
+        },
+        playlist_uri: part_link(state, &req.video, f, PartKind::Playlist, req.direct, expires),
+        codecs: codec_string(if audio { &f.acodec } else { &f.vcodec }),
+        width: f.width,
+        height: f.height,
+        fps: f.fps,
+        audio,
+        index,
+    })
+}
+
+fn codec_string(c: &Option<String>) -> Option<String> {
+    c.as_deref().filter(|c| !c.is_empty() && *c != "none").map(str::to_owned)
+}
+
+/// A signed link to a part of the manifest: `…/{format_id}.m3u8` for a
+/// media playlist, `.mp4`/`.m4a` for the file (players and ffmpeg look at
+/// the extension).
+fn part_link(state: &AppState, video: &VideoRef, f: &Format, k: PartKind, d: bool, e: i64) -> String {
+    let grant = PartGrant { v: video.cache_key(), f: f.format_id.clone(), e, k, d };
+    let id: String = f.format_id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect();
+    let ext = match k {
+        PartKind::Playlist => "m3u8",
+        PartKind::Bytes if f.has_video => "mp4",
+        PartKind::Bytes => "m4a",
+    };
+    format!(
+        "/api/v2/stream/media/{}/{}.{ext}?v={}",
+        state.signer.sign(&grant),
+        if id.is_empty() { "media" } else { &id },
+        route_query(video)
+    )
+}
+
+/// A signed part: a media playlist, or the file's bytes (`Range` works).
+async fn part(
+    State(state): State<AppState>,
+    Extension(client): Extension<Client>,
+    method: Method,
+    headers: HeaderMap,
+    Path((token, _name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let grant: PartGrant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let video =
+        VideoRef::from_cache_key(&grant.v).ok_or_else(|| ApiError::Forbidden("the link names no video".into()))?;
+    let cached = state.lookup(&video, Purpose::Stream, &client).await?;
+    let f = cached.info.formats.iter().find(|f| f.format_id == grant.f).ok_or_else(|| ApiError::NotFound {
+        error: "Format gone",
+        detail: format!("format {} is no longer offered; load the manifest again", grant.f),
+    })?;
+    match grant.k {
+        PartKind::Playlist => {
+            let index = state.indexes.get(&state.relay, || format_spec(&state, &video, &cached, f)).await.map_err(
+                |e| match &*e {
+                    IndexFailure::Relay(r) => ApiError::from(r.clone()),
+                    IndexFailure::NotDash(why) => ApiError::BadGateway { error: "Upstream error", detail: why.clone() },
+                },
+            )?;
+            let file_uri =
+                if grant.d { f.url.clone() } else { part_link(&state, &video, f, PartKind::Bytes, false, grant.e) };
+            let t = Track {
+                id: f.format_id.clone(),
+                file_uri,
+                playlist_uri: String::new(),
+                codecs: None,
+                width: f.width,
+                height: f.height,
+                fps: f.fps,
+                audio: !f.has_video,
+                index,
+            };
+            Ok(text(HLS_TYPE, manifest::hls::media(&t)))
+        }
+        PartKind::Bytes => {
+            let reply = state.relay.serve(format_spec(&state, &video, &cached, f), &method, &headers).await?;
+            let mut resp = reply.map(Body::new);
+            let ok = resp.status().is_success();
+            let h = resp.headers_mut();
+            if ok {
+                let kind = if f.has_video { "video/mp4" } else { "audio/mp4" };
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+            }
+            h.insert(FORMAT_HEADER, format_header(&f.format_id));
+            Ok(resp)
+        }
+    }
+}
+
+fn text(content_type: &'static str, body: String) -> Response {
+    let mut resp = Response::new(Body::from(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    // The links inside are signed for a day, and the manifest is cheap to make again.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn redirect(url: &str) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(url).map_err(|_| ApiError::BadGateway {
+        error: "Unusable stream URL",
+        detail: "the extractor returned a URL that is not valid in a header".into(),
+    })?;
+    let mut resp = StatusCode::FOUND.into_response();
+    resp.headers_mut().insert(header::LOCATION, location);
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}

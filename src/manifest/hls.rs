@@ -1,0 +1,126 @@
+//! HLS (RFC 8216, version 7) from DASH files: a master playlist naming each
+//! video rendition with its bandwidth, resolution, codecs and the audio
+//! group, and per file a media playlist of byte ranges: `EXT-X-MAP` for the
+//! initialization section, one `EXTINF` + `EXT-X-BYTERANGE` per subsegment.
+
+use m3u8_rs::{
+    AlternativeMedia, AlternativeMediaType, ByteRange, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType,
+    MediaSegment, Resolution, VariantStream,
+};
+
+use super::{Renditions, Track};
+
+/// fMP4 segments and byte ranges need version 7 at most; 7 is what the
+/// issue's players expect.
+const VERSION: usize = 7;
+
+const AUDIO_GROUP: &str = "audio";
+
+/// The master playlist.
+pub fn master(r: &Renditions) -> String {
+    let audio_bw = r.audio.as_ref().map_or(0, |a| a.index.peak_bitrate());
+    let audio_avg = r.audio.as_ref().map_or(0, |a| a.index.average_bitrate());
+    let alternatives = r
+        .audio
+        .iter()
+        .map(|a| AlternativeMedia {
+            media_type: AlternativeMediaType::Audio,
+            uri: Some(a.playlist_uri.clone()),
+            group_id: AUDIO_GROUP.into(),
+            name: a.id.clone(),
+            default: true,
+            autoselect: true,
+            ..Default::default()
+        })
+        .collect();
+    if r.video.is_empty()
+        && let Some(a) = &r.audio
+    {
+        // Audio alone: one variant that is the audio playlist.
+        let only = VariantStream {
+            uri: a.playlist_uri.clone(),
+            bandwidth: audio_bw,
+            average_bandwidth: Some(audio_avg),
+            codecs: a.codecs.clone(),
+            ..Default::default()
+        };
+        let playlist = MasterPlaylist {
+            version: Some(VERSION),
+            independent_segments: true,
+            variants: vec![only],
+            ..Default::default()
+        };
+        return write(|w| playlist.write_to(w));
+    }
+    let variants = r
+        .video
+        .iter()
+        .map(|v| VariantStream {
+            uri: v.playlist_uri.clone(),
+            bandwidth: v.index.peak_bitrate() + audio_bw,
+            average_bandwidth: Some(v.index.average_bitrate() + audio_avg),
+            codecs: codecs(v, r.audio.as_ref()),
+            resolution: v.width.zip(v.height).map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
+            frame_rate: v.fps,
+            audio: r.audio.as_ref().map(|_| AUDIO_GROUP.into()),
+            ..Default::default()
+        })
+        .collect();
+    let playlist = MasterPlaylist {
+        version: Some(VERSION),
+        independent_segments: true,
+        alternatives,
+        variants,
+        ..Default::default()
+    };
+    write(|w| playlist.write_to(w))
+}
+
+/// `CODECS` names every codec of the variant, its audio's included; when
+/// one is unknown the attribute is left out rather than half right.
+fn codecs(video: &Track, audio: Option<&Track>) -> Option<String> {
+    match audio {
+        Some(a) => Some(format!("{},{}", video.codecs.as_deref()?, a.codecs.as_deref()?)),
+        None => video.codecs.clone(),
+    }
+}
+
+/// The media playlist of one file.
+pub fn media(t: &Track) -> String {
+    let index = &t.index;
+    let mut segments: Vec<MediaSegment> = index
+        .segments
+        .iter()
+        .map(|s| MediaSegment {
+            uri: t.file_uri.clone(),
+            duration: index.seconds(s) as f32,
+            byte_range: Some(ByteRange { length: s.size.into(), offset: Some(s.offset) }),
+            ..Default::default()
+        })
+        .collect();
+    if let Some(first) = segments.first_mut() {
+        first.map = Some(Map {
+            uri: t.file_uri.clone(),
+            byte_range: Some(ByteRange { length: index.init_len, offset: Some(0) }),
+            ..Default::default()
+        });
+    }
+    let longest = index.segments.iter().map(|s| index.seconds(s)).fold(0.0, f64::max);
+    let playlist = MediaPlaylist {
+        version: Some(VERSION),
+        // RFC 8216 §4.3.3.1: each EXTINF rounded to an integer is at most this.
+        target_duration: longest.round().max(1.0) as u64,
+        segments,
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        independent_segments: true,
+        ..Default::default()
+    };
+    write(|w| playlist.write_to(w))
+}
+
+fn write(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut out = Vec::with_capacity(4096);
+    f(&mut out).expect("writing to a Vec does not fail");
+    String::from_utf8(out).expect("m3u8-rs writes UTF-8 from UTF-8 input")
+}

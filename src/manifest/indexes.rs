@@ -1,0 +1,99 @@
+//! The layout of each DASH file, read once and kept: a manifest served
+//! from a warm cache costs no upstream request.
+//!
+//! The first bytes are read through the relay, so the origin's quirks
+//! (ignored ranges, cut connections, expired URLs) are handled where they
+//! are for every other byte, and the block they land in is the one players
+//! ask for first. Indexes are keyed like the relay's objects (the video's
+//! key with its sign-in scope, and the format), not by URL: a new
+//! extraction changes the URL, not the bytes.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::BodyExt;
+
+use super::{Index, IndexError};
+use crate::relay::{Relay, RelayError, Spec};
+
+/// Bytes asked for first: YouTube's heads (ftyp, moov, sidx) of films of
+/// a few hours fit.
+const FIRST_READ: u64 = 64 * 1024;
+
+/// The most bytes read for a head; past this a file is not laid out for
+/// streaming.
+const MAX_HEAD: u64 = 2 * 1024 * 1024;
+
+/// Why a file has no index.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IndexFailure {
+    /// The file is not a DASH MP4 with a `sidx` (a progressive MP4, WebM).
+    #[error("{0}")]
+    NotDash(String),
+    /// Its bytes could not be had.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+}
+
+/// The kept indexes.
+pub struct Indexes {
+    cache: moka::future::Cache<String, Arc<Index>>,
+}
+
+impl Indexes {
+    /// Keeps up to `budget` bytes of indexes (a 2-hour film's is ~35 KB),
+    /// each for `ttl` (the bytes of a format do not change; the TTL only
+    /// bounds how long a removed video's layout lingers).
+    pub fn new(budget: u64, ttl: std::time::Duration) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(budget)
+            .weigher(|k: &String, v: &Arc<Index>| v.weight().saturating_add(k.len() as u32))
+            .time_to_live(ttl)
+            .build();
+        Indexes { cache }
+    }
+
+    /// The index of the object `spec()` names, read once however many
+    /// ask at the same time.
+    pub async fn get(&self, relay: &Relay, spec: impl Fn() -> Spec) -> Result<Arc<Index>, Arc<IndexFailure>> {
+        let key = spec().key;
+        self.cache.try_get_with(key, async { read(relay, &spec).await.map(Arc::new) }).await
+    }
+}
+
+async fn read(relay: &Relay, spec: &impl Fn() -> Spec) -> Result<Index, IndexFailure> {
+    let mut want = FIRST_READ;
+    loop {
+        let head = first_bytes(relay, spec(), want).await?;
+        match Index::parse(&head) {
+            Ok(index) => return Ok(index),
+            Err(IndexError::NeedMore(n)) if n <= MAX_HEAD && (head.len() as u64) >= want => want = n,
+            Err(IndexError::NeedMore(_)) => {
+                return Err(IndexFailure::NotDash("no sidx box near the start of the file".into()));
+            }
+            Err(IndexError::NotDash(why)) => return Err(IndexFailure::NotDash(why.into())),
+        }
+    }
+}
+
+/// Bytes `0..want` of the object (fewer if it is shorter).
+async fn first_bytes(relay: &Relay, spec: Spec, want: u64) -> Result<Vec<u8>, IndexFailure> {
+    let mut headers = HeaderMap::new();
+    let range = HeaderValue::from_str(&format!("bytes=0-{}", want - 1)).expect("digits");
+    headers.insert(header::RANGE, range);
+    let reply = relay.serve(spec, &Method::GET, &headers).await?;
+    if !matches!(reply.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
+        return Err(RelayError::Status(reply.status()).into());
+    }
+    let mut body = reply.into_body();
+    let mut out = Vec::with_capacity(want as usize);
+    while (out.len() as u64) < want {
+        let Some(frame) = body.frame().await else { break };
+        let frame = frame.map_err(|e| RelayError::Unreachable(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            out.extend_from_slice(&data);
+        }
+    }
+    out.truncate(want as usize);
+    Ok(out)
+}
