@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::extract::ExtractError;
+use crate::manifest::IndexFailure;
 use crate::platform::InputError;
 use crate::relay::RelayError;
 use crate::select::SelectError;
@@ -203,6 +204,15 @@ impl From<RelayError> for ApiError {
             | RelayError::Changed
             | RelayError::Gone(_)
             | RelayError::MergeFailed => ApiError::BadGateway { error: "Upstream error", detail },
+        }
+    }
+}
+
+impl From<Arc<IndexFailure>> for ApiError {
+    fn from(e: Arc<IndexFailure>) -> Self {
+        match &*e {
+            IndexFailure::Relay(r) => ApiError::from(r.clone()),
+            IndexFailure::NotDash(why) => ApiError::BadGateway { error: "Upstream error", detail: why.clone() },
         }
     }
 }

@@ -170,13 +170,21 @@ impl VideoRef {
     /// This video's path and query on one of the stream endpoints
     /// (`kind` is `proxy` or `direct`), for messages that point elsewhere.
     pub fn stream_path(&self, kind: &str, quality: &str) -> String {
+        self.path_under(&format!("/api/v2/stream/{kind}"), "", quality)
+    }
+
+    /// This video's manifest (`file` is `master.m3u8` or `manifest.mpd`).
+    pub fn manifest_path(&self, file: &str, quality: &str) -> String {
+        self.path_under("/api/v2/stream/manifest", &format!("/{file}"), quality)
+    }
+
+    /// `{base}/{platform}/{id}{file}?quality=`, or `{base}{file}?url=…&quality=`.
+    fn path_under(&self, base: &str, file: &str, quality: &str) -> String {
         match self {
-            VideoRef::Known { platform, id } => {
-                format!("/api/v2/stream/{kind}/{platform}/{}?quality={quality}", id.as_str())
-            }
+            VideoRef::Known { platform, id } => format!("{base}/{platform}/{}{file}?quality={quality}", id.as_str()),
             VideoRef::Generic { url } => {
                 let url: String = url::form_urlencoded::byte_serialize(url.as_str().as_bytes()).collect();
-                format!("/api/v2/stream/{kind}?url={url}&quality={quality}")
+                format!("{base}{file}?url={url}&quality={quality}")
             }
         }
     }

@@ -14,19 +14,19 @@ use std::sync::Arc;
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use futures_util::future::join_all;
 use serde::Deserialize;
 
-use super::stream::{FORMAT_HEADER, format_header, format_spec, route_query, source_playlist};
+use super::stream::{FORMAT_HEADER, format_header, format_spec, found, route_query, source_playlist};
 use super::videos::Video;
 use crate::app::{AppState, Client};
 use crate::cache::{CachedInfo, now_unix};
 use crate::error::ApiError;
 use crate::extract::Format;
-use crate::manifest::{self, IndexFailure, Renditions, Track};
+use crate::manifest::{self, Index, IndexFailure, Renditions, Track};
 use crate::platform::VideoRef;
 use crate::select::{Player, Quality};
 use crate::service::Purpose;
@@ -137,11 +137,11 @@ async fn manifest_response(
     let hls = cached.info.formats.iter().filter(|f| f.is_hls() && req.player.plays(f));
     let best = hls.max_by_key(|f| (f.height.unwrap_or(0) <= cap(req.quality), f.height.unwrap_or(0)));
     match (kind, best) {
-        (Kind::Hls, Some(f)) if req.direct => redirect(&f.url),
+        (Kind::Hls, Some(f)) if req.direct => found(&f.url),
         (Kind::Hls, Some(f)) => source_playlist(state, &req.video, f).await,
         (Kind::Dash, Some(_)) => Err(ApiError::Conflict(format!(
             "this video comes as HLS only; its manifest is {}",
-            manifest_path(&req.video, "master.m3u8")
+            req.video.manifest_path("master.m3u8", "best")
         ))),
         (_, None) => Err(ApiError::Conflict(format!(
             "this video has no separate DASH video and audio files to build a manifest from; play {}",
@@ -154,17 +154,6 @@ fn cap(q: Quality) -> u32 {
     match q {
         Quality::Max(h) => h,
         _ => u32::MAX,
-    }
-}
-
-/// Where the manifest of `video` is, for messages and the page.
-pub(super) fn manifest_path(video: &VideoRef, file: &str) -> String {
-    match video {
-        VideoRef::Known { .. } => format!("/api/v2/stream/manifest/{}/{file}", video.route_key()),
-        VideoRef::Generic { url } => {
-            let url: String = url::form_urlencoded::byte_serialize(url.as_str().as_bytes()).collect();
-            format!("/api/v2/stream/manifest/{file}?url={url}")
-        }
     }
 }
 
@@ -199,8 +188,8 @@ async fn renditions(
     if video.is_empty() && audio.is_none() {
         return Ok(None);
     }
-    let expires = now_unix() + LINK_TTL_SECS;
-    let tracks = join_all(video.iter().copied().chain(audio).map(|f| track(state, req, cached, f, expires))).await;
+    let links = Links::new(&req.video, now_unix() + LINK_TTL_SECS);
+    let tracks = join_all(video.iter().copied().chain(audio).map(|f| track(state, req, cached, f, &links))).await;
     let mut audio_track = None;
     let mut video_tracks = Vec::new();
     let mut failure = None;
@@ -210,7 +199,7 @@ async fn renditions(
             Ok(t) => video_tracks.push(t),
             Err(e) => match &*e {
                 IndexFailure::NotDash(why) => tracing::debug!(key = %cached.key, why, "a format has no DASH index"),
-                IndexFailure::Relay(r) => failure = Some(ApiError::from(r.clone())),
+                IndexFailure::Relay(_) => failure = Some(ApiError::from(e)),
             },
         }
     }
@@ -237,18 +226,14 @@ async fn track(
     req: &ManifestRequest,
     cached: &Arc<CachedInfo>,
     f: &Format,
-    expires: i64,
+    links: &Links,
 ) -> Result<Track, Arc<IndexFailure>> {
     let index = state.indexes.get(&state.relay, || format_spec(state, &req.video, cached, f)).await?;
     let audio = !f.has_video;
     Ok(Track {
         id: f.format_id.clone(),
-        file_uri: if req.direct {
-            f.url.clone()
-        } else {
-            part_link(state, &req.video, f, PartKind::Bytes, false, expires)
-        },
-        playlist_uri: part_link(state, &req.video, f, PartKind::Playlist, req.direct, expires),
+        file_uri: if req.direct { f.url.clone() } else { links.part(state, f, PartKind::Bytes, false) },
+        playlist_uri: links.part(state, f, PartKind::Playlist, req.direct),
         codecs: codec_string(if audio { &f.acodec } else { &f.vcodec }),
         width: f.width,
         height: f.height,
@@ -262,23 +247,34 @@ fn codec_string(c: &Option<String>) -> Option<String> {
     c.as_deref().filter(|c| !c.is_empty() && *c != "none").map(str::to_owned)
 }
 
-/// A signed link to a part of the manifest: `…/{format_id}.m3u8` for a
-/// media playlist, `.mp4`/`.m4a` for the file (players and ffmpeg look at
-/// the extension).
-fn part_link(state: &AppState, video: &VideoRef, f: &Format, k: PartKind, d: bool, e: i64) -> String {
-    let grant = PartGrant { v: video.cache_key(), f: f.format_id.clone(), e, k, d };
-    let id: String = f.format_id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect();
-    let ext = match k {
-        PartKind::Playlist => "m3u8",
-        PartKind::Bytes if f.has_video => "mp4",
-        PartKind::Bytes => "m4a",
-    };
-    format!(
-        "/api/v2/stream/media/{}/{}.{ext}?v={}",
-        state.signer.sign(&grant),
-        if id.is_empty() { "media" } else { &id },
-        route_query(video)
-    )
+/// What every signed link of one manifest shares, worked out once.
+struct Links {
+    /// The video's cache key, in each grant.
+    video_key: String,
+    /// The `?v=` that load balancers route by.
+    route: String,
+    expires: i64,
+}
+
+impl Links {
+    fn new(video: &VideoRef, expires: i64) -> Self {
+        Links { video_key: video.cache_key(), route: route_query(video), expires }
+    }
+
+    /// A signed link to a part of the manifest: `…/{format_id}.m3u8` for a
+    /// media playlist, `.mp4`/`.m4a` for the file (players and ffmpeg look
+    /// at the extension).
+    fn part(&self, state: &AppState, f: &Format, k: PartKind, d: bool) -> String {
+        let grant = PartGrant { v: self.video_key.clone(), f: f.format_id.clone(), e: self.expires, k, d };
+        let id: String = f.format_id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect();
+        let ext = match k {
+            PartKind::Playlist => "m3u8",
+            PartKind::Bytes if f.has_video => "mp4",
+            PartKind::Bytes => "m4a",
+        };
+        let name = if id.is_empty() { "media" } else { &id };
+        format!("/api/v2/stream/media/{}/{name}.{ext}?v={}", state.signer.sign(&grant), self.route)
+    }
 }
 
 /// A signed part: a media playlist, or the file's bytes (`Range` works).
@@ -299,26 +295,12 @@ async fn part(
     })?;
     match grant.k {
         PartKind::Playlist => {
-            let index = state.indexes.get(&state.relay, || format_spec(&state, &video, &cached, f)).await.map_err(
-                |e| match &*e {
-                    IndexFailure::Relay(r) => ApiError::from(r.clone()),
-                    IndexFailure::NotDash(why) => ApiError::BadGateway { error: "Upstream error", detail: why.clone() },
-                },
-            )?;
-            let file_uri =
-                if grant.d { f.url.clone() } else { part_link(&state, &video, f, PartKind::Bytes, false, grant.e) };
-            let t = Track {
-                id: f.format_id.clone(),
-                file_uri,
-                playlist_uri: String::new(),
-                codecs: None,
-                width: f.width,
-                height: f.height,
-                fps: f.fps,
-                audio: !f.has_video,
-                index,
+            let index: Arc<Index> = state.indexes.get(&state.relay, || format_spec(&state, &video, &cached, f)).await?;
+            let file_uri = match grant.d {
+                true => f.url.clone(),
+                false => Links::new(&video, grant.e).part(&state, f, PartKind::Bytes, false),
             };
-            Ok(text(HLS_TYPE, manifest::hls::media(&t)))
+            Ok(text(HLS_TYPE, manifest::hls::media(&index, &file_uri)))
         }
         PartKind::Bytes => {
             let reply = state.relay.serve(format_spec(&state, &video, &cached, f), &method, &headers).await?;
@@ -342,15 +324,4 @@ fn text(content_type: &'static str, body: String) -> Response {
     // The links inside are signed for a day, and the manifest is cheap to make again.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
-}
-
-fn redirect(url: &str) -> Result<Response, ApiError> {
-    let location = HeaderValue::from_str(url).map_err(|_| ApiError::BadGateway {
-        error: "Unusable stream URL",
-        detail: "the extractor returned a URL that is not valid in a header".into(),
-    })?;
-    let mut resp = StatusCode::FOUND.into_response();
-    resp.headers_mut().insert(header::LOCATION, location);
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
 }

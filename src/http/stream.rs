@@ -204,7 +204,7 @@ async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Resp
             && (mode == Mode::Proxy || !req.strict)
         {
             // AVPro plays separate video and audio through a manifest: seekable, no ffmpeg.
-            return Ok(to_manifest(req, mode));
+            return to_manifest(req, mode);
         }
         let attempt = match mode {
             Mode::Direct => match redirect(info, req)? {
@@ -255,7 +255,14 @@ fn redirect(info: &VideoInfo, req: &StreamRequest) -> Result<Option<Response>, A
     {
         return Ok(None);
     }
-    let location = HeaderValue::from_str(&format.url).map_err(|_| ApiError::BadGateway {
+    let mut resp = found(&format.url)?;
+    resp.headers_mut().insert(FORMAT_HEADER, format_header(&format.format_id));
+    Ok(Some(resp))
+}
+
+/// A `302` to `location`, never cached (stream URLs expire).
+pub(super) fn found(location: &str) -> Result<Response, ApiError> {
+    let location = HeaderValue::from_str(location).map_err(|_| ApiError::BadGateway {
         error: "Unusable stream URL",
         detail: "the extractor returned a URL that is not valid in a header".into(),
     })?;
@@ -263,8 +270,7 @@ fn redirect(info: &VideoInfo, req: &StreamRequest) -> Result<Option<Response>, A
     let h = resp.headers_mut();
     h.insert(header::LOCATION, location);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(FORMAT_HEADER, format_header(&format.format_id));
-    Ok(Some(resp))
+    Ok(resp)
 }
 
 /// The address a stream URL is bound to (googlevideo's `ip=`), if any.
@@ -279,16 +285,9 @@ pub(super) fn format_header(id: &str) -> HeaderValue {
 }
 
 /// A 302 to reelay's HLS manifest of the video, for AVPro.
-fn to_manifest(req: &StreamRequest, mode: Mode) -> Response {
-    let path = super::manifest::manifest_path(&req.video, "master.m3u8");
-    let sep = if path.contains('?') { '&' } else { '?' };
+fn to_manifest(req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
     let direct = if mode == Mode::Direct { "&mode=direct" } else { "" };
-    let location = format!("{path}{sep}quality={}&player=avpro{direct}", req.quality_name);
-    let mut resp = StatusCode::FOUND.into_response();
-    let h = resp.headers_mut();
-    h.insert(header::LOCATION, HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/")));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    found(&format!("{}&player=avpro{direct}", req.video.manifest_path("master.m3u8", &req.quality_name)))
 }
 
 async fn serve_proxy(

@@ -8,7 +8,7 @@ use m3u8_rs::{
     MediaSegment, Resolution, VariantStream,
 };
 
-use super::{Renditions, Track};
+use super::{Index, Renditions, Track};
 
 /// fMP4 segments and byte ranges need version 7 at most; 7 is what the
 /// issue's players expect.
@@ -85,14 +85,13 @@ fn codecs(video: &Track, audio: Option<&Track>) -> Option<String> {
     }
 }
 
-/// The media playlist of one file.
-pub fn media(t: &Track) -> String {
-    let index = &t.index;
+/// The media playlist of one file laid out as `index`, fetched from `file_uri`.
+pub fn media(index: &Index, file_uri: &str) -> String {
     let mut segments: Vec<MediaSegment> = index
         .segments
         .iter()
         .map(|s| MediaSegment {
-            uri: t.file_uri.clone(),
+            uri: file_uri.to_owned(),
             duration: index.seconds(s) as f32,
             byte_range: Some(ByteRange { length: s.size.into(), offset: Some(s.offset) }),
             ..Default::default()
@@ -100,7 +99,7 @@ pub fn media(t: &Track) -> String {
         .collect();
     if let Some(first) = segments.first_mut() {
         first.map = Some(Map {
-            uri: t.file_uri.clone(),
+            uri: file_uri.to_owned(),
             byte_range: Some(ByteRange { length: index.init_len, offset: Some(0) }),
             ..Default::default()
         });
