@@ -200,3 +200,19 @@ async fn ytdlp_args_apply_in_both_modes_and_bad_ones_stop_start_up() {
     let err = reelay::app::App::build(config).await.err().expect("start-up refused").to_string();
     assert!(err.contains("unbalanced quotes"), "{err}");
 }
+
+/// The generic extractor gives one file, not separate DASH video and audio:
+/// the manifest routes say so and name the proxy link, which plays it.
+#[tokio::test]
+async fn real_ytdlp_on_one_file_has_no_manifest_but_a_proxy_link() {
+    let app = spawn().ytdlp(real_ytdlp()).start().await;
+    let media_url = format!("{}/media/dash-v720.mp4", app.origin.base);
+    let (status, body) = app.json(&format!("/api/v2/stream/manifest/master.m3u8?url={media_url}")).await;
+    assert_eq!(status, 409, "{body}");
+    assert_error_shape(status, &body);
+    let detail = body["detail"].as_str().unwrap();
+    let proxy = &detail[detail.find("/api/v2/stream/proxy?url=").unwrap_or_else(|| panic!("{body}"))..];
+    let resp = app.get(&format!("{proxy}&player=unity")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), media("dash-v720.mp4").as_slice());
+}
