@@ -14,7 +14,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY scripts/setup scripts/setup
-RUN scripts/setup
+# BGUTIL=true adds the PO-token provider plugin (its server: compose profile bgutil).
+ARG BGUTIL=false
+RUN if [ "$BGUTIL" = true ]; then scripts/setup --bgutil; else scripts/setup; fi
 COPY --from=build /src/target/release/reelay /usr/local/bin/reelay
 RUN useradd --system --uid 10001 --no-create-home reelay \
  && mkdir /cache && chown reelay /cache
@@ -22,7 +24,8 @@ USER reelay
 ENV HOST=0.0.0.0 \
     PORT=8001 \
     ENVIRONMENT=production \
-    YTDLP_PATH=/app/.venv/bin/yt-dlp
+    YTDLP_PATH=/app/.venv/bin/yt-dlp \
+    YTDLP_PYTHON=/app/.venv/bin/python
 EXPOSE 8001
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s CMD ["reelay", "healthcheck"]
 ENTRYPOINT ["reelay"]

@@ -147,19 +147,11 @@ def main():
         (f"{VIEWERS} viewers of one 60 s 1080p video + audio, through the manifest", f"CPU {r['manifest_cpu']:.2f} s, no ffmpeg, origin {r['manifest_copies']:.2f}× the files, {r['manifest_s']:.1f} s"),
         ("the same through the merge (`proxy?quality=1080p`)", f"CPU {r['merge_cpu']:.2f} s with {r['merge_ffmpegs']:.0f} ffmpeg, origin {r['merge_copies']:.2f}× the files, {r['merge_s']:.1f} s"),
     ]
-    table = "\n".join(["| figure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
     report = (f"Manifest run {now:%Y-%m-%d %H:%M} UTC (`bench/manifest.py`, wrk -t2 -c50 -d{args.duration}s; "
-              f"CPU is reelay's and its children's user+system time from /proc).\n\n{table}\n")
+              f"CPU is reelay's and its children's user+system time from /proc).\n\n{run.figures(rows)}\n")
     print(report)
-    if args.no_write:
-        return
-    out = ROOT / "bench" / "results" / f"manifest-{now:%Y-%m-%d}.md"
-    out.write_text(report)
-    bm = ROOT / "BENCHMARKS.md"
-    text = bm.read_text()
-    block = f"<!-- manifest:start -->\n{report}\nFrom `{out.relative_to(ROOT)}`.\n<!-- manifest:end -->"
-    text = re.sub(r"<!-- manifest:start -->.*?<!-- manifest:end -->", block, text, flags=re.S)
-    bm.write_text(text)
+    if not args.no_write:
+        run.write_section("manifest", report, "Manifests against the merge")
 
 
 if __name__ == "__main__":

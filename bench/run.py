@@ -609,6 +609,30 @@ def render(r, dur, streams):
             f"rate limit off.\n\n{table}\n")
 
 
+def figures(rows):
+    """A two-column Markdown table of (figure, value) rows."""
+    return "\n".join(["| figure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
+
+
+def write_section(marker, report, title):
+    """Writes bench/results/<marker>-<date>.md and puts `report` between
+    BENCHMARKS.md's `<!-- marker:start -->` and `<!-- marker:end -->` (a new
+    section titled `title` at the end when there are none yet)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = ROOT / "bench" / "results" / f"{marker}-{now:%Y-%m-%d}.md"
+    out.write_text(report)
+    bm = ROOT / "BENCHMARKS.md"
+    text = bm.read_text()
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    block = f"{start}\n{report}\nFrom `{out.relative_to(ROOT)}`.\n{end}"
+    if start in text:
+        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip("\n") + f"\n\n## {title}\n\n{block}\n"
+    bm.write_text(text)
+    log(f"bench: wrote {out.relative_to(ROOT)} and BENCHMARKS.md")
+
+
 def write(report):
     day = datetime.date.today().isoformat()
     out = ROOT / "bench" / "results" / f"{day}.md"

@@ -23,6 +23,7 @@ use crate::cache::{CachedInfo, RedisTier, TtlCache, VideoCache};
 use crate::config::Config;
 use crate::config::{CacheBackend, ExtractorKind};
 use crate::error::ApiError;
+use crate::extract::update::Updater;
 use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::health::Health;
 use crate::http::conn::Refusals;
@@ -193,13 +194,16 @@ impl App {
         };
         let access = Access::from_config(&config)?;
         let metrics = Arc::new(Metrics::default());
+        let egress = Arc::new(config.egress()?);
+        egress.check_block()?;
         let mut extractor = Extractor::new(
             config.ytdlp_path.clone(),
             config.extract_timeout(),
             config.extract_concurrency as usize,
             metrics.clone(),
         )
-        .with_args(config.ytdlp_args()?);
+        .with_args(config.ytdlp_args()?)
+        .with_egress(egress.clone());
         if config.extractor == ExtractorKind::Worker {
             extractor = extractor.with_workers(config.ytdlp_python.clone());
         }
@@ -233,13 +237,26 @@ impl App {
             r.refresh().await;
             tasks.push(tokio::spawn(r.clone().maintain(Duration::from_secs(1))));
         }
-        tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor)));
+        tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor.clone(), metrics.ytdlp.clone())));
+        let updater = Updater {
+            extractor,
+            python: config.ytdlp_python.clone(),
+            channel: config.ytdlp_update,
+            interval: config.ytdlp_update_interval,
+            canary: config.ytdlp_canary_url.clone(),
+            dir: config.ytdlp_update_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("reelay-yt-dlp")),
+            args: config.ytdlp_args()?,
+            metrics: metrics.ytdlp.clone(),
+            status: health.update.clone(),
+            switched: health.ytdlp_changed.clone(),
+        };
+        tasks.push(tokio::spawn(updater.run()));
 
         let addr = format!("{}:{}", config.host, config.port);
         let listener = listen(&addr).await.map_err(|e| format!("cannot listen on {addr} (HOST, PORT): {e}"))?;
         let grace = Duration::from_secs(config.shutdown_grace);
         let resolve = config.upstream_resolve.clone().unwrap_or_default().0;
-        let upstream = Arc::new(Upstream::new(config.allow_private_networks, resolve));
+        let upstream = Arc::new(Upstream::new(config.allow_private_networks, resolve, egress));
         let relay = Relay::start(config.relay(), upstream, metrics.clone())
             .await
             .map_err(|e| format!("cannot start the relay: {e}"))?;

@@ -96,6 +96,38 @@ pub struct Config {
     #[arg(long, env = "YTDLP_ARGS", default_value = "", allow_hyphen_values = true)]
     pub ytdlp_args: String,
 
+    /// Keeps yt-dlp current in the background: `stable` or `nightly` (PyPI
+    /// pre-releases) install a newer release next to the one in use with
+    /// YTDLP_PYTHON's pip, check it (and YTDLP_CANARY_URL), and switch.
+    #[arg(long, env = "YTDLP_UPDATE", value_enum, default_value_t = UpdateChannel::Off)]
+    pub ytdlp_update: UpdateChannel,
+
+    /// How often to look for a newer yt-dlp (`24h`, `30m`, `90s`, or seconds).
+    #[arg(long, env = "YTDLP_UPDATE_INTERVAL", default_value = "24h", value_parser = parse_duration)]
+    pub ytdlp_update_interval: Duration,
+
+    /// A URL a new yt-dlp must extract before it is used (unset: `--version` only).
+    #[arg(long, env = "YTDLP_CANARY_URL")]
+    pub ytdlp_canary_url: Option<String>,
+
+    /// Where updated yt-dlp releases are installed, one folder each.
+    #[arg(long, env = "YTDLP_UPDATE_DIR")]
+    pub ytdlp_update_dir: Option<PathBuf>,
+
+    /// Comma list of proxies extractions and their videos' fetches leave through, in turn
+    /// (`http://`, `https://`, `socks5://`, `socks5h://`; `user:pass@` allowed).
+    #[arg(long, env = "EGRESS_PROXIES", default_value = "", hide_env_values = true)]
+    pub egress_proxies: String,
+
+    /// Seconds a proxy rests after a bot check, an HTTP 429 or a connection failure.
+    #[arg(long, env = "EGRESS_COOLDOWN", default_value_t = 300)]
+    pub egress_cooldown: u64,
+
+    /// An IPv4 or IPv6 block (e.g. a routed /64): each extraction, and its video's fetches,
+    /// leave from a random address of it. Checked at start-up.
+    #[arg(long, env = "EGRESS_SOURCE_CIDR")]
+    pub egress_source_cidr: Option<String>,
+
     /// `process` runs yt-dlp once per extraction; `worker` keeps EXTRACT_CONCURRENCY
     /// Python processes with yt_dlp imported (YTDLP_PYTHON), for fast cold misses.
     #[arg(long, env = "EXTRACTOR", value_enum, default_value_t = ExtractorKind::Process)]
@@ -271,6 +303,33 @@ pub enum CacheBackend {
     Redis,
 }
 
+/// `YTDLP_UPDATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpdateChannel {
+    Off,
+    Stable,
+    Nightly,
+}
+
+/// A duration: seconds, or with a unit (`s`, `m`, `h`, `d`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is not a duration (like 24h, 30m or 90s)"))?;
+    let secs = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => return Err(format!("unknown unit '{other}' in '{s}'; use s, m, h or d")),
+    };
+    if n == 0 {
+        return Err("must be more than 0".into());
+    }
+    n.checked_mul(secs).map(Duration::from_secs).ok_or_else(|| format!("'{s}' is too long"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExtractorKind {
     Process,
@@ -329,6 +388,15 @@ impl Config {
     /// `YTDLP_ARGS` split as a shell would.
     pub fn ytdlp_args(&self) -> Result<Vec<String>, String> {
         shlex::split(&self.ytdlp_args).ok_or_else(|| "YTDLP_ARGS: unbalanced quotes".to_owned())
+    }
+
+    /// `EGRESS_PROXIES`, `EGRESS_SOURCE_CIDR` and `EGRESS_COOLDOWN`, parsed.
+    pub fn egress(&self) -> Result<crate::egress::Egress, String> {
+        crate::egress::Egress::new(
+            &self.egress_proxies,
+            self.egress_source_cidr.as_deref(),
+            Duration::from_secs(self.egress_cooldown),
+        )
     }
 
     /// The deadline of non-stream requests.
@@ -392,5 +460,13 @@ mod tests {
         assert!(parse_bytes("99999999999T").is_err());
         let err = Config::from_args(["reelay", "--stream-chunk-size", "1"]).unwrap_err().to_string();
         assert!(err.contains("stream-chunk-size") || err.contains("STREAM_CHUNK_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("2 m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("0").is_err() && parse_duration("soon").is_err() && parse_duration("3w").is_err());
     }
 }

@@ -187,6 +187,8 @@ impl From<Arc<ExtractError>> for ApiError {
             ExtractError::NotRunnable(_) => ApiError::Unavailable(detail),
             ExtractError::Refused(_) => ApiError::Forbidden(detail),
             ExtractError::RateLimited(secs) => ApiError::TooManyRequests { retry_after: *secs, detail },
+            // Every way out met a bot check lately: still the platform's block.
+            ExtractError::EgressCooling(secs) => ApiError::Blocked { retry_after: *secs, detail },
         }
     }
 }

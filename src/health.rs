@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cache::RedisTier;
+use tokio::sync::Notify;
+
 use crate::extract::Extractor;
+use crate::extract::update::UpdateStatus;
+use crate::metrics::YtdlpMetrics;
 
 /// How often Redis and memory are re-read.
 const REFRESH: Duration = Duration::from_secs(1);
@@ -21,6 +25,8 @@ pub struct Readings {
     pub redis: String,
     /// `available`, or `unavailable: why`.
     pub ytdlp: String,
+    /// What `yt-dlp --version` said last.
+    pub ytdlp_version: Option<String>,
     pub memory: Memory,
 }
 
@@ -38,6 +44,10 @@ pub struct Memory {
 pub struct Health {
     /// Written by the refresh task, read by every health request.
     readings: RwLock<Arc<Readings>>,
+    /// `YTDLP_UPDATE`'s last check, written by the updater.
+    pub update: Arc<RwLock<UpdateStatus>>,
+    /// Told when the updater switched releases: the version is read again now.
+    pub ytdlp_changed: Arc<Notify>,
     /// Start of the process, for `uptime`.
     pub started: Instant,
 }
@@ -47,9 +57,15 @@ impl Health {
         let readings = Readings {
             redis: if redis_enabled { "connecting".into() } else { "disabled".into() },
             ytdlp: "checking".into(),
+            ytdlp_version: None,
             memory: read_memory(),
         };
-        Health { readings: RwLock::new(Arc::new(readings)), started: Instant::now() }
+        Health {
+            readings: RwLock::new(Arc::new(readings)),
+            update: Arc::default(),
+            ytdlp_changed: Arc::default(),
+            started: Instant::now(),
+        }
     }
 
     pub fn readings(&self) -> Arc<Readings> {
@@ -59,16 +75,26 @@ impl Health {
     /// Refreshes the readings until the server stops. Its first yt-dlp check
     /// runs at start-up; with `EXTRACTOR=worker` it starts the first worker,
     /// which stays in the pool, so the first cold miss finds yt_dlp loaded.
-    pub async fn refresh(self: Arc<Self>, redis: Option<RedisTier>, extractor: Arc<Extractor>) {
+    /// `reelay_ytdlp_info` follows the version read.
+    pub async fn refresh(self: Arc<Self>, redis: Option<RedisTier>, extractor: Arc<Extractor>, info: YtdlpMetrics) {
         let mut ytdlp = String::new();
+        let mut version: Option<String> = None;
         let mut last_ytdlp: Option<Instant> = None;
         loop {
             if last_ytdlp.is_none_or(|t| t.elapsed() >= YTDLP_REFRESH) {
-                let now = match extractor.version().await {
+                let read = extractor.version().await;
+                let now = match &read {
                     Ok(v) if !v.is_empty() => "available".to_owned(),
                     Ok(_) => "unavailable: printed no version".to_owned(),
                     Err(e) => format!("unavailable: {e}"),
                 };
+                if let Ok(v) = read.as_ref().map(|v| v.trim()).map_err(drop)
+                    && !v.is_empty()
+                    && version.as_deref() != Some(v)
+                {
+                    info.set_version(v);
+                    version = Some(v.to_owned());
+                }
                 if now != ytdlp && now != "available" {
                     tracing::warn!(status = %now, "yt-dlp is not available");
                 }
@@ -78,10 +104,14 @@ impl Health {
             let readings = Readings {
                 redis: redis.as_ref().map_or_else(|| "disabled".to_owned(), RedisTier::status),
                 ytdlp: ytdlp.clone(),
+                ytdlp_version: version.clone(),
                 memory: read_memory(),
             };
             *self.readings.write().expect("readings lock") = Arc::new(readings);
-            tokio::time::sleep(REFRESH).await;
+            tokio::select! {
+                () = tokio::time::sleep(REFRESH) => {}
+                () = self.ytdlp_changed.notified() => last_ytdlp = None,
+            }
         }
     }
 }

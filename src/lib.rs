@@ -12,14 +12,17 @@
 //! - [`service`]: "what is this video?", answered from [`cache`] (in-process
 //!   tier, optional Redis tier, single-flight, lasting refusals remembered)
 //!   or one run of [`extract`] (yt-dlp as a child process, its JSON
-//!   normalised into `VideoInfo`, its refusals read in its own words), with
-//!   the platform's cookies when [`signin`] has them.
+//!   normalised into `VideoInfo`, its refusals read in its own words,
+//!   yt-dlp itself kept current by `extract::update`), with the platform's
+//!   cookies when [`signin`] has them and through the route [`egress`]
+//!   picks.
 //! - [`select`]: quality presets over the cached formats, giving a
 //!   `StreamPlan`.
 //! - [`relay`]: every byte through the server: a block store (memory, disk)
 //!   keyed by what the bytes are, ranged and resumable upstream fetches that
 //!   every viewer of a video shares, and ffmpeg merges stored as objects;
-//!   [`net`] guards it against private addresses.
+//!   [`net`] guards it against private addresses, and [`egress`] sends a
+//!   video's fetches out the way its extraction went (proxy, source address).
 //! - [`stream`]: HLS playlists rewritten to signed links.
 //! - [`manifest`]: HLS and DASH manifests reelay builds from a video's
 //!   separate DASH files (their layout read from each file's `sidx`), so
@@ -34,6 +37,7 @@ pub mod access;
 pub mod app;
 pub mod cache;
 pub mod config;
+pub mod egress;
 pub mod error;
 pub mod extract;
 pub mod health;

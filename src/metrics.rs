@@ -31,7 +31,7 @@ const HTTP_BUCKETS: &[f64] =
 const EXTRACT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0];
 
 /// Why an extraction ended, for `reelay_extractions_total{outcome}`.
-pub const EXTRACT_OUTCOMES: [&str; 10] = [
+pub const EXTRACT_OUTCOMES: [&str; 11] = [
     "ok",
     "unavailable",
     "bot_check",
@@ -42,6 +42,7 @@ pub const EXTRACT_OUTCOMES: [&str; 10] = [
     "not_runnable",
     "refused",
     "rate_limited",
+    "egress_cooling",
 ];
 
 /// Cache tiers a hit can come from, for `reelay_cache_hits_total{tier}`.
@@ -282,6 +283,37 @@ pub struct Metrics {
     /// Refused by the request budget, and by the extraction budget.
     rate_limited: Vec<Counter>,
     pub relay: RelayMetrics,
+    /// Extractions an egress lost (bot check, unreachable), by its label.
+    egress_refusals: Family<Vec<(&'static str, String)>, Counter>,
+    /// The yt-dlp in use: `reelay_ytdlp_info{version}`, and updates by outcome.
+    pub ytdlp: YtdlpMetrics,
+}
+
+/// yt-dlp's version and its updates (`YTDLP_UPDATE`).
+#[derive(Debug, Clone, Default)]
+pub struct YtdlpMetrics {
+    info: Family<Vec<(&'static str, String)>, Gauge>,
+    /// The version `info` holds now.
+    current: Arc<std::sync::Mutex<Option<String>>>,
+    updates: Family<Vec<(&'static str, String)>, Counter>,
+}
+
+impl YtdlpMetrics {
+    /// The version in use is `version` (the old series goes).
+    pub fn set_version(&self, version: &str) {
+        let mut current = self.current.lock().expect("version lock");
+        if let Some(old) = current.take() {
+            self.info.remove(&vec![("version", old)]);
+        }
+        self.info.get_or_create(&vec![("version", version.to_owned())]).set(1);
+        *current = Some(version.to_owned());
+    }
+
+    /// An update check ended with `outcome` (`updated`, `current`,
+    /// `install_failed`, `check_failed`, `canary_failed`).
+    pub fn count_update(&self, outcome: &'static str) {
+        self.updates.get_or_create(&vec![("outcome", outcome.to_owned())]).inc();
+    }
 }
 
 impl Default for Metrics {
@@ -314,6 +346,19 @@ impl Default for Metrics {
         let rate_limited = counters(&limited, "limit", &["requests", "extractions"]);
         registry.register("reelay_rate_limited", "Requests refused by a rate limit.", limited);
         let relay = RelayMetrics::register(&mut registry);
+        let egress_refusals = Family::default();
+        registry.register(
+            "reelay_egress_refusals",
+            "Extractions lost to the egress (reason: bot_check, unreachable), by egress (proxy host:port, source block, or direct).",
+            egress_refusals.clone(),
+        );
+        let ytdlp = YtdlpMetrics::default();
+        registry.register("reelay_ytdlp_info", "The yt-dlp version in use.", ytdlp.info.clone());
+        registry.register(
+            "reelay_ytdlp_updates",
+            "yt-dlp update checks (YTDLP_UPDATE) by outcome.",
+            ytdlp.updates.clone(),
+        );
         Metrics {
             registry,
             total_requests: AtomicU64::new(0),
@@ -328,6 +373,8 @@ impl Default for Metrics {
             extract_in_flight,
             rate_limited,
             relay,
+            egress_refusals,
+            ytdlp,
         }
     }
 }
@@ -410,6 +457,12 @@ impl Metrics {
 
     pub fn record_rate_limited(&self, extraction: bool) {
         self.rate_limited[extraction as usize].inc();
+    }
+
+    /// An extraction through `egress` was refused for `reason`
+    /// (`bot_check`, `unreachable`).
+    pub fn egress_refused(&self, egress: &str, reason: &'static str) {
+        self.egress_refusals.get_or_create(&vec![("egress", egress.to_owned()), ("reason", reason.to_owned())]).inc();
     }
 
     pub fn count_extraction(&self, outcome: &str) {

@@ -245,6 +245,7 @@ mod tests {
             webpage_url: None,
             is_live: false,
             expires_at: None,
+            route: Default::default(),
             formats: vec![
                 fmt("140", None, false, true, "m4a"),
                 fmt("251", None, false, true, "webm"),

@@ -83,17 +83,24 @@ impl VideoService {
         };
         let signin = self.signin.for_platform(video.platform()).await;
         let key = scoped(signin.as_deref(), video.cache_key());
-        self.cache
-            .get_or_fetch(&key, max_age, || async {
-                let generic = match video {
-                    VideoRef::Generic { url } => Some(url),
-                    VideoRef::Known { .. } => None,
-                };
-                let jar = self.before_extraction(gate, generic, signin.as_deref()).await?;
-                let cookies = jar.as_ref().map(CookieJar::path);
-                self.extractor.extract(&video.source_url(), video.platform_name(), cookies).await
-            })
-            .await
+        let extract = || async {
+            let generic = match video {
+                VideoRef::Generic { url } => Some(url),
+                VideoRef::Known { .. } => None,
+            };
+            let jar = self.before_extraction(gate, generic, signin.as_deref()).await?;
+            let cookies = jar.as_ref().map(CookieJar::path);
+            self.extractor.extract(&video.source_url(), video.platform_name(), cookies).await
+        };
+        let found = self.cache.get_or_fetch(&key, max_age, extract).await?;
+        if self.extractor.egress().honours(&found.0.info.route) {
+            return Ok(found);
+        }
+        // Extracted through a proxy or an address this server no longer has
+        // (another instance's, or before a restart): its URLs may only work
+        // from there, so it is extracted again.
+        self.cache.invalidate(&key).await;
+        self.cache.get_or_fetch(&key, max_age, extract).await
     }
 
     /// The playlist's entries, from a cache tier or one shared extraction.
@@ -156,8 +163,11 @@ pub struct FormatSource {
 impl FormatSource {
     /// The source of `format_id` in `cached`, the info a request was served from.
     pub fn new(service: Arc<VideoService>, video: VideoRef, cached: Arc<CachedInfo>, format_id: &str) -> Self {
-        let locator =
-            Self::locator(&cached, format_id).unwrap_or(Locator { url: String::new(), headers: Default::default() });
+        let locator = Self::locator(&cached, format_id).unwrap_or(Locator {
+            url: String::new(),
+            headers: Default::default(),
+            route: Default::default(),
+        });
         FormatSource {
             service,
             video,
@@ -168,7 +178,7 @@ impl FormatSource {
 
     fn locator(cached: &CachedInfo, format_id: &str) -> Option<Locator> {
         let f = cached.info.formats.iter().find(|f| f.format_id == format_id)?;
-        Some(Locator { url: f.url.clone(), headers: f.http_headers.clone() })
+        Some(Locator { url: f.url.clone(), headers: f.http_headers.clone(), route: cached.info.route.clone() })
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, (Arc<CachedInfo>, Locator)> {

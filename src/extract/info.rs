@@ -31,6 +31,10 @@ pub struct VideoInfo {
     /// Unix time at which the first of the formats' URLs stops working, when
     /// any URL says so; the cache never keeps the entry past it.
     pub expires_at: Option<i64>,
+    /// The way the extraction left (proxy, source address): the formats'
+    /// URLs may only work fetched the same way.
+    #[serde(default, skip_serializing_if = "crate::egress::Route::is_direct")]
+    pub route: crate::egress::Route,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -230,6 +234,7 @@ impl VideoInfo {
             is_live: v.get("is_live").and_then(Value::as_bool).unwrap_or(false),
             formats,
             expires_at,
+            route: Default::default(),
         })
     }
 

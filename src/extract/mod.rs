@@ -7,6 +7,7 @@
 
 mod info;
 mod playlist;
+pub mod update;
 mod worker;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
+use crate::egress::{AllCooling, Egress, Route};
 use crate::metrics::Metrics;
 use crate::process::GroupGuard;
 use worker::WorkerPool;
@@ -59,13 +61,29 @@ pub enum ExtractError {
     /// The extractor program could not be started (503).
     #[error("the extractor could not be started: {0}")]
     NotRunnable(String),
+    /// Every egress proxy is cooling down after a refusal; retry after this
+    /// many seconds (503).
+    #[error("every egress proxy is cooling down after a refusal; retry in {0} s")]
+    EgressCooling(u64),
+}
+
+/// How yt-dlp is started.
+#[derive(Debug, Clone)]
+pub struct Install {
+    /// `YTDLP_PATH`, or after an update the Python that installed it.
+    pub program: PathBuf,
+    /// Before yt-dlp's own: `-m yt_dlp` after an update.
+    pub args: Vec<String>,
+    /// The updated release's folder, first on `PYTHONPATH`.
+    pub pythonpath: Option<PathBuf>,
 }
 
 /// Runs yt-dlp: a process per extraction (`YTDLP_PATH`, or a stand-in with
 /// the same output), or a pool of persistent workers.
 pub struct Extractor {
-    /// `YTDLP_PATH`.
-    program: PathBuf,
+    /// How yt-dlp starts: `YTDLP_PATH`, until an update (`YTDLP_UPDATE`)
+    /// switches to a newer release.
+    install: std::sync::RwLock<Arc<Install>>,
     /// `EXTRACTOR=worker`: the pool; `None` runs `program` per extraction.
     workers: Option<WorkerPool>,
     /// Per-run limit; the child's whole group is killed past it.
@@ -76,6 +94,8 @@ pub struct Extractor {
     metrics: Arc<Metrics>,
     /// `YTDLP_ARGS`: options for every extraction, before the `--`.
     args: Vec<String>,
+    /// Which proxy and source address each extraction uses.
+    egress: Arc<Egress>,
 }
 
 impl ExtractError {
@@ -91,6 +111,7 @@ impl ExtractError {
             ExtractError::Refused(_) => "refused",
             ExtractError::RateLimited(_) => "rate_limited",
             ExtractError::NotRunnable(_) => "not_runnable",
+            ExtractError::EgressCooling(_) => "egress_cooling",
         }
     }
 
@@ -104,7 +125,57 @@ impl ExtractError {
 
 impl Extractor {
     pub fn new(program: PathBuf, timeout: Duration, concurrency: usize, metrics: Arc<Metrics>) -> Self {
-        Extractor { program, workers: None, timeout, permits: Semaphore::new(concurrency), metrics, args: Vec::new() }
+        let egress = Arc::new(Egress::new("", None, Duration::ZERO).expect("no egress settings parse"));
+        Extractor {
+            install: std::sync::RwLock::new(Arc::new(Install { program, args: Vec::new(), pythonpath: None })),
+            workers: None,
+            timeout,
+            permits: Semaphore::new(concurrency),
+            metrics,
+            args: Vec::new(),
+            egress,
+        }
+    }
+
+    fn install(&self) -> Arc<Install> {
+        self.install.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// A command that starts yt-dlp as installed now.
+    fn command(&self) -> Command {
+        let install = self.install();
+        let mut cmd = Command::new(&install.program);
+        cmd.args(&install.args);
+        if let Some(path) = &install.pythonpath {
+            cmd.env("PYTHONPATH", path);
+        }
+        cmd
+    }
+
+    /// From now on, extractions run the release installed in `folder` with
+    /// `python`; workers of the old one finish what they are doing and go.
+    pub fn switch(&self, python: PathBuf, folder: PathBuf) {
+        if let Some(pool) = &self.workers {
+            pool.switch(folder.clone());
+        }
+        let install = Install { program: python, args: vec!["-m".into(), "yt_dlp".into()], pythonpath: Some(folder) };
+        *self.install.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(install);
+    }
+
+    /// The folder of the updated release in use, if any.
+    pub fn installed_folder(&self) -> Option<PathBuf> {
+        self.install().pythonpath.clone()
+    }
+
+    /// The egress settings extractions run with.
+    pub fn egress(&self) -> &Egress {
+        &self.egress
+    }
+
+    /// Runs extractions through `EGRESS_PROXIES` / `EGRESS_SOURCE_CIDR`.
+    pub fn with_egress(mut self, egress: Arc<Egress>) -> Self {
+        self.egress = egress;
+        self
     }
 
     /// Adds `YTDLP_ARGS` to every extraction (call before `with_workers`).
@@ -134,7 +205,8 @@ impl Extractor {
         }
         // `--version` answers before the options are read; listing the
         // extractors reads them first and touches no network.
-        let run = Command::new(&self.program)
+        let run = self
+            .command()
             .args(&self.args)
             .args(["--ignore-config", "--list-extractors"])
             .stdin(Stdio::null())
@@ -152,8 +224,11 @@ impl Extractor {
     /// service built or validated; it goes after `--` so that nothing in it
     /// can be read as an option. `cookies` is a private copy of the
     /// platform's cookie file (see [`crate::signin`]).
+    /// The info carries the [`Route`] the extraction took, for its fetches.
     pub async fn extract(&self, url: &str, platform: &str, cookies: Option<&Path>) -> Result<VideoInfo, ExtractError> {
-        self.timed(url, false, cookies, |v| VideoInfo::from_ytdlp_value(v, platform)).await
+        let (mut info, route) = self.timed(url, false, cookies, |v| VideoInfo::from_ytdlp_value(v, platform)).await?;
+        info.route = route;
+        Ok(info)
     }
 
     /// Lists a playlist's entries without resolving them (`--flat-playlist`).
@@ -163,7 +238,7 @@ impl Extractor {
         platform: &str,
         cookies: Option<&Path>,
     ) -> Result<Playlist, ExtractError> {
-        self.timed(url, true, cookies, |v| Playlist::from_ytdlp_value(v, platform)).await
+        self.timed(url, true, cookies, |v| Playlist::from_ytdlp_value(v, platform)).await.map(|(list, _)| list)
     }
 
     async fn timed<T>(
@@ -172,24 +247,30 @@ impl Extractor {
         flat: bool,
         cookies: Option<&Path>,
         parse: impl FnOnce(serde_json::Value) -> Result<T, ParseError>,
-    ) -> Result<T, ExtractError> {
+    ) -> Result<(T, Route), ExtractError> {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         let timer = self.metrics.extraction_started();
         let started = Instant::now();
-        let raw = match &self.workers {
-            Some(pool) => pool.extract(url, flat, cookies, self.timeout).await,
-            None => {
-                let mut args = vec!["-J", if flat { "--flat-playlist" } else { "--no-playlist" }];
-                args.extend(["--no-warnings", "--ignore-config"]);
-                let cookies = cookies.map(|c| c.to_string_lossy());
-                if let Some(c) = &cookies {
-                    args.extend(["--cookies", c]);
+        let (raw, route) = match self.egress.pick(None) {
+            Err(AllCooling(wait)) => (Err(ExtractError::EgressCooling(wait.as_secs().max(1))), Route::default()),
+            Ok(route) => {
+                let first = self.attempt(url, flat, cookies, &route).await;
+                match first {
+                    Err(e) if self.refused_egress(&e, &route) && self.egress.can_retry() => {
+                        match self.egress.pick(Some(&route)) {
+                            // A second refusal is the answer (its proxy cools down too).
+                            Ok(next) => {
+                                let second = self.attempt(url, flat, cookies, &next).await;
+                                if let Err(e) = &second {
+                                    self.refused_egress(e, &next);
+                                }
+                                (second, next)
+                            }
+                            Err(_) => (Err(e), route),
+                        }
+                    }
+                    other => (other, route),
                 }
-                args.extend(self.args.iter().map(String::as_str));
-                args.extend(["--", url]);
-                self.run(&args).await.and_then(|out| {
-                    serde_json::from_slice(&out).map_err(|e| ExtractError::Failed(ParseError::Json(e).to_string()))
-                })
             }
         };
         let result = raw.and_then(|v| {
@@ -202,7 +283,69 @@ impl Extractor {
         });
         tracing::debug!(url, flat, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "extracted");
         timer.finish(result.as_ref().map_or_else(ExtractError::outcome, |_| "ok"));
-        result
+        result.map(|t| (t, route))
+    }
+
+    /// One run of yt-dlp through `route`: its JSON, or its refusal.
+    async fn attempt(
+        &self,
+        url: &str,
+        flat: bool,
+        cookies: Option<&Path>,
+        route: &Route,
+    ) -> Result<serde_json::Value, ExtractError> {
+        let result = match &self.workers {
+            Some(pool) => {
+                let via = worker::Via { proxy: self.egress.proxy_url(route), source_address: route.source };
+                pool.extract(url, flat, cookies, &via, self.timeout).await
+            }
+            None => {
+                let mut args = vec!["-J", if flat { "--flat-playlist" } else { "--no-playlist" }];
+                args.extend(["--no-warnings", "--ignore-config"]);
+                let cookies = cookies.map(|c| c.to_string_lossy());
+                if let Some(c) = &cookies {
+                    args.extend(["--cookies", c]);
+                }
+                args.extend(self.args.iter().map(String::as_str));
+                let egress = self.egress.ytdlp_args(route);
+                args.extend(egress.iter().map(String::as_str));
+                args.extend(["--", url]);
+                self.run(&args).await.and_then(|out| {
+                    serde_json::from_slice(&out).map_err(|e| ExtractError::Failed(ParseError::Json(e).to_string()))
+                })
+            }
+        };
+        // yt-dlp may quote the proxy URL it was given.
+        result.map_err(|e| self.redact(e))
+    }
+
+    /// Whether `e` is the egress's fault rather than the video's (a bot
+    /// check, a 429, an unreachable proxy); if so it is counted against the
+    /// route and its proxy cools down.
+    fn refused_egress(&self, e: &ExtractError, route: &Route) -> bool {
+        let bot_check = matches!(e, ExtractError::BotCheck(_));
+        let unreachable = matches!(e, ExtractError::Failed(m) if !route.is_direct() && is_unreachable(m));
+        if !(bot_check || unreachable) {
+            return false;
+        }
+        let label = self.egress.label(route);
+        tracing::warn!(egress = %label, error = %e, "the platform or the proxy refused this egress");
+        self.metrics.egress_refused(&label, if bot_check { "bot_check" } else { "unreachable" });
+        self.egress.cool(route);
+        true
+    }
+
+    fn redact(&self, e: ExtractError) -> ExtractError {
+        use ExtractError as E;
+        let r = |m: String| self.egress.redact(&m);
+        match e {
+            E::Unavailable(m) => E::Unavailable(r(m)),
+            E::BotCheck(m) => E::BotCheck(r(m)),
+            E::SignInRequired(m) => E::SignInRequired(r(m)),
+            E::GeoBlocked(m) => E::GeoBlocked(r(m)),
+            E::Failed(m) => E::Failed(r(m)),
+            other => other,
+        }
     }
 
     /// `yt-dlp --version`, for the health check.
@@ -215,7 +358,9 @@ impl Extractor {
     }
 
     async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ExtractError> {
-        let mut child = Command::new(&self.program)
+        let program = self.install().program.clone();
+        let mut child = self
+            .command()
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -223,7 +368,7 @@ impl Extractor {
             .process_group(0)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| ExtractError::NotRunnable(format!("{}: {e}", self.program.display())))?;
+            .map_err(|e| ExtractError::NotRunnable(format!("{}: {e}", program.display())))?;
         let mut guard = GroupGuard::new(&child);
         let mut stdout = child.stdout.take().expect("stdout is piped");
         let mut stderr = child.stderr.take().expect("stderr is piped");
@@ -236,7 +381,7 @@ impl Extractor {
         let (status, out, err) = match tokio::time::timeout(self.timeout, work).await {
             Ok(done) => done?,
             Err(_) => {
-                tracing::warn!(program = %self.program.display(), timeout_s = self.timeout.as_secs(), "extractor timed out; killed");
+                tracing::warn!(program = %program.display(), timeout_s = self.timeout.as_secs(), "extractor timed out; killed");
                 return Err(ExtractError::Timeout(self.timeout.as_secs()));
             }
         };
@@ -248,9 +393,31 @@ impl Extractor {
             return Ok(out);
         }
         let stderr = String::from_utf8_lossy(&err);
-        tracing::warn!(program = %self.program.display(), %status, stderr = %stderr.trim(), "extractor failed");
+        let stderr = self.egress.redact(&stderr);
+        tracing::warn!(program = %program.display(), %status, stderr = %stderr.trim(), "extractor failed");
         Err(classify(&stderr))
     }
+}
+
+/// Whether yt-dlp's error says the network failed (the proxy refused the
+/// tunnel, nothing answered) rather than the platform.
+fn is_unreachable(message: &str) -> bool {
+    const WORDS: [&str; 12] = [
+        "unable to connect to proxy",
+        "tunnel connection failed",
+        "proxyerror",
+        "proxy error",
+        "socks",
+        "connection refused",
+        "connection reset",
+        "timed out",
+        "network is unreachable",
+        "failed to establish a new connection",
+        "remote end closed connection",
+        "connection aborted",
+    ];
+    let lower = message.to_lowercase();
+    WORDS.iter().any(|w| lower.contains(w))
 }
 
 /// What yt-dlp said when it rejected `YTDLP_ARGS`: its `error:` line.

@@ -1,6 +1,7 @@
 # reelay's persistent extractor: imports yt_dlp once, then answers one JSON
 # request per line on stdin with one JSON line on stdout:
-#   {"url": "...", "flat": false, "cookies": null}
+#   {"url": "...", "flat": false, "cookies": null, "proxy": null,
+#    "source_address": null}
 #                   ->  {"ok": true, "info": <what `yt-dlp -J` prints>}
 #                   or  {"ok": false, "error": "ERROR: ..."}
 #   {"version": true} -> {"ok": true, "version": "..."}
@@ -84,6 +85,10 @@ for line in sys.stdin:
             options.update(noplaylist=False, extract_flat="in_playlist")
         if req.get("cookies"):  # --cookies: a private copy reelay deletes afterwards
             options["cookiefile"] = req["cookies"]
+        if req.get("proxy"):  # --proxy: the egress proxy this extraction uses
+            options["proxy"] = req["proxy"]
+        if req.get("source_address"):  # --source-address
+            options["source_address"] = req["source_address"]
         ydl = yt_dlp.YoutubeDL(options)
         try:
             info = ydl.sanitize_info(ydl.extract_info(req["url"], download=False))

@@ -23,11 +23,22 @@ const SCRIPT: &str = include_str!("worker.py");
 /// Extractions a worker serves before it is replaced (yt-dlp keeps caches).
 const MAX_USES: u32 = 200;
 
+/// The egress of one extraction, as yt-dlp's options.
+pub struct Via {
+    /// `--proxy`.
+    pub proxy: Option<String>,
+    /// `--source-address`.
+    pub source_address: Option<std::net::IpAddr>,
+}
+
 pub struct WorkerPool {
     /// `YTDLP_PYTHON`: the interpreter that has yt_dlp.
     python: PathBuf,
     /// `YTDLP_ARGS` as a JSON list, handed to each worker in its environment.
     args: String,
+    /// The updated release's folder (first on `PYTHONPATH`) and its
+    /// generation; workers of an older generation are not reused.
+    release: Mutex<(Option<PathBuf>, u64)>,
     /// Workers waiting for a request; the extractor's semaphore bounds how
     /// many are busy, so this never holds more than `EXTRACT_CONCURRENCY`.
     idle: Mutex<Vec<Worker>>,
@@ -37,6 +48,8 @@ struct Worker {
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
     uses: u32,
+    /// The release it imported (see `WorkerPool::switch`).
+    generation: u64,
     /// Declared before `child`, so the group is killed before the child is
     /// dropped (and reaped).
     _group: GroupGuard,
@@ -56,11 +69,29 @@ impl WorkerPool {
     /// yt-dlp's own parser.
     pub fn new(python: PathBuf, args: &[String]) -> Self {
         let args = serde_json::to_string(args).expect("strings serialise");
-        WorkerPool { python, args, idle: Mutex::new(Vec::new()) }
+        WorkerPool { python, args, release: Mutex::new((None, 0)), idle: Mutex::new(Vec::new()) }
+    }
+
+    /// New workers import yt_dlp from `folder`; idle ones of the old release
+    /// are stopped, busy ones when they finish.
+    pub fn switch(&self, folder: PathBuf) {
+        let mut release = self.release.lock().expect("release lock");
+        *release = (Some(folder), release.1 + 1);
+        drop(release);
+        self.idle.lock().expect("idle lock").clear();
+    }
+
+    fn generation(&self) -> u64 {
+        self.release.lock().expect("release lock").1
     }
 
     fn spawn(&self) -> Result<Worker, ExtractError> {
-        let mut child = Command::new(&self.python)
+        let (folder, generation) = self.release.lock().expect("release lock").clone();
+        let mut cmd = Command::new(&self.python);
+        if let Some(folder) = folder {
+            cmd.env("PYTHONPATH", folder);
+        }
+        let mut child = cmd
             .args(["-u", "-c", SCRIPT])
             .env("REELAY_YTDLP_ARGS", &self.args)
             .stdin(Stdio::piped())
@@ -73,7 +104,7 @@ impl WorkerPool {
         let group = GroupGuard::new(&child);
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        Ok(Worker { stdin, stdout, uses: 0, _group: group, child })
+        Ok(Worker { stdin, stdout, uses: 0, generation, _group: group, child })
     }
 
     pub async fn version(&self, timeout: Duration) -> Result<String, ExtractError> {
@@ -82,24 +113,33 @@ impl WorkerPool {
     }
 
     /// What `yt-dlp -J` would print for `url` (with `--flat-playlist` when
-    /// `flat`, and `--cookies` when given).
+    /// `flat`, `--cookies` when given, and the route's `--proxy` and
+    /// `--source-address`).
     pub async fn extract(
         &self,
         url: &str,
         flat: bool,
         cookies: Option<&Path>,
+        via: &Via,
         timeout: Duration,
     ) -> Result<Value, ExtractError> {
-        let request = serde_json::json!({"url": url, "flat": flat, "cookies": cookies});
+        let request = serde_json::json!({
+            "url": url,
+            "flat": flat,
+            "cookies": cookies,
+            "proxy": via.proxy,
+            "source_address": via.source_address,
+        });
         let answer = self.ask(&request, timeout).await?;
         answer.info.ok_or_else(|| ExtractError::Failed("the extractor worker answered without info".into()))
     }
 
     /// An idle worker that is still alive, else a new one.
     fn take(&self) -> Result<(Worker, bool), ExtractError> {
+        let generation = self.generation();
         let mut idle = self.idle.lock().expect("idle lock");
         while let Some(mut w) = idle.pop() {
-            if matches!(w.child.try_wait(), Ok(None)) {
+            if w.generation == generation && matches!(w.child.try_wait(), Ok(None)) {
                 return Ok((w, true));
             }
         }
@@ -144,7 +184,7 @@ impl WorkerPool {
         let answer: Answer = serde_json::from_str(&reply)
             .map_err(|e| ExtractError::Failed(format!("the extractor worker said nonsense: {e}")))?;
         worker.uses += 1;
-        if worker.uses < MAX_USES {
+        if worker.uses < MAX_USES && worker.generation == self.generation() {
             self.idle.lock().expect("idle lock").push(worker);
         }
         if answer.ok { Ok(answer) } else { Err(classify(answer.error.as_deref().unwrap_or("ERROR: unknown failure"))) }

@@ -138,7 +138,7 @@ async fn manifest_response(
     let best = hls.max_by_key(|f| (f.height.unwrap_or(0) <= cap(req.quality), f.height.unwrap_or(0)));
     match (kind, best) {
         (Kind::Hls, Some(f)) if req.direct => found(&f.url),
-        (Kind::Hls, Some(f)) => source_playlist(state, &req.video, f).await,
+        (Kind::Hls, Some(f)) => source_playlist(state, &req.video, f, &cached.info.route).await,
         (Kind::Dash, Some(_)) => Err(ApiError::Conflict(format!(
             "this video comes as HLS only; its manifest is {}",
             req.video.manifest_path("master.m3u8", "best")

@@ -23,11 +23,12 @@ use super::videos::Video;
 use crate::app::{AppState, Client};
 use crate::cache::{CachedInfo, now_unix};
 use crate::config::StreamModeSetting;
+use crate::egress::Route;
 use crate::error::ApiError;
 use crate::extract::{Format, Headers, VideoInfo};
 use crate::platform::VideoRef;
 use crate::relay::merge::MergeSpec;
-use crate::relay::upstream::read_limited;
+use crate::relay::upstream::{Via, read_limited};
 use crate::relay::{Fetched, Fixed, Locator, ProxyError, Reply, Spec};
 use crate::select::{Mode, Player, Quality, StreamPlan, select};
 use crate::service::{FormatSource, Purpose};
@@ -305,7 +306,7 @@ async fn serve_proxy(
             let upstream = state
                 .relay
                 .upstream()
-                .open(&Method::GET, &f.url, &f.http_headers, &HeaderMap::new())
+                .open(&Method::GET, &f.url, &Via { headers: &f.http_headers, route: &info.route }, &HeaderMap::new())
                 .await
                 .map_err(upstream_error)?;
             let mut resp = playlist(state, upstream, &req.video.cache_key(), &f.format_id).await?;
@@ -393,11 +394,16 @@ pub(super) fn route_query(video: &VideoRef) -> String {
 
 /// A source's own HLS playlist, rewritten to signed links (the manifest
 /// route of a video that is HLS already).
-pub(super) async fn source_playlist(state: &AppState, video: &VideoRef, f: &Format) -> Result<Response, ApiError> {
+pub(super) async fn source_playlist(
+    state: &AppState,
+    video: &VideoRef,
+    f: &Format,
+    route: &Route,
+) -> Result<Response, ApiError> {
     let upstream = state
         .relay
         .upstream()
-        .open(&Method::GET, &f.url, &f.http_headers, &HeaderMap::new())
+        .open(&Method::GET, &f.url, &Via { headers: &f.http_headers, route }, &HeaderMap::new())
         .await
         .map_err(|e| upstream_api_error(e, "the playlist"))?;
     let mut resp = playlist(state, upstream, &video.cache_key(), &f.format_id).await?;
@@ -424,20 +430,25 @@ async fn hls_link(
     Path((token, _name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let grant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
-    let format_headers = headers_for(&state, &grant).await;
+    let (format_headers, route) = headers_for(&state, &grant).await;
+    let via = Via { headers: &format_headers, route: &route };
     let url = url::Url::parse(&grant.u).map_err(|_| ApiError::Forbidden("the link names no URL".into()))?;
     if method == Method::GET && (grant.p || hls::is_playlist(None, &url)) {
         let upstream = state
             .relay
             .upstream()
-            .open(&method, &grant.u, &format_headers, &headers)
+            .open(&method, &grant.u, &via, &headers)
             .await
             .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
         return playlist(&state, upstream, &grant.v, &grant.f).await;
     }
     let spec = Spec {
         key: format!("{}|{}|seg:{}", grant.v, grant.f, hls::segment_identity(&url)),
-        source: Arc::new(Fixed(Locator { url: grant.u.clone(), headers: format_headers.clone() })),
+        source: Arc::new(Fixed(Locator {
+            url: grant.u.clone(),
+            headers: format_headers.clone(),
+            route: route.clone(),
+        })),
         chunk_size: None,
     };
     let reply = state.relay.serve(spec, &method, &headers).await.map_err(|e| refused_part(e.into()))?;
@@ -447,7 +458,7 @@ async fn hls_link(
         let upstream = state
             .relay
             .upstream()
-            .open(&method, &grant.u, &format_headers, &HeaderMap::new())
+            .open(&method, &grant.u, &via, &HeaderMap::new())
             .await
             .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
         return playlist(&state, upstream, &grant.v, &grant.f).await;
@@ -465,20 +476,18 @@ fn refused_part(e: ApiError) -> ApiError {
     }
 }
 
-/// The upstream headers of the granted format, from the cached extraction.
-async fn headers_for(state: &AppState, grant: &Grant) -> Headers {
-    let Some(video) = VideoRef::from_cache_key(&grant.v) else { return Headers::new() };
+/// The upstream headers of the granted format, and the route its video
+/// left by, from the cached extraction.
+async fn headers_for(state: &AppState, grant: &Grant) -> (Headers, Route) {
+    let Some(video) = VideoRef::from_cache_key(&grant.v) else { return Default::default() };
     match state.service.info(&video, Purpose::Info, None).await {
-        Ok((cached, _)) => cached
-            .info
-            .formats
-            .iter()
-            .find(|f| f.format_id == grant.f)
-            .map(|f| f.http_headers.clone())
-            .unwrap_or_default(),
+        Ok((cached, _)) => {
+            let headers = cached.info.formats.iter().find(|f| f.format_id == grant.f).map(|f| f.http_headers.clone());
+            (headers.unwrap_or_default(), cached.info.route.clone())
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no headers for a signed HLS link; fetching without them");
-            Headers::new()
+            Default::default()
         }
     }
 }

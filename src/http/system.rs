@@ -11,6 +11,8 @@ use utoipa::ToSchema;
 
 use super::{json_response, success, timestamp};
 use crate::app::AppState;
+use crate::config::UpdateChannel;
+use crate::extract::update::UpdateStatus;
 use crate::health::{Memory, format_uptime};
 use crate::metrics::Readings;
 use crate::platform::Platform;
@@ -96,6 +98,11 @@ pub struct Health<'a> {
     /// Like `1h30m45s`.
     uptime: String,
     memory: &'a Memory,
+    /// What `yt-dlp --version` says (the release in use, after updates).
+    ytdlp_version: Option<&'a str>,
+    /// `YTDLP_UPDATE`'s last check; absent when updates are off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ytdlp_update: Option<UpdateStatus>,
 }
 
 async fn health(State(state): State<AppState>) -> Response {
@@ -108,6 +115,9 @@ async fn health(State(state): State<AppState>) -> Response {
         services: Services { redis: &r.redis, ytdlp: &r.ytdlp },
         uptime: format_uptime(state.health.started.elapsed()),
         memory: &r.memory,
+        ytdlp_version: r.ytdlp_version.as_deref(),
+        ytdlp_update: (state.config.ytdlp_update != UpdateChannel::Off)
+            .then(|| state.health.update.read().expect("update lock").clone()),
     };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_response(status, serde_json::to_vec(&body).expect("serialises").into())

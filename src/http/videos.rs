@@ -16,6 +16,7 @@ use crate::extract::Headers;
 use crate::metrics::StreamGuard;
 use crate::platform::VideoRef;
 use crate::relay::pipe::pipe;
+use crate::relay::upstream::Via;
 use crate::service::Purpose;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -52,7 +53,7 @@ async fn thumbnail(
     let upstream = state
         .relay
         .upstream()
-        .open(&method, url, &Headers::new(), &HeaderMap::new())
+        .open(&method, url, &Via { headers: &Headers::new(), route: &cached.info.route }, &HeaderMap::new())
         .await
         .map_err(|e| super::stream::upstream_api_error(e, "the URL"))?;
     let is_image =

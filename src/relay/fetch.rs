@@ -125,7 +125,7 @@ impl Job {
             };
             let plan = Plan::new(&loc.url, pos, end, whole);
             shared.metrics.relay.upstream_ranges.inc();
-            let outcome = match shared.upstream.fetch(&plan.url, &loc.headers, plan.header).await {
+            let outcome = match shared.upstream.fetch(&plan.url, &loc.via(), plan.header).await {
                 Ok(fetched) => self.read(fetched, &plan, meta_known).await,
                 Err(e) => Err(e.into()),
             };

@@ -110,6 +110,14 @@ pub struct Meta {
 pub struct Locator {
     pub url: String,
     pub headers: Headers,
+    /// The way the extraction that gave `url` left; fetches leave the same way.
+    pub route: crate::egress::Route,
+}
+
+impl Locator {
+    pub fn via(&self) -> crate::relay::upstream::Via<'_> {
+        crate::relay::upstream::Via { headers: &self.headers, route: &self.route }
+    }
 }
 
 /// How an object finds its bytes' current URL: for a format, the cached

@@ -137,7 +137,7 @@ impl Relay {
         let mut stale = None;
         loop {
             let loc = source.locate(stale.as_deref()).await?;
-            match shared.upstream.open(method, &loc.url, &loc.headers, headers).await {
+            match shared.upstream.open(method, &loc.url, &loc.via(), headers).await {
                 Ok(fetched) => {
                     shared.metrics.relay.pipes.inc();
                     let guard = counted.then(|| StreamGuard::new(shared.metrics.clone()));

@@ -22,10 +22,11 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
 
+use crate::egress::connect::Connector;
+use crate::egress::{Egress, Route};
 use crate::extract::Headers;
 use crate::net::{GuardedResolver, check_literal};
 
@@ -72,13 +73,30 @@ pub struct Fetched {
     pub url: Url,
 }
 
-type Pool = Client<HttpsConnector<HttpConnector<GuardedResolver>>, Empty<Bytes>>;
+type Pool = Client<HttpsConnector<Connector>, Empty<Bytes>>;
 
-pub struct Upstream {
+/// The two pools of one route.
+struct Pools {
     /// Ranged fetches into the store.
     fetch: Pool,
     /// Responses relayed to one client as they are read.
     pipe: Pool,
+    /// Plain-http requests through the route's HTTP proxy carry this.
+    proxy_auth: Option<HeaderValue>,
+}
+
+/// Routes whose pools are kept (each proxy, and recent source addresses).
+const ROUTES_KEPT: u64 = 1024;
+
+pub struct Upstream {
+    /// The server's own address, no proxy: most fetches.
+    direct: std::sync::Arc<Pools>,
+    /// Pools of other routes (`EGRESS_PROXIES`, `EGRESS_SOURCE_CIDR`), made
+    /// on first use and dropped when idle.
+    routes: moka::sync::Cache<Route, std::sync::Arc<Pools>>,
+    /// The proxies cached routes name.
+    egress: std::sync::Arc<Egress>,
+    resolver: GuardedResolver,
     /// `ALLOW_PRIVATE_NETWORKS`, checked for literal-IP URLs on every hop.
     allow_private: bool,
 }
@@ -94,25 +112,31 @@ impl Upstream {
     /// `resolve` pins host names to addresses (like curl's `--resolve`):
     /// `UPSTREAM_RESOLVE`. Pinned addresses pass the private-address guard
     /// like any other.
-    pub fn new(allow_private: bool, resolve: HashMap<String, IpAddr>) -> Self {
-        let pinned = std::sync::Arc::new(resolve);
-        let pool = |buf: usize| {
-            let mut http = HttpConnector::new_with_resolver(GuardedResolver { allow_private, pinned: pinned.clone() });
-            http.enforce_http(false);
-            http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-            http.set_nodelay(true);
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_platform_verifier()
-                .https_or_http()
-                .enable_http1()
-                .enable_http2()
-                .wrap_connector(http);
-            Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .http1_max_buf_size(buf)
-                .build(https)
+    pub fn new(allow_private: bool, resolve: HashMap<String, IpAddr>, egress: std::sync::Arc<Egress>) -> Self {
+        let resolver = GuardedResolver { allow_private, pinned: std::sync::Arc::new(resolve) };
+        let routes =
+            moka::sync::Cache::builder().max_capacity(ROUTES_KEPT).time_to_idle(Duration::from_secs(600)).build();
+        let direct = std::sync::Arc::new(pools(&Connector::new(resolver.clone(), CONNECT_TIMEOUT, None, None)));
+        Upstream { direct, routes, egress, resolver, allow_private }
+    }
+
+    /// The pools of `route`; a route whose proxy is no longer configured
+    /// cannot be followed (its URLs would be refused from elsewhere).
+    fn pools(&self, route: &Route) -> Result<std::sync::Arc<Pools>, ProxyError> {
+        if route.is_direct() {
+            return Ok(self.direct.clone());
+        }
+        let proxy = match route.proxy.as_deref() {
+            None => None,
+            Some(label) => Some(
+                self.egress
+                    .proxy(label)
+                    .ok_or_else(|| ProxyError::Connect(format!("egress proxy {label} is no longer configured")))?,
+            ),
         };
-        Upstream { fetch: pool(FETCH_BUF), pipe: pool(PIPE_BUF), allow_private }
+        Ok(self.routes.get_with_by_ref(route, || {
+            std::sync::Arc::new(pools(&Connector::new(self.resolver.clone(), CONNECT_TIMEOUT, route.source, proxy)))
+        }))
     }
 
     /// Opens `url` for a pipe with the format's headers and the client's
@@ -122,9 +146,10 @@ impl Upstream {
         &self,
         method: &Method,
         url: &str,
-        format_headers: &Headers,
+        via: &Via<'_>,
         client: &HeaderMap,
     ) -> Result<Fetched, ProxyError> {
+        let Via { headers: format_headers, route } = *via;
         let mut headers = request_headers(format_headers);
         for name in &FROM_CLIENT {
             if let Some(v) = client.get(name) {
@@ -132,36 +157,34 @@ impl Upstream {
             }
         }
         let method = if method == Method::HEAD { Method::HEAD } else { Method::GET };
-        self.request(Use::Pipe, method, url, headers).await
+        self.request(Use::Pipe, route, method, url, headers).await
     }
 
     /// Opens `url` for the store: the format's headers, an identity
     /// encoding, and `range` (`Range: bytes=first-last`) when given.
-    pub async fn fetch(
-        &self,
-        url: &str,
-        format_headers: &Headers,
-        range: Option<(u64, u64)>,
-    ) -> Result<Fetched, ProxyError> {
+    pub async fn fetch(&self, url: &str, via: &Via<'_>, range: Option<(u64, u64)>) -> Result<Fetched, ProxyError> {
+        let Via { headers: format_headers, route } = *via;
         let mut headers = request_headers(format_headers);
         headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
         if let Some((first, last)) = range {
             let value = HeaderValue::try_from(format!("bytes={first}-{last}")).expect("digits are a valid header");
             headers.insert(header::RANGE, value);
         }
-        self.request(Use::Fetch, Method::GET, url, headers).await
+        self.request(Use::Fetch, route, Method::GET, url, headers).await
     }
 
     async fn request(
         &self,
         pool: Use,
+        route: &Route,
         method: Method,
         url: &str,
         mut headers: HeaderMap,
     ) -> Result<Fetched, ProxyError> {
+        let pools = self.pools(route)?;
         let client = match pool {
-            Use::Fetch => &self.fetch,
-            Use::Pipe => &self.pipe,
+            Use::Fetch => &pools.fetch,
+            Use::Pipe => &pools.pipe,
         };
         let mut url = Url::parse(url).map_err(|e| ProxyError::Connect(e.to_string()))?;
         for _ in 0..=MAX_REDIRECTS {
@@ -170,6 +193,9 @@ impl Upstream {
                 url.as_str().parse().map_err(|e: http::uri::InvalidUri| ProxyError::Connect(e.to_string()))?;
             let mut req = Request::builder().method(method.clone()).uri(uri).body(Empty::new()).expect("valid parts");
             *req.headers_mut() = headers.clone();
+            if let (Some(auth), "http") = (&pools.proxy_auth, url.scheme()) {
+                req.headers_mut().insert(header::PROXY_AUTHORIZATION, auth.clone());
+            }
             let response = match tokio::time::timeout(HEAD_TIMEOUT, client.request(req)).await {
                 Err(_) => return Err(ProxyError::Connect("no response head within 30 s".into())),
                 Ok(Err(e)) if is_refused(&e) => return Err(ProxyError::Refused(error_chain(&e))),
@@ -201,6 +227,40 @@ impl Upstream {
         }
         Err(ProxyError::Connect(format!("more than {MAX_REDIRECTS} redirects")))
     }
+}
+
+/// How a video's URL is fetched: the format's headers, and the route its
+/// extraction took.
+#[derive(Debug, Clone, Copy)]
+pub struct Via<'a> {
+    pub headers: &'a Headers,
+    pub route: &'a Route,
+}
+
+impl<'a> Via<'a> {
+    /// No headers, the server's own address: URLs that belong to no
+    /// extraction.
+    pub fn plain() -> Via<'static> {
+        static NONE: std::sync::LazyLock<(Headers, Route)> = std::sync::LazyLock::new(Default::default);
+        Via { headers: &NONE.0, route: &NONE.1 }
+    }
+}
+
+/// A route's two pools over one connector.
+fn pools(connector: &Connector) -> Pools {
+    let pool = |buf: usize| {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_platform_verifier()
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(connector.clone());
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .http1_max_buf_size(buf)
+            .build(https)
+    };
+    Pools { fetch: pool(FETCH_BUF), pipe: pool(PIPE_BUF), proxy_auth: connector.proxy_authorization() }
 }
 
 /// The format's headers as a request's, without those that must not be copied.

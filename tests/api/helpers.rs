@@ -141,7 +141,11 @@ pub fn media(name: &str) -> Vec<u8> {
     std::fs::read(media_dir().join(name)).unwrap()
 }
 
-/// What the origin saw: each request's path (with its query) and headers.
+/// The header under which the origin records each request's client address.
+pub const PEER: &str = "x-test-peer";
+
+/// What the origin saw: each request's path (with its query) and headers
+/// (with the client's address under [`PEER`]).
 pub type Seen = Arc<Mutex<Vec<(String, HeaderMap)>>>;
 
 /// A local origin: `/media/*` (byte ranges), `/bili/*` (refused without
@@ -196,7 +200,11 @@ pub async fn spawn_origin() -> Origin {
             async move {
                 let path = req.uri().path().to_owned();
                 let target = req.uri().path_and_query().map_or(path.clone(), |p| p.to_string());
-                recorder.lock().unwrap().push((target, req.headers().clone()));
+                let mut headers = req.headers().clone();
+                if let Some(axum::extract::ConnectInfo(peer)) = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
+                    headers.insert(PEER, HeaderValue::from_str(&peer.ip().to_string()).unwrap());
+                }
+                recorder.lock().unwrap().push((target, headers));
                 let referer_ok = req.headers().get("referer").is_some_and(|r| r == "https://www.bilibili.com/");
                 if path.starts_with("/bili/") && !referer_ok {
                     return (StatusCode::FORBIDDEN, "missing referer").into_response();
@@ -211,6 +219,7 @@ pub async fn spawn_origin() -> Origin {
         }));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Origin { base, seen, sent }
 }
@@ -294,6 +303,11 @@ pub fn write_executable(path: &Path, script: &str) {
 /// The Redis the tests share (scripts/test exports it).
 pub fn redis_url() -> String {
     std::env::var("REELAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/15".to_owned())
+}
+
+/// The Python of the real yt-dlp's venv (it has yt_dlp, and pip).
+pub fn venv_python() -> PathBuf {
+    real_ytdlp().parent().unwrap().join("python")
 }
 
 /// The real yt-dlp (scripts/setup puts it in .venv).

@@ -39,11 +39,6 @@ async fn real_ytdlp_reports_a_missing_page_as_an_error() {
     assert!(body["detail"].as_str().unwrap().contains("404"), "{body}");
 }
 
-/// The Python that has yt_dlp (next to the real yt-dlp).
-fn venv_python() -> std::path::PathBuf {
-    real_ytdlp().parent().unwrap().join("python")
-}
-
 /// Everything about worker mode in one test, since it kills workers.
 #[tokio::test]
 async fn worker_mode_extracts_with_a_warm_yt_dlp_and_survives_losing_it() {
