@@ -6,7 +6,7 @@ same origin (nginx serving 200 MB of noise):
   tinyproxy (Debian's forward proxy: what the proxy alone manages);
 - reelay's cold relay (a new video each time, its info cached) with no
   egress, through tinyproxy (`EGRESS_PROXIES`), and from random addresses
-  of 127.0.0.0/8 (`EGRESS_SOURCE_CIDR`).
+  of 127.0.0.0/8 (`EGRESS_SOURCE_CIDR`): three instances taking turns.
 
 The ratios are the figures that count: what an egress costs the relay, and
 the relay through a proxy against the proxy alone.
@@ -71,19 +71,24 @@ def through_curl_proxy_mb_s(url, proxy, times):
     return statistics.median(speeds)
 
 
-def cold_relay(work, origin, env, name, n):
-    """Median MB/s of `n` cold relays of the 200 MB file (a new video each)."""
-    app = run.Reelay(work, origin, extra_env=env, name=name)
+def cold_relays(work, origin, configs, n):
+    """Median MB/s of `n` cold relays of the 200 MB file (a new video each)
+    per configuration; the configurations take turns, so that the shared
+    machine's drift falls on all of them alike."""
+    apps = {name: run.Reelay(work, origin, extra_env=env, name=name) for name, env in configs.items()}
     try:
-        app.first_200_ms()
-        speeds = []
+        for app in apps.values():
+            app.first_200_ms()
+        speeds = {name: [] for name in apps}
         for i in range(n):
-            vid = f"bench{name[:3]}{i:03d}"
-            run.get(f"{app.base}/api/v2/videos/youtube/{vid}")
-            speeds.append(run.download_mb_s(f"{app.base}/api/v2/stream/proxy/youtube/{vid}?quality=360p", 1))
-        return statistics.median(speeds)
+            for name, app in apps.items():
+                vid = f"bench{name[:3]}{i:03d}"
+                run.get(f"{app.base}/api/v2/videos/youtube/{vid}")
+                speeds[name].append(run.download_mb_s(f"{app.base}/api/v2/stream/proxy/youtube/{vid}?quality=360p", 1))
+        return {name: statistics.median(v) for name, v in speeds.items()}
     finally:
-        app.stop()
+        for app in apps.values():
+            app.stop()
 
 
 def main():
@@ -112,9 +117,11 @@ def main():
         run.wait_http(f"{origin}/page.html")
         r["proxy_pass"] = run.download_mb_s(f"http://127.0.0.1:{nginx.proxy_port}/big.bin", n)
         r["tinyproxy"] = through_curl_proxy_mb_s(f"{origin}/big.bin", proxy.url, n)
-        r["direct"] = cold_relay(work, origin, {}, "direct", n)
-        r["proxied"] = cold_relay(work, origin, {"EGRESS_PROXIES": proxy.url}, "proxied", n)
-        r["source"] = cold_relay(work, origin, {"EGRESS_SOURCE_CIDR": "127.0.0.0/8"}, "source", n)
+        r.update(cold_relays(work, origin, {
+            "direct": {},
+            "proxied": {"EGRESS_PROXIES": proxy.url},
+            "source": {"EGRESS_SOURCE_CIDR": "127.0.0.0/8"},
+        }, n))
     finally:
         proxy.stop()
         nginx.stop()

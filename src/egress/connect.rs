@@ -98,7 +98,14 @@ pub struct Connector {
 
 impl Connector {
     /// `source`: the address to connect from; `proxy`: the route's proxy.
-    pub fn new(resolver: GuardedResolver, timeout: Duration, source: Option<IpAddr>, proxy: Option<&Proxy>) -> Self {
+    /// `tls`: for an `https://` proxy.
+    pub fn new(
+        resolver: GuardedResolver,
+        tls: &rustls::ClientConfig,
+        timeout: Duration,
+        source: Option<IpAddr>,
+        proxy: Option<&Proxy>,
+    ) -> Self {
         let tcp = |resolver: GuardedResolver| {
             let mut http = HttpConnector::new_with_resolver(resolver);
             http.enforce_http(false);
@@ -117,7 +124,7 @@ impl Connector {
             let auth = (!p.url.username().is_empty())
                 .then(|| (decode(p.url.username()), decode(p.url.password().unwrap_or_default())));
             let to_proxy = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_platform_verifier()
+                .with_tls_config(tls.clone())
                 .https_or_http()
                 .enable_http1()
                 .wrap_connector(tcp(GuardedResolver { allow_private: true, ..resolver.clone() }));

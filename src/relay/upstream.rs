@@ -20,7 +20,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use url::Url;
@@ -97,6 +97,9 @@ pub struct Upstream {
     /// The proxies cached routes name.
     egress: std::sync::Arc<Egress>,
     resolver: GuardedResolver,
+    /// TLS settings with the platform's verifier, made once: making them
+    /// reads the system's certificates (~4 ms), too slow for each route.
+    tls: rustls::ClientConfig,
     /// `ALLOW_PRIVATE_NETWORKS`, checked for literal-IP URLs on every hop.
     allow_private: bool,
 }
@@ -114,10 +117,15 @@ impl Upstream {
     /// like any other.
     pub fn new(allow_private: bool, resolve: HashMap<String, IpAddr>, egress: std::sync::Arc<Egress>) -> Self {
         let resolver = GuardedResolver { allow_private, pinned: std::sync::Arc::new(resolve) };
+        let tls = rustls::ClientConfig::builder()
+            .try_with_platform_verifier()
+            .expect("the platform's certificate verifier starts")
+            .with_no_client_auth();
         let routes =
             moka::sync::Cache::builder().max_capacity(ROUTES_KEPT).time_to_idle(Duration::from_secs(600)).build();
-        let direct = std::sync::Arc::new(pools(&Connector::new(resolver.clone(), CONNECT_TIMEOUT, None, None)));
-        Upstream { direct, routes, egress, resolver, allow_private }
+        let direct =
+            std::sync::Arc::new(pools(&Connector::new(resolver.clone(), &tls, CONNECT_TIMEOUT, None, None), &tls));
+        Upstream { direct, routes, egress, resolver, tls, allow_private }
     }
 
     /// The pools of `route`; a route whose proxy is no longer configured
@@ -135,7 +143,10 @@ impl Upstream {
             ),
         };
         Ok(self.routes.get_with_by_ref(route, || {
-            std::sync::Arc::new(pools(&Connector::new(self.resolver.clone(), CONNECT_TIMEOUT, route.source, proxy)))
+            std::sync::Arc::new(pools(
+                &Connector::new(self.resolver.clone(), &self.tls, CONNECT_TIMEOUT, route.source, proxy),
+                &self.tls,
+            ))
         }))
     }
 
@@ -247,10 +258,10 @@ impl<'a> Via<'a> {
 }
 
 /// A route's two pools over one connector.
-fn pools(connector: &Connector) -> Pools {
+fn pools(connector: &Connector, tls: &rustls::ClientConfig) -> Pools {
     let pool = |buf: usize| {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_platform_verifier()
+            .with_tls_config(tls.clone())
             .https_or_http()
             .enable_http1()
             .enable_http2()

@@ -553,6 +553,11 @@ pub struct Binary {
 
 impl Binary {
     pub async fn start(fake: &FakeExtractor, extra: &[&str]) -> Binary {
+        Binary::start_with_env(fake, extra, &[]).await
+    }
+
+    /// Like `start`, with these environment variables set.
+    pub async fn start_with_env(fake: &FakeExtractor, extra: &[&str], env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("reelay.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -563,6 +568,7 @@ impl Binary {
             .args(extra)
             .env_remove("REDIS_HOST")
             .env_remove("REDIS_URL")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
