@@ -7,6 +7,7 @@
 
 mod info;
 mod playlist;
+mod refusal;
 pub mod update;
 mod worker;
 
@@ -22,6 +23,8 @@ use tokio::sync::Semaphore;
 use crate::egress::{AllCooling, Egress, Route};
 use crate::metrics::Metrics;
 use crate::process::GroupGuard;
+pub(crate) use refusal::classify;
+use refusal::{is_unreachable, rejection};
 use worker::WorkerPool;
 
 pub use info::{ApiFormat, ApiVideo, Format, Headers, ParseError, VideoInfo, url_expiry};
@@ -251,28 +254,7 @@ impl Extractor {
         let _permit = self.permits.acquire().await.expect("the semaphore is never closed");
         let timer = self.metrics.extraction_started();
         let started = Instant::now();
-        let (raw, route) = match self.egress.pick(None) {
-            Err(AllCooling(wait)) => (Err(ExtractError::EgressCooling(wait.as_secs().max(1))), Route::default()),
-            Ok(route) => {
-                let first = self.attempt(url, flat, cookies, &route).await;
-                match first {
-                    Err(e) if self.refused_egress(&e, &route) && self.egress.can_retry() => {
-                        match self.egress.pick(Some(&route)) {
-                            // A second refusal is the answer (its proxy cools down too).
-                            Ok(next) => {
-                                let second = self.attempt(url, flat, cookies, &next).await;
-                                if let Err(e) = &second {
-                                    self.refused_egress(e, &next);
-                                }
-                                (second, next)
-                            }
-                            Err(_) => (Err(e), route),
-                        }
-                    }
-                    other => (other, route),
-                }
-            }
-        };
+        let (raw, route) = self.through_egress(url, flat, cookies).await;
         let result = raw.and_then(|v| {
             parse(v).map_err(|e| match e {
                 ParseError::NoFormats | ParseError::Playlist | ParseError::NotAPlaylist => {
@@ -284,6 +266,34 @@ impl Extractor {
         tracing::debug!(url, flat, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "extracted");
         timer.finish(result.as_ref().map_or_else(ExtractError::outcome, |_| "ok"));
         result.map(|t| (t, route))
+    }
+
+    /// Runs yt-dlp through the next route and, when that egress was refused
+    /// (counted, its proxy cooling down), once more through another.
+    async fn through_egress(
+        &self,
+        url: &str,
+        flat: bool,
+        cookies: Option<&Path>,
+    ) -> (Result<serde_json::Value, ExtractError>, Route) {
+        let route = match self.egress.pick(None) {
+            Ok(route) => route,
+            Err(AllCooling(wait)) => {
+                return (Err(ExtractError::EgressCooling(wait.as_secs().max(1))), Route::default());
+            }
+        };
+        let first = self.attempt(url, flat, cookies, &route).await;
+        let refused = first.as_ref().err().is_some_and(|e| self.refused_egress(e, &route));
+        if !refused || !self.egress.can_retry() {
+            return (first, route);
+        }
+        let Ok(next) = self.egress.pick(Some(&route)) else { return (first, route) };
+        // A second refusal is the answer (and that proxy cools down too).
+        let second = self.attempt(url, flat, cookies, &next).await;
+        if let Err(e) = &second {
+            self.refused_egress(e, &next);
+        }
+        (second, next)
     }
 
     /// One run of yt-dlp through `route`: its JSON, or its refusal.
@@ -396,153 +406,5 @@ impl Extractor {
         let stderr = self.egress.redact(&stderr);
         tracing::warn!(program = %program.display(), %status, stderr = %stderr.trim(), "extractor failed");
         Err(classify(&stderr))
-    }
-}
-
-/// Whether yt-dlp's error says the network failed (the proxy refused the
-/// tunnel, nothing answered) rather than the platform.
-fn is_unreachable(message: &str) -> bool {
-    const WORDS: [&str; 12] = [
-        "unable to connect to proxy",
-        "tunnel connection failed",
-        "proxyerror",
-        "proxy error",
-        "socks",
-        "connection refused",
-        "connection reset",
-        "timed out",
-        "network is unreachable",
-        "failed to establish a new connection",
-        "remote end closed connection",
-        "connection aborted",
-    ];
-    let lower = message.to_lowercase();
-    WORDS.iter().any(|w| lower.contains(w))
-}
-
-/// What yt-dlp said when it rejected `YTDLP_ARGS`: its `error:` line.
-fn rejection(stderr: &str) -> String {
-    let mut lines = stderr.lines().map(str::trim).filter(|l| !l.is_empty());
-    let said = lines.clone().find(|l| l.contains("error:")).or_else(|| lines.next_back()).unwrap_or("no reason given");
-    format!("YTDLP_ARGS: yt-dlp rejects them: {said}")
-}
-
-/// Turns yt-dlp's stderr into an error with its own `ERROR:` line, read
-/// in yt-dlp's own words. The order matters: a bot check and a private
-/// video both say "Sign in", and a country block says "unavailable".
-pub(crate) fn classify(stderr: &str) -> ExtractError {
-    let line = stderr
-        .lines()
-        .rev()
-        .find_map(|l| l.trim().strip_prefix("ERROR:"))
-        .map(|l| l.trim().to_owned())
-        .unwrap_or_else(|| "the extractor failed without saying why".to_owned());
-    // yt-dlp prints YouTube's curly apostrophe ("you’re").
-    let lower = line.to_lowercase().replace('\u{2019}', "'");
-    let has = |words: &[&str]| words.iter().any(|w| lower.contains(w));
-    const BOT: [&str; 6] = [
-        "not a bot",
-        "confirm you're not a robot",
-        "http error 429",
-        "too many requests",
-        "rate-limited",
-        "rate limited",
-    ];
-    const GEO: [&str; 5] = [
-        "available in your country",
-        "not available in your region",
-        "from your location",
-        "geo restriction",
-        "geo-restricted",
-    ];
-    const SIGN_IN: [&str; 8] = [
-        "confirm your age",
-        "age-restricted",
-        "age restricted",
-        "inappropriate for some users",
-        "members-only",
-        "login required",
-        "requires authentication",
-        "sign in to",
-    ];
-    const GONE: [&str; 10] = [
-        "unavailable",
-        "private video",
-        "not available",
-        "does not exist",
-        "has been removed",
-        "http error 404",
-        "unsupported url",
-        "no video formats",
-        "no video could be found",
-        "video not found",
-    ];
-    if has(&BOT) {
-        ExtractError::BotCheck(line)
-    } else if has(&GEO) {
-        ExtractError::GeoBlocked(line)
-    } else if lower.contains("private video") {
-        ExtractError::Unavailable(line)
-    } else if has(&SIGN_IN) {
-        ExtractError::SignInRequired(line)
-    } else if has(&GONE) {
-        ExtractError::Unavailable(line)
-    } else {
-        ExtractError::Failed(line)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classifies_ytdlp_errors() {
-        let e = classify("WARNING: x\nERROR: [youtube] abc: Video unavailable\n");
-        assert!(matches!(e, ExtractError::Unavailable(ref m) if m == "[youtube] abc: Video unavailable"));
-        assert!(matches!(classify("ERROR: Unable to download webpage: boom"), ExtractError::Failed(_)));
-        assert!(matches!(classify("Traceback..."), ExtractError::Failed(_)));
-    }
-
-    /// yt-dlp's own words for each refusal.
-    #[test]
-    fn reads_refusals_plainly() {
-        let cases = [
-            (
-                "ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication.",
-                "bot_check",
-            ),
-            (
-                "ERROR: [youtube] dQw4w9WgXcQ: Unable to download API page: HTTP Error 429: Too Many Requests",
-                "bot_check",
-            ),
-            (
-                "ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm your age. This video may be inappropriate for some users. Use --cookies-from-browser or --cookies for the authentication.",
-                "sign_in_required",
-            ),
-            (
-                "ERROR: [youtube] dQw4w9WgXcQ: Join this channel to get access to members-only content like this video, and other exclusive perks.",
-                "sign_in_required",
-            ),
-            (
-                "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. The uploader has not made this video available in your country",
-                "geo_blocked",
-            ),
-            (
-                "ERROR: [BiliBili] BV1xx411c7mD: This video is not available from your location due to geo restriction",
-                "geo_blocked",
-            ),
-            (
-                "ERROR: [youtube] dQw4w9WgXcQ: Private video. Sign in if you've been granted access to this video. Use --cookies-from-browser or --cookies for the authentication.",
-                "unavailable",
-            ),
-            (
-                "ERROR: [youtube] dQw4w9WgXcQ: Video unavailable. This video has been removed by the uploader",
-                "unavailable",
-            ),
-        ];
-        for (stderr, outcome) in cases {
-            assert_eq!(classify(stderr).outcome(), outcome, "{stderr}");
-        }
     }
 }
