@@ -141,32 +141,33 @@ async fn a_bot_check_cools_the_proxy_and_the_next_one_answers() {
     assert_eq!(app.prom("reelay_extractions_total{outcome=\"egress_cooling\"}").await, 1.0);
 }
 
-/// An https origin (as every googlevideo URL is) through an HTTP proxy: a
+/// An https origin (as every googlevideo URL is) through HTTP proxies: a
 /// `CONNECT` tunnel with the proxy's credentials, TLS to the origin inside
-/// it (a reelay process that trusts the test's CA).
+/// it; through an `https://` proxy, that tunnel inside TLS to the proxy (a
+/// reelay process that trusts the test's CA).
 #[tokio::test]
 async fn https_origins_are_reached_through_a_connect_tunnel() {
-    let origin = crate::proxies::TlsOrigin::start().await;
-    let proxy = Proxy::http().await;
-    let fake = FakeExtractor::new(&origin.base, 0);
-    let proxies = proxy.url("http", Some(("tunnel", "s3cret")));
-    let app = Binary::start_with_env(
-        &fake,
-        &["--egress-proxies", &proxies],
-        &[("SSL_CERT_FILE", origin.ca.to_str().unwrap())],
-    )
-    .await;
-    let id = yt_id("tunnel");
-    let resp = reqwest::get(format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", app.base)).await.unwrap();
-    assert_eq!(resp.status(), 200, "{}", app.logs());
-    assert_eq!(resp.bytes().await.unwrap(), media("clip.mp4"));
-    let origin_addr = origin.base.trim_start_matches("https://");
-    let tunnels = proxy.passed();
-    assert!(!tunnels.is_empty(), "{}", app.logs());
+    let ca = crate::proxies::TestCa::new().await;
+    let origin = crate::proxies::tls_origin(&ca).await;
+    let (plain, tls) = (Proxy::http().await, Proxy::https(&ca).await);
+    let fake = FakeExtractor::new(&origin, 0);
+    let proxies =
+        format!("{},{}", plain.url("http", Some(("tunnel", "s3cret"))), tls.url("https", Some(("tunnel", "s3cret"))));
+    let app =
+        Binary::start_with_env(&fake, &["--egress-proxies", &proxies], &[("SSL_CERT_FILE", ca.ca.to_str().unwrap())])
+            .await;
     let basic = format!("Basic {}", base64_of("tunnel:s3cret"));
-    for t in &tunnels {
-        assert_eq!(t.target, format!("CONNECT {origin_addr}"), "{tunnels:?}");
-        assert_eq!(t.auth.as_deref(), Some(basic.as_str()));
+    for proxy in [&plain, &tls] {
+        let id = yt_id("tunnel");
+        let resp = reqwest::get(format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", app.base)).await.unwrap();
+        assert_eq!(resp.status(), 200, "{}", app.logs());
+        assert_eq!(resp.bytes().await.unwrap(), media("clip.mp4"));
+        let tunnels = proxy.passed();
+        assert!(!tunnels.is_empty(), "{}", app.logs());
+        for t in &tunnels {
+            assert_eq!(t.target, format!("CONNECT {}", origin.trim_start_matches("https://")), "{tunnels:?}");
+            assert_eq!(t.auth.as_deref(), Some(basic.as_str()));
+        }
     }
     assert!(!app.logs().contains("s3cret"), "no credentials in the logs");
 }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// One request or tunnel that went through a proxy.
@@ -27,24 +27,36 @@ impl Proxy {
     /// An HTTP forward proxy: plain-http requests in absolute form are sent
     /// on (one per connection), `CONNECT` opens a tunnel.
     pub async fn http() -> Proxy {
-        Proxy::start(false).await
+        Proxy::start(false, None).await
+    }
+
+    /// The same behind TLS (an `https://` proxy), with a certificate of `ca`'s.
+    pub async fn https(ca: &TestCa) -> Proxy {
+        Proxy::start(false, Some(ca.acceptor.clone())).await
     }
 
     /// A SOCKS5 proxy (no authentication, or any user name and password).
     pub async fn socks5() -> Proxy {
-        Proxy::start(true).await
+        Proxy::start(true, None).await
     }
 
-    async fn start(socks: bool) -> Proxy {
+    async fn start(socks: bool, tls: Option<tokio_rustls::TlsAcceptor>) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let log: Arc<Mutex<Vec<Passed>>> = Arc::default();
         let shared = log.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let log = shared.clone();
+                let (log, tls) = (shared.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = if socks { socks5(stream, log).await } else { http(stream, log).await };
+                    let _ = match tls {
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => http(stream, log).await,
+                            Err(e) => Err(e),
+                        },
+                        None if socks => socks5(stream, log).await,
+                        None => http(stream, log).await,
+                    };
                 });
             }
         });
@@ -73,7 +85,7 @@ impl Proxy {
 }
 
 /// Reads a request head; returns it and whatever came after it.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)> {
+async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> std::io::Result<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -89,7 +101,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<(String, Vec<u8>)>
     }
 }
 
-async fn http(mut client: TcpStream, log: Arc<Mutex<Vec<Passed>>>) -> std::io::Result<()> {
+async fn http<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, log: Arc<Mutex<Vec<Passed>>>) -> std::io::Result<()> {
     let (head, rest) = read_head(&mut client).await?;
     let mut lines = head.split("\r\n");
     let first = lines.next().unwrap_or_default().to_owned();
@@ -184,19 +196,19 @@ async fn socks5(mut client: TcpStream, log: Arc<Mutex<Vec<Passed>>>) -> std::io:
     Ok(())
 }
 
-/// An https origin serving the media files, with a certificate for
-/// 127.0.0.1 signed by a CA of the test's own (made with openssl), which a
-/// reelay process trusts through `SSL_CERT_FILE`.
-pub struct TlsOrigin {
-    /// `https://127.0.0.1:port`.
-    pub base: String,
+/// A certificate authority of the test's own (made with openssl) and a
+/// certificate for 127.0.0.1 it signed, which a reelay process trusts
+/// through `SSL_CERT_FILE`.
+pub struct TestCa {
     /// The CA's certificate (PEM).
     pub ca: std::path::PathBuf,
+    /// TLS with the 127.0.0.1 certificate.
+    pub acceptor: tokio_rustls::TlsAcceptor,
     _dir: tempfile::TempDir,
 }
 
-impl TlsOrigin {
-    pub async fn start() -> TlsOrigin {
+impl TestCa {
+    pub async fn new() -> TestCa {
         use tokio_rustls::rustls::pki_types::pem::PemObject;
         use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let dir = tempfile::tempdir().unwrap();
@@ -265,23 +277,29 @@ impl TlsOrigin {
         let key = PrivateKeyDer::from_pem_file(d.join("srv.key")).unwrap();
         let config =
             tokio_rustls::rustls::ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let app = axum::Router::new()
-            .nest_service("/media", tower_http::services::ServeDir::new(crate::helpers::media_dir()));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("https://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (acceptor, app) = (acceptor.clone(), app.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(stream).await else { return };
-                    let service = hyper_util::service::TowerToHyperService::new(app);
-                    let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                        .await;
-                });
-            }
-        });
-        TlsOrigin { base, ca: d.join("ca.pem"), _dir: dir }
+        TestCa { ca: d.join("ca.pem"), acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)), _dir: dir }
     }
+}
+
+/// An https origin serving the media files with `ca`'s certificate;
+/// returns `https://127.0.0.1:port`.
+pub async fn tls_origin(ca: &TestCa) -> String {
+    let acceptor = ca.acceptor.clone();
+    let app =
+        axum::Router::new().nest_service("/media", tower_http::services::ServeDir::new(crate::helpers::media_dir()));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("https://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    base
 }
