@@ -204,3 +204,15 @@ impl Service<Uri> for Connector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::with_port;
+
+    #[test]
+    fn ports_are_spelled_out_for_the_handshakes() {
+        assert_eq!(with_port("http://a.example/x?y".parse().unwrap()).to_string(), "http://a.example:80/");
+        assert_eq!(with_port("https://[::1]/x".parse().unwrap()).to_string(), "https://[::1]:443/");
+        assert_eq!(with_port("https://h:8443/x".parse().unwrap()).to_string(), "https://h:8443/x");
+    }
+}
