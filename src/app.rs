@@ -195,6 +195,7 @@ impl App {
         let access = Access::from_config(&config)?;
         let metrics = Arc::new(Metrics::default());
         let egress = Arc::new(config.egress()?);
+        let ytdlp_args = config.ytdlp_args()?;
         egress.check_block()?;
         let mut extractor = Extractor::new(
             config.ytdlp_path.clone(),
@@ -202,7 +203,7 @@ impl App {
             config.extract_concurrency as usize,
             metrics.clone(),
         )
-        .with_args(config.ytdlp_args()?)
+        .with_args(ytdlp_args.clone())
         .with_egress(egress.clone());
         if config.extractor == ExtractorKind::Worker {
             extractor = extractor.with_workers(config.ytdlp_python.clone());
@@ -245,7 +246,7 @@ impl App {
             interval: config.ytdlp_update_interval,
             canary: config.ytdlp_canary_url.clone(),
             dir: config.ytdlp_update_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("reelay-yt-dlp")),
-            args: config.ytdlp_args()?,
+            args: ytdlp_args,
             metrics: metrics.ytdlp.clone(),
             status: health.update.clone(),
             switched: health.ytdlp_changed.clone(),

@@ -82,19 +82,17 @@ impl Health {
         let mut last_ytdlp: Option<Instant> = None;
         loop {
             if last_ytdlp.is_none_or(|t| t.elapsed() >= YTDLP_REFRESH) {
-                let read = extractor.version().await;
-                let now = match &read {
-                    Ok(v) if !v.is_empty() => "available".to_owned(),
+                let now = match extractor.version().await {
+                    Ok(v) if !v.is_empty() => {
+                        if version.as_deref() != Some(v.as_str()) {
+                            info.set_version(&v);
+                            version = Some(v);
+                        }
+                        "available".to_owned()
+                    }
                     Ok(_) => "unavailable: printed no version".to_owned(),
                     Err(e) => format!("unavailable: {e}"),
                 };
-                if let Ok(v) = read.as_ref().map(|v| v.trim()).map_err(drop)
-                    && !v.is_empty()
-                    && version.as_deref() != Some(v)
-                {
-                    info.set_version(v);
-                    version = Some(v.to_owned());
-                }
                 if now != ytdlp && now != "available" {
                     tracing::warn!(status = %now, "yt-dlp is not available");
                 }

@@ -113,11 +113,6 @@ impl Egress {
         Ok(Egress { proxies: parsed, next: AtomicUsize::new(0), block, cooldown })
     }
 
-    /// No proxies and no block: every route is the server's own address.
-    pub fn is_direct(&self) -> bool {
-        self.proxies.is_empty() && self.block.is_none()
-    }
-
     /// Whether a failed extraction may be tried again another way: another
     /// proxy, or another address of the block.
     pub fn can_retry(&self) -> bool {

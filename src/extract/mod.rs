@@ -12,17 +12,15 @@ pub mod update;
 mod worker;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
 use crate::egress::{AllCooling, Egress, Route};
 use crate::metrics::Metrics;
-use crate::process::GroupGuard;
+use crate::process::{self, RunError};
 pub(crate) use refusal::classify;
 use refusal::{is_unreachable, rejection};
 use worker::WorkerPool;
@@ -208,17 +206,10 @@ impl Extractor {
         }
         // `--version` answers before the options are read; listing the
         // extractors reads them first and touches no network.
-        let run = self
-            .command()
-            .args(&self.args)
-            .args(["--ignore-config", "--list-extractors"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output();
-        match tokio::time::timeout(self.timeout, run).await {
-            Ok(Ok(out)) if !out.status.success() => Err(rejection(&String::from_utf8_lossy(&out.stderr))),
+        let mut cmd = self.command();
+        cmd.args(&self.args).args(["--ignore-config", "--list-extractors"]);
+        match process::output(cmd, self.timeout).await {
+            Ok(out) if !out.status.success() => Err(rejection(&String::from_utf8_lossy(&out.stderr))),
             _ => Ok(()),
         }
     }
@@ -369,36 +360,17 @@ impl Extractor {
 
     async fn run(&self, args: &[&str]) -> Result<Vec<u8>, ExtractError> {
         let program = self.install().program.clone();
-        let mut child = self
-            .command()
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| ExtractError::NotRunnable(format!("{}: {e}", program.display())))?;
-        let mut guard = GroupGuard::new(&child);
-        let mut stdout = child.stdout.take().expect("stdout is piped");
-        let mut stderr = child.stderr.take().expect("stderr is piped");
-        let work = async {
-            let (mut out, mut err) = (Vec::new(), Vec::new());
-            let (a, b, status) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), child.wait());
-            a.and(b).map_err(|e| ExtractError::Failed(e.to_string()))?;
-            Ok::<_, ExtractError>((status.map_err(|e| ExtractError::Failed(e.to_string()))?, out, err))
-        };
-        let (status, out, err) = match tokio::time::timeout(self.timeout, work).await {
-            Ok(done) => done?,
-            Err(_) => {
-                tracing::warn!(program = %program.display(), timeout_s = self.timeout.as_secs(), "extractor timed out; killed");
-                return Err(ExtractError::Timeout(self.timeout.as_secs()));
+        let mut cmd = self.command();
+        cmd.args(args);
+        let std::process::Output { status, stdout: out, stderr: err } = match process::output(cmd, self.timeout).await {
+            Ok(output) => output,
+            Err(RunError::Spawn(e)) => return Err(ExtractError::NotRunnable(format!("{}: {e}", program.display()))),
+            Err(RunError::Io(e)) => return Err(ExtractError::Failed(e.to_string())),
+            Err(RunError::TimedOut(limit)) => {
+                tracing::warn!(program = %program.display(), timeout_s = limit.as_secs(), "extractor timed out; killed");
+                return Err(ExtractError::Timeout(limit.as_secs()));
             }
         };
-        // Reaped: the pid may be reused from now on, so the guard must not fire.
-        // Anything the child left behind closed its pipes, or the reads above
-        // would not have finished.
-        guard.disarm();
         if status.success() {
             return Ok(out);
         }

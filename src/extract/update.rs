@@ -10,7 +10,6 @@
 //! in `reelay_ytdlp_updates_total{outcome}` and said in `/health`.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -222,20 +221,8 @@ async fn remove(folder: &Path) {
 }
 
 /// Runs `cmd` to the end (its whole group killed past `limit`).
-async fn run(mut cmd: Command, limit: Duration) -> Result<std::process::Output, String> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true).process_group(0);
-    let child = cmd.spawn().map_err(|e| e.to_string())?;
-    let guard = crate::process::GroupGuard::new(&child);
-    let out = tokio::time::timeout(limit, child.wait_with_output()).await;
-    match out {
-        Ok(Ok(out)) => {
-            let mut guard = guard;
-            guard.disarm();
-            Ok(out)
-        }
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("took longer than {} s", limit.as_secs())),
-    }
+async fn run(cmd: Command, limit: Duration) -> Result<std::process::Output, String> {
+    crate::process::output(cmd, limit).await.map_err(|e| e.to_string())
 }
 
 /// The last non-empty line a program printed on stderr.

@@ -248,15 +248,6 @@ pub struct Via<'a> {
     pub route: &'a Route,
 }
 
-impl<'a> Via<'a> {
-    /// No headers, the server's own address: URLs that belong to no
-    /// extraction.
-    pub fn plain() -> Via<'static> {
-        static NONE: std::sync::LazyLock<(Headers, Route)> = std::sync::LazyLock::new(Default::default);
-        Via { headers: &NONE.0, route: &NONE.1 }
-    }
-}
-
 /// A route's two pools over one connector.
 fn pools(connector: &Connector, tls: &rustls::ClientConfig) -> Pools {
     let pool = |buf: usize| {
