@@ -115,6 +115,20 @@ async fn a_bot_check_cools_the_proxy_and_the_next_one_answers() {
     assert_eq!(app.prom(&series).await, 1.0);
     assert_eq!(app.prom("reelay_extractions_total{outcome=\"ok\"}").await, 2.0);
 
+    // HTTP 429 counts the same: both proxies tried, both rest.
+    let (r1, r2) = (Proxy::http().await, Proxy::http().await);
+    let app429 =
+        spawn().arg("--egress-proxies", format!("{},{}", r1.url("http", None), r2.url("http", None))).start().await;
+    let resp = app429.get(&format!("/api/v2/videos/youtube/{}", yt_id("toomany"))).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().contains_key("retry-after"));
+    for r in [&r1, &r2] {
+        let series = format!("reelay_egress_refusals_total{{egress=\"{}\",reason=\"bot_check\"}}", r.label());
+        assert_eq!(app429.prom(&series).await, 1.0, "{series}");
+    }
+    assert_eq!(app429.get(&format!("/api/v2/videos/youtube/{}", yt_id("cooling"))).await.status(), 503, "both rest");
+    assert_eq!(app429.fake.runs(), 2);
+
     // Every proxy flagged: the bot check, then "cooling down" with no run.
     let (q1, q2) = (Proxy::http().await, Proxy::http().await);
     let both = format!(
@@ -203,6 +217,12 @@ async fn a_videos_fetches_come_from_the_address_its_extraction_used() {
             HashSet::from([address.clone()]),
             "every fetch of {id} came from {address}"
         );
+        // The stand-in origin refuses the URL from any other address.
+        let (_, info) = app.json(&format!("/api/v2/videos/youtube/{id}")).await;
+        let formats = info["data"]["formats"].as_array().unwrap();
+        let url = formats.iter().find(|f| f["format_id"] == "18").unwrap()["url"].as_str().unwrap().to_owned();
+        assert!(url.contains(&format!("ip={address}")), "{url}");
+        assert_eq!(reqwest::get(&url).await.unwrap().status(), 403, "bound to {address}, fetched from 127.0.0.1");
         used.insert(address);
     }
     assert_eq!(used.len(), 2, "a new address per extraction");

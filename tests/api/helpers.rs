@@ -201,15 +201,16 @@ pub async fn spawn_origin() -> Origin {
                 let path = req.uri().path().to_owned();
                 let target = req.uri().path_and_query().map_or(path.clone(), |p| p.to_string());
                 let mut headers = req.headers().clone();
-                if let Some(axum::extract::ConnectInfo(peer)) = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>() {
-                    headers.insert(PEER, HeaderValue::from_str(&peer.ip().to_string()).unwrap());
+                let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+                if let Some(peer) = peer {
+                    headers.insert(PEER, HeaderValue::from_str(&peer.to_string()).unwrap());
                 }
                 recorder.lock().unwrap().push((target, headers));
                 let referer_ok = req.headers().get("referer").is_some_and(|r| r == "https://www.bilibili.com/");
                 if path.starts_with("/bili/") && !referer_ok {
                     return (StatusCode::FORBIDDEN, "missing referer").into_response();
                 }
-                if url_refused(req.uri().query().unwrap_or("")) {
+                if url_refused(req.uri().query().unwrap_or(""), peer) {
                     return (StatusCode::FORBIDDEN, "expired").into_response();
                 }
                 let mut resp: Response = next.run(req).await;
@@ -229,12 +230,16 @@ const LIST_PAGE: &str = "<html><head><title>Local list</title></head><body>\
 <video src=\"/media/clip.mp4?n=1\" controls></video><video src=\"/media/clip.mp4?n=2\" controls></video>\
 <video src=\"/media/clip.mp4?n=3\" controls></video></body></html>";
 
-/// Like a CDN: URLs past their `expire=`, or marked `revoked=1`, get 403.
-fn url_refused(query: &str) -> bool {
+/// Like a CDN: URLs past their `expire=`, or marked `revoked=1`, get 403;
+/// so do URLs bound to another client address (googlevideo's `ip=`) when
+/// that address is one a test can send from (loopback; a public one such
+/// as `boundboundb`'s stands for an address no test has).
+fn url_refused(query: &str, peer: Option<std::net::IpAddr>) -> bool {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     query.split('&').any(|kv| match kv.split_once('=') {
         Some(("expire", v)) => v.parse::<i64>().is_ok_and(|e| e < now),
         Some(("revoked", "1")) => true,
+        Some(("ip", v)) => v.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() && Some(ip) != peer),
         _ => false,
     })
 }

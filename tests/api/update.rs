@@ -50,7 +50,7 @@ async fn health_when(app: &TestApp, what: &str, done: impl Fn(&Value) -> bool) -
 async fn title_of(app: &TestApp, url: &str) -> (u16, String) {
     let q: String = url::form_urlencoded::byte_serialize(url.as_bytes()).collect();
     let (status, body) = app.json(&format!("/api/v2/videos?url={q}")).await;
-    (status.as_u16(), body["data"]["title"].as_str().or(body["title"].as_str()).unwrap_or_default().to_owned())
+    (status.as_u16(), body["data"]["title"].as_str().unwrap_or_default().to_owned())
 }
 
 /// A newer release that cannot extract is refused by the canary and the
