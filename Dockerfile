@@ -1,5 +1,6 @@
 # reelay: a Rust build stage, then a slim Debian runtime with ffmpeg and
-# yt-dlp (installed by scripts/setup, the same command the README uses).
+# yt-dlp with its extras: Deno, yt-dlp-ejs, curl_cffi (installed by
+# scripts/setup, the same command the README uses).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src

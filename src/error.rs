@@ -186,6 +186,7 @@ impl From<Arc<ExtractError>> for ApiError {
             ExtractError::Timeout(_) => ApiError::Timeout(detail),
             ExtractError::NotRunnable(_) => ApiError::Unavailable(detail),
             ExtractError::Refused(_) => ApiError::Forbidden(detail),
+            ExtractError::Unresolvable(_) => ApiError::BadGateway { error: "Host not found", detail },
             ExtractError::RateLimited(secs) => ApiError::TooManyRequests { retry_after: *secs, detail },
             // Every way out met a bot check lately: still the platform's block.
             ExtractError::EgressCooling(secs) => ApiError::Blocked { retry_after: *secs, detail },

@@ -9,8 +9,8 @@ use serde::Serialize;
 use crate::cache::RedisTier;
 use tokio::sync::Notify;
 
-use crate::extract::Extractor;
 use crate::extract::update::UpdateStatus;
+use crate::extract::{Capabilities, Extractor};
 use crate::metrics::YtdlpMetrics;
 
 /// How often Redis and memory are re-read.
@@ -27,16 +27,24 @@ pub struct Readings {
     pub ytdlp: String,
     /// What `yt-dlp --version` said last.
     pub ytdlp_version: Option<String>,
+    /// What that release found of its extras (read again when it changes).
+    pub ytdlp_caps: Capabilities,
     pub memory: Memory,
+    /// The process's resident set (VmRSS), for `/metrics`.
+    pub rss_bytes: u64,
 }
 
-/// The reference's memory keys, read from /proc: Rust has no GC, so
-/// `alloc_mb` and `sys_mb` are the resident set, `total_alloc_mb` its peak,
-/// and `num_gc` is always 0.
+/// The reference's memory keys, from the allocator's own counters (jemalloc,
+/// the global allocator): Rust has no GC, so `num_gc` is always 0.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Memory {
+    /// MB in live allocations (jemalloc's `stats.allocated`; Go's `Alloc`).
     pub alloc_mb: f64,
+    /// MB of pages holding live allocations (`stats.active`): what the heap
+    /// occupies, fragmentation included. Go's cumulative `TotalAlloc` has no
+    /// allocator counterpart; the key is kept for the reference's clients.
     pub total_alloc_mb: f64,
+    /// MB the allocator has mapped from the system (`stats.mapped`; Go's `Sys`).
     pub sys_mb: f64,
     pub num_gc: u32,
 }
@@ -58,7 +66,9 @@ impl Health {
             redis: if redis_enabled { "connecting".into() } else { "disabled".into() },
             ytdlp: "checking".into(),
             ytdlp_version: None,
+            ytdlp_caps: Capabilities::default(),
             memory: read_memory(),
+            rss_bytes: read_rss(),
         };
         Health {
             readings: RwLock::new(Arc::new(readings)),
@@ -75,17 +85,30 @@ impl Health {
     /// Refreshes the readings until the server stops. Its first yt-dlp check
     /// runs at start-up; with `EXTRACTOR=worker` it starts the first worker,
     /// which stays in the pool, so the first cold miss finds yt_dlp loaded.
-    /// `reelay_ytdlp_info` follows the version read.
+    /// When the version changes (start-up, an update) the release's extras
+    /// are read too, and what is missing is logged once as a warning.
+    /// `reelay_ytdlp_info` follows what was read.
     pub async fn refresh(self: Arc<Self>, redis: Option<RedisTier>, extractor: Arc<Extractor>, info: YtdlpMetrics) {
         let mut ytdlp = String::new();
         let mut version: Option<String> = None;
+        let mut caps = Capabilities::default();
         let mut last_ytdlp: Option<Instant> = None;
         loop {
             if last_ytdlp.is_none_or(|t| t.elapsed() >= YTDLP_REFRESH) {
                 let now = match extractor.version().await {
                     Ok(v) if !v.is_empty() => {
                         if version.as_deref() != Some(v.as_str()) {
-                            info.set_version(&v);
+                            caps = extractor.capabilities().await;
+                            let missing = caps.missing();
+                            if !missing.is_empty() {
+                                tracing::warn!(version = %v, missing = %missing.join("; "), "yt-dlp lacks extras (scripts/setup installs them)");
+                            }
+                            info.set_info(
+                                &v,
+                                caps.js_runtime.as_deref(),
+                                caps.ejs.as_deref(),
+                                caps.impersonate.as_deref(),
+                            );
                             version = Some(v);
                         }
                         "available".to_owned()
@@ -103,7 +126,9 @@ impl Health {
                 redis: redis.as_ref().map_or_else(|| "disabled".to_owned(), RedisTier::status),
                 ytdlp: ytdlp.clone(),
                 ytdlp_version: version.clone(),
+                ytdlp_caps: caps.clone(),
                 memory: read_memory(),
+                rss_bytes: read_rss(),
             };
             *self.readings.write().expect("readings lock") = Arc::new(readings);
             tokio::select! {
@@ -123,17 +148,27 @@ impl Readings {
     }
 }
 
+/// jemalloc's counters, as of a fresh epoch (they are cached until one).
 fn read_memory() -> Memory {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    let mb = |bytes: Result<usize, _>| (bytes.unwrap_or(0) as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0;
+    Memory {
+        alloc_mb: mb(stats::allocated::read()),
+        total_alloc_mb: mb(stats::active::read()),
+        sys_mb: mb(stats::mapped::read()),
+        num_gc: 0,
+    }
+}
+
+/// VmRSS from /proc, in bytes.
+fn read_rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let mb = |k: f64| (k / 1024.0 * 10.0).round() / 10.0;
-    Memory { alloc_mb: mb(kb("VmRSS:")), total_alloc_mb: mb(kb("VmHWM:")), sys_mb: mb(kb("VmRSS:")), num_gc: 0 }
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// `1h30m45s`, as Go prints a duration rounded to seconds.

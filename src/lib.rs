@@ -56,5 +56,14 @@ pub mod signin;
 pub mod stream;
 pub mod telemetry;
 
+/// jemalloc, whose background thread returns freed memory to the system a
+/// second after a load, even while the threads that freed it sit idle
+/// (mimalloc and glibc keep it in idle threads' heaps); as fast on the hot
+/// routes. Measured in BENCHMARKS.md; settings in `.cargo/config.toml`.
+/// Declared by the library, so the tests run on the allocator the binary
+/// runs on, and `/health` reads its counters wherever reelay is linked.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 pub use app::App;
 pub use config::Config;

@@ -1,13 +1,6 @@
 use clap::Parser;
 use reelay::{App, Config, telemetry};
 
-/// jemalloc, whose background thread returns freed memory to the system a
-/// second after a load, even while the threads that freed it sit idle
-/// (mimalloc and glibc keep it in idle threads' heaps); as fast on the hot
-/// routes. Measured in BENCHMARKS.md; settings in `.cargo/config.toml`.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[tokio::main]
 async fn main() {
     // `reelay healthcheck`: for container health checks, where no curl exists.

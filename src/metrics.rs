@@ -31,7 +31,7 @@ const HTTP_BUCKETS: &[f64] =
 const EXTRACT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0];
 
 /// Why an extraction ended, for `reelay_extractions_total{outcome}`.
-pub const EXTRACT_OUTCOMES: [&str; 11] = [
+pub const EXTRACT_OUTCOMES: [&str; 12] = [
     "ok",
     "unavailable",
     "bot_check",
@@ -41,6 +41,7 @@ pub const EXTRACT_OUTCOMES: [&str; 11] = [
     "timeout",
     "not_runnable",
     "refused",
+    "unresolvable",
     "rate_limited",
     "egress_cooling",
 ];
@@ -289,24 +290,36 @@ pub struct Metrics {
     pub ytdlp: YtdlpMetrics,
 }
 
+/// Labels whose values are known only at run time.
+type OwnedLabels = Vec<(&'static str, String)>;
+
 /// yt-dlp's version and its updates (`YTDLP_UPDATE`).
 #[derive(Debug, Clone, Default)]
 pub struct YtdlpMetrics {
-    info: Family<Vec<(&'static str, String)>, Gauge>,
-    /// The version `info` holds now.
-    current: Arc<std::sync::Mutex<Option<String>>>,
-    updates: Family<Vec<(&'static str, String)>, Counter>,
+    info: Family<OwnedLabels, Gauge>,
+    /// The labels `info` holds now.
+    current: Arc<std::sync::Mutex<Option<OwnedLabels>>>,
+    updates: Family<OwnedLabels, Counter>,
 }
 
 impl YtdlpMetrics {
-    /// The version in use is `version` (the old series goes).
-    pub fn set_version(&self, version: &str) {
+    /// The release in use is `version`, with these extras (the old series
+    /// goes): `reelay_ytdlp_info{version, js_runtime, ejs, impersonate}`,
+    /// each extra `none` when missing.
+    pub fn set_info(&self, version: &str, js_runtime: Option<&str>, ejs: Option<&str>, impersonate: Option<&str>) {
+        let extra = |v: Option<&str>| v.unwrap_or("none").to_owned();
+        let labels = vec![
+            ("version", version.to_owned()),
+            ("js_runtime", extra(js_runtime)),
+            ("ejs", extra(ejs)),
+            ("impersonate", extra(impersonate)),
+        ];
         let mut current = self.current.lock().expect("version lock");
         if let Some(old) = current.take() {
-            self.info.remove(&vec![("version", old)]);
+            self.info.remove(&old);
         }
-        self.info.get_or_create(&vec![("version", version.to_owned())]).set(1);
-        *current = Some(version.to_owned());
+        self.info.get_or_create(&labels).set(1);
+        *current = Some(labels);
     }
 
     /// An update check ended with `outcome` (`updated`, `current`,
@@ -353,7 +366,11 @@ impl Default for Metrics {
             egress_refusals.clone(),
         );
         let ytdlp = YtdlpMetrics::default();
-        registry.register("reelay_ytdlp_info", "The yt-dlp version in use.", ytdlp.info.clone());
+        registry.register(
+            "reelay_ytdlp_info",
+            "The yt-dlp release in use and its extras (JavaScript runtime, yt-dlp-ejs, impersonation).",
+            ytdlp.info.clone(),
+        );
         registry.register(
             "reelay_ytdlp_updates",
             "yt-dlp update checks (YTDLP_UPDATE) by outcome.",

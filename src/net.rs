@@ -51,23 +51,34 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
 }
 
+/// Why [`check_url`] refused a URL: the client's doing, or the name's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UrlRefusal {
+    /// The host is, or resolves to, a private or local address (the
+    /// client asked for something the server will not fetch).
+    Private(String),
+    /// The name does not resolve: DNS, not the client, failed.
+    Unresolvable(String),
+}
+
 /// Refuses a URL whose host is a literal non-public IP, or a name that
-/// resolves to one. Used before extraction and on each proxy hop.
-pub async fn check_url(url: &url::Url, allow_private: bool) -> Result<(), String> {
+/// resolves to one, or does not resolve. Used before extraction.
+pub async fn check_url(url: &url::Url, allow_private: bool) -> Result<(), UrlRefusal> {
     if allow_private {
         return Ok(());
     }
     let host = match url.host() {
-        Some(url::Host::Ipv4(ip)) => return check_ip(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => return check_ip(IpAddr::V6(ip)),
+        Some(url::Host::Ipv4(ip)) => return check_ip(IpAddr::V4(ip)).map_err(UrlRefusal::Private),
+        Some(url::Host::Ipv6(ip)) => return check_ip(IpAddr::V6(ip)).map_err(UrlRefusal::Private),
         Some(url::Host::Domain(d)) => d.to_owned(),
-        None => return Err("the URL has no host".to_owned()),
+        None => return Err(UrlRefusal::Private("the URL has no host".to_owned())),
     };
     let port = url.port_or_known_default().unwrap_or(443);
-    let addrs =
-        tokio::net::lookup_host((host.as_str(), port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?;
+    let addrs = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| UrlRefusal::Unresolvable(format!("cannot resolve {host}: {e}")))?;
     for addr in addrs {
-        check_ip(addr.ip())?;
+        check_ip(addr.ip()).map_err(UrlRefusal::Private)?;
     }
     Ok(())
 }

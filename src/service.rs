@@ -140,7 +140,10 @@ impl VideoService {
             }
         }
         if let Some(url) = generic {
-            net::check_url(url, self.allow_private).await.map_err(ExtractError::Refused)?;
+            net::check_url(url, self.allow_private).await.map_err(|e| match e {
+                net::UrlRefusal::Private(why) => ExtractError::Refused(why),
+                net::UrlRefusal::Unresolvable(why) => ExtractError::Unresolvable(why),
+            })?;
         }
         Ok(match signin {
             Some(reading) => reading.jar().await,

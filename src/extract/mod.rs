@@ -5,6 +5,7 @@
 //! that started it going away, kills yt-dlp together with anything it spawned
 //! (ffmpeg probes, JS interpreters). A semaphore bounds how many run at once.
 
+mod capabilities;
 mod info;
 mod playlist;
 mod refusal;
@@ -25,6 +26,7 @@ pub(crate) use refusal::classify;
 use refusal::{is_unreachable, rejection};
 use worker::WorkerPool;
 
+pub use capabilities::Capabilities;
 pub use info::{ApiFormat, ApiVideo, Format, Headers, ParseError, VideoInfo, url_expiry};
 pub use playlist::{Playlist, PlaylistEntry, PlaylistPage};
 
@@ -55,6 +57,9 @@ pub enum ExtractError {
     /// The URL points at a private or local address (403).
     #[error("{0}")]
     Refused(String),
+    /// The URL's host does not resolve (502: DNS failed, not the client).
+    #[error("{0}")]
+    Unresolvable(String),
     /// The client's extraction budget (`EXTRACT_RATE_LIMIT`) is spent;
     /// retry after this many seconds (429).
     #[error("too many uncached lookups; retry in {0} s")]
@@ -99,6 +104,19 @@ pub struct Extractor {
     egress: Arc<Egress>,
 }
 
+/// Runs `cmd` with the release pip installed into `folder`: its packages
+/// first on `PYTHONPATH`, and its programs (the `deno` of yt-dlp's extra)
+/// first on `PATH`, where yt-dlp looks for a runtime it has not found
+/// beside its Python.
+pub(crate) fn use_release(cmd: &mut Command, folder: &Path) {
+    let mut path = std::ffi::OsString::from(folder.join("bin"));
+    if let Some(rest) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(rest);
+    }
+    cmd.env("PYTHONPATH", folder).env("PATH", path);
+}
+
 impl ExtractError {
     /// The `outcome` label of `reelay_extractions_total`.
     pub fn outcome(&self) -> &'static str {
@@ -110,6 +128,7 @@ impl ExtractError {
             ExtractError::Failed(_) => "failed",
             ExtractError::Timeout(_) => "timeout",
             ExtractError::Refused(_) => "refused",
+            ExtractError::Unresolvable(_) => "unresolvable",
             ExtractError::RateLimited(_) => "rate_limited",
             ExtractError::NotRunnable(_) => "not_runnable",
             ExtractError::EgressCooling(_) => "egress_cooling",
@@ -147,8 +166,8 @@ impl Extractor {
         let install = self.install();
         let mut cmd = Command::new(&install.program);
         cmd.args(&install.args);
-        if let Some(path) = &install.pythonpath {
-            cmd.env("PYTHONPATH", path);
+        if let Some(folder) = &install.pythonpath {
+            use_release(&mut cmd, folder);
         }
         cmd
     }
@@ -346,6 +365,23 @@ impl Extractor {
             E::GeoBlocked(m) => E::GeoBlocked(r(m)),
             E::Failed(m) => E::Failed(r(m)),
             other => other,
+        }
+    }
+
+    /// What the yt-dlp in use found of its extras (JavaScript runtime,
+    /// yt-dlp-ejs, curl_cffi), read from its verbose header with
+    /// `YTDLP_ARGS` applied (they may choose a runtime). A yt-dlp that
+    /// cannot run reports nothing.
+    pub async fn capabilities(&self) -> Capabilities {
+        if let Some(pool) = &self.workers {
+            return pool.debug_header(self.timeout).await.map(|h| Capabilities::from_debug(&h)).unwrap_or_default();
+        }
+        // With no URL yt-dlp prints its header, then exits with a usage error.
+        let mut cmd = self.command();
+        cmd.args(["--verbose", "--ignore-config"]).args(&self.args);
+        match process::output(cmd, self.timeout).await {
+            Ok(out) => Capabilities::from_debug(&String::from_utf8_lossy(&out.stderr)),
+            Err(_) => Capabilities::default(),
         }
     }
 

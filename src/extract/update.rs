@@ -2,11 +2,13 @@
 //! trusting a broken release.
 //!
 //! Every `YTDLP_UPDATE_INTERVAL` the newest release (`--pre` for nightly) is
-//! installed with pip into a fresh folder next to the one in use. It must
-//! answer `--version` with a newer version than the one in use and, when
-//! `YTDLP_CANARY_URL` is set, extract that URL into a video with formats;
-//! only then do extractions switch to it (workers of the old release finish
-//! what they are doing first). Anything else keeps the old release, counted
+//! installed with pip, with the extras `scripts/setup` installs (JavaScript
+//! runtime, challenge solver, impersonation), into a fresh folder next to
+//! the one in use. It must answer `--version` with a newer version than the
+//! one in use, find a JavaScript runtime that runs when the release in use
+//! has one, and, when `YTDLP_CANARY_URL` is set, extract that URL into a
+//! video with formats; only then do extractions switch to it (workers of
+//! the old release finish what they are doing first). Anything else keeps the old release, counted
 //! in `reelay_ytdlp_updates_total{outcome}` and said in `/health`.
 
 use std::path::{Path, PathBuf};
@@ -17,9 +19,13 @@ use serde::Serialize;
 use tokio::process::Command;
 use tokio::sync::Notify;
 
-use super::{Extractor, VideoInfo};
+use super::{Capabilities, Extractor, VideoInfo, use_release};
 use crate::config::UpdateChannel;
 use crate::metrics::YtdlpMetrics;
+
+/// What pip installs: yt-dlp with the extras YouTube needs since late 2025
+/// (yt-dlp-ejs and Deno from PyPI) and curl_cffi, as `scripts/setup` does.
+pub const PACKAGE: &str = "yt-dlp[default,deno,curl-cffi]";
 
 /// How long pip may take to install a release.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -58,7 +64,7 @@ pub struct Updater {
     /// What the last check did (read by `/health`).
     pub status: Arc<RwLock<UpdateStatus>>,
     /// Told when extractions switched releases (the health check reads the
-    /// version again).
+    /// version and the extras again, and `reelay_ytdlp_info` follows).
     pub switched: Arc<Notify>,
 }
 
@@ -108,7 +114,6 @@ impl Updater {
             Ok(Some(version)) => {
                 let previous = self.extractor.installed_folder();
                 self.extractor.switch(self.python.clone(), folder.clone());
-                self.metrics.set_version(version);
                 self.switched.notify_one();
                 tracing::info!(from = current.as_deref().unwrap_or("?"), to = %version, "yt-dlp updated");
                 // The release before keeps its files while extractions that
@@ -135,7 +140,7 @@ impl Updater {
         if self.channel == UpdateChannel::Nightly {
             pip.arg("--pre");
         }
-        pip.arg("yt-dlp");
+        pip.arg(PACKAGE);
         let out = run(pip, INSTALL_TIMEOUT).await.map_err(|why| Kept { outcome: "install_failed", why })?;
         if !out.status.success() {
             return Err(Kept { outcome: "install_failed", why: last_line(&out.stderr, "pip failed") });
@@ -149,6 +154,17 @@ impl Updater {
         }
         if current.is_some_and(|c| !newer(&version, c)) {
             return Ok(None);
+        }
+        // A release that lost the JavaScript runtime would silently cripple
+        // YouTube: refused while the release in use has one.
+        if let Some(runtime) = self.extractor.capabilities().await.js_runtime {
+            let mut probe = self.new_release(folder, ["--verbose", "--ignore-config"]);
+            probe.args(&self.args);
+            let header = run(probe, CHECK_TIMEOUT).await.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+            if Capabilities::from_debug(&header.unwrap_or_default()).js_runtime.is_none() {
+                let why = format!("{version}: no JavaScript runtime runs with it (the release in use has {runtime})");
+                return Err(Kept { outcome: "canary_failed", why });
+            }
         }
         if let Some(url) = &self.canary {
             let mut canary = self.new_release(folder, ["-J", "--no-playlist", "--no-warnings", "--ignore-config"]);
@@ -172,7 +188,8 @@ impl Updater {
     /// `python -m yt_dlp <args>` from `folder`.
     fn new_release<const N: usize>(&self, folder: &Path, args: [&str; N]) -> Command {
         let mut cmd = Command::new(&self.python);
-        cmd.env("PYTHONPATH", folder).args(["-m", "yt_dlp"]).args(args);
+        use_release(&mut cmd, folder);
+        cmd.args(["-m", "yt_dlp"]).args(args);
         cmd
     }
 

@@ -5,6 +5,7 @@
 #                   ->  {"ok": true, "info": <what `yt-dlp -J` prints>}
 #                   or  {"ok": false, "error": "ERROR: ..."}
 #   {"version": true} -> {"ok": true, "version": "..."}
+#   {"debug_header": true} -> {"ok": true, "debug": "[debug] ...\n..."}
 # One extraction at a time; reelay runs several workers for concurrency.
 import json
 import os
@@ -30,6 +31,17 @@ class Quiet:
 
     def error(self, msg):
         pass
+
+
+class Collect(Quiet):
+    """Keeps the debug lines: yt-dlp's verbose header names its JS runtime
+    and optional libraries, which reelay reads as in the process mode."""
+
+    def __init__(self):
+        self.lines = []
+
+    def debug(self, msg):
+        self.lines.append(msg)
 
 
 OPTIONS = {
@@ -79,6 +91,11 @@ for line in sys.stdin:
         req = json.loads(line)
         if req.get("version"):
             answer({"ok": True, "version": yt_dlp.version.__version__})
+            continue
+        if req.get("debug_header"):  # what `yt-dlp -v` prints first
+            collect = Collect()
+            yt_dlp.YoutubeDL({**EXTRA, **OPTIONS, "verbose": True, "logger": collect}).close()
+            answer({"ok": True, "debug": "\n".join(collect.lines)})
             continue
         options = {**EXTRA, **OPTIONS}
         if req.get("flat"):  # --flat-playlist

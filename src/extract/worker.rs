@@ -61,6 +61,8 @@ struct Answer {
     ok: bool,
     info: Option<Value>,
     version: Option<String>,
+    /// yt-dlp's verbose header, for `{"debug_header": true}`.
+    debug: Option<String>,
     error: Option<String>,
 }
 
@@ -89,7 +91,7 @@ impl WorkerPool {
         let (folder, generation) = self.release.lock().expect("release lock").clone();
         let mut cmd = Command::new(&self.python);
         if let Some(folder) = folder {
-            cmd.env("PYTHONPATH", folder);
+            super::use_release(&mut cmd, &folder);
         }
         let mut child = cmd
             .args(["-u", "-c", SCRIPT])
@@ -110,6 +112,12 @@ impl WorkerPool {
     pub async fn version(&self, timeout: Duration) -> Result<String, ExtractError> {
         let answer = self.ask(&serde_json::json!({"version": true}), timeout).await?;
         Ok(answer.version.unwrap_or_default())
+    }
+
+    /// The `[debug]` lines `yt-dlp -v` would print (with `YTDLP_ARGS`).
+    pub async fn debug_header(&self, timeout: Duration) -> Result<String, ExtractError> {
+        let answer = self.ask(&serde_json::json!({"debug_header": true}), timeout).await?;
+        Ok(answer.debug.unwrap_or_default())
     }
 
     /// What `yt-dlp -J` would print for `url` (with `--flat-playlist` when

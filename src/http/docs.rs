@@ -167,8 +167,9 @@ struct PageParams {
 #[utoipa::path(get, path = "/api/v2/playlists/{platform}/{playlist_id}", tag = "playlists",
     security(("api_key" = []), ("bearer" = [])),
     params(
-        ("platform" = String, Path, description = "youtube or bilibili"),
-        ("playlist_id" = String, Path, description = "YouTube: PL…, UU…, OL…, FL… or RD…; Bilibili: collection-<space id>-<list id> or series-<space id>-<list id>"),
+        ("platform" = String, Path, description = "youtube, bilibili or twitch"),
+        ("playlist_id" = String, Path, description = "YouTube: PL…, UU…, OL…, FL… or RD…, or a channel: @handle or UC…; Bilibili: collection-<space id>-<list id>, series-<space id>-<list id> or space-<space id> (its uploads); Twitch: a channel name (its videos)"),
+        ("tab" = Option<String>, Query, description = "A YouTube channel's tab: videos (default), shorts or streams"),
         PageParams),
     responses(
         (status = 200, description = "The playlist and one page of its entries (cached for CACHE_TTL)", body = PlaylistEnvelope),
@@ -178,11 +179,11 @@ fn playlist_by_id() {}
 
 #[utoipa::path(get, path = "/api/v2/playlists", tag = "playlists",
     security(("api_key" = []), ("bearer" = [])),
-    params(("url" = String, Query, description = "A YouTube playlist link, a Bilibili collection or series link, or another site's page"), PageParams),
+    params(("url" = String, Query, description = "A YouTube playlist or channel link (/@handle, /channel/UC…, /c/…, /user/…, with /videos, /shorts or /streams), a Bilibili space, collection or series link, a Twitch channel's /videos, or another site's page"), PageParams),
     responses(
         (status = 200, description = "The playlist and one page of its entries", body = PlaylistEnvelope),
         (status = "4XX", description = "400: bad URL or paging; 403: private address; 404: unavailable, or a single video", body = ErrorResponse),
-        (status = "5XX", description = "See the route by id", body = ErrorResponse)))]
+        (status = "5XX", description = "502: the host does not resolve, or the extractor failed; see the route by id", body = ErrorResponse)))]
 fn playlist_by_url() {}
 
 #[utoipa::path(get, path = "/api/v2/auth/status", tag = "auth",

@@ -142,7 +142,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     state.metrics.record_http(route.as_ref().map(MatchedPath::as_str), status.as_u16(), latency);
     // The access line names the request id itself rather than through the
     // span: cheaper to format, and it is the one line every request writes.
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    // Rounded to the microsecond: the float of a Duration prints noise.
+    let latency_ms = (latency.as_micros() as f64) / 1000.0;
     let status = status.as_u16();
     if quiet {
         tracing::debug!(%request_id, %method, %path, status, latency_ms, client = %ip, "request");

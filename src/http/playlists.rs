@@ -25,6 +25,8 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
 #[derive(Deserialize)]
 struct Params {
     url: Option<String>,
+    /// A YouTube channel's tab (`videos`, `shorts`, `streams`), on the path form.
+    tab: Option<String>,
     start: Option<String>,
     limit: Option<String>,
 }
@@ -37,7 +39,16 @@ async fn playlist(
 ) -> Result<Response, ApiError> {
     let mut values = path.iter().map(|(_, v)| v);
     let list = match (values.next(), values.next(), &params.url) {
-        (Some(platform), Some(id), _) => PlaylistRef::from_path(platform, id)?,
+        (Some(platform), Some(id), _) => {
+            let id = percent_encoding::percent_decode_str(id).decode_utf8_lossy();
+            PlaylistRef::from_path(platform, &id, params.tab.as_deref())?
+        }
+        (_, _, Some(_)) if params.tab.is_some() => {
+            return Err(ApiError::bad_request(
+                "Invalid playlist URL",
+                "a link names its tab in its path (/@handle/shorts)",
+            ));
+        }
         (_, _, Some(url)) => PlaylistRef::from_url(url)?,
         _ => {
             return Err(ApiError::bad_request(

@@ -100,6 +100,13 @@ pub struct Health<'a> {
     memory: &'a Memory,
     /// What `yt-dlp --version` says (the release in use, after updates).
     ytdlp_version: Option<&'a str>,
+    /// The JavaScript runtime yt-dlp found, like `deno 2.9.8`; `null`
+    /// means YouTube formats may be missing.
+    ytdlp_js_runtime: Option<&'a str>,
+    /// yt-dlp-ejs' version (YouTube's challenge solver), or `null`.
+    ytdlp_ejs: Option<&'a str>,
+    /// The browser-impersonation library, like `curl_cffi 0.17.0`, or `null`.
+    ytdlp_impersonate: Option<&'a str>,
     /// `YTDLP_UPDATE`'s last check; absent when updates are off.
     #[serde(skip_serializing_if = "Option::is_none")]
     ytdlp_update: Option<UpdateStatus>,
@@ -116,6 +123,9 @@ async fn health(State(state): State<AppState>) -> Response {
         uptime: format_uptime(state.health.started.elapsed()),
         memory: &r.memory,
         ytdlp_version: r.ytdlp_version.as_deref(),
+        ytdlp_js_runtime: r.ytdlp_caps.js_runtime.as_deref(),
+        ytdlp_ejs: r.ytdlp_caps.ejs.as_deref(),
+        ytdlp_impersonate: r.ytdlp_caps.impersonate.as_deref(),
         ytdlp_update: (state.config.ytdlp_update != UpdateChannel::Off)
             .then(|| state.health.update.read().expect("update lock").clone()),
     };
@@ -131,7 +141,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 async fn prometheus(State(state): State<AppState>) -> Response {
     let readings = Readings {
         redis_up: state.redis.as_ref().map(|r| r.is_healthy()),
-        rss_bytes: (state.health.readings().memory.alloc_mb * 1024.0 * 1024.0) as u64,
+        rss_bytes: state.health.readings().rss_bytes,
         store_memory_bytes: state.relay.memory_used(),
         tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks() as u64,
         open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),

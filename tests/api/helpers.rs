@@ -473,6 +473,18 @@ impl TestApp {
         self.json("/api/v2/stream/metrics").await.1["data"].clone()
     }
 
+    /// The sum of the samples of `name` whose labels include every one of
+    /// `labels` (`[("version", "2099.3.1")]`), 0 when there are none.
+    pub async fn prom_with(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
+        parse_prometheus(&text)
+            .iter()
+            .filter(|(series, _)| series.split('{').next() == Some(name))
+            .filter(|(series, _)| labels.iter().all(|(k, v)| series.contains(&format!("{k}=\"{v}\""))))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
     /// One sample of `/metrics` (0 when absent), e.g. `reelay_relay_merges_total`.
     pub async fn prom(&self, series: &str) -> f64 {
         let text = self.get("/metrics").await.text().await.unwrap();
@@ -563,13 +575,18 @@ impl Binary {
 
     /// Like `start`, with these environment variables set.
     pub async fn start_with_env(fake: &FakeExtractor, extra: &[&str], env: &[(&str, &str)]) -> Binary {
+        Binary::start_ytdlp(&fake.path, extra, env).await
+    }
+
+    /// The real binary with `ytdlp` as its extractor.
+    pub async fn start_ytdlp(ytdlp: &Path, extra: &[&str], env: &[(&str, &str)]) -> Binary {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("reelay.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--allow-private-networks", "true"])
             .arg("--ytdlp-path")
-            .arg(&fake.path)
+            .arg(ytdlp)
             .args(extra)
             .env_remove("REDIS_HOST")
             .env_remove("REDIS_URL")

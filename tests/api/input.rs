@@ -82,6 +82,13 @@ async fn private_addresses_are_refused_unless_allowed() {
         assert_error_shape(status, &body);
     }
     assert_eq!(app.fake.runs(), 0);
+    // A name that does not resolve is DNS's failure, not the client's: 502, naming the host.
+    let (status, body) = app.json("/api/v2/videos?url=http://no-such-host.invalid/a.mp4").await;
+    assert_eq!(status, 502, "{body}");
+    assert_error_shape(status, &body);
+    assert_eq!(body["error"], "Host not found");
+    assert!(body["detail"].as_str().unwrap().contains("no-such-host.invalid"), "{body}");
+    assert_eq!(app.fake.runs(), 0);
     // A platform video whose stream URL is on a private address is not proxied.
     let id = yt_id("priv");
     let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{id}?quality=360p")).await;

@@ -8,6 +8,7 @@ mod batch;
 mod cluster;
 mod edge;
 mod egress;
+mod extras;
 mod hardening;
 mod input;
 mod manifest;

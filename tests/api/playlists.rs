@@ -167,3 +167,88 @@ async fn real_ytdlp_lists_the_videos_of_a_local_page() {
     assert_eq!(status, 404, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("/api/v2/playlists"), "{body}");
 }
+
+/// Channels are playlists: each form of a YouTube channel link, and the id
+/// forms, list the tab's items from the stand-in's youtube:tab-shaped JSON;
+/// one extraction per channel tab serves every page and every form naming it.
+#[tokio::test]
+async fn youtube_channels_and_their_tabs_list_like_playlists() {
+    let app = spawn_app().await;
+    let handle = format!("@{}", yt_id("ch"));
+    let (status, body) = app.json(&format!("/api/v2/playlists/youtube/{handle}?limit=2")).await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    let name = &handle[1..];
+    assert_eq!(data["title"], format!("{name} - Videos"));
+    assert!(data["id"].as_str().unwrap().starts_with("UC"), "the channel's id: {body}");
+    assert_eq!((data["entry_count"].as_u64(), data["next_start"].as_u64()), (Some(5), Some(3)));
+    assert_eq!(data["entries"][0]["url"], "https://www.youtube.com/watch?v=vi000000001");
+    assert_eq!(data["entries"][0]["title"], format!("videos 1 of {name}"));
+    // The link to the same tab, and the next page, come from the same listing.
+    let (status, body) =
+        app.json(&format!("/api/v2/playlists?url=https://www.youtube.com/{handle}/videos&start=5")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["entries"][0]["index"], 5);
+    // Other tabs and forms: shorts by ?tab=, streams of a UC id, /c/ and /user/ links.
+    let id = format!("UC{}", yt_id("id") + &yt_id("id")[..11]);
+    let shorts = app.json(&format!("/api/v2/playlists/youtube/{handle}?tab=shorts")).await;
+    assert_eq!(shorts.1["data"]["entries"][0]["url"], "https://www.youtube.com/shorts/sh000000001", "{}", shorts.1);
+    for path in [
+        format!("/api/v2/playlists/youtube/{id}?tab=streams"),
+        format!("/api/v2/playlists?url=https://m.youtube.com/c/{name}"),
+        format!("/api/v2/playlists?url=https://youtube.com/user/{name}/shorts"),
+    ] {
+        let (status, body) = app.json(&path).await;
+        assert_eq!((status.as_u16(), body["data"]["entry_count"].as_u64()), (200, Some(5)), "{path}: {body}");
+    }
+    let urls: Vec<String> = app.fake.calls().iter().map(|c| c.last().unwrap().clone()).collect();
+    assert_eq!(
+        urls,
+        [
+            format!("https://www.youtube.com/{handle}/videos"),
+            format!("https://www.youtube.com/{handle}/shorts"),
+            format!("https://www.youtube.com/channel/{id}/streams"),
+            format!("https://www.youtube.com/c/{name}/videos"),
+            format!("https://www.youtube.com/user/{name}/shorts"),
+        ],
+        "yt-dlp gets the canonical tab URL, once per tab"
+    );
+
+    // A channel that does not exist is 404 in yt-dlp's words; bad names and tabs are 400.
+    let (status, body) = app.json("/api/v2/playlists/youtube/@gone-channel").await;
+    assert_eq!((status.as_u16(), &body["error"]), (404, &serde_json::json!("Playlist unavailable")), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("does not exist"), "{body}");
+    let runs = app.fake.runs();
+    for path in [
+        "/api/v2/playlists/youtube/@ab",
+        "/api/v2/playlists/youtube/@ltt?tab=community",
+        "/api/v2/playlists/youtube/UCshort",
+        "/api/v2/playlists/youtube/PLabcdefghijkl?tab=videos",
+        "/api/v2/playlists?url=https://www.youtube.com/@ltt/community",
+        "/api/v2/playlists?url=https://www.youtube.com/@ltt/videos&tab=shorts",
+    ] {
+        let (status, body) = app.json(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_error_shape(status, &body);
+    }
+    assert_eq!(app.fake.runs(), runs, "refused before any extraction");
+}
+
+/// A Bilibili space lists its uploads; a Twitch channel its videos.
+#[tokio::test]
+async fn bilibili_spaces_and_twitch_channel_videos() {
+    let app = spawn_app().await;
+    let (status, body) = app.json("/api/v2/playlists?url=https://space.bilibili.com/2142762").await;
+    assert_eq!((status.as_u16(), body["data"]["entry_count"].as_u64()), (200, Some(3)), "{body}");
+    let (status, _) = app.json("/api/v2/playlists/bilibili/space-2142762").await;
+    assert_eq!(status, 200, "the same space by id, from the cache");
+    let (status, body) = app.json("/api/v2/playlists/twitch/Some_Streamer").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["entries"][0]["url"], "https://www.twitch.tv/videos/301");
+    let (status, _) = app.json("/api/v2/playlists?url=https://www.twitch.tv/some_streamer/videos").await;
+    assert_eq!(status, 200);
+    let urls: Vec<String> = app.fake.calls().iter().map(|c| c.last().unwrap().clone()).collect();
+    assert_eq!(urls, ["https://space.bilibili.com/2142762/video", "https://www.twitch.tv/some_streamer/videos"]);
+    let (status, body) = app.json("/api/v2/playlists?url=https://www.twitch.tv/some_streamer").await;
+    assert_eq!(status, 400, "a channel page itself is its live stream, not a list: {body}");
+}

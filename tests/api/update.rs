@@ -12,12 +12,14 @@ use crate::helpers::*;
 
 /// Adds a stand-in release to the index in `dir`.
 async fn release(dir: &Path, version: &str, broken: bool) {
+    release_with(dir, version, if broken { &["--broken"] } else { &[] }).await
+}
+
+/// Adds a stand-in release made with these flags of make_ytdlp_wheel.py.
+async fn release_with(dir: &Path, version: &str, flags: &[&str]) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/make_ytdlp_wheel.py");
     let mut cmd = tokio::process::Command::new("python3");
-    cmd.arg(script).arg(version).arg(dir);
-    if broken {
-        cmd.arg("--broken");
-    }
+    cmd.arg(script).arg(version).arg(dir).args(flags);
     assert!(cmd.status().await.unwrap().success());
 }
 
@@ -75,15 +77,19 @@ async fn a_broken_release_is_refused_and_a_good_one_is_switched_to() {
     assert!(body["ytdlp_update"]["last_error"].as_str().unwrap().contains("broken"), "{body}");
     assert_eq!(body["services"]["yt-dlp"], "available");
     assert!(app.prom("reelay_ytdlp_updates_total{outcome=\"canary_failed\"}").await >= 1.0);
-    assert_eq!(app.prom("reelay_ytdlp_info{version=\"2099.01.01-stand-in\"}").await, 1.0);
+    assert_eq!(app.prom_with("reelay_ytdlp_info", &[("version", "2099.01.01-stand-in")]).await, 1.0);
     let (status, title) = title_of(&app, &format!("https://www.youtube.com/watch?v={}", yt_id("before"))).await;
     assert_eq!((status, title.starts_with("Stand-in video")), (200, true), "the old release still extracts");
 
     release(wheels.path(), "2099.3.1", false).await;
     let body = health_when(&app, "switched", |b| b["ytdlp_version"] == "2099.3.1").await;
     assert!(body["ytdlp_update"]["last_update"].is_string(), "{body}");
-    assert_eq!(app.prom("reelay_ytdlp_info{version=\"2099.3.1\"}").await, 1.0);
-    assert_eq!(app.prom("reelay_ytdlp_info{version=\"2099.01.01-stand-in\"}").await, 0.0, "one version series");
+    assert_eq!(app.prom_with("reelay_ytdlp_info", &[("version", "2099.3.1")]).await, 1.0);
+    assert_eq!(
+        app.prom_with("reelay_ytdlp_info", &[("version", "2099.01.01-stand-in")]).await,
+        0.0,
+        "one version series"
+    );
     let clip = format!("{}/media/clip.mp4?after=1", origin.base);
     assert_eq!(title_of(&app, &clip).await, (200, "yt-dlp 2099.3.1".to_owned()));
     let q: String = url::form_urlencoded::byte_serialize(clip.as_bytes()).collect();
@@ -167,4 +173,31 @@ async fn workers_roll_over_without_failing_a_request() {
     assert_eq!(body["ytdlp_update"]["last_outcome"], "updated", "{body}");
     let (status, title) = title_of(&app, &format!("{}/media/clip.mp4?n=last", origin.base)).await;
     assert_eq!((status, title.as_str()), (200, "yt-dlp 2099.3.1"));
+}
+
+/// The release in use has a JavaScript runtime (the venv's yt-dlp with Deno):
+/// a newer release with which no runtime runs would cripple YouTube, so it
+/// is refused; the next one, whose runtime runs, is taken.
+#[tokio::test]
+async fn a_release_without_a_working_js_runtime_is_refused() {
+    let (wheels, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    release_with(wheels.path(), "2099.5.1", &["--no-js"]).await;
+    let app = spawn()
+        .ytdlp(real_ytdlp())
+        .arg("--ytdlp-update", "stable")
+        .arg("--ytdlp-update-interval", "1s")
+        .arg("--ytdlp-python", python_with_index(work.path(), wheels.path()).display())
+        .arg("--ytdlp-update-dir", work.path().join("releases").display())
+        .start()
+        .await;
+    let body = health_when(&app, "refused", |b| b["ytdlp_update"]["last_outcome"] == "canary_failed").await;
+    let why = body["ytdlp_update"]["last_error"].as_str().unwrap();
+    assert!(why.contains("2099.5.1") && why.contains("no JavaScript runtime"), "{body}");
+    assert!(body["ytdlp_js_runtime"].as_str().unwrap().starts_with("deno "), "still the venv's: {body}");
+    assert_ne!(body["ytdlp_version"], "2099.5.1");
+
+    release(wheels.path(), "2099.6.1", false).await;
+    let body = health_when(&app, "switched", |b| b["ytdlp_version"] == "2099.6.1").await;
+    assert!(body["ytdlp_js_runtime"].as_str().unwrap().starts_with("deno "), "{body}");
+    assert_eq!(app.prom_with("reelay_ytdlp_info", &[("version", "2099.6.1"), ("ejs", "none")]).await, 1.0);
 }

@@ -152,7 +152,8 @@ fn links(input: &str, platform: &str) {
         let again = PlaylistRef::from_url(&p.source_url()).expect("a playlist's own URL parses");
         assert_eq!(again.cache_key(), p.cache_key());
     }
-    let _ = PlaylistRef::from_path(platform, input);
+    let _ = PlaylistRef::from_path(platform, input, None);
+    let _ = PlaylistRef::from_path(platform, input, Some(input));
 }
 
 fn hls(playlist: &str, base: &str) {
