@@ -311,6 +311,18 @@ pub enum UpdateChannel {
     Nightly,
 }
 
+impl UpdateChannel {
+    /// The updater's channel; `None` when updates are off.
+    pub fn channel(self) -> Option<crate::extract::update::Channel> {
+        use crate::extract::update::Channel;
+        match self {
+            UpdateChannel::Off => None,
+            UpdateChannel::Stable => Some(Channel::Stable),
+            UpdateChannel::Nightly => Some(Channel::Nightly),
+        }
+    }
+}
+
 /// A duration: seconds, or with a unit (`s`, `m`, `h`, `d`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();

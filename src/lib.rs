@@ -33,28 +33,25 @@
 //! [`health`].
 #![forbid(unsafe_code)]
 
-pub mod access;
 pub mod app;
 pub mod cache;
 pub mod config;
 pub mod egress;
-pub mod error;
 pub mod extract;
-pub mod health;
+pub mod hls;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod net;
 pub mod platform;
-pub mod playlist;
 pub mod process;
 pub mod ratelimit;
+pub mod redis;
 pub mod relay;
 pub mod select;
 pub mod service;
-pub mod signin;
-pub mod stream;
 pub mod telemetry;
+pub mod upstream;
 
 /// jemalloc, whose background thread returns freed memory to the system a
 /// second after a load, even while the threads that freed it sit idle

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use moka::ops::compute::Op;
 
-use crate::cache::RedisTier;
+use crate::redis::RedisTier;
 
 /// The answer for one request, with what the `RateLimit-*` headers need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

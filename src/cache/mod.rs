@@ -11,7 +11,6 @@
 //!   `ERROR_CACHE_TTL` in both tiers (`refusal:{key}` in Redis), so repeated
 //!   lookups of a removed video run yt-dlp once.
 
-mod redis;
 mod ttl;
 
 use std::future::Future;
@@ -23,9 +22,9 @@ use moka::Expiry;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
-pub use self::redis::RedisTier;
 pub use self::ttl::TtlCache;
 use crate::extract::{ExtractError, VideoInfo};
+use crate::redis::RedisTier;
 
 /// Stream URLs are dropped this long before they say they expire, so that a
 /// client handed one still has time to use it.

@@ -12,8 +12,9 @@ use moka::future::Cache;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{RedisTier, Source};
+use super::Source;
 use crate::extract::ExtractError;
+use crate::redis::RedisTier;
 
 pub struct TtlCache<V> {
     /// The in-process tier and single-flight point.

@@ -2,14 +2,12 @@
 //! loose (most keys may be missing or null), so every field is read leniently
 //! here, once, and the rest of the service works with plain typed values.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Headers yt-dlp says a format's URL must be fetched with (User-Agent,
 /// Referer, cookies...). Kept per format because extractors may differ.
-pub type Headers = BTreeMap<String, String>;
+pub use crate::upstream::Headers;
 
 /// One video, as cached: the metadata clients see plus, per format, what the
 /// proxy needs to fetch it.

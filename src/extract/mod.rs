@@ -236,7 +236,7 @@ impl Extractor {
     /// Extracts `url` and normalises the result. `url` is always a URL this
     /// service built or validated; it goes after `--` so that nothing in it
     /// can be read as an option. `cookies` is a private copy of the
-    /// platform's cookie file (see [`crate::signin`]).
+    /// platform's cookie file.
     /// The info carries the [`Route`] the extraction took, for its fetches.
     pub async fn extract(&self, url: &str, platform: &str, cookies: Option<&Path>) -> Result<VideoInfo, ExtractError> {
         let (mut info, route) = self.timed(url, false, cookies, |v| VideoInfo::from_ytdlp_value(v, platform)).await?;

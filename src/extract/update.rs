@@ -20,7 +20,6 @@ use tokio::process::Command;
 use tokio::sync::Notify;
 
 use super::{Capabilities, Extractor, VideoInfo, use_release};
-use crate::config::UpdateChannel;
 use crate::metrics::YtdlpMetrics;
 
 /// What pip installs: yt-dlp with the extras YouTube needs since late 2025
@@ -47,12 +46,21 @@ pub struct UpdateStatus {
     pub last_update: Option<String>,
 }
 
+/// Which releases an update takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Releases only.
+    Stable,
+    /// Pre-releases too: yt-dlp's nightly builds are PyPI pre-releases.
+    Nightly,
+}
+
 /// The background task's settings and what it reports to.
 pub struct Updater {
     pub extractor: Arc<Extractor>,
     /// `YTDLP_PYTHON`: its pip installs, and it runs the new release.
     pub python: PathBuf,
-    pub channel: UpdateChannel,
+    pub channel: Channel,
     pub interval: Duration,
     /// `YTDLP_CANARY_URL`.
     pub canary: Option<String>,
@@ -78,9 +86,8 @@ impl Updater {
     /// Checks now, then every interval, until the server stops.
     pub async fn run(self) {
         let channel = match self.channel {
-            UpdateChannel::Off => return,
-            UpdateChannel::Stable => "stable",
-            UpdateChannel::Nightly => "nightly",
+            Channel::Stable => "stable",
+            Channel::Nightly => "nightly",
         };
         self.status.write().expect("status lock").channel = channel.to_owned();
         loop {
@@ -137,7 +144,7 @@ impl Updater {
         pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--upgrade"])
             .arg("--target")
             .arg(folder);
-        if self.channel == UpdateChannel::Nightly {
+        if self.channel == Channel::Nightly {
             pip.arg("--pre");
         }
         pip.arg(PACKAGE);

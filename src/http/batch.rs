@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::json_response;
-use crate::app::{AppState, Client};
-use crate::error::ApiError;
+use super::reply::json_response;
+use super::state::{AppState, Client};
+use crate::http::error::ApiError;
 use crate::platform::VideoRef;
 use crate::select::Quality;
 use crate::service::Purpose;

@@ -16,7 +16,13 @@ use std::task::{Context, Poll, ready};
 use axum::http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::app::{AppState, SERVER_BUF};
+use super::state::AppState;
+
+/// The most a connection buffers: its read buffer, and the response body
+/// queued for a client that reads slowly. Request heads larger than this are
+/// refused by hyper itself (the API refuses targets and headers over 8 KiB
+/// before that, with its JSON errors). See BENCHMARKS.md for the trade-off.
+pub const SERVER_BUF: usize = 16 * 1024;
 
 /// A connection's socket, watched for hyper's own refusals.
 pub struct Refusals<S> {
@@ -72,7 +78,7 @@ fn json_refusal(status: StatusCode, request_id: &str) -> Vec<u8> {
         "error": reason,
         "detail": detail,
         "code": reason,
-        "timestamp": super::timestamp(),
+        "timestamp": super::reply::timestamp(),
         "request_id": request_id,
     })
     .to_string();

@@ -1,18 +1,27 @@
-//! The OpenAPI document (`GET /openapi.json`) and Swagger UI (`GET /docs/`,
+//! What the API says of itself: `GET /` (service, endpoints, platforms), the
+//! OpenAPI document (`GET /openapi.json`) and Swagger UI (`GET /docs/`,
 //! served from the binary). Each route is described once here; a test checks
 //! that the router and this document list the same paths.
 #![allow(dead_code)] // the functions below only carry their annotations
 
+use std::sync::LazyLock;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
 use serde::Serialize;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::batch::{BatchItem, BatchRequest, BatchResponse, BatchResult};
-use super::system::{Health, Root};
+use super::reply::{json_response, timestamp};
+use super::state::AppState;
+use super::system::{Health, VERSION};
 use crate::extract::{ApiFormat, ApiVideo, PlaylistEntry, PlaylistPage};
-use crate::health::Memory;
 use crate::metrics::MetricsSnapshot;
-use crate::signin::AuthStatus;
+use crate::platform::Platform;
+use crate::service::health::Memory;
+use crate::service::signin::AuthStatus;
 
 /// Every error: `code` is the HTTP reason phrase.
 #[derive(Serialize, ToSchema)]
@@ -385,6 +394,67 @@ struct ApiDoc;
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
-    doc.info.version = super::system::VERSION.to_owned();
+    doc.info.version = VERSION.to_owned();
     doc
+}
+
+/// `GET /` and the OpenAPI document itself.
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![("/", get(serve_root)), ("/openapi.json", get(serve_openapi))]
+}
+
+/// `GET /`.
+#[derive(Serialize, ToSchema)]
+pub struct Root {
+    service: &'static str,
+    version: &'static str,
+    status: &'static str,
+    /// `METHOD /path` of every route, from the OpenAPI document.
+    endpoints: Vec<String>,
+    supported_platforms: Vec<&'static str>,
+    documentation: &'static str,
+    timestamp: String,
+}
+
+/// The endpoint list, made once.
+static ENDPOINTS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let doc = openapi();
+    doc.paths
+        .paths
+        .iter()
+        .map(|(path, item)| format!("{} {path}", if item.post.is_some() { "POST" } else { "GET" }))
+        .collect()
+});
+
+/// Browsers (which ask for `text/html`) are sent to the page; API clients
+/// get the JSON.
+async fn serve_root(headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/html")));
+    let vary = (header::VARY, HeaderValue::from_static("Accept"));
+    if wants_html {
+        return (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/ui")), vary]).into_response();
+    }
+    let body = Root {
+        service: "reelay",
+        version: VERSION,
+        status: "running",
+        endpoints: ENDPOINTS.clone(),
+        supported_platforms: Platform::NAMES.to_vec(),
+        documentation: "/docs/",
+        timestamp: timestamp(),
+    };
+    let mut resp = json_response(StatusCode::OK, serde_json::to_vec(&body).expect("serialises").into());
+    resp.headers_mut().insert(vary.0, vary.1);
+    resp
+}
+
+/// The OpenAPI document, serialised on first request: building it at start-up
+/// would cost every instance time and memory for a page few open.
+async fn serve_openapi() -> Response {
+    static DOC: LazyLock<bytes::Bytes> =
+        LazyLock::new(|| serde_json::to_vec(&openapi()).expect("the document serialises").into());
+    json_response(StatusCode::OK, DOC.clone())
 }

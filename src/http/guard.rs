@@ -8,9 +8,9 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::access::{KeyCheck, key_id};
-use crate::app::{AppState, Client};
-use crate::error::ApiError;
+use super::state::{AppState, Client};
+use crate::http::access::{KeyCheck, key_id};
+use crate::http::error::ApiError;
 use crate::ratelimit::Decision;
 
 /// Routes that are never limited, keyed or filtered: what orchestrators and

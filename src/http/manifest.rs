@@ -20,17 +20,19 @@ use axum::routing::{MethodRouter, get};
 use futures_util::future::join_all;
 use serde::Deserialize;
 
-use super::stream::{FORMAT_HEADER, format_header, format_spec, found, route_query, source_playlist};
-use super::videos::Video;
-use crate::app::{AppState, Client};
+use super::edge::{Video, parse_player};
+use super::hls::source_playlist;
+use super::reply::{FORMAT_HEADER, HLS_TYPE, format_header, found};
+use super::state::{AppState, Client};
 use crate::cache::{CachedInfo, now_unix};
-use crate::error::ApiError;
 use crate::extract::Format;
+use crate::hls::{PartGrant, PartKind};
+use crate::http::error::ApiError;
 use crate::manifest::{self, Index, IndexFailure, Renditions, Track};
 use crate::platform::VideoRef;
 use crate::select::{Player, Quality};
 use crate::service::Purpose;
-use crate::stream::{PartGrant, PartKind};
+use crate::service::play::format_spec;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -42,7 +44,6 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     ]
 }
 
-const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 const DASH_TYPE: &str = "application/dash+xml";
 
 /// How long manifest links stay valid. They name no origin URL, so they
@@ -90,11 +91,6 @@ impl ManifestRequest {
         }
         Ok(ManifestRequest { video, quality, direct, player })
     }
-}
-
-/// `player=`, or a 400 that lists the profiles.
-pub(super) fn parse_player(value: Option<&str>) -> Result<Player, ApiError> {
-    value.unwrap_or("").parse().map_err(|e: String| ApiError::bad_request("Invalid player", e))
 }
 
 enum Kind {
@@ -228,7 +224,7 @@ async fn track(
     f: &Format,
     links: &Links,
 ) -> Result<Track, Arc<IndexFailure>> {
-    let index = state.indexes.get(&state.relay, || format_spec(state, &req.video, cached, f)).await?;
+    let index = state.indexes.get(&state.relay, || format_spec(&state.service, &req.video, cached, f)).await?;
     let audio = !f.has_video;
     Ok(Track {
         id: f.format_id.clone(),
@@ -258,7 +254,7 @@ struct Links {
 
 impl Links {
     fn new(video: &VideoRef, expires: i64) -> Self {
-        Links { video_key: video.cache_key(), route: route_query(video), expires }
+        Links { video_key: video.cache_key(), route: video.route_query(), expires }
     }
 
     /// A signed link to a part of the manifest: `…/{format_id}.m3u8` for a
@@ -295,7 +291,8 @@ async fn part(
     })?;
     match grant.k {
         PartKind::Playlist => {
-            let index: Arc<Index> = state.indexes.get(&state.relay, || format_spec(&state, &video, &cached, f)).await?;
+            let index: Arc<Index> =
+                state.indexes.get(&state.relay, || format_spec(&state.service, &video, &cached, f)).await?;
             let file_uri = match grant.d {
                 true => f.url.clone(),
                 false => Links::new(&video, grant.e).part(&state, f, PartKind::Bytes, false),
@@ -303,7 +300,7 @@ async fn part(
             Ok(text(HLS_TYPE, manifest::hls::media(&index, &file_uri)))
         }
         PartKind::Bytes => {
-            let reply = state.relay.serve(format_spec(&state, &video, &cached, f), &method, &headers).await?;
+            let reply = state.relay.serve(format_spec(&state.service, &video, &cached, f), &method, &headers).await?;
             let mut resp = reply.map(Body::new);
             let ok = resp.status().is_success();
             let h = resp.headers_mut();

@@ -14,9 +14,9 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use tracing::Instrument;
 
-use super::timestamp;
-use crate::app::{AppState, Client};
-use crate::error::{ApiError, ErrorBody};
+use super::reply::timestamp;
+use super::state::{AppState, Client};
+use crate::http::error::{ApiError, ErrorBody};
 
 const REQUEST_ID: &str = "x-request-id";
 

@@ -1,14 +1,20 @@
 //! The HTTP layer: one module per route group, each with its `router()`, and
 //! the middleware every request goes through.
 
+pub mod access;
 mod batch;
 pub mod conn;
 mod docs;
+mod edge;
+pub mod error;
 mod guard;
+mod hls;
 mod manifest;
 mod middleware;
 mod playlists;
+pub mod reply;
 mod signin;
+mod state;
 mod stream;
 mod system;
 mod ui;
@@ -17,16 +23,13 @@ mod videos;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
-use bytes::{BufMut, Bytes, BytesMut};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
+pub use state::{AppState, Client, Inner, RequestIds};
 
 /// Every API route, as registered: what `/openapi.json` must describe.
 pub fn route_paths() -> Vec<&'static str> {
@@ -38,11 +41,13 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
     let untimed = |v: Vec<(&'static str, MethodRouter<AppState>)>| v.into_iter().map(|(p, r)| (p, r, false));
     // System routes answer from memory at once: no timer for them.
     untimed(system::routes())
+        .chain(untimed(docs::routes()))
         .chain(timed(videos::routes()))
         .chain(timed(batch::routes()))
         .chain(timed(playlists::routes()))
         .chain(untimed(signin::routes()))
         .chain(untimed(stream::routes()))
+        .chain(untimed(hls::routes()))
         .chain(untimed(manifest::routes()))
         .collect()
 }
@@ -90,69 +95,4 @@ fn cors(origins: &str) -> CorsLayer {
             h("ratelimit-reset"),
         ])
         .max_age(Duration::from_secs(3600))
-}
-
-/// An RFC 3339 UTC timestamp to the second, as the reference prints them.
-/// Formatted once a second per thread, not once a response.
-pub fn timestamp() -> String {
-    thread_local! {
-        static LAST: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
-    }
-    let now = chrono::Utc::now();
-    LAST.with_borrow_mut(|(second, text)| {
-        if *second != now.timestamp() {
-            *second = now.timestamp();
-            *text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        }
-        text.clone()
-    })
-}
-
-/// The success envelope around JSON that is already serialised. The data
-/// is not copied: the body is the envelope's head, the cached bytes (shared),
-/// and its tail, written out together.
-pub fn success(message: &'static str, data: Bytes) -> Response {
-    let mut head = BytesMut::with_capacity(message.len() + 48);
-    head.put_slice(b"{\"success\":true,\"message\":\"");
-    head.put_slice(message.as_bytes()); // plain ASCII, nothing to escape
-    head.put_slice(b"\",\"data\":");
-    let tail = Bytes::from(format!(",\"timestamp\":\"{}\"}}", timestamp()));
-    let body = Parts { parts: [head.freeze(), data, tail], next: 0 };
-    let mut resp = (StatusCode::OK, Body::new(body)).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
-
-/// A body made of a few buffers, sent as they are, with an exact length.
-struct Parts {
-    parts: [Bytes; 3],
-    next: usize,
-}
-
-impl http_body::Body for Parts {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let i = self.next;
-        self.next += 1;
-        std::task::Poll::Ready(self.parts.get_mut(i).map(|b| Ok(http_body::Frame::data(std::mem::take(b)))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.next >= self.parts.len()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.parts[self.next.min(3)..].iter().map(|b| b.len() as u64).sum())
-    }
-}
-
-pub fn json_response(status: StatusCode, body: Bytes) -> Response {
-    let mut resp = (status, Body::from(body)).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
 }

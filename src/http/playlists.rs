@@ -8,10 +8,10 @@ use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::success;
-use crate::app::{AppState, Client};
-use crate::error::ApiError;
-use crate::playlist::PlaylistRef;
+use super::reply::success;
+use super::state::{AppState, Client};
+use crate::http::error::ApiError;
+use crate::platform::PlaylistRef;
 
 /// Entries per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 100;

@@ -6,9 +6,9 @@ use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use bytes::Bytes;
 
-use super::success;
-use crate::app::AppState;
-use crate::error::ApiError;
+use super::reply::success;
+use super::state::AppState;
+use crate::http::error::ApiError;
 use crate::platform::Platform;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {

@@ -13,26 +13,27 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 
-use super::videos::Video;
-use crate::app::{AppState, Client};
-use crate::cache::{CachedInfo, now_unix};
+use super::edge::{Video, parse_player};
+use super::hls::playlist;
+use super::reply::{FORMAT_HEADER, format_header, found};
+use super::state::{AppState, Client};
+use crate::cache::CachedInfo;
 use crate::config::StreamModeSetting;
-use crate::egress::Route;
-use crate::error::ApiError;
-use crate::extract::{Format, Headers, VideoInfo};
+use crate::extract::{Format, VideoInfo};
+use crate::http::error::ApiError;
 use crate::platform::VideoRef;
 use crate::relay::merge::MergeSpec;
-use crate::relay::upstream::{Via, read_limited};
-use crate::relay::{Fetched, Fixed, Locator, ProxyError, Reply, Spec};
+use crate::relay::{ProxyError, Reply};
 use crate::select::{Mode, Player, Quality, StreamPlan, select};
-use crate::service::{FormatSource, Purpose};
-use crate::stream::{Grant, hls};
+use crate::service::Purpose;
+use crate::service::play::format_spec;
+use crate::upstream::Via;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -42,20 +43,8 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/api/v2/stream/proxy", get(proxy)),
         ("/api/v2/stream/{platform}/{video_id}", get(smart)),
         ("/api/v2/stream", get(smart)),
-        ("/api/v2/stream/hls/{token}/{name}", get(hls_link)),
     ]
 }
-
-/// Header naming the format (or `video+audio` formats) a stream comes from.
-pub(super) const FORMAT_HEADER: HeaderName = HeaderName::from_static("x-reelay-format");
-
-/// How long the signed links of a rewritten playlist stay valid.
-const LINK_TTL_SECS: i64 = 6 * 3600;
-
-/// The largest playlist the server will rewrite.
-const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
-
-const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 
 #[derive(Debug, Default, Deserialize)]
 pub struct StreamQuery {
@@ -111,7 +100,7 @@ impl StreamRequest {
             headers,
             client,
             redirect_only_for: None,
-            player: super::manifest::parse_player(q.player.as_deref())?,
+            player: parse_player(q.player.as_deref())?,
         })
     }
 }
@@ -261,19 +250,6 @@ fn redirect(info: &VideoInfo, req: &StreamRequest) -> Result<Option<Response>, A
     Ok(Some(resp))
 }
 
-/// A `302` to `location`, never cached (stream URLs expire).
-pub(super) fn found(location: &str) -> Result<Response, ApiError> {
-    let location = HeaderValue::from_str(location).map_err(|_| ApiError::BadGateway {
-        error: "Unusable stream URL",
-        detail: "the extractor returned a URL that is not valid in a header".into(),
-    })?;
-    let mut resp = StatusCode::FOUND.into_response();
-    let h = resp.headers_mut();
-    h.insert(header::LOCATION, location);
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
-}
-
 /// The address a stream URL is bound to (googlevideo's `ip=`), if any.
 fn bound_ip(url: &str) -> Option<IpAddr> {
     let url = url::Url::parse(url).ok()?;
@@ -281,14 +257,18 @@ fn bound_ip(url: &str) -> Option<IpAddr> {
     ip.parse().ok()
 }
 
-pub(super) fn format_header(id: &str) -> HeaderValue {
-    HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
-}
-
 /// A 302 to reelay's HLS manifest of the video, for AVPro.
 fn to_manifest(req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
     let direct = if mode == Mode::Direct { "&mode=direct" } else { "" };
     found(&format!("{}&player=avpro{direct}", req.video.manifest_path("master.m3u8", &req.quality_name)))
+}
+
+/// The origin refused the playlist: `Expired` when a new extraction may help.
+fn upstream_error(e: ProxyError) -> Attempt {
+    match e {
+        ProxyError::Expired(_) => Attempt::Expired,
+        other => Attempt::Failed(ApiError::from_upstream(other, "the playlist")),
+    }
 }
 
 async fn serve_proxy(
@@ -299,7 +279,10 @@ async fn serve_proxy(
 ) -> Result<Response, Attempt> {
     match select(info, req.quality, Mode::Proxy)? {
         StreamPlan::Single(f) => {
-            let reply = state.relay.serve(format_spec(state, &req.video, cached, f), &req.method, &req.headers).await?;
+            let reply = state
+                .relay
+                .serve(format_spec(&state.service, &req.video, cached, f), &req.method, &req.headers)
+                .await?;
             Ok(with_format(reply, &f.format_id))
         }
         StreamPlan::Hls(f) => {
@@ -316,8 +299,8 @@ async fn serve_proxy(
         StreamPlan::Merge { video, audio } => {
             let spec = MergeSpec {
                 key: format!("{}|merge:{}+{}", cached.key, video.format_id, audio.format_id),
-                video: format_spec(state, &req.video, cached, video),
-                audio: format_spec(state, &req.video, cached, audio),
+                video: format_spec(&state.service, &req.video, cached, video),
+                audio: format_spec(&state.service, &req.video, cached, audio),
             };
             let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
             Ok(with_format(reply, &format!("{}+{}", video.format_id, audio.format_id)))
@@ -325,169 +308,8 @@ async fn serve_proxy(
     }
 }
 
-/// The relay object of one format: its bytes, keyed by the video (with its
-/// sign-in scope) and the format, found through the cached extraction.
-pub(super) fn format_spec(state: &AppState, video: &VideoRef, cached: &Arc<CachedInfo>, f: &Format) -> Spec {
-    Spec {
-        key: format!("{}|{}", cached.key, f.format_id),
-        source: Arc::new(FormatSource::new(state.service.clone(), video.clone(), cached.clone(), &f.format_id)),
-        chunk_size: f.chunk_size,
-    }
-}
-
 fn with_format(reply: Reply, format_id: &str) -> Response {
     let mut resp = reply.map(Body::new);
     resp.headers_mut().insert(FORMAT_HEADER, format_header(format_id));
     resp
-}
-
-fn upstream_error(e: ProxyError) -> Attempt {
-    let detail = e.to_string();
-    match e {
-        ProxyError::Expired(_) => Attempt::Expired,
-        ProxyError::Refused(_) => ApiError::Forbidden(detail).into(),
-        ProxyError::Status(_) => ApiError::BadGateway { error: "Upstream error", detail }.into(),
-        ProxyError::Connect(_) => ApiError::BadGateway { error: "Upstream unreachable", detail }.into(),
-    }
-}
-
-/// An origin failure where no re-extraction will follow; `refused` says
-/// what the origin refused (403/410).
-pub(super) fn upstream_api_error(e: ProxyError, refused: &str) -> ApiError {
-    match upstream_error(e) {
-        Attempt::Failed(e) => e,
-        Attempt::Expired => {
-            ApiError::BadGateway { error: "Upstream error", detail: format!("the origin refused {refused}") }
-        }
-    }
-}
-
-/// Reads a playlist and answers it rewritten: each URI becomes a signed
-/// link to `/api/v2/stream/hls/...` that fetches with the format's headers.
-async fn playlist(state: &AppState, upstream: Fetched, video_key: &str, format_id: &str) -> Result<Response, ApiError> {
-    let base = upstream.url;
-    let body = read_limited(upstream.response.into_body(), MAX_PLAYLIST_BYTES)
-        .await
-        .map_err(|detail| ApiError::BadGateway { error: "Upstream error", detail })?;
-    let text = String::from_utf8_lossy(&body);
-    let expires = now_unix() + LINK_TTL_SECS;
-    let route = VideoRef::from_cache_key(video_key).map(|v| route_query(&v)).unwrap_or_default();
-    let rewritten = hls::rewrite(&text, &base, |u, nested| {
-        let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires, p: nested };
-        format!("/api/v2/stream/hls/{}/{}?v={route}", state.signer.sign(&grant), link_name(u))
-    });
-    let mut resp = Response::new(Body::from(rewritten));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(resp)
-}
-
-/// The `?v=` of a signed link: it names the video for load balancers that
-/// route by it (deploy/nginx.conf); it is not part of the grant.
-pub(super) fn route_query(video: &VideoRef) -> String {
-    match video {
-        // `{platform}/{id}` is safe in a query as it is, and must read the same as the paths.
-        VideoRef::Known { .. } => video.route_key(),
-        VideoRef::Generic { .. } => url::form_urlencoded::byte_serialize(video.route_key().as_bytes()).collect(),
-    }
-}
-
-/// A source's own HLS playlist, rewritten to signed links (the manifest
-/// route of a video that is HLS already).
-pub(super) async fn source_playlist(
-    state: &AppState,
-    video: &VideoRef,
-    f: &Format,
-    route: &Route,
-) -> Result<Response, ApiError> {
-    let upstream = state
-        .relay
-        .upstream()
-        .open(&Method::GET, &f.url, &Via { headers: &f.http_headers, route }, &HeaderMap::new())
-        .await
-        .map_err(|e| upstream_api_error(e, "the playlist"))?;
-    let mut resp = playlist(state, upstream, &video.cache_key(), &f.format_id).await?;
-    resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
-    Ok(resp)
-}
-
-/// The last path segment of an upstream URL, kept readable in signed links
-/// (players and logs like to see `seg3.ts`); it is not part of the grant.
-fn link_name(u: &url::Url) -> String {
-    let last = u.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
-    let name: String =
-        last.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).take(64).collect();
-    if name.is_empty() { "media".to_owned() } else { name }
-}
-
-/// A signed link from a rewritten playlist: a nested playlist (rewritten
-/// again), or a segment, key or init section (from the relay, keyed by the
-/// video, the format and the segment's path, so every viewer shares it).
-async fn hls_link(
-    State(state): State<AppState>,
-    method: Method,
-    headers: HeaderMap,
-    Path((token, _name)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let grant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
-    let (format_headers, route) = headers_for(&state, &grant).await;
-    let via = Via { headers: &format_headers, route: &route };
-    let url = url::Url::parse(&grant.u).map_err(|_| ApiError::Forbidden("the link names no URL".into()))?;
-    if method == Method::GET && (grant.p || hls::is_playlist(None, &url)) {
-        let upstream = state
-            .relay
-            .upstream()
-            .open(&method, &grant.u, &via, &headers)
-            .await
-            .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
-        return playlist(&state, upstream, &grant.v, &grant.f).await;
-    }
-    let spec = Spec {
-        key: format!("{}|{}|seg:{}", grant.v, grant.f, hls::segment_identity(&url)),
-        source: Arc::new(Fixed(Locator {
-            url: grant.u.clone(),
-            headers: format_headers.clone(),
-            route: route.clone(),
-        })),
-        chunk_size: None,
-    };
-    let reply = state.relay.serve(spec, &method, &headers).await.map_err(|e| refused_part(e.into()))?;
-    let content_type = reply.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if method == Method::GET && hls::is_playlist(content_type, &url) {
-        // A playlist the tags did not announce: fetched and rewritten.
-        let upstream = state
-            .relay
-            .upstream()
-            .open(&method, &grant.u, &via, &HeaderMap::new())
-            .await
-            .map_err(|e| upstream_api_error(e, "this part of the stream"))?;
-        return playlist(&state, upstream, &grant.v, &grant.f).await;
-    }
-    Ok(reply.map(Body::new))
-}
-
-/// A segment's refusal says which part was refused.
-fn refused_part(e: ApiError) -> ApiError {
-    match e {
-        ApiError::BadGateway { error, detail } if detail.contains("refused") => {
-            ApiError::BadGateway { error, detail: "the origin refused this part of the stream".into() }
-        }
-        other => other,
-    }
-}
-
-/// The upstream headers of the granted format, and the route its video
-/// left by, from the cached extraction.
-async fn headers_for(state: &AppState, grant: &Grant) -> (Headers, Route) {
-    let Some(video) = VideoRef::from_cache_key(&grant.v) else { return Default::default() };
-    match state.service.info(&video, Purpose::Info, None).await {
-        Ok((cached, _)) => {
-            let headers = cached.info.formats.iter().find(|f| f.format_id == grant.f).map(|f| f.http_headers.clone());
-            (headers.unwrap_or_default(), cached.info.route.clone())
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "no headers for a signed HLS link; fetching without them");
-            Default::default()
-        }
-    }
 }

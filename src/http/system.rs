@@ -1,82 +1,29 @@
-//! `GET /`, health, the streaming metrics and Prometheus.
-
-use std::sync::LazyLock;
+//! Health, the streaming metrics and Prometheus.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{json_response, success, timestamp};
-use crate::app::AppState;
+use super::reply::{json_response, success, timestamp};
+use super::state::AppState;
 use crate::config::UpdateChannel;
 use crate::extract::update::UpdateStatus;
-use crate::health::{Memory, format_uptime};
 use crate::metrics::Readings;
-use crate::platform::Platform;
+use crate::service::health::{Memory, format_uptime};
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
-        ("/", get(root)),
         ("/health", get(health)),
         ("/api/v2/system/health", get(health)),
         ("/api/v2/stream/metrics", get(metrics)),
         ("/metrics", get(prometheus)),
-        ("/openapi.json", get(openapi_json)),
     ]
 }
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// `GET /`.
-#[derive(Serialize, ToSchema)]
-pub struct Root {
-    service: &'static str,
-    version: &'static str,
-    status: &'static str,
-    /// `METHOD /path` of every route, from the OpenAPI document.
-    endpoints: Vec<String>,
-    supported_platforms: Vec<&'static str>,
-    documentation: &'static str,
-    timestamp: String,
-}
-
-/// The endpoint list, made once.
-static ENDPOINTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let doc = super::docs::openapi();
-    doc.paths
-        .paths
-        .iter()
-        .map(|(path, item)| format!("{} {path}", if item.post.is_some() { "POST" } else { "GET" }))
-        .collect()
-});
-
-/// Browsers (which ask for `text/html`) are sent to the page; API clients
-/// get the JSON.
-async fn root(headers: HeaderMap) -> Response {
-    let wants_html = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/html")));
-    let vary = (header::VARY, HeaderValue::from_static("Accept"));
-    if wants_html {
-        return (StatusCode::SEE_OTHER, [(header::LOCATION, HeaderValue::from_static("/ui")), vary]).into_response();
-    }
-    let body = Root {
-        service: "reelay",
-        version: VERSION,
-        status: "running",
-        endpoints: ENDPOINTS.clone(),
-        supported_platforms: Platform::NAMES.to_vec(),
-        documentation: "/docs/",
-        timestamp: timestamp(),
-    };
-    let mut resp = json_response(StatusCode::OK, serde_json::to_vec(&body).expect("serialises").into());
-    resp.headers_mut().insert(vary.0, vary.1);
-    resp
-}
 
 #[derive(Serialize, ToSchema)]
 pub struct Services<'a> {
@@ -153,12 +100,4 @@ async fn prometheus(State(state): State<AppState>) -> Response {
         HeaderValue::from_static(prometheus_client::encoding::prometheus_text::CONTENT_TYPE),
     );
     resp
-}
-
-/// The OpenAPI document, serialised on first request: building it at start-up
-/// would cost every instance time and memory for a page few open.
-async fn openapi_json() -> Response {
-    static DOC: LazyLock<bytes::Bytes> =
-        LazyLock::new(|| serde_json::to_vec(&super::docs::openapi()).expect("the document serialises").into());
-    json_response(StatusCode::OK, DOC.clone())
 }

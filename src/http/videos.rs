@@ -1,23 +1,20 @@
-//! Video metadata, by platform and id or by URL; and the `Video` extractor
-//! the stream routes share.
+//! Video metadata and thumbnails, by platform and id or by URL.
 
 use axum::Extension;
-use axum::extract::{FromRequestParts, Query, RawPathParams, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
-use serde::Deserialize;
 
-use super::success;
-use crate::app::{AppState, Client};
-use crate::error::ApiError;
+use super::edge::Video;
+use super::reply::success;
+use super::state::{AppState, Client};
 use crate::extract::Headers;
+use crate::http::error::ApiError;
 use crate::metrics::StreamGuard;
-use crate::platform::VideoRef;
 use crate::relay::pipe::pipe;
-use crate::relay::upstream::Via;
 use crate::service::Purpose;
+use crate::upstream::Via;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -55,7 +52,7 @@ async fn thumbnail(
         .upstream()
         .open(&method, url, &Via { headers: &Headers::new(), route: &cached.info.route }, &HeaderMap::new())
         .await
-        .map_err(|e| super::stream::upstream_api_error(e, "the URL"))?;
+        .map_err(|e| ApiError::from_upstream(e, "the URL"))?;
     let is_image =
         upstream.response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/"));
     if !is_image {
@@ -68,34 +65,4 @@ async fn thumbnail(
     let mut resp = pipe(upstream, Some(StreamGuard::new(state.metrics.clone())), idle).map(axum::body::Body::new);
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
     Ok(resp)
-}
-
-/// The video a request names: `/{platform}/{video_id}` in the path, or
-/// `?url=` on the routes without path parameters. Refused input is a 400
-/// before anything else runs.
-pub struct Video(pub VideoRef);
-
-#[derive(Deserialize)]
-struct UrlParam {
-    url: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Video {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request("Invalid path", e.body_text()))?;
-        let mut values = params.iter().map(|(_, v)| v);
-        if let (Some(platform), Some(id)) = (values.next(), values.next()) {
-            return Ok(Video(VideoRef::from_path(platform, id)?));
-        }
-        let Query(param) = Query::<UrlParam>::try_from_uri(&parts.uri)
-            .map_err(|e| ApiError::bad_request("Invalid query", e.body_text()))?;
-        match param.url {
-            Some(url) => Ok(Video(VideoRef::from_url(&url)?)),
-            None => Err(ApiError::bad_request("Missing url", "pass ?url=<video link>, or use /{platform}/{video_id}")),
-        }
-    }
 }

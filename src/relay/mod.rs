@@ -29,7 +29,6 @@ pub mod pipe;
 pub mod range;
 mod serve;
 mod store;
-pub mod upstream;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -39,11 +38,11 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 
-use crate::extract::{ExtractError, Headers};
 use crate::metrics::Metrics;
+use crate::upstream::Headers;
+pub use crate::upstream::{Fetched, ProxyError, Upstream};
 pub use serve::{Body, Reply};
 use store::{BLOCK, Block, Fill, Kind, Object, Store};
-pub use upstream::{Fetched, ProxyError, Upstream};
 
 /// Why bytes could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,9 +59,11 @@ pub enum RelayError {
     /// The origin could not be reached, or kept failing mid-body.
     #[error("{0}")]
     Unreachable(String),
-    /// Extracting the video again (for a fresh URL) failed.
+    /// The object's [`Source`] could not say where its bytes are now (for a
+    /// format: extracting the video again failed); the source's own error,
+    /// which the layer that made the source reads back.
     #[error("{0}")]
-    Extract(Arc<ExtractError>),
+    Source(Arc<dyn std::error::Error + Send + Sync>),
     /// The origin's bytes changed under a stream (another length).
     #[error("the origin's file changed while it was being relayed")]
     Changed,
@@ -115,8 +116,8 @@ pub struct Locator {
 }
 
 impl Locator {
-    pub fn via(&self) -> crate::relay::upstream::Via<'_> {
-        crate::relay::upstream::Via { headers: &self.headers, route: &self.route }
+    pub fn via(&self) -> crate::upstream::Via<'_> {
+        crate::upstream::Via { headers: &self.headers, route: &self.route }
     }
 }
 

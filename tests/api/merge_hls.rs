@@ -183,14 +183,14 @@ async fn tampered_or_expired_links_are_refused() {
     // Another signature, or another payload under the same signature.
     let mut bad_sig = sig.to_owned();
     bad_sig.replace_range(0..1, if sig.starts_with('A') { "B" } else { "A" });
-    let forged = reelay::stream::Signer::new(Some("another-key")).sign(&reelay::stream::Grant {
+    let forged = reelay::hls::Signer::new(Some("another-key")).sign(&reelay::hls::Grant {
         u: format!("{}/media/clip.mp4", app.origin.base),
         v: "video:twitch:123456".into(),
         f: "360p".into(),
         e: i64::MAX,
         p: false,
     });
-    let expired = reelay::stream::Signer::new(Some("test-key")).sign(&reelay::stream::Grant {
+    let expired = reelay::hls::Signer::new(Some("test-key")).sign(&reelay::hls::Grant {
         u: format!("{}/media/clip.mp4", app.origin.base),
         v: "video:twitch:123456".into(),
         f: "360p".into(),
@@ -205,7 +205,7 @@ async fn tampered_or_expired_links_are_refused() {
         assert_error_shape(status, &body);
     }
     // The same key signs links the server accepts.
-    let good = reelay::stream::Signer::new(Some("test-key")).sign(&reelay::stream::Grant {
+    let good = reelay::hls::Signer::new(Some("test-key")).sign(&reelay::hls::Grant {
         u: format!("{}/media/clip.mp4", app.origin.base),
         v: "video:twitch:123456".into(),
         f: "360p".into(),

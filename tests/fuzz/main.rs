@@ -9,13 +9,13 @@ mod mutate;
 use axum::http::{HeaderMap, HeaderValue, header};
 use proptest::prelude::*;
 use reelay::extract::VideoInfo;
+use reelay::hls::rewrite::{rewrite, segment_identity};
+use reelay::hls::{Grant, PartGrant, Signer};
 use reelay::manifest::Index;
+use reelay::platform::PlaylistRef;
 use reelay::platform::{Platform, VideoRef};
-use reelay::playlist::PlaylistRef;
 use reelay::relay::range::{Answer, Validators, answer, first_byte};
-use reelay::signin::read_status;
-use reelay::stream::hls::{rewrite, segment_identity};
-use reelay::stream::{Grant, PartGrant, Signer};
+use reelay::service::signin::read_status;
 use serde_json::Value;
 use url::Url;
 

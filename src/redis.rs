@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::AsyncCommands;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// How long one cache command may take before the request gives up on Redis.
 const OP_TIMEOUT: Duration = Duration::from_millis(300);
@@ -43,7 +43,7 @@ pub struct RedisTier {
 
 struct Inner {
     /// Parsed once; each reconnect attempt starts from it.
-    client: redis::Client,
+    client: ::redis::Client,
     /// `None` until the first connection succeeds. After that the manager
     /// reconnects by itself and stays here.
     conn: RwLock<Option<ConnectionManager>>,
@@ -57,8 +57,8 @@ struct Inner {
 impl RedisTier {
     /// Parses the URL; connecting happens in [`RedisTier::maintain`], so a
     /// Redis that is down at start does not stop the server.
-    pub fn new(url: &str) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+    pub fn new(url: &str) -> Result<Self, ::redis::RedisError> {
+        let client = ::redis::Client::open(url)?;
         Ok(RedisTier {
             inner: Arc::new(Inner {
                 client,
@@ -132,7 +132,8 @@ impl RedisTier {
             }
         };
         let mut conn = conn;
-        match tokio::time::timeout(Duration::from_secs(1), redis::cmd("PING").query_async::<String>(&mut conn)).await {
+        match tokio::time::timeout(Duration::from_secs(1), ::redis::cmd("PING").query_async::<String>(&mut conn)).await
+        {
             Ok(Ok(_)) => "healthy".to_owned(),
             Ok(Err(e)) => format!("unhealthy: {e}"),
             Err(_) => "unhealthy: ping timed out".to_owned(),
@@ -142,7 +143,7 @@ impl RedisTier {
     async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
     where
         F: FnOnce(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
     {
         if !self.inner.up.load(Ordering::Relaxed) {
             return Err("redis is down".to_owned());
@@ -178,7 +179,7 @@ impl RedisTier {
         let ms = ttl.as_millis() as u64;
         self.run(|mut c| async move {
             let r: Option<String> =
-                redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
+                ::redis::cmd("SET").arg(key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut c).await?;
             Ok(r.is_some())
         })
         .await
@@ -186,7 +187,8 @@ impl RedisTier {
 
     /// Runs one GCRA step for `key` in Redis (see [`GCRA_LUA`]).
     pub async fn gcra(&self, key: &str, interval_us: u64, limit: u32) -> Result<[i64; 4], String> {
-        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| redis::Script::new(GCRA_LUA));
+        static SCRIPT: std::sync::LazyLock<::redis::Script> =
+            std::sync::LazyLock::new(|| ::redis::Script::new(GCRA_LUA));
         self.run(|mut c| async move {
             let r: Vec<i64> = SCRIPT.key(key).arg(interval_us).arg(limit).invoke_async(&mut c).await?;
             Ok([r[0], r[1], r[2], r[3]])

@@ -3,9 +3,8 @@
 //! `run_until_stopped(shutdown)` serves until the shutdown future resolves.
 
 use std::future::Future;
-use std::ops::Deref;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use axum::Router;
@@ -18,133 +17,26 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::access::Access;
-use crate::cache::{CachedInfo, RedisTier, TtlCache, VideoCache};
+use crate::cache::{TtlCache, VideoCache};
 use crate::config::Config;
 use crate::config::{CacheBackend, ExtractorKind};
-use crate::error::ApiError;
 use crate::extract::update::Updater;
-use crate::extract::{ExtractError, Extractor, Playlist};
-use crate::health::Health;
-use crate::http::conn::Refusals;
+use crate::extract::{Extractor, Playlist};
+use crate::hls::Signer;
+use crate::http::access::Access;
+use crate::http::conn::{Refusals, SERVER_BUF};
+use crate::http::{AppState, Inner, RequestIds};
 use crate::manifest::Indexes;
 use crate::metrics::Metrics;
-use crate::platform::VideoRef;
-use crate::playlist::PlaylistRef;
 use crate::ratelimit::Limiter;
+use crate::redis::RedisTier;
 use crate::relay::{Relay, Upstream};
-use crate::service::{Gate, Purpose, Settings, VideoService};
-use crate::signin::SignIn;
-use crate::stream::Signer;
+use crate::service::health::Health;
+use crate::service::signin::SignIn;
+use crate::service::{Settings, VideoService};
 
 /// Bytes of DASH file layouts kept for manifests: thousands of films.
 const INDEX_BUDGET: u64 = 32 * 1024 * 1024;
-
-/// Who is asking, as the edge middleware found out; in every request's
-/// extensions.
-#[derive(Debug, Clone)]
-pub struct Client {
-    /// The client's address (see `TRUSTED_PROXIES`).
-    pub ip: std::net::IpAddr,
-    /// A digest of the client's valid API key, when it sent one.
-    pub key: Option<String>,
-}
-
-impl Client {
-    /// The rate-limit identity: `key:{digest}` with a valid API key, else `ip:{ip}`.
-    pub fn id(&self) -> String {
-        match &self.key {
-            Some(k) => format!("key:{k}"),
-            None => format!("ip:{}", self.ip),
-        }
-    }
-}
-
-/// Everything a handler needs, behind one `Arc`.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-pub struct Inner {
-    /// The settings the server started with.
-    pub config: Config,
-    /// Cache, single-flight and extraction.
-    pub service: Arc<VideoService>,
-    /// Every byte served through the server: the block store, ranged
-    /// fetches, merges, and the pooled upstream client.
-    pub relay: Relay,
-    /// Signs and checks the HLS links of rewritten playlists.
-    pub signer: Signer,
-    /// The layout of DASH files, for the manifests reelay builds.
-    pub indexes: Indexes,
-    /// `PROXY_COUNTRIES`, parsed once.
-    pub proxy_countries: Vec<String>,
-    /// Client addresses, IP lists and API keys.
-    pub access: Access,
-    /// The per-client request budget (`RATE_LIMIT_*`), when enabled.
-    pub request_limit: Option<Limiter>,
-    /// The per-client budget of cache misses (`EXTRACT_RATE_LIMIT`).
-    pub extract_limit: Option<Limiter>,
-    /// The shared tier, for the Redis gauge.
-    pub redis: Option<RedisTier>,
-    /// Requests being answered (until their head is sent), for load shedding.
-    pub in_flight: AtomicU64,
-    /// Counters for `/api/v2/stream/metrics` and `/metrics`.
-    pub metrics: Arc<Metrics>,
-    /// Dependency readings for `/health`.
-    pub health: Arc<Health>,
-    /// Random per process, so request ids from several instances differ.
-    id_prefix: u32,
-    /// Makes request ids unique within the process.
-    id_counter: AtomicU64,
-}
-
-impl Deref for AppState {
-    type Target = Inner;
-
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// The video's info for `client`, counted as a cache hit or miss; a
-    /// miss spends the client's extraction budget.
-    pub async fn lookup(
-        &self,
-        video: &VideoRef,
-        purpose: Purpose,
-        client: &Client,
-    ) -> Result<Arc<CachedInfo>, ApiError> {
-        let id = self.extract_limit.as_ref().map(|_| client.id());
-        let result = self.service.info(video, purpose, self.gate(id.as_deref())).await;
-        let (cached, source) = result.inspect_err(|e| self.count_refusal(e))?;
-        self.metrics.record_lookup(source.hit_tier());
-        Ok(cached)
-    }
-
-    /// The playlist's entries for `client`, like [`AppState::lookup`].
-    pub async fn lookup_playlist(&self, list: &PlaylistRef, client: &Client) -> Result<Arc<Playlist>, ApiError> {
-        let id = self.extract_limit.as_ref().map(|_| client.id());
-        let result = self.service.playlist(list, self.gate(id.as_deref())).await;
-        let (playlist, source) = result.inspect_err(|e| self.count_refusal(e))?;
-        self.metrics.record_lookup(source.hit_tier());
-        Ok(playlist)
-    }
-
-    fn gate<'a>(&'a self, client_id: Option<&'a str>) -> Gate<'a> {
-        self.extract_limit.as_ref().zip(client_id)
-    }
-
-    fn count_refusal(&self, e: &ExtractError) {
-        if let ExtractError::RateLimited(_) = e {
-            self.metrics.record_rate_limited(true);
-        }
-    }
-
-    pub fn next_request_id(&self) -> String {
-        format!("{:08x}-{:x}", self.id_prefix, self.id_counter.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 pub struct App {
     listener: TcpListener,
@@ -156,12 +48,6 @@ pub struct App {
     /// `SHUTDOWN_GRACE`.
     grace: Duration,
 }
-
-/// The most a connection buffers: its read buffer, and the response body
-/// queued for a client that reads slowly. Request heads larger than this are
-/// refused by hyper itself (the API refuses targets and headers over 8 KiB
-/// before that, with its JSON errors). See BENCHMARKS.md for the trade-off.
-pub const SERVER_BUF: usize = 16 * 1024;
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -239,19 +125,21 @@ impl App {
             tasks.push(tokio::spawn(r.clone().maintain(Duration::from_secs(1))));
         }
         tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor.clone(), metrics.ytdlp.clone())));
-        let updater = Updater {
-            extractor,
-            python: config.ytdlp_python.clone(),
-            channel: config.ytdlp_update,
-            interval: config.ytdlp_update_interval,
-            canary: config.ytdlp_canary_url.clone(),
-            dir: config.ytdlp_update_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("reelay-yt-dlp")),
-            args: ytdlp_args,
-            metrics: metrics.ytdlp.clone(),
-            status: health.update.clone(),
-            switched: health.ytdlp_changed.clone(),
-        };
-        tasks.push(tokio::spawn(updater.run()));
+        if let Some(channel) = config.ytdlp_update.channel() {
+            let updater = Updater {
+                extractor,
+                python: config.ytdlp_python.clone(),
+                channel,
+                interval: config.ytdlp_update_interval,
+                canary: config.ytdlp_canary_url.clone(),
+                dir: config.ytdlp_update_dir.clone().unwrap_or_else(|| std::env::temp_dir().join("reelay-yt-dlp")),
+                args: ytdlp_args,
+                metrics: metrics.ytdlp.clone(),
+                status: health.update.clone(),
+                switched: health.ytdlp_changed.clone(),
+            };
+            tasks.push(tokio::spawn(updater.run()));
+        }
 
         let addr = format!("{}:{}", config.host, config.port);
         let listener = listen(&addr).await.map_err(|e| format!("cannot listen on {addr} (HOST, PORT): {e}"))?;
@@ -261,7 +149,7 @@ impl App {
         let relay = Relay::start(config.relay(), upstream, metrics.clone())
             .await
             .map_err(|e| format!("cannot start the relay: {e}"))?;
-        let state = AppState(Arc::new(Inner {
+        let state = AppState::new(Inner {
             relay,
             signer: Signer::new(config.url_signing_key.as_deref()),
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
@@ -275,9 +163,8 @@ impl App {
             metrics,
             health,
             in_flight: AtomicU64::new(0),
-            id_prefix: uuid::Uuid::new_v4().as_u128() as u32,
-            id_counter: AtomicU64::new(0),
-        }));
+            request_ids: RequestIds::default(),
+        });
         Ok(App { listener, router: crate::http::router(state.clone()), state, tasks, grace })
     }
 

@@ -3,6 +3,10 @@
 //! service only ever sees checked values, and yt-dlp only ever sees the
 //! canonical URL that [`VideoRef::source_url`] builds.
 
+mod playlist;
+
+pub use playlist::{BiliList, Channel, PlaylistRef, Tab};
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -202,6 +206,16 @@ impl VideoRef {
         match self {
             VideoRef::Known { platform, .. } => platform.as_str(),
             VideoRef::Generic { .. } => "generic",
+        }
+    }
+
+    /// The `?v=` of a signed link: it names the video for load balancers
+    /// that route by it (deploy/nginx.conf); it is not part of the grant.
+    pub fn route_query(&self) -> String {
+        match self {
+            // `{platform}/{id}` is safe in a query as it is, and must read the same as the paths.
+            VideoRef::Known { .. } => self.route_key(),
+            VideoRef::Generic { .. } => url::form_urlencoded::byte_serialize(self.route_key().as_bytes()).collect(),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::cache::RedisTier;
+use crate::redis::RedisTier;
 use tokio::sync::Notify;
 
 use crate::extract::update::UpdateStatus;

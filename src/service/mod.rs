@@ -3,17 +3,21 @@
 //! one extraction, and "which stream should be served?" by selecting over
 //! that one cached answer.
 
+pub mod health;
+pub mod play;
+pub mod signin;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::{CachedInfo, Source, TtlCache, VideoCache};
 use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::net;
+use crate::platform::PlaylistRef;
 use crate::platform::VideoRef;
-use crate::playlist::PlaylistRef;
 use crate::ratelimit::Limiter;
 use crate::relay::{Locator, RelayError, Source as BytesSource};
-use crate::signin::{CookieJar, Reading, SignIn};
+use crate::service::signin::{CookieJar, Reading, SignIn};
 use futures_util::future::BoxFuture;
 use url::Url;
 
@@ -192,11 +196,11 @@ impl FormatSource {
     /// when it already holds another, else a new one.
     async fn refresh(&self, refused: &Arc<CachedInfo>) -> Result<Locator, RelayError> {
         let lookup = || self.service.info(&self.video, Purpose::Stream, None);
-        let (mut cached, _) = lookup().await.map_err(RelayError::Extract)?;
+        let (mut cached, _) = lookup().await.map_err(|e| RelayError::Source(e))?;
         if Arc::ptr_eq(&cached, refused) {
             tracing::info!(key = %self.video.cache_key(), "origin refused a cached stream URL; extracting again");
             self.service.invalidate(&self.video).await;
-            cached = lookup().await.map_err(RelayError::Extract)?.0;
+            cached = lookup().await.map_err(|e| RelayError::Source(e))?.0;
         }
         let locator = Self::locator(&cached, &self.format_id)
             .ok_or_else(|| RelayError::Gone(format!("format {} is no longer offered", self.format_id)))?;

@@ -16,6 +16,7 @@ use crate::manifest::IndexFailure;
 use crate::platform::InputError;
 use crate::relay::RelayError;
 use crate::select::SelectError;
+use crate::upstream::ProxyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -199,7 +200,11 @@ impl From<RelayError> for ApiError {
         let detail = e.to_string();
         match e {
             RelayError::Refused(_) => ApiError::Forbidden(detail),
-            RelayError::Extract(e) => ApiError::from(e),
+            // The relay's source for a format is the extraction: its refusal.
+            RelayError::Source(e) => match e.downcast_ref::<ExtractError>() {
+                Some(e) => ApiError::from(Arc::new(e.clone())),
+                None => ApiError::BadGateway { error: "Upstream error", detail },
+            },
             RelayError::Spawn(_) => ApiError::Unavailable(detail),
             RelayError::Unreachable(_) => ApiError::BadGateway { error: "Upstream unreachable", detail },
             RelayError::Expired
@@ -207,6 +212,23 @@ impl From<RelayError> for ApiError {
             | RelayError::Changed
             | RelayError::Gone(_)
             | RelayError::MergeFailed => ApiError::BadGateway { error: "Upstream error", detail },
+        }
+    }
+}
+
+impl ApiError {
+    /// An origin's refusal of a request the server made itself (a playlist,
+    /// a thumbnail), where no re-extraction follows: `refused` says what was
+    /// refused (403/410).
+    pub fn from_upstream(e: ProxyError, refused: &str) -> ApiError {
+        let detail = e.to_string();
+        match e {
+            ProxyError::Expired(_) => {
+                ApiError::BadGateway { error: "Upstream error", detail: format!("the origin refused {refused}") }
+            }
+            ProxyError::Refused(_) => ApiError::Forbidden(detail),
+            ProxyError::Status(_) => ApiError::BadGateway { error: "Upstream error", detail },
+            ProxyError::Connect(_) => ApiError::BadGateway { error: "Upstream unreachable", detail },
         }
     }
 }

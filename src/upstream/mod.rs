@@ -12,7 +12,7 @@
 //!   big to store) hands each frame to one client as it reads, so its buffer
 //!   is capped at [`PIPE_BUF`]: a slow client costs a few small buffers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -27,8 +27,11 @@ use url::Url;
 
 use crate::egress::connect::Connector;
 use crate::egress::{Egress, Route};
-use crate::extract::Headers;
 use crate::net::{GuardedResolver, check_literal};
+
+/// The request headers a URL needs (User-Agent, Referer, cookies), as the
+/// extractor gave them for a format.
+pub type Headers = BTreeMap<String, String>;
 
 /// The largest read buffer of a piped origin response, and so the largest
 /// frame one client's stream holds (BENCHMARKS.md: memory per slow stream).

@@ -1,0 +1,144 @@
+//! What every handler has: [`AppState`] (the server's parts, built by
+//! `app`) and the [`Client`] the edge middleware found out.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::access::Access;
+use super::error::ApiError;
+use crate::cache::CachedInfo;
+use crate::config::Config;
+use crate::extract::{ExtractError, Playlist};
+use crate::hls::Signer;
+use crate::manifest::Indexes;
+use crate::metrics::Metrics;
+use crate::platform::{PlaylistRef, VideoRef};
+use crate::ratelimit::Limiter;
+use crate::redis::RedisTier;
+use crate::relay::Relay;
+use crate::service::health::Health;
+use crate::service::{Gate, Purpose, VideoService};
+
+/// Who is asking, as the edge middleware found out; in every request's
+/// extensions.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// The client's address (see `TRUSTED_PROXIES`).
+    pub ip: std::net::IpAddr,
+    /// A digest of the client's valid API key, when it sent one.
+    pub key: Option<String>,
+}
+
+impl Client {
+    /// The rate-limit identity: `key:{digest}` with a valid API key, else `ip:{ip}`.
+    pub fn id(&self) -> String {
+        match &self.key {
+            Some(k) => format!("key:{k}"),
+            None => format!("ip:{}", self.ip),
+        }
+    }
+}
+
+/// Everything a handler needs, behind one `Arc`.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    /// The settings the server started with.
+    pub config: Config,
+    /// Cache, single-flight and extraction.
+    pub service: Arc<VideoService>,
+    /// Every byte served through the server: the block store, ranged
+    /// fetches, merges, and the pooled upstream client.
+    pub relay: Relay,
+    /// Signs and checks the HLS links of rewritten playlists.
+    pub signer: Signer,
+    /// The layout of DASH files, for the manifests reelay builds.
+    pub indexes: Indexes,
+    /// `PROXY_COUNTRIES`, parsed once.
+    pub proxy_countries: Vec<String>,
+    /// Client addresses, IP lists and API keys.
+    pub access: Access,
+    /// The per-client request budget (`RATE_LIMIT_*`), when enabled.
+    pub request_limit: Option<Limiter>,
+    /// The per-client budget of cache misses (`EXTRACT_RATE_LIMIT`).
+    pub extract_limit: Option<Limiter>,
+    /// The shared tier, for the Redis gauge.
+    pub redis: Option<RedisTier>,
+    /// Requests being answered (until their head is sent), for load shedding.
+    pub in_flight: AtomicU64,
+    /// Counters for `/api/v2/stream/metrics` and `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Dependency readings for `/health`.
+    pub health: Arc<Health>,
+    /// Where request ids come from.
+    pub request_ids: RequestIds,
+}
+
+/// Request ids: `{prefix}-{counter}`.
+pub struct RequestIds {
+    /// Random per process, so request ids from several instances differ.
+    prefix: u32,
+    /// Makes request ids unique within the process.
+    counter: AtomicU64,
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        RequestIds { prefix: uuid::Uuid::new_v4().as_u128() as u32, counter: AtomicU64::new(0) }
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        AppState(Arc::new(inner))
+    }
+
+    /// The video's info for `client`, counted as a cache hit or miss; a
+    /// miss spends the client's extraction budget.
+    pub async fn lookup(
+        &self,
+        video: &VideoRef,
+        purpose: Purpose,
+        client: &Client,
+    ) -> Result<Arc<CachedInfo>, ApiError> {
+        let id = self.extract_limit.as_ref().map(|_| client.id());
+        let result = self.service.info(video, purpose, self.gate(id.as_deref())).await;
+        let (cached, source) = result.inspect_err(|e| self.count_refusal(e))?;
+        self.metrics.record_lookup(source.hit_tier());
+        Ok(cached)
+    }
+
+    /// The playlist's entries for `client`, like [`AppState::lookup`].
+    pub async fn lookup_playlist(&self, list: &PlaylistRef, client: &Client) -> Result<Arc<Playlist>, ApiError> {
+        let id = self.extract_limit.as_ref().map(|_| client.id());
+        let result = self.service.playlist(list, self.gate(id.as_deref())).await;
+        let (playlist, source) = result.inspect_err(|e| self.count_refusal(e))?;
+        self.metrics.record_lookup(source.hit_tier());
+        Ok(playlist)
+    }
+
+    fn gate<'a>(&'a self, client_id: Option<&'a str>) -> Gate<'a> {
+        self.extract_limit.as_ref().zip(client_id)
+    }
+
+    fn count_refusal(&self, e: &ExtractError) {
+        if let ExtractError::RateLimited(_) = e {
+            self.metrics.record_rate_limited(true);
+        }
+    }
+
+    pub fn next_request_id(&self) -> String {
+        let ids = &self.request_ids;
+        format!("{:08x}-{:x}", ids.prefix, ids.counter.fetch_add(1, Ordering::Relaxed))
+    }
+}
