@@ -23,7 +23,8 @@ use url::Url;
 
 use futures_util::FutureExt;
 
-use super::store::{BLOCK, BlockBuf, Fill, Published};
+use super::store::{BLOCK, Fill};
+use super::writer::Writer;
 use super::{Meta, ProxyError, RelayError, Shared};
 
 /// Tries in a row without a byte of progress before giving up.
@@ -33,18 +34,11 @@ const MAX_FAILS: u32 = 5;
 /// a dead origin is reported.
 const BACKOFF_MS: [u64; MAX_FAILS as usize] = [50, 100, 250, 500, 1000];
 
-/// Bytes copied before they are published to readers, when more arrive at
-/// once: large pieces for fast origins (few, big writes to clients), every
-/// frame at once for slow ones.
-pub(super) const PUBLISH: usize = 256 * 1024;
-
-/// A running fetch and the blocks it still owns.
+/// A running fetch; its writer owns the blocks it has still to fill.
 struct Job {
     shared: Arc<Shared>,
     key: Arc<str>,
-    claims: BTreeMap<u64, Arc<Fill>>,
-    /// The block being copied into.
-    cur: Option<BlockBuf>,
+    writer: Writer,
 }
 
 impl Drop for Job {
@@ -53,11 +47,11 @@ impl Drop for Job {
         // shutdown) is released, and its readers told.
         let mut store = self.shared.lock();
         let error = RelayError::Unreachable("the fetch stopped".into());
-        for (&b, fill) in &self.claims {
+        for (&b, fill) in &self.writer.owned {
             let error = fill.error.get().cloned().unwrap_or_else(|| error.clone());
             store.drop_block(&self.key, b, Some(&error));
         }
-        if let Some(obj) = store.objects.get_mut(&self.key) {
+        if let Some(obj) = store.get_mut(&self.key) {
             obj.jobs -= 1;
         }
         store.forget_if_idle(&self.key);
@@ -72,7 +66,8 @@ struct Head {
 }
 
 pub(super) async fn run(shared: Arc<Shared>, key: Arc<str>, claims: BTreeMap<u64, Arc<Fill>>) {
-    let mut job = Job { shared, key, claims, cur: None };
+    let writer = Writer::new(shared.clone(), key.clone(), claims);
+    let mut job = Job { shared, key, writer };
     if let Err(e) = job.work().await {
         job.fail(e);
     }
@@ -81,20 +76,17 @@ pub(super) async fn run(shared: Arc<Shared>, key: Arc<str>, claims: BTreeMap<u64
 impl Job {
     /// The object's next byte this job must bring, and one past its last.
     fn span(&self) -> Option<(u64, u64)> {
-        let (&first, _) = self.claims.first_key_value()?;
-        let (&last, _) = self.claims.last_key_value()?;
+        let (&first, _) = self.writer.owned.first_key_value()?;
+        let (&last, _) = self.writer.owned.last_key_value()?;
         let store = self.shared.lock();
-        let obj = store.objects.get(&self.key)?;
-        let start = match obj.blocks.get(&first) {
-            Some(super::Block::Filling { len, .. }) => first * BLOCK + len,
-            _ => first * BLOCK,
-        };
+        let obj = store.get(&self.key)?;
+        let start = first * BLOCK + obj.filled(first).unwrap_or(0);
         Some((start, last * BLOCK + obj.block_len(last)))
     }
 
     fn fail(&mut self, e: RelayError) {
         tracing::warn!(key = %self.key, error = %e, "relay fetch failed");
-        for fill in self.claims.values() {
+        for fill in self.writer.owned.values() {
             let _ = fill.error.set(e.clone());
         }
         // Drop releases the blocks.
@@ -104,7 +96,7 @@ impl Job {
         let shared = self.shared.clone();
         let source = {
             let store = shared.lock();
-            match store.objects.get(&self.key).map(|o| &o.kind) {
+            match store.get(&self.key).map(|o| &o.kind) {
                 Some(super::Kind::Fetched { source, .. }) => source.clone(),
                 _ => return Ok(()),
             }
@@ -120,7 +112,7 @@ impl Job {
             let loc = source.locate(stale.take().as_deref()).await?;
             let (meta_known, whole) = {
                 let store = shared.lock();
-                let m = store.objects.get(&self.key).and_then(|o| o.meta.clone());
+                let m = store.get(&self.key).and_then(|o| o.meta.clone());
                 (m.is_some(), m.is_some_and(|m| !m.ranged))
             };
             let plan = Plan::new(&loc.url, pos, end, whole);
@@ -179,7 +171,7 @@ impl Job {
         let at = plan.body_start(&parts.headers, parts.status);
         let read = self.read_body(body, at).await;
         // Whatever was copied is published, so a resume starts after it.
-        self.flush();
+        self.writer.flush();
         let end = read?;
         match self.span() {
             Some((pos, stop)) if pos < stop && end < stop => {
@@ -199,7 +191,7 @@ impl Job {
             let next = match body.frame().now_or_never() {
                 Some(next) => next,
                 None => {
-                    self.flush();
+                    self.writer.flush();
                     match tokio::time::timeout(idle, body.frame()).await {
                         Err(_) => {
                             return Err(Retry::Again(format!("the origin sent nothing for {} s", idle.as_secs())));
@@ -224,7 +216,7 @@ impl Job {
             if !data.is_empty() {
                 let pos = at;
                 at += data.len() as u64;
-                if !self.write(pos, &data) {
+                if !self.writer.write(pos, &data) {
                     return Ok(at);
                 }
             }
@@ -235,7 +227,7 @@ impl Job {
     /// object's meta on its first answer. Returns whether to read the body.
     fn accept(&mut self, head: Head, meta_known: bool) -> Result<bool, Retry> {
         let mut store = self.shared.lock();
-        let Some(obj) = store.objects.get_mut(&self.key) else { return Ok(false) };
+        let Some(obj) = store.get_mut(&self.key) else { return Ok(false) };
         match &obj.meta {
             Some(m) if m.len != head.meta.len && head.meta.len.is_some() && m.len.is_some() => {
                 drop(store);
@@ -259,13 +251,13 @@ impl Job {
         let count = obj.block_count().unwrap_or(u64::MAX);
         // Claimed blocks past the end, and everything when unstored, are
         // released; their readers look again and find the end (or a pipe).
-        let beyond: Vec<u64> = self.claims.keys().copied().filter(|&b| b >= count || !meta.stored).collect();
+        let beyond: Vec<u64> = self.writer.owned.keys().copied().filter(|&b| b >= count || !meta.stored).collect();
         for b in beyond {
-            self.claims.remove(&b);
+            self.writer.owned.remove(&b);
             store.drop_block(&self.key, b, None);
         }
         // Readers waiting for the length can go on.
-        for fill in self.claims.values() {
+        for fill in self.writer.owned.values() {
             fill.notify.notify_waiters();
         }
         drop(store);
@@ -273,19 +265,16 @@ impl Job {
             // A whole-file origin: this one answer fills every missing block.
             self.claim_rest();
         }
-        Ok(!self.claims.is_empty() && head.start <= self.span().map_or(0, |s| s.0))
+        Ok(!self.writer.owned.is_empty() && head.start <= self.span().map_or(0, |s| s.0))
     }
 
     /// Claims every missing block of a whole-file object for this job.
     fn claim_rest(&mut self) {
         let mut store = self.shared.lock();
-        let Some(obj) = store.objects.get_mut(&self.key) else { return };
-        let count = obj.block_count().unwrap_or(0);
+        let count = store.get(&self.key).and_then(|o| o.block_count()).unwrap_or(0);
         for b in 0..count {
-            if let std::collections::hash_map::Entry::Vacant(e) = obj.blocks.entry(b) {
-                let fill = Arc::new(Fill::default());
-                e.insert(super::Block::Filling { pieces: Vec::new(), len: 0, fill: fill.clone() });
-                self.claims.insert(b, fill);
+            if let Some(fill) = store.open(&self.key, b) {
+                self.writer.owned.insert(b, fill);
             }
         }
     }
@@ -293,69 +282,10 @@ impl Job {
     /// The object's bytes changed: everything stored is dropped.
     fn reset(&mut self) {
         let mut store = self.shared.lock();
-        let Some(obj) = store.objects.get_mut(&self.key) else { return };
+        let Some(obj) = store.get_mut(&self.key) else { return };
         obj.meta = None;
-        let blocks: Vec<u64> = obj.blocks.keys().copied().collect();
-        for b in blocks {
-            store.drop_block(&self.key, b, Some(&RelayError::Changed));
-        }
-        self.claims.clear();
-    }
-
-    /// Copies `data`, which starts at object offset `pos`, into the claimed
-    /// blocks it covers, publishing whole pieces. Returns false when the job
-    /// has nothing left to fill.
-    fn write(&mut self, mut pos: u64, mut data: &[u8]) -> bool {
-        while !data.is_empty() {
-            let (b, off) = (pos / BLOCK, pos % BLOCK);
-            if self.cur.as_ref().is_none_or(|c| c.b != b) {
-                self.flush();
-                self.cur = None;
-                if !self.claims.contains_key(&b) {
-                    // Not this job's block (a whole-file answer passing a stored one).
-                    let n = ((BLOCK - off) as usize).min(data.len());
-                    data = &data[n..];
-                    pos += n as u64;
-                    continue;
-                }
-                let len = self.shared.lock().objects.get(&self.key).map_or(BLOCK, |o| o.block_len(b));
-                self.cur = Some(BlockBuf::new(b, off, len));
-            }
-            let cur = self.cur.as_mut().expect("set above");
-            let n = cur.room().min(data.len());
-            cur.push(&data[..n]);
-            data = &data[n..];
-            pos += n as u64;
-            if cur.room() == 0 || cur.pending() >= PUBLISH {
-                self.flush();
-            }
-            if n == 0 {
-                // A block with no room left that is not complete: the length changed.
-                self.cur = None;
-                break;
-            }
-        }
-        !self.claims.is_empty()
-    }
-
-    /// Publishes what the current block holds.
-    fn flush(&mut self) {
-        let Some(cur) = self.cur.as_mut() else { return };
-        if cur.pending() == 0 {
-            return;
-        }
-        let b = cur.b;
-        let Some(fill) = self.claims.get(&b).cloned() else {
-            self.cur = None;
-            return;
-        };
-        match self.shared.publish(&self.key, cur, &fill) {
-            Published::Taken => {}
-            Published::Complete | Published::Lost => {
-                self.claims.remove(&b);
-                self.cur = None;
-            }
-        }
+        store.drop_all(&self.key, Some(&RelayError::Changed));
+        self.writer.owned.clear();
     }
 }
 

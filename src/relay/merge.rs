@@ -22,12 +22,11 @@ use futures_util::{FutureExt, StreamExt};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::io::ReaderStream;
 
-use super::fetch::PUBLISH;
-use super::store::{BLOCK, Block, BlockBuf, Fill, Kind, Object, Published};
+use super::store::{BLOCK, Kind, Object, Production};
+use super::writer::Writer;
 use super::{Body, Meta, Reader, Relay, RelayError, Reply, Shared, Spec, Step, Visit};
 use crate::process::GroupGuard;
 
@@ -39,51 +38,6 @@ pub struct MergeSpec {
     pub key: String,
     pub video: Spec,
     pub audio: Spec,
-}
-
-/// The state of a merged object's production.
-#[derive(Default)]
-pub struct Production {
-    /// Counts productions of this object, so a stopped one's task cannot
-    /// touch its successor's state.
-    generation: u64,
-    /// The ffmpeg task while it runs.
-    task: Option<JoinHandle<()>>,
-    /// Bytes written so far.
-    produced: u64,
-    /// The furthest any viewer has read.
-    furthest: u64,
-    /// Woken when a viewer reads further (ffmpeg may be waiting).
-    pub progress: Arc<Notify>,
-    /// Woken when ffmpeg starts a new block (for viewers at the front).
-    pub grow: Arc<Fill>,
-}
-
-impl Production {
-    pub fn running(&self) -> bool {
-        self.task.is_some()
-    }
-
-    /// The last viewer left: stops an unfinished merge. True if it stopped one.
-    pub fn abandon(&mut self) -> bool {
-        match self.task.take() {
-            Some(task) => {
-                task.abort();
-                self.produced = 0;
-                self.furthest = 0;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// A viewer read up to `pos`.
-    pub fn reached(&mut self, pos: u64) {
-        if pos > self.furthest {
-            self.furthest = pos;
-            self.progress.notify_waiters();
-        }
-    }
 }
 
 /// What a viewer finds where the merge has no block.
@@ -111,7 +65,7 @@ impl Relay {
         let visit = shared.visit_merge(&spec.key);
         let meta = {
             let store = shared.lock();
-            store.objects.get(&visit.key).and_then(|o| o.meta.clone())
+            store.get(&visit.key).and_then(|o| o.meta.clone())
         };
         if let Some(meta) = meta.filter(|m| m.len.is_some())
             && shared.merge_is_whole(&visit.key)
@@ -145,35 +99,28 @@ fn live_head(body: Body) -> Reply {
 impl Shared {
     /// Visits (creating it if new) the merged object `key`.
     fn visit_merge(self: &Arc<Self>, key: &str) -> Visit {
-        let mut store = self.lock();
-        let key: Arc<str> = match store.objects.get_key_value(key) {
-            Some((k, _)) => k.clone(),
-            None => key.into(),
-        };
-        let disk_meta = self.disk.as_ref().and_then(|d| d.meta(&key));
-        let obj = store.objects.entry(key.clone()).or_insert_with(|| {
+        let disk_meta = self.disk.as_ref().and_then(|d| d.meta(key));
+        let (key, _) = self.lock().visit(key, || {
             let mut o = Object::new(Kind::Merged(Production::default()));
             o.meta = disk_meta;
             o
         });
-        obj.readers += 1;
-        drop(store);
         Visit { shared: self.clone(), key }
     }
 
     /// True when every block of a finished merge is in memory or on disk.
     fn merge_is_whole(&self, key: &Arc<str>) -> bool {
         let store = self.lock();
-        let Some(obj) = store.objects.get(key) else { return false };
+        let Some(obj) = store.get(key) else { return false };
         let Some(count) = obj.block_count() else { return false };
-        (0..count).all(|b| obj.blocks.contains_key(&b) || self.on_disk(key, b))
+        (0..count).all(|b| obj.has(b) || self.on_disk(key, b))
     }
 
     /// Starts ffmpeg for `key` unless it runs; a finished merge with blocks
     /// missing is made again from the start.
     fn start_merge(self: &Arc<Self>, key: &Arc<str>, spec: MergeSpec) {
         let mut store = self.lock();
-        let Some(obj) = store.objects.get_mut(key) else { return };
+        let Some(obj) = store.get_mut(key) else { return };
         let Kind::Merged(p) = &mut obj.kind else { return };
         if p.running() {
             self.metrics.relay.coalesced.inc();
@@ -188,31 +135,29 @@ impl Shared {
             stored: true,
             ..Meta::default()
         });
-        let stale: Vec<u64> = obj.blocks.keys().copied().collect();
-        for b in stale {
-            store.drop_block(key, b, None);
-        }
+        store.drop_all(key, None);
         if let Some(disk) = &self.disk {
             disk.forget(key);
         }
-        let Some(Object { kind: Kind::Merged(p), blocks, .. }) = store.objects.get_mut(key) else { return };
-        let fill = Arc::new(Fill::default());
-        blocks.insert(0, Block::Filling { pieces: Vec::new(), len: 0, fill });
+        let Some(first) = store.open(key, 0) else { return };
+        let writer = Writer::sequential(self.clone(), key.clone(), generation, first);
+        let Some(Object { kind: Kind::Merged(p), .. }) = store.get_mut(key) else { return };
         self.metrics.relay.merges.inc();
-        p.task = Some(tokio::spawn(produce(self.clone(), key.clone(), generation, spec)));
+        p.task = Some(tokio::spawn(produce(self.clone(), writer, generation, spec)));
     }
 }
 
 /// Runs ffmpeg and writes its output into the object.
-async fn produce(shared: Arc<Shared>, key: Arc<str>, generation: u64, spec: MergeSpec) {
+async fn produce(shared: Arc<Shared>, writer: Writer, generation: u64, spec: MergeSpec) {
+    let key = writer.key().clone();
     let video = shared.internal.route(spec.video, "video.mp4");
     let audio = shared.internal.route(spec.audio, "audio.m4a");
     let result = match Ffmpeg::start(&shared.settings.ffmpeg, &video.url, &audio.url) {
-        Ok(ffmpeg) => write_output(&shared, &key, generation, ffmpeg).await,
+        Ok(ffmpeg) => write_output(&shared, writer, generation, ffmpeg).await,
         Err(e) => Err(e),
     };
     let mut store = shared.lock();
-    let Some(obj) = store.objects.get_mut(&key) else { return };
+    let Some(obj) = store.get_mut(&key) else { return };
     let Kind::Merged(p) = &mut obj.kind else { return };
     if p.generation != generation {
         return;
@@ -233,17 +178,14 @@ async fn produce(shared: Arc<Shared>, key: Arc<str>, generation: u64, spec: Merg
             {
                 disk.write(&key, last, pieces);
             }
-            if let (Some(disk), Some(meta)) = (&shared.disk, store.objects.get(&key).and_then(|o| o.meta.as_ref())) {
+            if let (Some(disk), Some(meta)) = (&shared.disk, store.get(&key).and_then(|o| o.meta.as_ref())) {
                 disk.save_meta(&key, meta);
             }
             tracing::info!(key = %key, bytes = len, "merge complete");
         }
         Err(e) => {
             obj.meta = None;
-            let blocks: Vec<u64> = obj.blocks.keys().copied().collect();
-            for b in blocks {
-                store.drop_block(&key, b, Some(&e));
-            }
+            store.drop_all(&key, Some(&e));
         }
     }
     store.forget_if_idle(&key);
@@ -252,39 +194,34 @@ async fn produce(shared: Arc<Shared>, key: Arc<str>, generation: u64, spec: Merg
 /// Copies ffmpeg's stdout into the object's blocks; returns its length.
 async fn write_output(
     shared: &Arc<Shared>,
-    key: &Arc<str>,
+    mut out: Writer,
     generation: u64,
     mut ffmpeg: Ffmpeg,
 ) -> Result<u64, RelayError> {
+    let stopped = || RelayError::Gone("the merge was stopped".into());
+    let key = out.key().clone();
     let ahead = (shared.settings.memory / 4).clamp(4 * BLOCK, 64 * BLOCK);
-    let mut out = Output { shared: shared.clone(), key: key.clone(), generation, cur: BlockBuf::new(0, 0, BLOCK) };
     let mut produced = 0u64;
     loop {
         let next = match ffmpeg.stdout.next().now_or_never() {
             Some(next) => next,
             None => {
-                out.flush()?;
+                out.flush();
                 ffmpeg.stdout.next().await
             }
         };
         let Some(Ok(data)) = next else { break };
-        let mut data = &data[..];
-        while !data.is_empty() {
-            let n = out.cur.room().min(data.len());
-            out.cur.push(&data[..n]);
-            data = &data[n..];
-            produced += n as u64;
-            if out.cur.room() == 0 || out.cur.pending() >= PUBLISH {
-                out.flush()?;
-            }
+        if !out.write(produced, &data) {
+            return Err(stopped());
         }
+        produced += data.len() as u64;
         // Too far ahead of every viewer: wait for one to read on.
         loop {
             let progress = {
                 let mut store = shared.lock();
-                let Some(Object { kind: Kind::Merged(p), .. }) = store.objects.get_mut(key) else { break };
+                let Some(Object { kind: Kind::Merged(p), .. }) = store.get_mut(&key) else { break };
                 if p.generation != generation {
-                    return Err(RelayError::Gone("the merge was stopped".into()));
+                    return Err(stopped());
                 }
                 p.produced = produced;
                 if produced <= p.furthest + ahead {
@@ -292,70 +229,25 @@ async fn write_output(
                 }
                 p.progress.clone()
             };
-            out.flush()?;
+            out.flush();
             let wait = progress.notified();
             tokio::pin!(wait);
             wait.as_mut().enable();
             let caught_up = {
                 let store = shared.lock();
-                matches!(store.objects.get(key), Some(Object { kind: Kind::Merged(p), .. }) if produced <= p.furthest + ahead)
+                matches!(store.get(&key), Some(Object { kind: Kind::Merged(p), .. }) if produced <= p.furthest + ahead)
             };
             if !caught_up {
                 wait.await;
             }
         }
     }
-    out.flush()?;
+    out.flush();
+    if out.owned.is_empty() {
+        return Err(stopped());
+    }
     ffmpeg.finish(produced).await?;
     Ok(produced)
-}
-
-/// ffmpeg's output being copied into the object, a block at a time.
-struct Output {
-    shared: Arc<Shared>,
-    key: Arc<str>,
-    generation: u64,
-    cur: BlockBuf,
-}
-
-impl Output {
-    /// Publishes what the current block holds; a full block completes and
-    /// the next one opens.
-    fn flush(&mut self) -> Result<(), RelayError> {
-        if self.cur.pending() == 0 {
-            return Ok(());
-        }
-        let stopped = || RelayError::Gone("the merge was stopped".into());
-        let b = self.cur.b;
-        let fill = {
-            let store = self.shared.lock();
-            match store.objects.get(&self.key) {
-                Some(Object { kind: Kind::Merged(p), blocks, .. }) if p.generation == self.generation => {
-                    match blocks.get(&b) {
-                        Some(Block::Filling { fill, .. }) => fill.clone(),
-                        _ => return Err(stopped()),
-                    }
-                }
-                _ => return Err(stopped()),
-            }
-        };
-        match self.shared.publish(&self.key, &mut self.cur, &fill) {
-            Published::Taken => Ok(()),
-            Published::Lost => Err(stopped()),
-            Published::Complete => {
-                let mut store = self.shared.lock();
-                if let Some(Object { kind: Kind::Merged(p), blocks, .. }) = store.objects.get_mut(&self.key)
-                    && p.generation == self.generation
-                {
-                    blocks
-                        .insert(b + 1, Block::Filling { pieces: Vec::new(), len: 0, fill: Arc::new(Fill::default()) });
-                    p.grow.notify.notify_waiters();
-                }
-                self.cur = BlockBuf::new(b + 1, 0, BLOCK);
-                Ok(())
-            }
-        }
-    }
 }
 
 /// A running ffmpeg: its output, and what must live as long as it runs.

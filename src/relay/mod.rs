@@ -29,6 +29,7 @@ pub mod pipe;
 pub mod range;
 mod serve;
 mod store;
+mod writer;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -42,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::upstream::Headers;
 pub use crate::upstream::{Fetched, ProxyError, Upstream};
 pub use serve::{Body, Reply};
-use store::{BLOCK, Block, Fill, Kind, Object, Store};
+use store::{BLOCK, Fill, Kind, Look, Object, Store};
 
 /// Why bytes could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -228,13 +229,9 @@ impl Shared {
     /// Registers (or refreshes the source of) a fetched object, and visits it.
     fn register(self: &Arc<Self>, spec: Spec) -> Visit {
         let range_blocks = spec.chunk_size.unwrap_or(self.settings.chunk).div_ceil(BLOCK).max(1);
+        let disk_meta = self.disk.as_ref().and_then(|d| d.meta(&spec.key));
         let mut store = self.lock();
-        let key: Arc<str> = match store.objects.get_key_value(spec.key.as_str()) {
-            Some((k, _)) => k.clone(),
-            None => spec.key.into(),
-        };
-        let disk_meta = self.disk.as_ref().and_then(|d| d.meta(&key));
-        let obj = store.objects.entry(key.clone()).or_insert_with(|| {
+        let (key, obj) = store.visit(&spec.key, || {
             let mut o = Object::new(Kind::Fetched { source: spec.source.clone(), range_blocks });
             o.meta = disk_meta;
             o
@@ -243,7 +240,6 @@ impl Shared {
             *source = spec.source;
             *r = range_blocks;
         }
-        obj.readers += 1;
         drop(store);
         Visit { shared: self.clone(), key }
     }
@@ -253,7 +249,7 @@ impl Shared {
     /// its range and the next range are fetched ahead.
     fn step(self: &Arc<Self>, key: &Arc<str>, pos: u64, entering: bool) -> Step {
         let mut store = self.lock();
-        let Some(obj) = store.objects.get_mut(key) else {
+        let Some(obj) = store.get_mut(key) else {
             return Step::Fail(RelayError::Gone("the stream ended".into()));
         };
         if obj.meta.as_ref().and_then(|m| m.len).is_some_and(|len| pos >= len) {
@@ -261,7 +257,7 @@ impl Shared {
         }
         let b = pos / BLOCK;
         if let Some(data) = obj.published(pos) {
-            let ready = matches!(obj.blocks.get(&b), Some(Block::Ready { .. }));
+            let ready = obj.is_ready(b);
             if let Kind::Merged(p) = &mut obj.kind {
                 p.reached(pos + data.len() as u64);
             }
@@ -275,9 +271,9 @@ impl Shared {
             }
             return Step::Data(data);
         }
-        match obj.blocks.get(&b) {
-            Some(Block::Filling { fill, .. } | Block::Loading { fill }) => Step::Wait(fill.clone()),
-            Some(Block::Ready { .. }) => Step::End,
+        match obj.look(b) {
+            Some(Look::Wait(fill)) => Step::Wait(fill),
+            Some(Look::Ready) => Step::End,
             None => {
                 if let Kind::Merged(p) = &obj.kind {
                     return merge::step_missing(p, b, obj.meta.as_ref());
@@ -296,11 +292,11 @@ impl Shared {
     /// Fetches ahead of a reader in block `b`: from the first missing
     /// block after it, up to the end of the next range.
     fn read_ahead(self: &Arc<Self>, store: &mut Store, key: &Arc<str>, b: u64) {
-        let Some(obj) = store.objects.get(key) else { return };
+        let Some(obj) = store.get(key) else { return };
         let Kind::Fetched { range_blocks, .. } = obj.kind else { return };
         let Some(count) = obj.block_count() else { return };
         let horizon = ((b / range_blocks + 2) * range_blocks).min(count);
-        let missing = (b + 1..horizon).find(|j| !obj.blocks.contains_key(j) && !self.on_disk(key, *j));
+        let missing = (b + 1..horizon).find(|j| !obj.has(*j) && !self.on_disk(key, *j));
         if let Some(j) = missing {
             self.claim(store, key, j);
         }
@@ -314,7 +310,7 @@ impl Shared {
     /// bring (the rest of its range; everything missing when the origin
     /// ignores ranges), and starts the fetch. Returns `b`'s fill.
     fn claim(self: &Arc<Self>, store: &mut Store, key: &Arc<str>, b: u64) -> Option<Arc<Fill>> {
-        let obj = store.objects.get_mut(key)?;
+        let obj = store.get(key)?;
         let Kind::Fetched { range_blocks, .. } = obj.kind else { return None };
         let count = obj.block_count();
         if count.is_some_and(|n| b >= n) {
@@ -329,19 +325,20 @@ impl Shared {
             return None;
         }
         for j in first..last {
-            if obj.blocks.contains_key(&j) || (j != b && self.on_disk(key, j)) {
-                if whole {
-                    continue;
+            let taken = store.get(key).is_some_and(|o| o.has(j)) || (j != b && self.on_disk(key, j));
+            match taken {
+                true if whole => continue,
+                true => break,
+                false => {
+                    if let Some(fill) = store.open(key, j) {
+                        claims.insert(j, fill);
+                    }
                 }
-                break;
             }
-            let fill = Arc::new(Fill::default());
-            obj.blocks.insert(j, Block::Filling { pieces: Vec::new(), len: 0, fill: fill.clone() });
-            claims.insert(j, fill);
         }
         let fill = claims.get(&b).cloned()?;
         tracing::debug!(key = %key, from = b, blocks = claims.len(), "fetching");
-        obj.jobs += 1;
+        store.get_mut(key)?.jobs += 1;
         tokio::spawn(fetch::run(self.clone(), key.clone(), claims));
         Some(fill)
     }
@@ -352,15 +349,13 @@ impl Shared {
         if !disk.has(key, b) {
             return None;
         }
-        let obj = store.objects.get_mut(key)?;
-        let fill = Arc::new(Fill::default());
-        obj.blocks.insert(b, Block::Loading { fill: fill.clone() });
+        let fill = store.start_loading(key, b)?;
         let shared = self.clone();
         let key = key.clone();
         tokio::spawn(async move {
             let expected = {
                 let store = shared.lock();
-                store.objects.get(&key).map(|o| o.block_len(b))
+                store.get(&key).map(|o| o.block_len(b))
             };
             let loaded = match (expected, shared.disk.as_ref()) {
                 (Some(len), Some(disk)) => disk.load(&key, b, len).await,
@@ -424,7 +419,7 @@ pub(crate) struct Visit {
 impl Drop for Visit {
     fn drop(&mut self) {
         let mut store = self.shared.lock();
-        if let Some(obj) = store.objects.get_mut(&self.key) {
+        if let Some(obj) = store.get_mut(&self.key) {
             obj.readers -= 1;
             if obj.readers == 0
                 && let Kind::Merged(p) = &mut obj.kind
@@ -432,10 +427,7 @@ impl Drop for Visit {
             {
                 // Nobody watches an unfinished merge any more: ffmpeg stops,
                 // and what it wrote is dropped.
-                let blocks: Vec<u64> = obj.blocks.keys().copied().collect();
-                for b in blocks {
-                    store.drop_block(&self.key, b, Some(&RelayError::Gone("the merge was stopped".into())));
-                }
+                store.drop_all(&self.key, Some(&RelayError::Gone("the merge was stopped".into())));
             }
         }
         store.forget_if_idle(&self.key);

@@ -16,7 +16,7 @@ use http_body::{Frame, SizeHint};
 
 use super::pipe::{PipeBody, pipe};
 use super::range::{self, Answer, Validators};
-use super::store::{BLOCK, Block, Fill};
+use super::store::{BLOCK, Fill, Look};
 use super::{Meta, Reader, Relay, RelayError, Shared, Spec, Visit};
 use crate::metrics::{Metrics, StreamGuard};
 
@@ -130,7 +130,7 @@ impl Relay {
         counted: bool,
     ) -> Result<Reply, RelayError> {
         let shared = &self.0;
-        let source = match shared.lock().objects.get(key).map(|o| &o.kind) {
+        let source = match shared.lock().get(key).map(|o| &o.kind) {
             Some(super::Kind::Fetched { source, .. }) => source.clone(),
             _ => return Err(RelayError::Gone("the stream is not available".into())),
         };
@@ -184,10 +184,7 @@ pub(super) async fn answer(
         Body::Empty
     } else {
         let shared = visit.shared.clone();
-        let joined = matches!(
-            shared.lock().objects.get(&visit.key).and_then(|o| o.blocks.get(&(start / BLOCK))),
-            Some(Block::Filling { .. } | Block::Loading { .. })
-        );
+        let joined = matches!(shared.lock().get(&visit.key).and_then(|o| o.look(start / BLOCK)), Some(Look::Wait(_)));
         if joined && !waited {
             // Another request's fetch is bringing these bytes: this one follows it.
             shared.metrics.relay.coalesced.inc();
@@ -242,19 +239,19 @@ impl Shared {
         loop {
             let fill: Arc<Fill> = {
                 let mut store = self.lock();
-                let Some(obj) = store.objects.get(key) else {
+                let Some(obj) = store.get(key) else {
                     return Err(RelayError::Gone("the stream is not available".into()));
                 };
                 if let Some(m) = &obj.meta {
                     return Ok((m.clone(), joined));
                 }
                 let b = start / BLOCK;
-                match obj.blocks.get(&b) {
-                    Some(Block::Filling { fill, .. } | Block::Loading { fill }) => {
+                match obj.look(b) {
+                    Some(Look::Wait(fill)) => {
                         joined = true;
-                        fill.clone()
+                        fill
                     }
-                    Some(Block::Ready { .. }) => return Err(RelayError::Gone("the stream has no length".into())),
+                    Some(Look::Ready) => return Err(RelayError::Gone("the stream has no length".into())),
                     None => self
                         .claim(&mut store, key, b)
                         .ok_or_else(|| RelayError::Gone("the stream is not available".into()))?,
@@ -263,7 +260,7 @@ impl Shared {
             let notified = fill.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(m) = self.lock().objects.get(key).and_then(|o| o.meta.clone()) {
+            if let Some(m) = self.lock().get(key).and_then(|o| o.meta.clone()) {
                 return Ok((m, joined));
             }
             if fill.error.get().is_none() {

@@ -16,6 +16,12 @@
 //! buffers, no copy), gathered into one buffer when a block completes in
 //! many small ones, so later readers send it in few large writes.
 //!
+//! The store is the only owner of its blocks: writers (fetches and merges,
+//! through [`super::writer`]) claim a missing block with [`Store::open`],
+//! publish into it and complete it through the store, and readers look at
+//! a block only through [`Object::look`] and [`Object::published`], so the
+//! byte count and the LRU are right by construction.
+//!
 //! Everything here runs under the relay's one lock and never waits.
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 use super::{Meta, RelayError, Source};
 
@@ -44,7 +51,7 @@ pub struct Fill {
     pub error: OnceLock<RelayError>,
 }
 
-pub enum Block {
+enum Block {
     /// Being written; `len` bytes published so far, in order.
     Filling { pieces: Vec<Bytes>, len: u64, fill: Arc<Fill> },
     /// Complete and in memory; `tick` orders the LRU.
@@ -78,13 +85,68 @@ pub enum Kind {
         range_blocks: u64,
     },
     /// An ffmpeg output, written once from start to end.
-    Merged(super::merge::Production),
+    Merged(Production),
+}
+
+/// The state of an object written once from start to end (a merge's
+/// output): its writer's task and how far it and its readers are.
+#[derive(Default)]
+pub struct Production {
+    /// Counts productions of this object, so a stopped one's task cannot
+    /// touch its successor's state.
+    pub generation: u64,
+    /// The writing task while it runs.
+    pub task: Option<JoinHandle<()>>,
+    /// Bytes written so far.
+    pub produced: u64,
+    /// The furthest any reader has read.
+    pub furthest: u64,
+    /// Woken when a reader reads further (the writer may be waiting).
+    pub progress: Arc<Notify>,
+    /// Woken when the writer starts a new block (for readers at the front).
+    pub grow: Arc<Fill>,
+}
+
+impl Production {
+    pub fn running(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// The last reader left: stops an unfinished production. True if it
+    /// stopped one.
+    pub fn abandon(&mut self) -> bool {
+        match self.task.take() {
+            Some(task) => {
+                task.abort();
+                self.produced = 0;
+                self.furthest = 0;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A reader read up to `pos`.
+    pub fn reached(&mut self, pos: u64) {
+        if pos > self.furthest {
+            self.furthest = pos;
+            self.progress.notify_waiters();
+        }
+    }
+}
+
+/// What a reader finds in a block that has no bytes for it yet.
+pub enum Look {
+    /// Complete: there is nothing past its end.
+    Ready,
+    /// Being written or read back from disk: wait on its fill.
+    Wait(Arc<Fill>),
 }
 
 pub struct Object {
     /// Length, type and validators, once an origin (or the merge) said.
     pub meta: Option<Meta>,
-    pub blocks: HashMap<u64, Block>,
+    blocks: HashMap<u64, Block>,
     pub kind: Kind,
     /// Readers alive: an object with readers, jobs or blocks is kept.
     pub readers: usize,
@@ -111,6 +173,32 @@ impl Object {
         }
     }
 
+    /// Whether block `b` is in memory in any state.
+    pub fn has(&self, b: u64) -> bool {
+        self.blocks.contains_key(&b)
+    }
+
+    /// Whether block `b` is complete and in memory.
+    pub fn is_ready(&self, b: u64) -> bool {
+        matches!(self.blocks.get(&b), Some(Block::Ready { .. }))
+    }
+
+    /// Block `b`'s state for a reader, when it is in memory.
+    pub fn look(&self, b: u64) -> Option<Look> {
+        match self.blocks.get(&b)? {
+            Block::Ready { .. } => Some(Look::Ready),
+            Block::Filling { fill, .. } | Block::Loading { fill } => Some(Look::Wait(fill.clone())),
+        }
+    }
+
+    /// Bytes published so far into block `b` while it is being written.
+    pub fn filled(&self, b: u64) -> Option<u64> {
+        match self.blocks.get(&b)? {
+            Block::Filling { len, .. } => Some(*len),
+            _ => None,
+        }
+    }
+
     /// Bytes from `pos` that can be read now, if any.
     pub fn published(&self, pos: u64) -> Option<Bytes> {
         let (b, off) = (pos / BLOCK, pos % BLOCK);
@@ -123,19 +211,72 @@ impl Object {
 
 /// The objects and the memory budget.
 pub struct Store {
-    pub objects: HashMap<Arc<str>, Object>,
+    objects: HashMap<Arc<str>, Object>,
     /// Ready blocks by last use: tick → (object, block).
     lru: BTreeMap<u64, (Arc<str>, u64)>,
     tick: u64,
     /// Bytes of every block in memory (filling ones included).
     pub used: u64,
     /// `STREAM_CACHE_MEMORY`.
-    pub budget: u64,
+    budget: u64,
 }
 
 impl Store {
     pub fn new(budget: u64) -> Self {
         Store { objects: HashMap::new(), lru: BTreeMap::new(), tick: 0, used: 0, budget }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Object> {
+        self.objects.get(key)
+    }
+
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Object> {
+        self.objects.get_mut(key)
+    }
+
+    /// Counts a reader of `key`, made by `make` when new; returns the key
+    /// the store holds it under and the object.
+    pub fn visit(&mut self, key: &str, make: impl FnOnce() -> Object) -> (Arc<str>, &mut Object) {
+        let key: Arc<str> = match self.objects.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => key.into(),
+        };
+        let obj = self.objects.entry(key.clone()).or_insert_with(make);
+        obj.readers += 1;
+        (key, obj)
+    }
+
+    /// Claims missing block `b` of `key` for a writer: the block is filling,
+    /// and its readers wait on the returned fill. `None` when the object is
+    /// gone or the block exists.
+    pub fn open(&mut self, key: &str, b: u64) -> Option<Arc<Fill>> {
+        let obj = self.objects.get_mut(key)?;
+        if obj.blocks.contains_key(&b) {
+            return None;
+        }
+        let fill = Arc::new(Fill::default());
+        obj.blocks.insert(b, Block::Filling { pieces: Vec::new(), len: 0, fill: fill.clone() });
+        Some(fill)
+    }
+
+    /// Marks missing block `b` as being read back from disk.
+    pub fn start_loading(&mut self, key: &str, b: u64) -> Option<Arc<Fill>> {
+        let obj = self.objects.get_mut(key)?;
+        if obj.blocks.contains_key(&b) {
+            return None;
+        }
+        let fill = Arc::new(Fill::default());
+        obj.blocks.insert(b, Block::Loading { fill: fill.clone() });
+        Some(fill)
+    }
+
+    /// Drops every block of `key` (see [`Store::drop_block`]).
+    pub fn drop_all(&mut self, key: &str, error: Option<&RelayError>) {
+        let Some(obj) = self.objects.get(key) else { return };
+        let blocks: Vec<u64> = obj.blocks.keys().copied().collect();
+        for b in blocks {
+            self.drop_block(key, b, error);
+        }
     }
 
     fn next_tick(&mut self) -> u64 {
