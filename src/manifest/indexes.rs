@@ -10,9 +10,6 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use http_body_util::BodyExt;
-
 use super::{Index, IndexError};
 use crate::relay::{Relay, RelayError, Spec};
 
@@ -64,7 +61,7 @@ impl Indexes {
 async fn read(relay: &Relay, spec: &impl Fn() -> Spec) -> Result<Index, IndexFailure> {
     let mut want = FIRST_READ;
     loop {
-        let head = first_bytes(relay, spec(), want).await?;
+        let head = relay.read(spec(), 0..want).await?;
         match Index::parse(&head) {
             Ok(index) => return Ok(index),
             Err(IndexError::NeedMore(n)) if n <= MAX_HEAD && (head.len() as u64) >= want => want = n,
@@ -74,26 +71,4 @@ async fn read(relay: &Relay, spec: &impl Fn() -> Spec) -> Result<Index, IndexFai
             Err(IndexError::NotDash(why)) => return Err(IndexFailure::NotDash(why.into())),
         }
     }
-}
-
-/// Bytes `0..want` of the object (fewer if it is shorter).
-async fn first_bytes(relay: &Relay, spec: Spec, want: u64) -> Result<Vec<u8>, IndexFailure> {
-    let mut headers = HeaderMap::new();
-    let range = HeaderValue::from_str(&format!("bytes=0-{}", want - 1)).expect("digits");
-    headers.insert(header::RANGE, range);
-    let reply = relay.serve(spec, &Method::GET, &headers).await?;
-    if !matches!(reply.status(), StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
-        return Err(RelayError::Status(reply.status()).into());
-    }
-    let mut body = reply.into_body();
-    let mut out = Vec::with_capacity(want as usize);
-    while (out.len() as u64) < want {
-        let Some(frame) = body.frame().await else { break };
-        let frame = frame.map_err(|e| RelayError::Unreachable(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            out.extend_from_slice(&data);
-        }
-    }
-    out.truncate(want as usize);
-    Ok(out)
 }

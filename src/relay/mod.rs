@@ -14,7 +14,8 @@
 //!   relay itself ([`internal`]), writing an object that late viewers join
 //!   and that, once complete, is served like a file.
 //! - [`serve`]: a client's request (`Range`, `If-Range`, `HEAD`,
-//!   revalidation) answered from the store; [`range`] decides it.
+//!   revalidation) answered from the store; [`range`] decides it. The
+//!   server's own reads (`Relay::read`) take the same path without HTTP.
 //! - [`upstream`]: the pooled client; [`pipe`] relays an origin response as
 //!   it comes, for what is not stored (thumbnails, playlists).
 //!
@@ -27,6 +28,7 @@ pub mod internal;
 pub mod merge;
 pub mod pipe;
 pub mod range;
+mod read;
 mod serve;
 mod store;
 mod writer;

@@ -122,7 +122,7 @@ impl Relay {
     }
 
     /// A pipe from the origin for an object the store does not keep.
-    async fn pipe(
+    pub(super) async fn pipe(
         &self,
         key: &Arc<str>,
         method: &Method,
@@ -234,7 +234,7 @@ impl Shared {
     /// The object's meta, fetching the block at `start` to learn it when
     /// nothing is known yet; and whether it waited for another request's
     /// fetch to learn it.
-    async fn meta(self: &Arc<Self>, key: &Arc<str>, start: u64) -> Result<(Meta, bool), RelayError> {
+    pub(super) async fn meta(self: &Arc<Self>, key: &Arc<str>, start: u64) -> Result<(Meta, bool), RelayError> {
         let mut joined = false;
         loop {
             let fill: Arc<Fill> = {

@@ -1,0 +1,68 @@
+//! The relay read by the server itself, with no HTTP request in between:
+//! bytes `range` of an object (a DASH file's head, for its manifest), from
+//! the store as any viewer's are, or piped from the origin for an object the
+//! store does not keep.
+
+use std::ops::Range;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::BodyExt;
+
+use super::{Reader, Relay, RelayError, Spec};
+
+impl Relay {
+    /// Bytes `range` of the object `spec` names; fewer past its end.
+    pub async fn read(&self, spec: Spec, range: Range<u64>) -> Result<Vec<u8>, RelayError> {
+        let shared = &self.0;
+        let visit = shared.register(spec);
+        let (meta, waited) = shared.meta(&visit.key, range.start).await?;
+        if waited {
+            shared.metrics.relay.coalesced.inc();
+        }
+        let want = range.end.saturating_sub(range.start) as usize;
+        let mut out = Vec::with_capacity(want);
+        if !meta.stored {
+            return self.read_piped(&visit.key, range, out).await;
+        }
+        let end = meta.len.map_or(range.end, |len| range.end.min(len));
+        if range.start >= end {
+            return Ok(out);
+        }
+        let mut reader = Reader::new(visit, range.start, Some(end));
+        while let Some(data) = reader.next().await {
+            out.extend_from_slice(&data?);
+        }
+        Ok(out)
+    }
+
+    /// `range` of an object the store does not keep, from one origin
+    /// request (an origin that ignores `Range` answers from byte 0).
+    async fn read_piped(
+        &self,
+        key: &std::sync::Arc<str>,
+        range: Range<u64>,
+        mut out: Vec<u8>,
+    ) -> Result<Vec<u8>, RelayError> {
+        let mut headers = HeaderMap::new();
+        let asked = format!("bytes={}-{}", range.start, range.end.saturating_sub(1));
+        headers.insert(header::RANGE, HeaderValue::from_str(&asked).expect("digits"));
+        let reply = self.pipe(key, &Method::GET, &headers, false).await?;
+        let mut skip = match reply.status() {
+            StatusCode::PARTIAL_CONTENT => 0,
+            StatusCode::OK => range.start as usize,
+            other => return Err(RelayError::Status(other)),
+        };
+        let want = range.end.saturating_sub(range.start) as usize;
+        let mut body = reply.into_body();
+        while out.len() < want {
+            let Some(frame) = body.frame().await else { break };
+            let frame = frame.map_err(|e| RelayError::Unreachable(e.to_string()))?;
+            let Ok(data) = frame.into_data() else { continue };
+            let from = skip.min(data.len());
+            skip -= from;
+            out.extend_from_slice(&data[from..]);
+        }
+        out.truncate(want);
+        Ok(out)
+    }
+}
