@@ -16,6 +16,7 @@ use crate::manifest::IndexFailure;
 use crate::platform::InputError;
 use crate::relay::RelayError;
 use crate::select::SelectError;
+use crate::service::play::PlayError;
 use crate::upstream::ProxyError;
 
 #[derive(Debug, thiserror::Error)]
@@ -238,6 +239,19 @@ impl From<Arc<IndexFailure>> for ApiError {
         match &*e {
             IndexFailure::Relay(r) => ApiError::from(r.clone()),
             IndexFailure::NotDash(why) => ApiError::BadGateway { error: "Upstream error", detail: why.clone() },
+        }
+    }
+}
+
+impl From<PlayError> for ApiError {
+    fn from(e: PlayError) -> Self {
+        match e {
+            PlayError::NoFormatForPlayer(player) => ApiError::NotFound {
+                error: "No playable format",
+                detail: format!("this video has no format the {player:?} player profile can play").to_lowercase(),
+            },
+            PlayError::Select(e) => e.into(),
+            PlayError::NeedsProxy(what) => ApiError::Conflict(what),
         }
     }
 }

@@ -8,9 +8,6 @@
 //! a new extraction itself when the origin refuses a URL; a refused playlist
 //! drops the cache entry here and the request is retried once.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use axum::Extension;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -23,16 +20,13 @@ use super::edge::{Video, parse_player};
 use super::hls::playlist;
 use super::reply::{FORMAT_HEADER, format_header, found};
 use super::state::{AppState, Client};
-use crate::cache::CachedInfo;
 use crate::config::StreamModeSetting;
-use crate::extract::{Format, VideoInfo};
 use crate::http::error::ApiError;
 use crate::platform::VideoRef;
-use crate::relay::merge::MergeSpec;
 use crate::relay::{ProxyError, Reply};
-use crate::select::{Mode, Player, Quality, StreamPlan, select};
+use crate::select::Mode;
 use crate::service::Purpose;
-use crate::service::play::format_spec;
+use crate::service::play::{self, Play, PlayRequest};
 use crate::upstream::Via;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -61,21 +55,13 @@ pub struct StreamQuery {
     player: Option<String>,
 }
 
-/// A stream request, checked at the edge.
+/// A stream request: what to play, checked at the edge, and how it was asked.
 struct StreamRequest {
-    video: VideoRef,
-    quality: Quality,
-    /// As the client spelled it, for messages.
-    quality_name: String,
-    strict: bool,
+    play: PlayRequest,
     method: Method,
     headers: HeaderMap,
     /// Who asks: for the extraction budget.
     client: Client,
-    /// Smart mode: redirect only if the URL is not bound to another address.
-    redirect_only_for: Option<IpAddr>,
-    /// What the player can play.
-    player: Player,
 }
 
 impl StreamRequest {
@@ -91,17 +77,15 @@ impl StreamRequest {
             _ => q.quality.clone().unwrap_or_else(|| "best".to_owned()),
         };
         let quality = quality_name.parse().map_err(|e: String| ApiError::bad_request("Invalid quality", e))?;
-        Ok(StreamRequest {
+        let play = PlayRequest {
             video,
             quality,
             quality_name,
             strict: q.strict.unwrap_or(false),
-            method,
-            headers,
-            client,
             redirect_only_for: None,
             player: parse_player(q.player.as_deref())?,
-        })
+        };
+        Ok(StreamRequest { play, method, headers, client })
     }
 }
 
@@ -154,7 +138,7 @@ async fn smart(
         Some(m) => m,
         None if country.is_some_and(|c| state.proxy_countries.contains(&c)) => Mode::Proxy,
         None => {
-            req.redirect_only_for = Some(req.client.ip);
+            req.play.redirect_only_for = Some(req.client.ip);
             match state.config.default_stream_mode {
                 StreamModeSetting::Direct => Mode::Direct,
                 StreamModeSetting::Proxy => Mode::Proxy,
@@ -180,35 +164,15 @@ impl<E: Into<ApiError>> From<E> for Attempt {
 async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
     let mut refreshed = false;
     loop {
-        let cached = state.lookup(&req.video, Purpose::Stream, &req.client).await?;
-        let filtered = req.player.filter(&cached.info);
+        let cached = state.lookup(&req.play.video, Purpose::Stream, &req.client).await?;
+        let filtered = play::playable(&req.play, &cached)?;
         let info = filtered.as_ref().unwrap_or(&cached.info);
-        if info.formats.is_empty() {
-            return Err(ApiError::NotFound {
-                error: "No playable format",
-                detail: format!("this video has no format the {:?} player profile can play", req.player).to_lowercase(),
-            });
-        }
-        if req.player == Player::Avpro
-            && let Ok(StreamPlan::Merge { .. }) = select(info, req.quality, Mode::Proxy)
-            && (mode == Mode::Proxy || !req.strict)
-        {
-            // AVPro plays separate video and audio through a manifest: seekable, no ffmpeg.
-            return to_manifest(req, mode);
-        }
-        let attempt = match mode {
-            Mode::Direct => match redirect(info, req)? {
-                Some(found) => return Ok(found),
-                None => serve_proxy(state, req, &cached, info).await,
-            },
-            Mode::Proxy => serve_proxy(state, req, &cached, info).await,
-        };
-        match attempt {
+        match carry_out(state, req, play::plan(&state.service, &req.play, &cached, info, mode)?).await {
             Ok(resp) => return Ok(resp),
             Err(Attempt::Failed(e)) => return Err(e),
             Err(Attempt::Expired) if !refreshed => {
-                tracing::info!(key = %req.video.cache_key(), "origin refused a cached stream URL; extracting again");
-                state.service.invalidate(&req.video).await;
+                tracing::info!(key = %req.play.video.cache_key(), "origin refused a cached stream URL; extracting again");
+                state.service.invalidate(&req.play.video).await;
                 refreshed = true;
             }
             Err(Attempt::Expired) => {
@@ -221,48 +185,6 @@ async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Resp
     }
 }
 
-fn height(f: &Format) -> u32 {
-    f.height.unwrap_or(0)
-}
-
-/// The 302, or `None` when the URL is bound to another address than the
-/// client's and must be proxied instead.
-fn redirect(info: &VideoInfo, req: &StreamRequest) -> Result<Option<Response>, ApiError> {
-    let format = select(info, req.quality, Mode::Direct)?.primary();
-    if req.strict
-        && let Ok(StreamPlan::Merge { video, .. }) = select(info, req.quality, Mode::Proxy)
-        && height(video) > height(format)
-    {
-        return Err(ApiError::Conflict(format!(
-            "{}p needs separate video and audio merged, which only the proxy can serve; use {} (or drop strict=true for the best single URL, {}p)",
-            height(video),
-            req.video.stream_path("proxy", &req.quality_name),
-            height(format)
-        )));
-    }
-    if let Some(client) = req.redirect_only_for
-        && bound_ip(&format.url).is_some_and(|bound| bound != client)
-    {
-        return Ok(None);
-    }
-    let mut resp = found(&format.url)?;
-    resp.headers_mut().insert(FORMAT_HEADER, format_header(&format.format_id));
-    Ok(Some(resp))
-}
-
-/// The address a stream URL is bound to (googlevideo's `ip=`), if any.
-fn bound_ip(url: &str) -> Option<IpAddr> {
-    let url = url::Url::parse(url).ok()?;
-    let ip = url.query_pairs().find(|(k, _)| k == "ip")?.1;
-    ip.parse().ok()
-}
-
-/// A 302 to reelay's HLS manifest of the video, for AVPro.
-fn to_manifest(req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
-    let direct = if mode == Mode::Direct { "&mode=direct" } else { "" };
-    found(&format!("{}&player=avpro{direct}", req.video.manifest_path("master.m3u8", &req.quality_name)))
-}
-
 /// The origin refused the playlist: `Expired` when a new extraction may help.
 fn upstream_error(e: ProxyError) -> Attempt {
     match e {
@@ -271,39 +193,33 @@ fn upstream_error(e: ProxyError) -> Attempt {
     }
 }
 
-async fn serve_proxy(
-    state: &AppState,
-    req: &StreamRequest,
-    cached: &Arc<CachedInfo>,
-    info: &VideoInfo,
-) -> Result<Response, Attempt> {
-    match select(info, req.quality, Mode::Proxy)? {
-        StreamPlan::Single(f) => {
-            let reply = state
-                .relay
-                .serve(format_spec(&state.service, &req.video, cached, f), &req.method, &req.headers)
-                .await?;
-            Ok(with_format(reply, &f.format_id))
+/// Answers a [`Play`]: the redirect, or the bytes from the relay.
+async fn carry_out(state: &AppState, req: &StreamRequest, play: Play<'_>) -> Result<Response, Attempt> {
+    match play {
+        Play::Redirect(format) => {
+            let mut resp = found(&format.url)?;
+            resp.headers_mut().insert(FORMAT_HEADER, format_header(&format.format_id));
+            Ok(resp)
         }
-        StreamPlan::Hls(f) => {
+        Play::Manifest(path) => Ok(found(&path)?),
+        Play::Relay { spec, format_id } => {
+            let reply = state.relay.serve(spec, &req.method, &req.headers).await?;
+            Ok(with_format(reply, format_id))
+        }
+        Play::Hls { format: f, route } => {
             let upstream = state
                 .relay
                 .upstream()
-                .open(&Method::GET, &f.url, &Via { headers: &f.http_headers, route: &info.route }, &HeaderMap::new())
+                .open(&Method::GET, &f.url, &Via { headers: &f.http_headers, route }, &HeaderMap::new())
                 .await
                 .map_err(upstream_error)?;
-            let mut resp = playlist(state, upstream, &req.video.cache_key(), &f.format_id).await?;
+            let mut resp = playlist(state, upstream, &req.play.video.cache_key(), &f.format_id).await?;
             resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
             Ok(resp)
         }
-        StreamPlan::Merge { video, audio } => {
-            let spec = MergeSpec {
-                key: format!("{}|merge:{}+{}", cached.key, video.format_id, audio.format_id),
-                video: format_spec(&state.service, &req.video, cached, video),
-                audio: format_spec(&state.service, &req.video, cached, audio),
-            };
+        Play::Merge { spec, label } => {
             let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
-            Ok(with_format(reply, &format!("{}+{}", video.format_id, audio.format_id)))
+            Ok(with_format(reply, &label))
         }
     }
 }
