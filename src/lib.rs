@@ -1,36 +1,39 @@
 //! reelay: a video information, redirect and streaming-proxy API server.
 //!
-//! A request flows through these modules, in order:
+//! The layout, top down. Each module imports only modules below it (the
+//! layers in `tests/api/layout.rs`, which fails on an import that points
+//! up or closes a circle):
 //!
-//! - [`http`]: the routes (one module per group, each with `router()`), the
-//!   middleware that adds request ids, the JSON error shape, body limits and
-//!   request logs, `http::conn` (what the HTTP parser refuses, in the same
-//!   shape), and the web page at `/ui` (its files compiled in).
-//! - [`platform`]: parses the platform, video id or URL at the edge into a
-//!   `VideoRef` ([`playlist`]: a `PlaylistRef`); nothing unchecked goes
-//!   further.
-//! - [`service`]: "what is this video?", answered from [`cache`] (in-process
-//!   tier, optional Redis tier, single-flight, lasting refusals remembered)
-//!   or one run of [`extract`] (yt-dlp as a child process, its JSON
-//!   normalised into `VideoInfo`, its refusals read in its own words,
-//!   yt-dlp itself kept current by `extract::update`), with the platform's
-//!   cookies when [`signin`] has them and through the route [`egress`]
-//!   picks.
-//! - [`select`]: quality presets over the cached formats, giving a
-//!   `StreamPlan`.
-//! - [`relay`]: every byte through the server: a block store (memory, disk)
-//!   keyed by what the bytes are, ranged and resumable upstream fetches that
-//!   every viewer of a video shares, and ffmpeg merges stored as objects;
-//!   [`net`] guards it against private addresses, and [`egress`] sends a
-//!   video's fetches out the way its extraction went (proxy, source address).
-//! - [`stream`]: HLS playlists rewritten to signed links.
-//! - [`manifest`]: HLS and DASH manifests reelay builds from a video's
-//!   separate DASH files (their layout read from each file's `sidx`), so
-//!   players seek and switch quality with no ffmpeg on the server.
+//! - [`app`]: the composition root: builds every part from the one
+//!   [`Config`] (`config`), starts the background tasks, binds, serves
+//!   until a shutdown signal. [`telemetry`] sets up the logs.
+//! - [`http`]: the only axum user: one module per route group (each with
+//!   `routes()`), the middleware (request ids, limits, logs, CORS, the
+//!   access guard), `AppState`, `ApiError` (status + JSON), the OpenAPI
+//!   document and the page at `/ui`.
+//! - [`service`]: the use cases, with no HTTP: "what is this video?"
+//!   (cache, single-flight, the extraction budget, sign-in), `play` (a
+//!   stream request becomes a Redirect, Relay, Merge, Hls or Manifest) and
+//!   `health`.
+//! - [`manifest`]: HLS and DASH manifests built from a video's DASH files'
+//!   `sidx`; [`select`]: quality and player profiles over the cached
+//!   formats; [`cache`]: the in-process and Redis tiers of video info and
+//!   playlists.
+//! - [`extract`]: yt-dlp (a process per run, or a worker pool), its JSON as
+//!   `VideoInfo`, its refusals, its extras and its updates. [`relay`]: the
+//!   byte engine, which knows nothing of yt-dlp: a block store keyed by what
+//!   the bytes are, shared ranged fetches, ffmpeg merges, `read` for the
+//!   server's own use and `serve` for HTTP. [`ratelimit`]: GCRA in process
+//!   and on Redis.
+//! - [`upstream`]: the pooled HTTP client and its header rules; [`egress`]:
+//!   proxies and source addresses, and the connector each route uses.
+//! - [`platform`]: platforms, video ids, playlist names and URLs, parsed at
+//!   the edge; [`hls`]: origins' playlists rewritten and the links signed.
+//! - Leaves: [`metrics`], [`net`] (the private-address guard), [`process`]
+//!   (child process groups), [`redis`] (the connection and its health).
 //!
-//! Around them: [`config`] (the one `Config`), [`app`] (state, binding,
-//! graceful shutdown), [`error`] (the one `ApiError`), [`metrics`] and
-//! [`health`].
+//! Where a request becomes bytes: `http::stream` → `service::play` →
+//! `relay` (`serve`, `read`).
 #![forbid(unsafe_code)]
 
 pub mod app;

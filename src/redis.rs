@@ -6,6 +6,8 @@
 //! and until the maintenance task (every second) finds Redis answering again,
 //! commands fail at once and callers carry on without the shared tier. State
 //! changes are logged once, by the maintenance task, not per request.
+//!
+//! Owns: the Redis connection. A leaf.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};

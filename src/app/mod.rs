@@ -1,6 +1,9 @@
-//! Building and running the server: `App::build(config)` binds (port 0
-//! works) and starts the background tasks, `port()` reports, and
-//! `run_until_stopped(shutdown)` serves until the shutdown future resolves.
+//! The composition root: `App::build(config)` makes every part from the one
+//! `Config` (caches, extractor, relay, limits, health), starts the background
+//! tasks, binds (port 0 works) and reports `port()`; `run_until_stopped`
+//! serves until the shutdown future resolves.
+//!
+//! Owns: start-up and shutdown. May import every module; none imports it.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! - A lasting refusal (removed, private, country, age) is remembered for
 //!   `ERROR_CACHE_TTL` in both tiers (`refusal:{key}` in Redis), so repeated
 //!   lookups of a removed video run yt-dlp once.
+//!
+//! Owns: cached video info, playlists and refusals. May import `extract`
+//! (what it caches) and `redis`.
 
 mod ttl;
 

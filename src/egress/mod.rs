@@ -9,6 +9,8 @@
 //! the info, and the relay ([`connect`]) fetches that video's bytes the
 //! same way. A proxy whose extraction met a bot check, a 429 or a
 //! connection failure cools down for `EGRESS_COOLDOWN`.
+//!
+//! Owns: routes out and their connector. May import `net`.
 
 pub mod connect;
 

@@ -4,6 +4,10 @@
 //! Each run gets its own process group so that a timeout, or the request
 //! that started it going away, kills yt-dlp together with anything it spawned
 //! (ffmpeg probes, JS interpreters). A semaphore bounds how many run at once.
+//!
+//! Owns: yt-dlp, its output and its releases. May import `upstream` (the
+//! header type), `egress`, `metrics` and `process`; knows nothing of HTTP,
+//! the cache or the relay.
 
 mod capabilities;
 mod info;

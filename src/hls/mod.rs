@@ -1,5 +1,8 @@
-//! Serving stream formats that are not plain bytes: HLS playlist rewriting
-//! and the signed links inside rewritten playlists.
+//! Origins' own HLS: playlists rewritten so every URI comes back through the
+//! server (`rewrite`), and the signed grants those links carry (`signing`).
+//!
+//! Owns: playlist text and link signatures. A leaf: imports nothing of the
+//! crate.
 
 pub mod rewrite;
 pub mod signing;

@@ -1,5 +1,13 @@
-//! The HTTP layer: one module per route group, each with its `router()`, and
-//! the middleware every request goes through.
+//! The HTTP layer, the only module that knows axum: one module per route
+//! group, each with its `routes()`, the middleware every request goes through
+//! (`middleware`: request ids, limits, logs; `guard`: IP lists, API keys, rate
+//! limits), `AppState` and `Client` (`state`), `ApiError` (`error`), the
+//! shared response shapes (`reply`), input read at the edge (`edge`), and the
+//! OpenAPI document with `GET /` (`docs`).
+//!
+//! Owns: routes, status codes and headers. May import everything below it
+//! (`config`, `service`, `relay`, ...) but not `app`; route modules share
+//! `reply`, `edge`, `error` and `hls`, never each other.
 
 pub mod access;
 mod batch;

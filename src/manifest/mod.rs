@@ -8,6 +8,8 @@
 //! through the relay once and kept ([`indexes`]); the manifests are
 //! written with m3u8-rs ([`hls`]) and quick-xml ([`dash`]).
 //! Nothing here knows about HTTP: the caller says where each URI points.
+//!
+//! Owns: manifests and file layouts. May import `relay` (to read heads).
 
 pub mod dash;
 pub mod hls;

@@ -2,6 +2,9 @@
 //! video is parsed here, at the edge, into a [`VideoRef`]. The rest of the
 //! service only ever sees checked values, and yt-dlp only ever sees the
 //! canonical URL that [`VideoRef::source_url`] builds.
+//!
+//! Owns: what names a video or a playlist. Imports nothing of the crate but
+//! its own `playlist` file.
 
 mod playlist;
 

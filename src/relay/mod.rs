@@ -16,11 +16,17 @@
 //! - [`serve`]: a client's request (`Range`, `If-Range`, `HEAD`,
 //!   revalidation) answered from the store; [`range`] decides it. The
 //!   server's own reads (`Relay::read`) take the same path without HTTP.
-//! - [`upstream`]: the pooled client; [`pipe`] relays an origin response as
-//!   it comes, for what is not stored (thumbnails, playlists).
+//! - [`writer`]: the one way bytes enter the store, for fetches and merges.
+//! - [`pipe`] relays an origin response as it comes (`crate::upstream`),
+//!   for what is not stored (thumbnails, playlists).
 //!
 //! A reader holds a position, not a buffer: a slow one costs its connection
 //! and a slice of a shared block.
+//!
+//! Owns: every byte served. Knows nothing of yt-dlp: an object's bytes are
+//! found through its [`Source`] (for a format, the service's extraction),
+//! whose failure it carries as it is. May import `upstream`, `egress`,
+//! `metrics`, `net` and `process`.
 
 pub mod disk;
 mod fetch;

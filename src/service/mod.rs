@@ -1,7 +1,12 @@
-//! `VideoService`: the core of a request, with no HTTP in it. It answers
-//! "what is this video?" (and "what is in this playlist?") from the cache or
-//! one extraction, and "which stream should be served?" by selecting over
-//! that one cached answer.
+//! The use cases, with no HTTP in them. `VideoService` answers "what is this
+//! video?" (and "what is in this playlist?") from the cache or one
+//! extraction, spending the client's extraction budget on a miss; `play`
+//! turns a stream request into what to serve; `health` and `signin` keep the
+//! readings `/health` and the extractions need.
+//!
+//! Owns: lookups, the extraction gate, play plans. May import `cache`,
+//! `extract`, `relay` (its object specs), `select`, `platform` and the leaves;
+//! not `http`, `config` or `app`.
 
 pub mod health;
 pub mod play;

@@ -11,6 +11,8 @@
 //! - `pipe` (thumbnails, playlists, origins that ignore ranges on objects too
 //!   big to store) hands each frame to one client as it reads, so its buffer
 //!   is capped at [`PIPE_BUF`]: a slow client costs a few small buffers.
+//!
+//! Owns: origin connections and header rules. May import `egress` and `net`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
