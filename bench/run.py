@@ -188,7 +188,7 @@ def wait_http(url, timeout=20):
 
 
 class Reelay:
-    def __init__(self, work: Path, origin: str, extra_env=None, delay_ms=0, name="reelay", cut_origin=""):
+    def __init__(self, work: Path, origin: str, extra_env=None, delay_ms=0, name="reelay", cut_origin="", binary=BIN):
         self.port = free_port()
         self.fake_log = work / f"{name}-runs.log"
         self.fake_log.write_text("")
@@ -200,7 +200,7 @@ class Reelay:
                    ENVIRONMENT="production", LOG_LEVEL="info", RATE_LIMIT_ENABLED="false", CACHE_BACKEND="memory")
         env.update(extra_env or {})
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([str(BIN)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.base = f"http://127.0.0.1:{self.port}"
 
     def first_200_ms(self):

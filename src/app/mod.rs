@@ -20,11 +20,11 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::cache::{TtlCache, VideoCache};
+use crate::cache::VideoCache;
 use crate::config::Config;
 use crate::config::{CacheBackend, ExtractorKind};
+use crate::extract::Extractor;
 use crate::extract::update::Updater;
-use crate::extract::{Extractor, Playlist};
 use crate::hls::Signer;
 use crate::http::access::Access;
 use crate::http::conn::{Refusals, SERVER_BUF};
@@ -105,10 +105,7 @@ impl App {
             config.extract_timeout(),
             Duration::from_secs(config.error_cache_ttl),
         );
-        let playlists =
-            TtlCache::new(redis.clone(), Duration::from_secs(config.cache_ttl), 64 * 1024 * 1024, |p: &Playlist| {
-                (p.entries.len() * 512 + 1024).try_into().unwrap_or(u32::MAX)
-            });
+        let playlists = crate::cache::playlists(redis.clone(), Duration::from_secs(config.cache_ttl));
         let signin = SignIn::new(config.cookies_dir.clone(), Duration::from_secs(config.auth_status_ttl));
         let settings = Settings {
             allow_private: config.allow_private_networks,

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use super::{Index, IndexError};
+use crate::cache::{Entry, Settings, Tiered};
 use crate::relay::{Relay, RelayError, Spec};
 
 /// Bytes asked for first: YouTube's heads (ftyp, moov, sidx) of films of
@@ -32,9 +33,15 @@ pub enum IndexFailure {
     Relay(#[from] RelayError),
 }
 
-/// The kept indexes.
+/// The kept indexes: a memory-only use of the one cache type.
 pub struct Indexes {
-    cache: moka::future::Cache<String, Arc<Index>>,
+    cache: Tiered<Index>,
+}
+
+impl Entry for Index {
+    fn weight(&self) -> u32 {
+        Index::weight(self)
+    }
 }
 
 impl Indexes {
@@ -42,19 +49,14 @@ impl Indexes {
     /// each for `ttl` (the bytes of a format do not change; the TTL only
     /// bounds how long a removed video's layout lingers).
     pub fn new(budget: u64, ttl: std::time::Duration) -> Self {
-        let cache = moka::future::Cache::builder()
-            .max_capacity(budget)
-            .weigher(|k: &String, v: &Arc<Index>| v.weight().saturating_add(k.len() as u32))
-            .time_to_live(ttl)
-            .build();
-        Indexes { cache }
+        Indexes { cache: Tiered::new(Settings { capacity: budget, ttl, redis: None, prefix: "", lock: None }) }
     }
 
     /// The index of the object `spec()` names, read once however many
     /// ask at the same time.
     pub async fn get(&self, relay: &Relay, spec: impl Fn() -> Spec) -> Result<Arc<Index>, Arc<IndexFailure>> {
         let key = spec().key;
-        self.cache.try_get_with(key, async { read(relay, &spec).await.map(Arc::new) }).await
+        self.cache.get_or_fetch(&key, |_| true, || read(relay, &spec)).await.map(|(index, _)| index)
     }
 }
 

@@ -15,7 +15,7 @@ pub mod signin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{CachedInfo, Source, TtlCache, VideoCache};
+use crate::cache::{CachedInfo, PlaylistCache, Source, VideoCache};
 use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::net;
 use crate::platform::PlaylistRef;
@@ -41,7 +41,7 @@ pub struct VideoService {
     /// Both cache tiers and the single-flight point.
     pub cache: VideoCache,
     /// Flat playlists, kept for `CACHE_TTL`.
-    playlists: TtlCache<Playlist>,
+    playlists: PlaylistCache,
     /// Runs yt-dlp; shared with the health check.
     pub extractor: Arc<Extractor>,
     /// `COOKIES_DIR`: which extractions run signed in, and their key scope.
@@ -64,7 +64,7 @@ pub struct Settings {
 impl VideoService {
     pub fn new(
         cache: VideoCache,
-        playlists: TtlCache<Playlist>,
+        playlists: PlaylistCache,
         extractor: Arc<Extractor>,
         signin: SignIn,
         settings: Settings,
@@ -121,15 +121,19 @@ impl VideoService {
         let signin = self.signin.for_platform(list.platform()).await;
         let key = scoped(signin.as_deref(), list.cache_key());
         self.playlists
-            .get_or_fetch(&key, || async {
-                let generic = match list {
-                    PlaylistRef::Generic { url } => Some(url),
-                    _ => None,
-                };
-                let jar = self.before_extraction(gate, generic, signin.as_deref()).await?;
-                let cookies = jar.as_ref().map(CookieJar::path);
-                self.extractor.extract_playlist(&list.source_url(), list.platform_name(), cookies).await
-            })
+            .get_or_fetch(
+                &key,
+                |_| true,
+                || async {
+                    let generic = match list {
+                        PlaylistRef::Generic { url } => Some(url),
+                        _ => None,
+                    };
+                    let jar = self.before_extraction(gate, generic, signin.as_deref()).await?;
+                    let cookies = jar.as_ref().map(CookieJar::path);
+                    self.extractor.extract_playlist(&list.source_url(), list.platform_name(), cookies).await
+                },
+            )
             .await
     }
 
