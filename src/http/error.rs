@@ -222,14 +222,11 @@ impl ApiError {
     /// a thumbnail), where no re-extraction follows: `refused` says what was
     /// refused (403/410).
     pub fn from_upstream(e: ProxyError, refused: &str) -> ApiError {
-        let detail = e.to_string();
         match e {
             ProxyError::Expired(_) => {
                 ApiError::BadGateway { error: "Upstream error", detail: format!("the origin refused {refused}") }
             }
-            ProxyError::Refused(_) => ApiError::Forbidden(detail),
-            ProxyError::Status(_) => ApiError::BadGateway { error: "Upstream error", detail },
-            ProxyError::Connect(_) => ApiError::BadGateway { error: "Upstream unreachable", detail },
+            other => ApiError::from(RelayError::from(other)),
         }
     }
 }

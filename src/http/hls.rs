@@ -20,7 +20,7 @@ use crate::egress::Route;
 use crate::extract::{Format, Headers};
 use crate::hls::{Grant, rewrite as hls};
 use crate::platform::VideoRef;
-use crate::relay::{Fetched, Fixed, Locator, Spec};
+use crate::relay::{Fetched, Fixed, Locator, ProxyError, Spec};
 use crate::service::Purpose;
 use crate::upstream::{Via, read_limited};
 
@@ -34,18 +34,42 @@ const LINK_TTL_SECS: i64 = 6 * 3600;
 /// The largest playlist the server will rewrite.
 const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
 
-/// Reads a playlist and answers it rewritten: each URI becomes a signed
-/// link to `/api/v2/stream/hls/...` that fetches with the format's headers.
-pub async fn playlist(
+/// Why a playlist could not be answered rewritten.
+pub enum PlaylistFailure {
+    /// The origin refused or failed the request.
+    Upstream(ProxyError),
+    /// Its body could not be read (too big, cut).
+    Body(ApiError),
+}
+
+impl PlaylistFailure {
+    /// The client's error; `refused` says what the origin refused (403/410).
+    pub fn into_api(self, refused: &str) -> ApiError {
+        match self {
+            PlaylistFailure::Upstream(e) => ApiError::from_upstream(e, refused),
+            PlaylistFailure::Body(e) => e,
+        }
+    }
+}
+
+/// Fetches the playlist at `url` (the client's `headers` go upstream only
+/// through the upstream client's allowlist) and answers it rewritten: each
+/// URI becomes a signed link to `/api/v2/stream/hls/...` that fetches with
+/// the format's headers, the way the video's extraction left.
+pub async fn open_playlist(
     state: &AppState,
-    upstream: Fetched,
+    url: &str,
+    via: &Via<'_>,
+    headers: &HeaderMap,
     video_key: &str,
     format_id: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Response, PlaylistFailure> {
+    let upstream: Fetched =
+        state.relay.upstream().open(&Method::GET, url, via, headers).await.map_err(PlaylistFailure::Upstream)?;
     let base = upstream.url;
     let body = read_limited(upstream.response.into_body(), MAX_PLAYLIST_BYTES)
         .await
-        .map_err(|detail| ApiError::BadGateway { error: "Upstream error", detail })?;
+        .map_err(|detail| PlaylistFailure::Body(ApiError::BadGateway { error: "Upstream error", detail }))?;
     let text = String::from_utf8_lossy(&body);
     let expires = now_unix() + LINK_TTL_SECS;
     let route = VideoRef::from_cache_key(video_key).map(|v| v.route_query()).unwrap_or_default();
@@ -67,13 +91,10 @@ pub async fn source_playlist(
     f: &Format,
     route: &Route,
 ) -> Result<Response, ApiError> {
-    let upstream = state
-        .relay
-        .upstream()
-        .open(&Method::GET, &f.url, &Via { headers: &f.http_headers, route }, &HeaderMap::new())
+    let via = Via { headers: &f.http_headers, route };
+    let mut resp = open_playlist(state, &f.url, &via, &HeaderMap::new(), &video.cache_key(), &f.format_id)
         .await
-        .map_err(|e| ApiError::from_upstream(e, "the playlist"))?;
-    let mut resp = playlist(state, upstream, &video.cache_key(), &f.format_id).await?;
+        .map_err(|e| e.into_api("the playlist"))?;
     resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
     Ok(resp)
 }
@@ -100,14 +121,10 @@ async fn hls_link(
     let (format_headers, route) = headers_for(&state, &grant).await;
     let via = Via { headers: &format_headers, route: &route };
     let url = url::Url::parse(&grant.u).map_err(|_| ApiError::Forbidden("the link names no URL".into()))?;
+    let part = "this part of the stream";
     if method == Method::GET && (grant.p || hls::is_playlist(None, &url)) {
-        let upstream = state
-            .relay
-            .upstream()
-            .open(&method, &grant.u, &via, &headers)
-            .await
-            .map_err(|e| ApiError::from_upstream(e, "this part of the stream"))?;
-        return playlist(&state, upstream, &grant.v, &grant.f).await;
+        let opened = open_playlist(&state, &grant.u, &via, &headers, &grant.v, &grant.f).await;
+        return opened.map_err(|e| e.into_api(part));
     }
     let spec = Spec {
         key: format!("{}|{}|seg:{}", grant.v, grant.f, hls::segment_identity(&url)),
@@ -122,13 +139,8 @@ async fn hls_link(
     let content_type = reply.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if method == Method::GET && hls::is_playlist(content_type, &url) {
         // A playlist the tags did not announce: fetched and rewritten.
-        let upstream = state
-            .relay
-            .upstream()
-            .open(&method, &grant.u, &via, &HeaderMap::new())
-            .await
-            .map_err(|e| ApiError::from_upstream(e, "this part of the stream"))?;
-        return playlist(&state, upstream, &grant.v, &grant.f).await;
+        let opened = open_playlist(&state, &grant.u, &via, &HeaderMap::new(), &grant.v, &grant.f).await;
+        return opened.map_err(|e| e.into_api(part));
     }
     Ok(reply.map(Body::new))
 }

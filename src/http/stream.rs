@@ -17,7 +17,7 @@ use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 
 use super::edge::{Video, parse_player};
-use super::hls::playlist;
+use super::hls::{PlaylistFailure, open_playlist};
 use super::reply::{FORMAT_HEADER, format_header, found};
 use super::state::{AppState, Client};
 use crate::config::StreamModeSetting;
@@ -207,13 +207,13 @@ async fn carry_out(state: &AppState, req: &StreamRequest, play: Play<'_>) -> Res
             Ok(with_format(reply, format_id))
         }
         Play::Hls { format: f, route } => {
-            let upstream = state
-                .relay
-                .upstream()
-                .open(&Method::GET, &f.url, &Via { headers: &f.http_headers, route }, &HeaderMap::new())
-                .await
-                .map_err(upstream_error)?;
-            let mut resp = playlist(state, upstream, &req.play.video.cache_key(), &f.format_id).await?;
+            let via = Via { headers: &f.http_headers, route };
+            let key = req.play.video.cache_key();
+            let opened = open_playlist(state, &f.url, &via, &HeaderMap::new(), &key, &f.format_id).await;
+            let mut resp = opened.map_err(|failure| match failure {
+                PlaylistFailure::Upstream(e) => upstream_error(e),
+                PlaylistFailure::Body(e) => Attempt::Failed(e),
+            })?;
             resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
             Ok(resp)
         }
