@@ -23,7 +23,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -99,16 +98,7 @@ def main():
     run.ensure_tools()
     ensure_tinyproxy()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
-    work = Path(tempfile.mkdtemp(prefix="reelay-bench-egress-"))
-    work.chmod(0o755)
-    www = work / "www"
-    www.mkdir()
-    with open(www / "big.bin", "wb") as f:
-        chunk = os.urandom(1024 * 1024)
-        for _ in range(run.BIG_MB):
-            f.write(chunk)
-    (www / "page.html").write_text("<html></html>")
-    nginx = run.Nginx(work)
+    work, nginx = run.big_origin("reelay-bench-egress-")
     proxy = Tinyproxy(work)
     origin = f"http://127.0.0.1:{nginx.port}"
     n = args.downloads

@@ -176,6 +176,21 @@ class CutOrigin:
         self.server.shutdown()
 
 
+def big_origin(prefix):
+    """A work folder (readable by nginx's workers) whose nginx serves
+    200 MB of noise as /big.bin: the relay benchmarks' origin."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    work.chmod(0o755)
+    www = work / "www"
+    www.mkdir()
+    with open(www / "big.bin", "wb") as f:
+        chunk = os.urandom(1024 * 1024)
+        for _ in range(BIG_MB):
+            f.write(chunk)
+    (www / "page.html").write_text("<html></html>")
+    return work, Nginx(work)
+
+
 def wait_http(url, timeout=20):
     deadline = time.time() + timeout
     while time.time() < deadline:

@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,16 +55,7 @@ def main():
     run.ensure_tools()
     sha, base_bin = build_base(args.base)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
-    work = Path(tempfile.mkdtemp(prefix="reelay-bench-side-"))
-    work.chmod(0o755)
-    www = work / "www"
-    www.mkdir()
-    with open(www / "big.bin", "wb") as f:
-        chunk = os.urandom(1024 * 1024)
-        for _ in range(run.BIG_MB):
-            f.write(chunk)
-    (www / "page.html").write_text("<html></html>")
-    nginx = run.Nginx(work)
+    work, nginx = run.big_origin("reelay-bench-side-")
     origin = f"http://127.0.0.1:{nginx.port}"
     n, dur = args.downloads, args.duration
     builds = {"base": base_bin, "new": run.BIN}
