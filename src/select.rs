@@ -96,6 +96,70 @@ impl Player {
     }
 }
 
+/// A `lang=`: the audio language to serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AudioLang {
+    /// The video's own audio, not a dub (what is served by default too).
+    Original,
+    /// An ISO 639 code as yt-dlp gives it (`de`, `pt-BR`, `es-419`).
+    Code(String),
+}
+
+impl FromStr for AudioLang {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let ok = (2..=12).contains(&s.len())
+            && s.split('-').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+            && s.bytes().take(2).all(|b| b.is_ascii_alphabetic());
+        match s {
+            "original" => Ok(AudioLang::Original),
+            _ if ok => Ok(AudioLang::Code(s.to_owned())),
+            _ => Err("lang is original or a language code such as en, de or pt-BR".to_owned()),
+        }
+    }
+}
+
+impl std::fmt::Display for AudioLang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AudioLang::Original => f.write_str("original"),
+            AudioLang::Code(code) => f.write_str(code),
+        }
+    }
+}
+
+impl AudioLang {
+    fn matches(&self, f: &Format, original: Option<i64>) -> bool {
+        match self {
+            AudioLang::Original => original.is_none_or(|o| f.language_preference == Some(o)),
+            AudioLang::Code(code) => f.language.as_deref().is_some_and(|l| l.eq_ignore_ascii_case(code)),
+        }
+    }
+
+    /// The formats of `info` whose sound is in this language: audio in
+    /// another language is left out (video without sound stays, to merge).
+    /// `Err` lists the languages the video has when it lacks this one.
+    pub fn filter(&self, info: &VideoInfo) -> Result<VideoInfo, String> {
+        let original = info.original_preference();
+        let keep = |f: &Format| {
+            !f.has_audio || f.language.is_none() && *self == AudioLang::Original || self.matches(f, original)
+        };
+        if !info.formats.iter().any(|f| f.has_audio && self.matches(f, original)) {
+            if *self == AudioLang::Original {
+                return Ok(info.clone());
+            }
+            let have: Vec<String> = info.audio_languages().into_iter().map(|l| l.code).collect();
+            return Err(if have.is_empty() {
+                "this video names no audio languages; leave lang= out".to_owned()
+            } else {
+                format!("this video has no audio in that language; it has {}", have.join(", "))
+            });
+        }
+        Ok(VideoInfo { formats: info.formats.iter().filter(|f| keep(f)).cloned().collect(), ..info.clone() })
+    }
+}
+
 /// Whether the client follows a redirect or gets the bytes through us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -149,8 +213,15 @@ fn rank(a: &Format, b: &Format) -> Ordering {
         .then(a.tbr.unwrap_or(0.0).total_cmp(&b.tbr.unwrap_or(0.0)))
 }
 
-fn rank_audio(a: &Format, b: &Format) -> Ordering {
-    ((a.ext == "m4a") as u8).cmp(&((b.ext == "m4a") as u8)).then(a.tbr.unwrap_or(0.0).total_cmp(&b.tbr.unwrap_or(0.0)))
+/// Higher is better among audio formats: the original language first
+/// (yt-dlp's `language_preference`: 10 for the original, -1 for dubs), then
+/// M4A (it plays everywhere), then bitrate.
+pub fn rank_audio(a: &Format, b: &Format) -> Ordering {
+    let pref = |f: &Format| f.language_preference.unwrap_or(0);
+    pref(a)
+        .cmp(&pref(b))
+        .then(((a.ext == "m4a") as u8).cmp(&((b.ext == "m4a") as u8)))
+        .then(a.tbr.unwrap_or(0.0).total_cmp(&b.tbr.unwrap_or(0.0)))
 }
 
 /// Picks from `pool` for `quality`: the best within the cap, else the
@@ -223,6 +294,8 @@ mod tests {
             tbr: None,
             filesize: None,
             format_note: None,
+            language: None,
+            language_preference: None,
             has_video: v,
             has_audio: a,
             http_headers: Default::default(),
@@ -244,6 +317,7 @@ mod tests {
             upload_date: None,
             webpage_url: None,
             is_live: false,
+            chapters: Vec::new(),
             expires_at: None,
             route: Default::default(),
             formats: vec![
@@ -312,5 +386,42 @@ mod tests {
     #[test]
     fn unknown_quality_lists_values() {
         assert!("potato".parse::<Quality>().unwrap_err().contains("720p"));
+    }
+
+    #[test]
+    fn lang_values() {
+        assert_eq!("original".parse::<AudioLang>(), Ok(AudioLang::Original));
+        for ok in ["en", "de", "pt-BR", "es-419", "zh-Hans"] {
+            assert_eq!(ok.parse::<AudioLang>(), Ok(AudioLang::Code(ok.into())), "{ok}");
+        }
+        for bad in ["e", "--exec", "en_US", "a-", "12", "english-and-more-words"] {
+            assert!(bad.parse::<AudioLang>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_original_audio_wins_over_dubs_of_equal_bitrate() {
+        let mut info = youtube();
+        info.formats.retain(|f| f.has_video);
+        for (id, lang, pref) in [("140-0", "en", 10), ("140-1", "de", -1), ("140-2", "es", -1)] {
+            let mut f = fmt(id, None, false, true, "m4a");
+            f.language = Some(lang.into());
+            f.language_preference = Some(pref);
+            info.formats.push(f);
+        }
+        let audio = |info: &VideoInfo| select(info, Quality::Audio, Mode::Proxy).unwrap().primary().format_id.clone();
+        assert_eq!(audio(&info), "140-0");
+        assert_eq!(audio(&AudioLang::Code("es".into()).filter(&info).unwrap()), "140-2");
+        assert_eq!(audio(&AudioLang::Original.filter(&info).unwrap()), "140-0");
+        match select(&AudioLang::Code("de".into()).filter(&info).unwrap(), Quality::Max(720), Mode::Proxy).unwrap() {
+            StreamPlan::Merge { video, audio } => {
+                assert_eq!((video.format_id.as_str(), audio.format_id.as_str()), ("136", "140-1"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = AudioLang::Code("ja".into()).filter(&info).unwrap_err();
+        assert!(err.ends_with("it has en, de, es"), "{err}");
+        // A video with no languages named: lang=original changes nothing.
+        assert_eq!(AudioLang::Original.filter(&youtube()).unwrap().formats.len(), youtube().formats.len());
     }
 }

@@ -26,6 +26,9 @@ pub struct VideoInfo {
     pub webpage_url: Option<String>,
     pub is_live: bool,
     pub formats: Vec<Format>,
+    /// yt-dlp's `chapters`, in order.
+    #[serde(default)]
+    pub chapters: Vec<Chapter>,
     /// Unix time at which the first of the formats' URLs stops working, when
     /// any URL says so; the cache never keeps the entry past it.
     pub expires_at: Option<i64>,
@@ -33,6 +36,15 @@ pub struct VideoInfo {
     /// URLs may only work fetched the same way.
     #[serde(default, skip_serializing_if = "crate::egress::Route::is_direct")]
     pub route: crate::egress::Route,
+}
+
+/// A chapter of a video, as yt-dlp lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+pub struct Chapter {
+    /// Seconds from the start.
+    pub start_time: f64,
+    pub end_time: f64,
+    pub title: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -49,6 +61,13 @@ pub struct Format {
     pub tbr: Option<f64>,
     pub filesize: Option<u64>,
     pub format_note: Option<String>,
+    /// The audio's language (ISO 639, as yt-dlp gives it: `en`, `es-419`).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// yt-dlp's `language_preference`: 10 for a video's original audio, -1
+    /// for dubs (YouTube's AI-dubbed tracks among them).
+    #[serde(default)]
+    pub language_preference: Option<i64>,
     pub has_video: bool,
     pub has_audio: bool,
     pub http_headers: Headers,
@@ -175,6 +194,8 @@ fn parse_format(v: &Value, fallback_headers: &Headers) -> Option<Format> {
         tbr: f64_of(v, "tbr"),
         filesize: u64_of(v, "filesize").or_else(|| u64_of(v, "filesize_approx")),
         format_note: str_of(v, "format_note"),
+        language: str_of(v, "language").filter(|l| !l.is_empty() && l != "none"),
+        language_preference: v.get("language_preference").and_then(Value::as_i64),
         url,
         ext,
         vcodec,
@@ -231,6 +252,7 @@ impl VideoInfo {
             webpage_url: str_of(&v, "webpage_url"),
             is_live: v.get("is_live").and_then(Value::as_bool).unwrap_or(false),
             formats,
+            chapters: chapters_of(&v),
             expires_at,
             route: Default::default(),
         })
@@ -241,6 +263,21 @@ impl VideoInfo {
     pub fn to_api_json(&self) -> Vec<u8> {
         serde_json::to_vec(&ApiVideo::from(self)).expect("plain structs always serialise")
     }
+}
+
+/// yt-dlp's `chapters`: those with a start, an end after it and a title.
+fn chapters_of(v: &Value) -> Vec<Chapter> {
+    let Some(list) = v.get("chapters").and_then(Value::as_array) else { return Vec::new() };
+    list.iter()
+        .filter_map(|c| {
+            let (start_time, end_time) = (f64_of(c, "start_time")?, f64_of(c, "end_time")?);
+            (end_time > start_time).then(|| Chapter {
+                start_time,
+                end_time,
+                title: str_of(c, "title").unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// A format as clients see it: the reference's keys first, then the added
@@ -270,6 +307,8 @@ pub struct ApiFormat {
     pub tbr: Option<f64>,
     pub has_audio: bool,
     pub has_video: bool,
+    /// The audio's language, when the platform says.
+    pub language: Option<String>,
 }
 
 /// A video as clients see it (`data` of `GET /api/v2/videos/...`).
@@ -290,6 +329,11 @@ pub struct ApiVideo {
     pub webpage_url: Option<String>,
     pub is_live: bool,
     pub formats: Vec<ApiFormat>,
+    /// The audio languages, the original first (`lang=` on the stream
+    /// and manifest routes takes a `code` or `original`).
+    pub audio_languages: Vec<super::AudioLanguage>,
+    /// yt-dlp's chapters.
+    pub chapters: Vec<Chapter>,
 }
 
 impl From<&Format> for ApiFormat {
@@ -312,6 +356,7 @@ impl From<&Format> for ApiFormat {
             tbr: f.tbr,
             has_audio: f.has_audio,
             has_video: f.has_video,
+            language: f.language.clone(),
         }
     }
 }
@@ -332,6 +377,8 @@ impl From<&VideoInfo> for ApiVideo {
             webpage_url: v.webpage_url.clone(),
             is_live: v.is_live,
             formats: v.formats.iter().map(ApiFormat::from).collect(),
+            audio_languages: v.audio_languages(),
+            chapters: v.chapters.clone(),
         }
     }
 }

@@ -11,6 +11,7 @@
 
 mod capabilities;
 mod info;
+mod language;
 mod playlist;
 mod refusal;
 pub mod update;
@@ -31,7 +32,8 @@ use refusal::{is_unreachable, rejection};
 use worker::WorkerPool;
 
 pub use capabilities::Capabilities;
-pub use info::{ApiFormat, ApiVideo, Format, Headers, ParseError, VideoInfo, url_expiry};
+pub use info::{ApiFormat, ApiVideo, Chapter, Format, Headers, ParseError, VideoInfo, url_expiry};
+pub use language::AudioLanguage;
 pub use playlist::{Playlist, PlaylistEntry, PlaylistPage};
 
 /// Why an extraction failed, by what the client should be told.

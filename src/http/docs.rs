@@ -223,6 +223,9 @@ struct StreamParams {
     /// The player's profile: browser (default), unity (a progressive MP4 with H.264/AAC, never HLS, AV1 or VP9),
     /// avpro (H.264/AAC; separate video and audio are sent to reelay's HLS manifest with a 302). Anything else is a 400.
     player: Option<String>,
+    /// The audio language: original (the default: the video's own audio, never a dub) or a code from the info's
+    /// audio_languages (de, pt-BR); one the video lacks is a 404 that lists those it has.
+    lang: Option<String>,
 }
 
 /// Parameters of the manifest routes.
@@ -235,6 +238,8 @@ struct ManifestParams {
     mode: Option<String>,
     /// browser (default) or avpro (H.264/AAC only); unity is a 409, as Unity's VideoPlayer plays no HLS or DASH.
     player: Option<String>,
+    /// The audio rendition's language: original (the default) or a code from the info's audio_languages.
+    lang: Option<String>,
     /// Only with `?url=` routes: any video link.
     url: Option<String>,
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::error::ApiError;
 use crate::platform::VideoRef;
-use crate::select::Player;
+use crate::select::{AudioLang, Player};
 
 /// The video a request names: `/{platform}/{video_id}` in the path, or
 /// `?url=` on the routes without path parameters. Refused input is a 400
@@ -42,4 +42,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Video {
 /// `player=`, or a 400 that lists the profiles.
 pub fn parse_player(value: Option<&str>) -> Result<Player, ApiError> {
     value.unwrap_or("").parse().map_err(|e: String| ApiError::bad_request("Invalid player", e))
+}
+
+/// `lang=`, or a 400 that says what it takes.
+pub fn parse_lang(value: Option<&str>) -> Result<Option<AudioLang>, ApiError> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|e: String| ApiError::bad_request("Invalid lang", e)),
+    }
 }

@@ -20,7 +20,7 @@ use axum::routing::{MethodRouter, get};
 use futures_util::future::join_all;
 use serde::Deserialize;
 
-use super::edge::{Video, parse_player};
+use super::edge::{Video, parse_lang, parse_player};
 use super::hls::source_playlist;
 use super::reply::{FORMAT_HEADER, HLS_TYPE, format_header, found};
 use super::state::{AppState, Client};
@@ -30,7 +30,7 @@ use crate::hls::{PartGrant, PartKind};
 use crate::http::error::ApiError;
 use crate::manifest::{self, Index, IndexFailure, Renditions, Track};
 use crate::platform::VideoRef;
-use crate::select::{Player, Quality};
+use crate::select::{AudioLang, Player, Quality, rank_audio};
 use crate::service::Purpose;
 use crate::service::play::format_spec;
 
@@ -59,6 +59,8 @@ pub struct ManifestQuery {
     mode: Option<String>,
     /// A player profile.
     player: Option<String>,
+    /// The audio language: `original` (the default) or a code (`de`).
+    lang: Option<String>,
 }
 
 /// A manifest request, checked at the edge.
@@ -67,6 +69,7 @@ struct ManifestRequest {
     quality: Quality,
     direct: bool,
     player: Player,
+    lang: Option<AudioLang>,
 }
 
 impl ManifestRequest {
@@ -89,7 +92,8 @@ impl ManifestRequest {
                 video.stream_path("proxy", &q.quality.clone().unwrap_or_else(|| "best".into()))
             )));
         }
-        Ok(ManifestRequest { video, quality, direct, player })
+        let lang = parse_lang(q.lang.as_deref())?;
+        Ok(ManifestRequest { video, quality, direct, player, lang })
     }
 }
 
@@ -161,12 +165,17 @@ async fn renditions(
     req: &ManifestRequest,
     cached: &Arc<CachedInfo>,
 ) -> Result<Option<Renditions>, ApiError> {
+    let filtered = match &req.lang {
+        Some(lang) => Some(
+            lang.filter(&cached.info).map_err(|detail| ApiError::NotFound { error: "Language unavailable", detail })?,
+        ),
+        None => None,
+    };
+    let info = filtered.as_ref().unwrap_or(&cached.info);
     let dash = |f: &&Format| !f.is_hls() && !f.is_manifest() && req.player.plays(f);
     let mut video: Vec<&Format> = match req.quality {
         Quality::Audio => Vec::new(),
-        _ => {
-            cached.info.formats.iter().filter(dash).filter(|f| f.has_video && !f.has_audio && f.ext == "mp4").collect()
-        }
+        _ => info.formats.iter().filter(dash).filter(|f| f.has_video && !f.has_audio && f.ext == "mp4").collect(),
     };
     video.sort_by(|a, b| b.height.cmp(&a.height).then(b.tbr.unwrap_or(0.0).total_cmp(&a.tbr.unwrap_or(0.0))));
     let within: Vec<&Format> = video.iter().copied().filter(|f| f.height.unwrap_or(0) <= cap(req.quality)).collect();
@@ -174,13 +183,12 @@ async fn renditions(
     if req.quality == Quality::Worst {
         video = video.last().copied().into_iter().collect();
     }
-    let audio = cached
-        .info
+    let audio = info
         .formats
         .iter()
         .filter(dash)
         .filter(|f| f.has_audio && !f.has_video && f.ext == "m4a")
-        .max_by(|a, b| a.tbr.unwrap_or(0.0).total_cmp(&b.tbr.unwrap_or(0.0)));
+        .max_by(|a, b| rank_audio(a, b));
     if video.is_empty() && audio.is_none() {
         return Ok(None);
     }

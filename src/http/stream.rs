@@ -16,7 +16,7 @@ use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use serde::Deserialize;
 
-use super::edge::{Video, parse_player};
+use super::edge::{Video, parse_lang, parse_player};
 use super::hls::{PlaylistFailure, open_playlist};
 use super::reply::{FORMAT_HEADER, format_header, found};
 use super::state::{AppState, Client};
@@ -53,6 +53,8 @@ pub struct StreamQuery {
     country: Option<String>,
     /// A player profile: `browser`, `unity`, `avpro`.
     player: Option<String>,
+    /// The audio language: `original` or a code (`de`).
+    lang: Option<String>,
 }
 
 /// A stream request: what to play, checked at the edge, and how it was asked.
@@ -84,6 +86,7 @@ impl StreamRequest {
             strict: q.strict.unwrap_or(false),
             redirect_only_for: None,
             player: parse_player(q.player.as_deref())?,
+            lang: parse_lang(q.lang.as_deref())?,
         };
         Ok(StreamRequest { play, method, headers, client })
     }

@@ -15,7 +15,7 @@ use crate::extract::{Format, VideoInfo};
 use crate::platform::VideoRef;
 use crate::relay::Spec;
 use crate::relay::merge::MergeSpec;
-use crate::select::{Mode, Player, Quality, SelectError, StreamPlan, select};
+use crate::select::{AudioLang, Mode, Player, Quality, SelectError, StreamPlan, select};
 
 /// A stream request, checked at the edge.
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct PlayRequest {
     pub redirect_only_for: Option<IpAddr>,
     /// What the player can play.
     pub player: Player,
+    /// `lang=`: the audio language; by default the original.
+    pub lang: Option<AudioLang>,
 }
 
 /// What a stream request becomes.
@@ -56,6 +58,8 @@ pub enum PlayError {
     Select(SelectError),
     /// Strict direct mode, and the quality needs the proxy (409): what to ask instead.
     NeedsProxy(String),
+    /// The video has no audio in the language asked for (404): the ones it has.
+    NoLanguage(String),
 }
 
 impl From<SelectError> for PlayError {
@@ -64,13 +68,27 @@ impl From<SelectError> for PlayError {
     }
 }
 
-/// The video's info as the request's player profile sees it (formats it
-/// cannot play left out), or `None` when the profile keeps every one.
+/// The video's info as the request sees it: formats its player profile
+/// cannot play, and audio in another language than `lang=`, left out;
+/// `None` when nothing is.
 pub fn playable(req: &PlayRequest, cached: &CachedInfo) -> Result<Option<VideoInfo>, PlayError> {
-    let filtered = req.player.filter(&cached.info);
-    let formats = filtered.as_ref().map_or(cached.info.formats.len(), |i| i.formats.len());
+    playable_info(req.player, req.lang.as_ref(), &cached.info)
+}
+
+/// [`playable`] for any request that names a player and a language.
+pub fn playable_info(
+    player: Player,
+    lang: Option<&AudioLang>,
+    info: &VideoInfo,
+) -> Result<Option<VideoInfo>, PlayError> {
+    let filtered = player.filter(info);
+    let filtered = match lang {
+        Some(lang) => Some(lang.filter(filtered.as_ref().unwrap_or(info)).map_err(PlayError::NoLanguage)?),
+        None => filtered,
+    };
+    let formats = filtered.as_ref().map_or(info.formats.len(), |i| i.formats.len());
     if formats == 0 {
-        return Err(PlayError::NoFormatForPlayer(req.player));
+        return Err(PlayError::NoFormatForPlayer(player));
     }
     Ok(filtered)
 }
@@ -90,8 +108,9 @@ pub fn plan<'a>(
     {
         // AVPro plays separate video and audio through a manifest: seekable, no ffmpeg.
         let direct = if mode == Mode::Direct { "&mode=direct" } else { "" };
+        let lang = req.lang.as_ref().map(|l| format!("&lang={l}")).unwrap_or_default();
         let path = req.video.manifest_path("master.m3u8", &req.quality_name);
-        return Ok(Play::Manifest(format!("{path}&player=avpro{direct}")));
+        return Ok(Play::Manifest(format!("{path}&player=avpro{direct}{lang}")));
     }
     if mode == Mode::Direct
         && let Some(format) = redirect(info, req)?

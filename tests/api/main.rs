@@ -11,6 +11,7 @@ mod egress;
 mod extras;
 mod hardening;
 mod input;
+mod languages;
 mod layout;
 mod manifest;
 mod merge_hls;

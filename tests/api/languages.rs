@@ -1,0 +1,110 @@
+//! Audio languages: a video with an English original and German, French
+//! and Spanish dubs of equal bitrate (the stand-in writes them as yt-dlp
+//! writes YouTube's). Every plan that picks audio serves the original by
+//! default, and `lang=` picks another; the origin's log says which track
+//! was fetched (each track's URL names its language).
+
+use crate::helpers::*;
+
+/// The languages of the audio track URLs the origin was asked for.
+fn languages_fetched(app: &TestApp, id: &str) -> Vec<String> {
+    let mut langs: Vec<String> = app
+        .origin
+        .requests("/media/dash-a.m4a")
+        .into_iter()
+        .filter(|(p, _)| p.contains(id))
+        .filter_map(|(p, _)| p.split("lang=").nth(1).map(|l| l.split('&').next().unwrap_or("").to_owned()))
+        .collect();
+    langs.sort();
+    langs.dedup();
+    langs
+}
+
+#[tokio::test]
+async fn the_info_lists_audio_languages_original_first_and_chapters() {
+    let app = spawn_app().await;
+    let (status, body) = app.json(&format!("/api/v2/videos/youtube/{}", yt_id("dubs"))).await;
+    assert_eq!(status, 200, "{body}");
+    let langs = &body["data"]["audio_languages"];
+    assert_eq!(langs[0], serde_json::json!({"code": "en", "name": "English", "original": true}), "{langs}");
+    let codes: Vec<&str> = langs.as_array().unwrap().iter().map(|l| l["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["en", "de", "fr", "es"]);
+    assert_eq!(langs[1]["name"], "German");
+    assert_eq!(langs[3]["original"], false);
+    let chapters = &body["data"]["chapters"];
+    assert_eq!(chapters[1], serde_json::json!({"start_time": 3.0, "end_time": 8.0, "title": "The rest"}));
+    let format = body["data"]["formats"].as_array().unwrap().iter().find(|f| f["format_id"] == "140-2").unwrap();
+    assert_eq!(format["language"], "fr");
+}
+
+#[tokio::test]
+async fn audio_only_is_the_original_unless_lang_says_otherwise() {
+    let app = spawn_app().await;
+    let id = yt_id("dubs");
+    let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{id}?quality=audio")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-reelay-format"], "140-0");
+    assert_eq!(resp.bytes().await.unwrap(), media("dash-a.m4a"));
+    assert_eq!(languages_fetched(&app, &id), ["en"]);
+    // Direct: the redirect names the original's URL; lang= a dub's.
+    let resp = app.get(&format!("/api/v2/stream/direct/youtube/{id}?quality=audio")).await;
+    assert_eq!(resp.status(), 302);
+    assert!(resp.headers()["location"].to_str().unwrap().ends_with("&lang=en"));
+    for (lang, format) in [("de", "140-1"), ("es", "140-3"), ("original", "140-0"), ("FR", "140-2")] {
+        let resp = app.get(&format!("/api/v2/stream/direct/youtube/{id}?quality=audio&lang={lang}")).await;
+        assert_eq!((resp.status().as_u16(), resp.headers()["x-reelay-format"].to_str().unwrap()), (302, format));
+    }
+    // A language the video lacks: 404, naming those it has; a malformed one: 400.
+    let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{id}?quality=audio&lang=ja")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_error_shape(status, &body);
+    assert_eq!(body["error"], "Language unavailable");
+    assert!(body["detail"].as_str().unwrap().ends_with("it has en, de, fr, es"), "{body}");
+    let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{id}?lang=--exec")).await;
+    assert_eq!((status.as_u16(), &body["error"]), (400, &serde_json::json!("Invalid lang")), "{body}");
+}
+
+#[tokio::test]
+async fn the_merge_and_the_manifest_take_the_original_audio() {
+    let app = spawn_app().await;
+    let id = yt_id("dubs");
+    let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{id}?quality=720p")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-reelay-format"], "136+140-0");
+    assert!(!resp.bytes().await.unwrap().is_empty());
+    assert_eq!(languages_fetched(&app, &id), ["en"], "ffmpeg merged the original's audio");
+
+    let other = yt_id("dubs");
+    let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{other}?quality=720p&lang=fr")).await;
+    assert_eq!(resp.headers()["x-reelay-format"], "136+140-2");
+    assert!(!resp.bytes().await.unwrap().is_empty());
+    assert_eq!(languages_fetched(&app, &other), ["fr"]);
+
+    // The manifest's audio rendition: the original, or lang='s; its media
+    // playlist and a part come through the relay from that track.
+    for (lang, want) in [("", "en"), ("&lang=de", "de")] {
+        let id = yt_id("dubs");
+        let master = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=360p{lang}")).await;
+        assert_eq!(master.status(), 200);
+        let master = master.text().await.unwrap();
+        let audio = master
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA:").filter(|m| m.contains("TYPE=AUDIO")))
+            .and_then(|m| m.split("URI=\"").nth(1))
+            .map(|u| u.split('"').next().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("no audio rendition:\n{master}"));
+        let playlist = app.get(&audio).await.text().await.unwrap();
+        let part = playlist.lines().find(|l| !l.starts_with('#') && !l.is_empty()).unwrap();
+        let resp = app.http.get(format!("{}{part}", app.base)).header("range", "bytes=0-99").send().await.unwrap();
+        assert!(resp.status().is_success(), "{part}");
+        assert_eq!(languages_fetched(&app, &id), [want], "{master}");
+    }
+    let (status, _) = app.json(&format!("/api/v2/stream/manifest/youtube/{}/master.m3u8?lang=ja", yt_id("dubs"))).await;
+    assert_eq!(status, 404);
+    // AVPro is handed the manifest, with the language asked for.
+    let id = yt_id("dubs");
+    let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{id}?quality=720p&player=avpro&lang=es")).await;
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap();
+    assert_eq!(location, format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=720p&player=avpro&lang=es"));
+}
