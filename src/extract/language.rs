@@ -31,6 +31,15 @@ fn name_of(f: &Format, code: &str) -> String {
     if letters { name } else { code.to_owned() }
 }
 
+impl Format {
+    /// Its language and that language's name, when it names one.
+    pub fn language_named(&self) -> Option<(String, String)> {
+        let code = self.language.clone()?;
+        let name = name_of(self, &code);
+        Some((code, name))
+    }
+}
+
 impl VideoInfo {
     /// The languages of its audio formats, the original first, each once.
     pub fn audio_languages(&self) -> Vec<AudioLanguage> {

@@ -183,23 +183,38 @@ async fn renditions(
     if req.quality == Quality::Worst {
         video = video.last().copied().into_iter().collect();
     }
-    let audio = info
-        .formats
-        .iter()
-        .filter(dash)
-        .filter(|f| f.has_audio && !f.has_video && f.ext == "m4a")
-        .max_by(|a, b| rank_audio(a, b));
+    let all_audio: Vec<&Format> =
+        info.formats.iter().filter(dash).filter(|f| f.has_audio && !f.has_video && f.ext == "m4a").collect();
+    let audio = all_audio.iter().copied().max_by(|a, b| rank_audio(a, b));
+    // The best track of each other language, in the order the info lists them.
+    let mut other_audio: Vec<&Format> = Vec::new();
+    for lang in info.audio_languages() {
+        let best = all_audio
+            .iter()
+            .copied()
+            .filter(|f| f.language.as_deref() == Some(lang.code.as_str()))
+            .max_by(|a, b| rank_audio(a, b));
+        if let Some(f) = best
+            && audio.is_some_and(|a| a.language != f.language)
+        {
+            other_audio.push(f);
+        }
+    }
     if video.is_empty() && audio.is_none() {
         return Ok(None);
     }
     let links = Links::new(&req.video, now_unix() + LINK_TTL_SECS);
-    let tracks = join_all(video.iter().copied().chain(audio).map(|f| track(state, req, cached, f, &links))).await;
+    let default_audio = audio.map(|a| a.format_id.clone());
+    let listed = video.iter().copied().chain(audio).chain(other_audio.iter().copied());
+    let tracks = join_all(listed.map(|f| track(state, req, cached, f, &links))).await;
     let mut audio_track = None;
+    let mut other_tracks = Vec::new();
     let mut video_tracks = Vec::new();
     let mut failure = None;
     for t in tracks {
         match t {
-            Ok(t) if t.audio => audio_track = Some(t),
+            Ok(t) if t.audio && Some(&t.id) == default_audio.as_ref() => audio_track = Some(t),
+            Ok(t) if t.audio => other_tracks.push(t),
             Ok(t) => video_tracks.push(t),
             Err(e) => match &*e {
                 IndexFailure::NotDash(why) => tracing::debug!(key = %cached.key, why, "a format has no DASH index"),
@@ -221,7 +236,7 @@ async fn renditions(
             detail: "the audio file is not laid out for streaming".into(),
         }));
     }
-    Ok(Some(Renditions { video: video_tracks, audio: audio_track }))
+    Ok(Some(Renditions { video: video_tracks, audio: audio_track, other_audio: other_tracks }))
 }
 
 /// One format as a track: its layout, and the links to it.
@@ -243,6 +258,7 @@ async fn track(
         height: f.height,
         fps: f.fps,
         audio,
+        language: f.language_named().filter(|_| audio),
         index,
     })
 }

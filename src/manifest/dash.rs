@@ -27,10 +27,15 @@ pub fn mpd(r: &Renditions) -> String {
         period.push_attribute(("duration", duration.as_str()));
         w.write_event(Event::Start(period))?;
         if !r.video.is_empty() {
-            adaptation_set(&mut w, &r.video)?;
+            adaptation_set(&mut w, &r.video, None)?;
         }
+        // One audio set per language, each with its `lang` and a Role: the
+        // default is `main`, the others `dub`.
         if let Some(a) = &r.audio {
-            adaptation_set(&mut w, std::slice::from_ref(a))?;
+            adaptation_set(&mut w, std::slice::from_ref(a), Some("main"))?;
+        }
+        for a in &r.other_audio {
+            adaptation_set(&mut w, std::slice::from_ref(a), Some("dub"))?;
         }
         w.write_event(Event::End(BytesEnd::new("Period")))?;
         w.write_event(Event::End(BytesEnd::new("MPD")))
@@ -39,7 +44,7 @@ pub fn mpd(r: &Renditions) -> String {
     String::from_utf8(w.into_inner()).expect("quick-xml writes UTF-8 from UTF-8 input")
 }
 
-fn adaptation_set(w: &mut Writer<Vec<u8>>, tracks: &[Track]) -> std::io::Result<()> {
+fn adaptation_set(w: &mut Writer<Vec<u8>>, tracks: &[Track], role: Option<&str>) -> std::io::Result<()> {
     let mut set = BytesStart::new("AdaptationSet");
     set.extend_attributes([
         ("contentType", if tracks[0].audio { "audio" } else { "video" }),
@@ -48,7 +53,15 @@ fn adaptation_set(w: &mut Writer<Vec<u8>>, tracks: &[Track]) -> std::io::Result<
         ("subsegmentAlignment", "true"),
         ("subsegmentStartsWithSAP", "1"),
     ]);
+    if let Some((code, _)) = &tracks[0].language {
+        set.push_attribute(("lang", code.as_str()));
+    }
     w.write_event(Event::Start(set))?;
+    if let (Some(role), Some(_)) = (role, &tracks[0].language) {
+        let mut r = BytesStart::new("Role");
+        r.extend_attributes([("schemeIdUri", "urn:mpeg:dash:role:2011"), ("value", role)]);
+        w.write_event(Event::Empty(r))?;
+    }
     for t in tracks {
         let mut rep = BytesStart::new("Representation");
         rep.push_attribute(("id", t.id.as_str()));

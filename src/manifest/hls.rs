@@ -20,15 +20,19 @@ const AUDIO_GROUP: &str = "audio";
 pub fn master(r: &Renditions) -> String {
     let audio_bw = r.audio.as_ref().map_or(0, |a| a.index.peak_bitrate());
     let audio_avg = r.audio.as_ref().map_or(0, |a| a.index.average_bitrate());
+    // Every language in one group; only the default (the original) says so.
     let alternatives = r
         .audio
         .iter()
-        .map(|a| AlternativeMedia {
+        .map(|a| (a, true))
+        .chain(r.other_audio.iter().map(|a| (a, false)))
+        .map(|(a, default)| AlternativeMedia {
             media_type: AlternativeMediaType::Audio,
             uri: Some(a.playlist_uri.clone()),
             group_id: AUDIO_GROUP.into(),
-            name: a.id.clone(),
-            default: true,
+            language: a.language.as_ref().map(|(code, _)| code.clone()),
+            name: a.language.as_ref().map_or_else(|| a.id.clone(), |(_, name)| name.clone()),
+            default,
             autoselect: true,
             ..Default::default()
         })

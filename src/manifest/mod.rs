@@ -37,6 +37,9 @@ pub struct Track {
     pub fps: Option<f64>,
     /// True for an audio-only file.
     pub audio: bool,
+    /// An audio track's language (`en`) and its name (`English`), when the
+    /// platform says.
+    pub language: Option<(String, String)>,
     /// The file's layout.
     pub index: Arc<Index>,
 }
@@ -48,11 +51,14 @@ impl Track {
 }
 
 /// What a manifest lists: video renditions, best first, and the audio that
-/// goes with all of them.
+/// goes with all of them: the default (the original language, or `lang=`'s)
+/// and one track of each other language the video has.
 #[derive(Debug, Clone)]
 pub struct Renditions {
     pub video: Vec<Track>,
     pub audio: Option<Track>,
+    /// Other languages' audio (dubs), after the default.
+    pub other_audio: Vec<Track>,
 }
 
 impl Renditions {

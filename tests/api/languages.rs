@@ -80,9 +80,10 @@ async fn the_merge_and_the_manifest_take_the_original_audio() {
     assert!(!resp.bytes().await.unwrap().is_empty());
     assert_eq!(languages_fetched(&app, &other), ["fr"]);
 
-    // The manifest's audio rendition: the original, or lang='s; its media
-    // playlist and a part come through the relay from that track.
-    for (lang, want) in [("", "en"), ("&lang=de", "de")] {
+    // The manifest's default audio rendition: the original, or lang='s
+    // alone; its media playlist and a part come through the relay from
+    // that track (its links name the format).
+    for (lang, want) in [("", "140-0"), ("&lang=de", "140-1")] {
         let id = yt_id("dubs");
         let master = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=360p{lang}")).await;
         assert_eq!(master.status(), 200);
@@ -93,11 +94,13 @@ async fn the_merge_and_the_manifest_take_the_original_audio() {
             .and_then(|m| m.split("URI=\"").nth(1))
             .map(|u| u.split('"').next().unwrap().to_owned())
             .unwrap_or_else(|| panic!("no audio rendition:\n{master}"));
+        assert!(audio.contains(&format!("/{want}.m3u8")), "{audio}");
         let playlist = app.get(&audio).await.text().await.unwrap();
         let part = playlist.lines().find(|l| !l.starts_with('#') && !l.is_empty()).unwrap();
+        assert!(part.contains(&format!("/{want}.m4a")), "{part}");
         let resp = app.http.get(format!("{}{part}", app.base)).header("range", "bytes=0-99").send().await.unwrap();
         assert!(resp.status().is_success(), "{part}");
-        assert_eq!(languages_fetched(&app, &id), [want], "{master}");
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), &media("dash-a.m4a")[..100]);
     }
     let (status, _) = app.json(&format!("/api/v2/stream/manifest/youtube/{}/master.m3u8?lang=ja", yt_id("dubs"))).await;
     assert_eq!(status, 404);
@@ -107,4 +110,48 @@ async fn the_merge_and_the_manifest_take_the_original_audio() {
     assert_eq!(resp.status(), 302);
     let location = resp.headers()["location"].to_str().unwrap();
     assert_eq!(location, format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=720p&player=avpro&lang=es"));
+}
+
+/// The master lists every language in one audio group (the original the
+/// only default), the MPD one audio AdaptationSet per language with its
+/// `lang` and Role; ffprobe reads the master; `lang=` lists that one alone.
+#[tokio::test]
+async fn the_manifests_list_every_language_the_original_as_default() {
+    let app = spawn_app().await;
+    let id = yt_id("dubs");
+    let master = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8")).await.text().await.unwrap();
+    let media: Vec<&str> = master.lines().filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO")).collect();
+    assert_eq!(media.len(), 4, "{master}");
+    let attr = |line: &str, key: &str| {
+        line.split(',').find_map(|a| a.strip_prefix(&format!("{key}="))).map(|v| v.trim_matches('"').to_owned())
+    };
+    let langs: Vec<String> = media.iter().map(|m| attr(m, "LANGUAGE").unwrap()).collect();
+    assert_eq!(langs, ["en", "de", "fr", "es"]);
+    assert_eq!(attr(media[1], "NAME").as_deref(), Some("German"));
+    // DEFAULT left out means NO (RFC 8216 §4.4.6.1).
+    let defaults: Vec<String> = media.iter().map(|m| attr(m, "DEFAULT").unwrap_or_else(|| "NO".into())).collect();
+    assert_eq!(defaults, ["YES", "NO", "NO", "NO"], "{master}");
+    assert!(media.iter().all(|m| attr(m, "GROUP-ID").as_deref() == Some("audio")));
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type:stream_tags=language", "-of", "json"])
+        .arg(format!("{}/api/v2/stream/manifest/youtube/{id}/master.m3u8", app.base))
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let probed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let audio = probed["streams"].as_array().unwrap().iter().filter(|s| s["codec_type"] == "audio").count();
+    assert!(audio >= 4, "ffprobe finds every language's audio: {probed}");
+
+    let mpd = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/manifest.mpd")).await.text().await.unwrap();
+    for (lang, role) in [("en", "main"), ("de", "dub"), ("fr", "dub"), ("es", "dub")] {
+        let set = mpd
+            .split("<AdaptationSet")
+            .find(|s| s.contains(&format!("lang=\"{lang}\"")))
+            .unwrap_or_else(|| panic!("{lang}: {mpd}"));
+        assert!(set.contains("contentType=\"audio\"") && set.contains(&format!("value=\"{role}\"")), "{lang}: {set}");
+    }
+    let one = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?lang=fr")).await.text().await.unwrap();
+    let media: Vec<&str> = one.lines().filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=AUDIO")).collect();
+    assert_eq!((media.len(), attr(media[0], "LANGUAGE").as_deref()), (1, Some("fr")), "{one}");
 }
