@@ -153,6 +153,7 @@ impl App {
             relay,
             signer: Signer::new(config.url_signing_key.as_deref()),
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
+            rendered: crate::http::rendered_cache(),
             proxy_countries: config.proxy_countries(),
             config,
             service,

@@ -19,7 +19,7 @@ use crate::select::SelectError;
 use crate::service::play::PlayError;
 use crate::upstream::ProxyError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     /// 400: input refused at the edge (platform, id, URL, query).
     #[error("{error}")]

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::edge::{Video, parse_lang, parse_player};
 use super::hls::source_playlist;
 use super::reply::{FORMAT_HEADER, HLS_TYPE, format_header, found};
-use super::state::{AppState, Client};
+use super::state::{AppState, Client, Rendered};
 use crate::cache::{CachedInfo, now_unix};
 use crate::extract::Format;
 use crate::hls::{PartGrant, PartKind};
@@ -33,6 +33,7 @@ use crate::platform::VideoRef;
 use crate::select::{AudioLang, Player, Quality, rank_audio};
 use crate::service::Purpose;
 use crate::service::play::format_spec;
+use bytes::Bytes;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -127,11 +128,35 @@ async fn manifest_response(
     kind: Kind,
 ) -> Result<Response, ApiError> {
     let cached = state.lookup(&req.video, Purpose::Stream, client).await?;
-    if let Some(r) = renditions(state, &req, &cached).await? {
-        return Ok(match kind {
-            Kind::Hls => text(HLS_TYPE, manifest::hls::master(&r)),
-            Kind::Dash => text(DASH_TYPE, manifest::dash::mpd(&r)),
-        });
+    let content_type = match kind {
+        Kind::Hls => HLS_TYPE,
+        Kind::Dash => DASH_TYPE,
+    };
+    // Rendered once per extraction and request, then kept briefly: a hot
+    // manifest costs a lookup and a copy of its bytes.
+    let key = format!(
+        "{}@{}|{}|{:?}|{}|{:?}|{:?}",
+        cached.key, cached.fetched_at, content_type, req.quality, req.direct, req.player, req.lang
+    );
+    let rendered = state
+        .rendered
+        .get_or_fetch(
+            &key,
+            |_| true,
+            || async {
+                Ok::<_, ApiError>(Rendered(renditions(state, &req, &cached).await?.map(|r| {
+                    Bytes::from(match kind {
+                        Kind::Hls => manifest::hls::master(&r),
+                        Kind::Dash => manifest::dash::mpd(&r),
+                    })
+                })))
+            },
+        )
+        .await;
+    match rendered {
+        Ok((r, _)) if r.0.is_some() => return Ok(text(content_type, r.0.clone().expect("checked"))),
+        Ok(_) => {}
+        Err(e) => return Err(Arc::unwrap_or_clone(e)),
     }
     // No separate DASH files: the source's own HLS, if it has one.
     let hls = cached.info.formats.iter().filter(|f| f.is_hls() && req.player.plays(f));
@@ -315,13 +340,25 @@ async fn part(
     })?;
     match grant.k {
         PartKind::Playlist => {
-            let index: Arc<Index> =
-                state.indexes.get(&state.relay, || format_spec(&state.service, &video, &cached, f)).await?;
-            let file_uri = match grant.d {
-                true => f.url.clone(),
-                false => Links::new(&video, grant.e).part(&state, f, PartKind::Bytes, false),
-            };
-            Ok(text(HLS_TYPE, manifest::hls::media(&index, &file_uri)))
+            let key = format!("{}@{}|{token}", cached.key, cached.fetched_at);
+            let rendered = state
+                .rendered
+                .get_or_fetch(
+                    &key,
+                    |_| true,
+                    || async {
+                        let index: Arc<Index> =
+                            state.indexes.get(&state.relay, || format_spec(&state.service, &video, &cached, f)).await?;
+                        let file_uri = match grant.d {
+                            true => f.url.clone(),
+                            false => Links::new(&video, grant.e).part(&state, f, PartKind::Bytes, false),
+                        };
+                        Ok::<_, ApiError>(Rendered(Some(Bytes::from(manifest::hls::media(&index, &file_uri)))))
+                    },
+                )
+                .await
+                .map_err(Arc::unwrap_or_clone)?;
+            Ok(text(HLS_TYPE, rendered.0.0.clone().unwrap_or_default()))
         }
         PartKind::Bytes => {
             let reply = state.relay.serve(format_spec(&state.service, &video, &cached, f), &method, &headers).await?;
@@ -338,8 +375,8 @@ async fn part(
     }
 }
 
-fn text(content_type: &'static str, body: String) -> Response {
-    let mut resp = Response::new(Body::from(body));
+fn text(content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut resp = Response::new(body.into());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     // The links inside are signed for a day, and the manifest is cheap to make again.

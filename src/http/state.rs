@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::access::Access;
 use super::error::ApiError;
-use crate::cache::CachedInfo;
+use crate::cache::{CachedInfo, Entry, Tiered};
 use crate::config::Config;
 use crate::extract::{ExtractError, Playlist};
 use crate::hls::Signer;
@@ -56,6 +56,9 @@ pub struct Inner {
     pub signer: Signer,
     /// The layout of DASH files, for the manifests reelay builds.
     pub indexes: Indexes,
+    /// Manifests and media playlists as rendered, kept briefly per video
+    /// (and extraction) and request.
+    pub rendered: Tiered<Rendered>,
     /// `PROXY_COUNTRIES`, parsed once.
     pub proxy_countries: Vec<String>,
     /// Client addresses, IP lists and API keys.
@@ -74,6 +77,29 @@ pub struct Inner {
     pub health: Arc<Health>,
     /// Where request ids come from.
     pub request_ids: RequestIds,
+}
+
+/// A rendered manifest or media playlist; `None`: the video has no DASH
+/// files to list.
+pub struct Rendered(pub Option<bytes::Bytes>);
+
+impl Entry for Rendered {
+    fn weight(&self) -> u32 {
+        self.0.as_ref().map_or(64, |b| b.len() as u32 + 64)
+    }
+}
+
+/// Rendered manifests: 16 MiB, each for 30 s (the links inside are signed
+/// for a day; a new extraction is a new key).
+pub fn rendered_cache() -> Tiered<Rendered> {
+    use crate::cache::Settings;
+    Tiered::new(Settings {
+        capacity: 16 * 1024 * 1024,
+        ttl: std::time::Duration::from_secs(30),
+        redis: None,
+        prefix: "",
+        lock: None,
+    })
 }
 
 /// Request ids: `{prefix}-{counter}`.

@@ -303,3 +303,23 @@ async fn each_player_profile_gets_what_it_promises() {
     assert_eq!(status, 409, "{body}");
     assert!(body["detail"].as_str().unwrap().contains("player=unity"), "{body}");
 }
+
+/// A hot manifest is rendered once and kept briefly: asked again a second
+/// later (when freshly signed links would carry another expiry) it is the
+/// same text, its links the same, so caches in front can share it.
+#[tokio::test]
+async fn a_hot_manifest_is_rendered_once_and_its_links_stay_the_same() {
+    let app = spawn_app().await;
+    let id = yt_id("dashd");
+    let path = format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8");
+    let first = text(&app, &path).await;
+    let audio = first.lines().find_map(|l| l.split("URI=\"").nth(1)).map(|u| u.split('"').next().unwrap().to_owned());
+    let media = text(&app, &audio.clone().expect("an audio rendition")).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(text(&app, &path).await, first);
+    assert_eq!(text(&app, &audio.unwrap()).await, media);
+    let mpd = path.replace("master.m3u8", "manifest.mpd");
+    assert!(text(&app, &mpd).await.contains("<MPD"), "another request, its own rendering");
+    let other = text(&app, &format!("{path}?quality=360p")).await;
+    assert_ne!(other, first, "another query, another rendering");
+}
