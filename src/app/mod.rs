@@ -107,17 +107,18 @@ impl App {
         );
         let playlists = crate::cache::playlists(redis.clone(), Duration::from_secs(config.cache_ttl));
         let signin = SignIn::new(config.cookies_dir.clone(), Duration::from_secs(config.auth_status_ttl));
+        let window = Duration::from_secs(config.rate_limit_window.max(1));
         let settings = Settings {
             allow_private: config.allow_private_networks,
             info_ttl: config.video_info_ttl(),
             stream_ttl: config.stream_url_ttl(),
+            extract_limit: config.extract_rate_limit.map(|n| Limiter::new("ext", n, window, redis.clone())),
+            metrics: metrics.clone(),
         };
         let service = Arc::new(VideoService::new(cache, playlists, extractor.clone(), signin, settings));
-        let window = Duration::from_secs(config.rate_limit_window.max(1));
         let request_limit = config
             .rate_limit_enabled
             .then(|| Limiter::new("req", config.rate_limit_max_requests, window, redis.clone()));
-        let extract_limit = config.extract_rate_limit.map(|n| Limiter::new("ext", n, window, redis.clone()));
         let health = Arc::new(Health::new(redis.is_some()));
         let mut tasks = Vec::new();
         if let Some(r) = &redis {
@@ -159,7 +160,6 @@ impl App {
             service,
             access,
             request_limit,
-            extract_limit,
             redis,
             metrics,
             health,

@@ -9,7 +9,7 @@ use super::access::Access;
 use super::error::ApiError;
 use crate::cache::{CachedInfo, Entry, Tiered};
 use crate::config::Config;
-use crate::extract::{ExtractError, Playlist};
+use crate::extract::Playlist;
 use crate::hls::Signer;
 use crate::manifest::Indexes;
 use crate::metrics::Metrics;
@@ -18,7 +18,7 @@ use crate::ratelimit::Limiter;
 use crate::redis::RedisTier;
 use crate::relay::Relay;
 use crate::service::health::Health;
-use crate::service::{Gate, Purpose, VideoService};
+use crate::service::{Purpose, VideoService};
 
 /// Who is asking, as the edge middleware found out; in every request's
 /// extensions.
@@ -65,8 +65,6 @@ pub struct Inner {
     pub access: Access,
     /// The per-client request budget (`RATE_LIMIT_*`), when enabled.
     pub request_limit: Option<Limiter>,
-    /// The per-client budget of cache misses (`EXTRACT_RATE_LIMIT`).
-    pub extract_limit: Option<Limiter>,
     /// The shared tier, for the Redis gauge.
     pub redis: Option<RedisTier>,
     /// Requests being answered (until their head is sent), for load shedding.
@@ -129,38 +127,19 @@ impl AppState {
         AppState(Arc::new(inner))
     }
 
-    /// The video's info for `client`, counted as a cache hit or miss; a
-    /// miss spends the client's extraction budget.
+    /// The video's info for `client` (see [`VideoService::lookup`]).
     pub async fn lookup(
         &self,
         video: &VideoRef,
         purpose: Purpose,
         client: &Client,
     ) -> Result<Arc<CachedInfo>, ApiError> {
-        let id = self.extract_limit.as_ref().map(|_| client.id());
-        let result = self.service.info(video, purpose, self.gate(id.as_deref())).await;
-        let (cached, source) = result.inspect_err(|e| self.count_refusal(e))?;
-        self.metrics.record_lookup(source.hit_tier());
-        Ok(cached)
+        Ok(self.service.lookup(video, purpose, || client.id()).await?)
     }
 
-    /// The playlist's entries for `client`, like [`AppState::lookup`].
+    /// The playlist's entries for `client`.
     pub async fn lookup_playlist(&self, list: &PlaylistRef, client: &Client) -> Result<Arc<Playlist>, ApiError> {
-        let id = self.extract_limit.as_ref().map(|_| client.id());
-        let result = self.service.playlist(list, self.gate(id.as_deref())).await;
-        let (playlist, source) = result.inspect_err(|e| self.count_refusal(e))?;
-        self.metrics.record_lookup(source.hit_tier());
-        Ok(playlist)
-    }
-
-    fn gate<'a>(&'a self, client_id: Option<&'a str>) -> Gate<'a> {
-        self.extract_limit.as_ref().zip(client_id)
-    }
-
-    fn count_refusal(&self, e: &ExtractError) {
-        if let ExtractError::RateLimited(_) = e {
-            self.metrics.record_rate_limited(true);
-        }
+        Ok(self.service.lookup_playlist(list, || client.id()).await?)
     }
 
     pub fn next_request_id(&self) -> String {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::cache::{CachedInfo, PlaylistCache, Source, VideoCache};
 use crate::extract::{ExtractError, Extractor, Playlist};
+use crate::metrics::Metrics;
 use crate::net;
 use crate::platform::PlaylistRef;
 use crate::platform::VideoRef;
@@ -52,6 +53,10 @@ pub struct VideoService {
     info_ttl: Duration,
     /// `STREAM_URL_TTL`: the oldest info whose URLs are streamed.
     stream_ttl: Duration,
+    /// The per-client budget of cache misses (`EXTRACT_RATE_LIMIT`).
+    extract_limit: Option<Limiter>,
+    /// Lookups by tier, and budget refusals.
+    metrics: Arc<Metrics>,
 }
 
 /// The settings of a [`VideoService`], from `Config`.
@@ -59,6 +64,9 @@ pub struct Settings {
     pub allow_private: bool,
     pub info_ttl: Duration,
     pub stream_ttl: Duration,
+    /// `EXTRACT_RATE_LIMIT`, when set.
+    pub extract_limit: Option<Limiter>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl VideoService {
@@ -69,8 +77,63 @@ impl VideoService {
         signin: SignIn,
         settings: Settings,
     ) -> Self {
-        let Settings { allow_private, info_ttl, stream_ttl } = settings;
-        VideoService { cache, playlists, extractor, signin, allow_private, info_ttl, stream_ttl }
+        let Settings { allow_private, info_ttl, stream_ttl, extract_limit, metrics } = settings;
+        VideoService {
+            cache,
+            playlists,
+            extractor,
+            signin,
+            allow_private,
+            info_ttl,
+            stream_ttl,
+            extract_limit,
+            metrics,
+        }
+    }
+
+    /// A client's lookup of a video: counted by the tier that answered, a
+    /// miss spending the client's extraction budget (`client_id` is asked
+    /// for only when there is one).
+    pub async fn lookup(
+        &self,
+        video: &VideoRef,
+        purpose: Purpose,
+        client_id: impl FnOnce() -> String,
+    ) -> Result<Arc<CachedInfo>, Arc<ExtractError>> {
+        let id = self.extract_limit.as_ref().map(|_| client_id());
+        let result = self.info(video, purpose, self.gate(id.as_deref())).await;
+        self.counted(result)
+    }
+
+    /// A client's lookup of a playlist, like [`VideoService::lookup`].
+    pub async fn lookup_playlist(
+        &self,
+        list: &PlaylistRef,
+        client_id: impl FnOnce() -> String,
+    ) -> Result<Arc<Playlist>, Arc<ExtractError>> {
+        let id = self.extract_limit.as_ref().map(|_| client_id());
+        let result = self.playlist(list, self.gate(id.as_deref())).await;
+        self.counted(result)
+    }
+
+    fn gate<'a>(&'a self, client_id: Option<&'a str>) -> Gate<'a> {
+        self.extract_limit.as_ref().zip(client_id)
+    }
+
+    /// Counts a lookup's answer: its tier, or a spent budget.
+    fn counted<T>(&self, result: Result<(T, Source), Arc<ExtractError>>) -> Result<T, Arc<ExtractError>> {
+        match result {
+            Ok((value, source)) => {
+                self.metrics.record_lookup(source.hit_tier());
+                Ok(value)
+            }
+            Err(e) => {
+                if let ExtractError::RateLimited(_) = *e {
+                    self.metrics.record_rate_limited(true);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Forgets the video in both tiers (its URLs stopped working).
