@@ -16,7 +16,7 @@
 //!   stream request becomes a Redirect, Relay, Merge, Hls or Manifest) and
 //!   `health`.
 //! - [`manifest`]: HLS and DASH manifests built from a video's DASH files'
-//!   `sidx`; [`select`]: quality and player profiles over the cached
+//!   `sidx`; [`subtitles`]: a video's subtitle tracks as WebVTT; [`select`]: quality and player profiles over the cached
 //!   formats; [`cache`]: the in-process and Redis tiers of video info and
 //!   playlists.
 //! - [`extract`]: yt-dlp (a process per run, or a worker pool), its JSON as
@@ -53,6 +53,7 @@ pub mod redis;
 pub mod relay;
 pub mod select;
 pub mod service;
+pub mod subtitles;
 pub mod telemetry;
 pub mod upstream;
 

@@ -318,6 +318,7 @@ mod tests {
             webpage_url: None,
             is_live: false,
             chapters: Vec::new(),
+            subtitles: Vec::new(),
             expires_at: None,
             route: Default::default(),
             formats: vec![

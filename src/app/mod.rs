@@ -155,6 +155,7 @@ impl App {
             signer: Signer::new(config.url_signing_key.as_deref()),
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
             rendered: crate::http::rendered_cache(),
+            subtitles: Default::default(),
             proxy_countries: config.proxy_countries(),
             config,
             service,

@@ -29,6 +29,10 @@ pub struct VideoInfo {
     /// yt-dlp's `chapters`, in order.
     #[serde(default)]
     pub chapters: Vec<Chapter>,
+    /// Subtitle tracks: the uploader's, then the platform's automatic
+    /// captions (not their machine translations).
+    #[serde(default)]
+    pub subtitles: Vec<Subtitles>,
     /// Unix time at which the first of the formats' URLs stops working, when
     /// any URL says so; the cache never keeps the entry past it.
     pub expires_at: Option<i64>,
@@ -37,6 +41,27 @@ pub struct VideoInfo {
     #[serde(default, skip_serializing_if = "crate::egress::Route::is_direct")]
     pub route: crate::egress::Route,
 }
+
+/// One subtitle track and the files it comes in.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Subtitles {
+    /// As yt-dlp gives it (`en`, `pt-BR`).
+    pub lang: String,
+    pub name: Option<String>,
+    /// The platform's automatic captions rather than the uploader's.
+    pub auto: bool,
+    /// In the formats reelay can serve as WebVTT (vtt, json3, srv3).
+    pub files: Vec<SubtitleFile>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SubtitleFile {
+    pub ext: String,
+    pub url: String,
+}
+
+/// The subtitle formats reelay serves (as WebVTT), best first.
+pub const SUBTITLE_EXTS: [&str; 3] = ["vtt", "json3", "srv3"];
 
 /// A chapter of a video, as yt-dlp lists it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
@@ -253,6 +278,7 @@ impl VideoInfo {
             is_live: v.get("is_live").and_then(Value::as_bool).unwrap_or(false),
             formats,
             chapters: chapters_of(&v),
+            subtitles: subtitles_of(&v),
             expires_at,
             route: Default::default(),
         })
@@ -263,6 +289,36 @@ impl VideoInfo {
     pub fn to_api_json(&self) -> Vec<u8> {
         serde_json::to_vec(&ApiVideo::from(self)).expect("plain structs always serialise")
     }
+}
+
+/// yt-dlp's `subtitles` and `automatic_captions` (`{lang: [{ext, url,
+/// name}]}`): the files reelay can convert; automatic translations (`tlang=`
+/// in the URL) and the live chat are left out.
+fn subtitles_of(v: &Value) -> Vec<Subtitles> {
+    let mut out = Vec::new();
+    for (key, auto) in [("subtitles", false), ("automatic_captions", true)] {
+        let Some(map) = v.get(key).and_then(Value::as_object) else { continue };
+        let mut langs: Vec<&String> = map.keys().collect();
+        langs.sort();
+        for lang in langs {
+            let Some(list) = map[lang].as_array() else { continue };
+            if lang == "live_chat" || lang.len() > 35 {
+                continue;
+            }
+            let files: Vec<SubtitleFile> = list
+                .iter()
+                .filter_map(|f| Some(SubtitleFile { ext: str_of(f, "ext")?, url: str_of(f, "url")? }))
+                .filter(|f| SUBTITLE_EXTS.contains(&f.ext.as_str()) && f.url.starts_with("http"))
+                .filter(|f| !(auto && f.url.contains("tlang=")))
+                .collect();
+            if files.is_empty() {
+                continue;
+            }
+            let name = list.iter().find_map(|f| str_of(f, "name"));
+            out.push(Subtitles { lang: lang.clone(), name, auto, files });
+        }
+    }
+    out
 }
 
 /// yt-dlp's `chapters`: those with a start, an end after it and a title.
@@ -334,6 +390,38 @@ pub struct ApiVideo {
     pub audio_languages: Vec<super::AudioLanguage>,
     /// yt-dlp's chapters.
     pub chapters: Vec<Chapter>,
+    /// Subtitle tracks, each served as WebVTT by `url` (reelay's own route).
+    pub subtitles: Vec<ApiSubtitles>,
+}
+
+/// A subtitle track as clients see it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiSubtitles {
+    pub lang: String,
+    pub name: Option<String>,
+    /// The platform's automatic captions.
+    pub auto: bool,
+    /// `/api/v2/subtitles/...`: WebVTT through the server.
+    pub url: String,
+}
+
+impl VideoInfo {
+    /// Where a subtitle track of this video is served: by platform and id,
+    /// else by the video's link.
+    fn subtitle_url(&self, s: &Subtitles) -> String {
+        let auto = if s.auto { "&auto=true" } else { "" };
+        let lang: String = url::form_urlencoded::byte_serialize(s.lang.as_bytes()).collect();
+        match crate::platform::VideoRef::from_path(&self.platform, &self.id) {
+            Ok(video) if !matches!(video, crate::platform::VideoRef::Generic { .. }) => {
+                format!("/api/v2/subtitles/{}?lang={lang}{auto}", video.route_key())
+            }
+            _ => {
+                let link = self.webpage_url.as_deref().unwrap_or_default();
+                let link: String = url::form_urlencoded::byte_serialize(link.as_bytes()).collect();
+                format!("/api/v2/subtitles?url={link}&lang={lang}{auto}")
+            }
+        }
+    }
 }
 
 impl From<&Format> for ApiFormat {
@@ -379,6 +467,16 @@ impl From<&VideoInfo> for ApiVideo {
             formats: v.formats.iter().map(ApiFormat::from).collect(),
             audio_languages: v.audio_languages(),
             chapters: v.chapters.clone(),
+            subtitles: v
+                .subtitles
+                .iter()
+                .map(|s| ApiSubtitles {
+                    lang: s.lang.clone(),
+                    name: s.name.clone(),
+                    auto: s.auto,
+                    url: v.subtitle_url(s),
+                })
+                .collect(),
         }
     }
 }

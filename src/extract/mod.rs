@@ -32,7 +32,10 @@ use refusal::{is_unreachable, rejection};
 use worker::WorkerPool;
 
 pub use capabilities::Capabilities;
-pub use info::{ApiFormat, ApiVideo, Chapter, Format, Headers, ParseError, VideoInfo, url_expiry};
+pub use info::{
+    ApiFormat, ApiSubtitles, ApiVideo, Chapter, Format, Headers, ParseError, SUBTITLE_EXTS, SubtitleFile, Subtitles,
+    VideoInfo, url_expiry,
+};
 pub use language::AudioLanguage;
 pub use playlist::{Playlist, PlaylistEntry, PlaylistPage};
 

@@ -127,6 +127,26 @@ fn thumbnail_by_id() {}
         (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
 fn thumbnail_by_url() {}
 
+#[utoipa::path(get, path = "/api/v2/subtitles/{platform}/{video_id}", tag = "videos",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("platform" = String, Path), ("video_id" = String, Path),
+        ("lang" = Option<String>, Query, description = "The track's language, as the info's subtitles list it (en, pt-BR); any when absent"),
+        ("auto" = Option<bool>, Query, description = "true: the platform's automatic captions; false: the uploader's only; by default the uploader's first")),
+    responses(
+        (status = 200, description = "The track as WebVTT, converted from the platform's format (json3, srv3) where needed", content_type = "text/vtt"),
+        (status = "4XX", description = "400: bad input; 404: no such video, or no track in that language (the detail lists those there are)", body = ErrorResponse),
+        (status = "5XX", description = "502: the origin failed or sent something else", body = ErrorResponse)))]
+fn subtitles_by_id() {}
+
+#[utoipa::path(get, path = "/api/v2/subtitles", tag = "videos",
+    security(("api_key" = []), ("bearer" = [])),
+    params(("url" = String, Query, description = "Any video link"), ("lang" = Option<String>, Query), ("auto" = Option<bool>, Query)),
+    responses(
+        (status = 200, description = "The track as WebVTT", content_type = "text/vtt"),
+        (status = "4XX", description = "See the route by id", body = ErrorResponse),
+        (status = "5XX", description = "See the route by id", body = ErrorResponse)))]
+fn subtitles_by_url() {}
+
 #[utoipa::path(post, path = "/api/v2/videos/batch", tag = "videos",
     security(("api_key" = []), ("bearer" = [])),
     request_body = BatchRequest,
@@ -388,7 +408,7 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
-    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, videos_batch,
+    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, subtitles_by_id, subtitles_by_url, videos_batch,
           playlist_by_id, playlist_by_url, auth_status, auth_status_one, direct_by_id, direct_by_url,
           proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link, master_by_id, master_by_url, mpd_by_id, mpd_by_url,
           media_link),

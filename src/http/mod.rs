@@ -11,6 +11,7 @@
 
 pub mod access;
 mod batch;
+mod captions;
 pub mod conn;
 mod docs;
 mod edge;
@@ -56,6 +57,7 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
         .chain(untimed(signin::routes()))
         .chain(untimed(stream::routes()))
         .chain(untimed(hls::routes()))
+        .chain(timed(captions::routes()))
         .chain(untimed(manifest::routes()))
         .collect()
 }

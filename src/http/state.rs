@@ -59,6 +59,8 @@ pub struct Inner {
     /// Manifests and media playlists as rendered, kept briefly per video
     /// (and extraction) and request.
     pub rendered: Tiered<Rendered>,
+    /// Subtitle tracks converted to WebVTT.
+    pub subtitles: crate::subtitles::SubtitleCache,
     /// `PROXY_COUNTRIES`, parsed once.
     pub proxy_countries: Vec<String>,
     /// Client addresses, IP lists and API keys.

@@ -79,6 +79,7 @@ pub fn media_dir() -> &'static Path {
             std::fs::rename(&tmp, &out).unwrap();
         }
         make_hls(&dir);
+        write_subtitles(&dir);
         // Sparse: 300 MB on disk costs nothing, reading it costs the bytes.
         let big = dir.join("big.bin");
         if !big.exists() {
@@ -109,6 +110,29 @@ pub const BIG_LEN: u64 = 300 * 1024 * 1024;
 pub const RAND_LEN: u64 = 64 * 1024 * 1024;
 /// The googlevideo host of the stand-in extractor, resolved to the test origin.
 pub const GOOGLEVIDEO_HOST: &str = "rr1---sn-stand-in.googlevideo.com";
+
+/// Subtitle files in the formats YouTube serves: WebVTT, `json3` (timed
+/// events) and `srv3` (timed-text XML).
+fn write_subtitles(dir: &Path) {
+    let files = [
+        ("sub-en.vtt", "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHello from the uploader\n\n"),
+        ("sub-en.json3", r#"{"events":[{"tStartMs":0,"dDurationMs":2000,"segs":[{"utf8":"Hello in json3"}]}]}"#),
+        (
+            "sub-de.srv3",
+            r#"<?xml version="1.0" encoding="utf-8" ?><timedtext format="3"><body><p t="500" d="1500">Hallo <s>Welt</s></p></body></timedtext>"#,
+        ),
+        (
+            "auto-en.json3",
+            r#"{"events":[{"tStartMs":1000,"dDurationMs":3000,"segs":[{"utf8":"automatic "},{"utf8":"words"}]}]}"#,
+        ),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        if !path.exists() {
+            std::fs::write(&path, text).unwrap();
+        }
+    }
+}
 
 /// `hls/master.m3u8` with one fMP4 variant cut from clip.mp4 (so it has an
 /// `#EXT-X-MAP` init section and segments).

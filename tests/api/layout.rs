@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("config", 10),
     ("service", 9),
     ("manifest", 8),
+    ("subtitles", 8),
     ("select", 7),
     ("cache", 7),
     ("extract", 6),

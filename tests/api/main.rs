@@ -27,6 +27,7 @@ mod seeking;
 mod signin;
 mod soak;
 mod stream;
+mod subtitles;
 mod system;
 mod ui;
 mod update;

@@ -1,0 +1,56 @@
+//! Subtitles: the tracks yt-dlp lists (the stand-in writes the uploader's
+//! English and German, YouTube's automatic English captions and their
+//! machine translation, and the live chat) are listed in the info with
+//! reelay's own links, and served as WebVTT converted from json3 and srv3.
+
+use crate::helpers::*;
+
+async fn vtt(app: &TestApp, path: &str) -> String {
+    let resp = app.get(path).await;
+    assert_eq!(resp.status(), 200, "{path}");
+    assert_eq!(resp.headers()["content-type"], "text/vtt; charset=utf-8");
+    resp.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn tracks_are_listed_and_served_as_webvtt() {
+    let app = spawn_app().await;
+    let id = yt_id("dubs");
+    let (status, body) = app.json(&format!("/api/v2/videos/youtube/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let subs = body["data"]["subtitles"].as_array().unwrap();
+    let listed: Vec<(&str, bool)> =
+        subs.iter().map(|s| (s["lang"].as_str().unwrap(), s["auto"].as_bool().unwrap())).collect();
+    assert_eq!(listed, [("de", false), ("en", false), ("en", true)], "no translations, no live chat: {subs:?}");
+    assert_eq!(subs[0]["name"], "German");
+    assert_eq!(subs[0]["url"], format!("/api/v2/subtitles/youtube/{id}?lang=de"));
+    assert_eq!(subs[2]["url"], format!("/api/v2/subtitles/youtube/{id}?lang=en&auto=true"));
+    assert!(!body.to_string().contains("sub-de.srv3"), "no origin URL reaches the client");
+
+    // WebVTT passes through; srv3 and json3 are converted.
+    assert_eq!(
+        vtt(&app, &format!("/api/v2/subtitles/youtube/{id}?lang=en")).await,
+        String::from_utf8(media("sub-en.vtt")).unwrap()
+    );
+    let de = vtt(&app, subs[0]["url"].as_str().unwrap()).await;
+    assert_eq!(de, "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHallo Welt\n\n");
+    let auto = vtt(&app, subs[2]["url"].as_str().unwrap()).await;
+    assert_eq!(auto, "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nautomatic words\n\n");
+    // Kept: the origin was asked once for the German file.
+    vtt(&app, subs[0]["url"].as_str().unwrap()).await;
+    assert_eq!(app.origin.requests("/media/sub-de.srv3").len(), 1);
+
+    // A language it lacks: 404, listing those it has; bad input: 400.
+    let (status, body) = app.json(&format!("/api/v2/subtitles/youtube/{id}?lang=ja")).await;
+    assert_eq!(status, 404, "{body}");
+    assert_error_shape(status, &body);
+    assert_eq!(body["error"], "Subtitles unavailable");
+    assert!(body["detail"].as_str().unwrap().ends_with("this video has de, en, en (auto)"), "{body}");
+    let (status, _) = app.json(&format!("/api/v2/subtitles/youtube/{id}?lang=fr&auto=true")).await;
+    assert_eq!(status, 404, "a machine translation is not offered");
+    let (status, body) = app.json(&format!("/api/v2/subtitles/youtube/{id}?lang=%3Cx%3E")).await;
+    assert_eq!((status.as_u16(), &body["error"]), (400, &serde_json::json!("Invalid lang")));
+    let (status, body) = app.json(&format!("/api/v2/subtitles/youtube/{}", yt_id("plain"))).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["detail"], "this video has no subtitles");
+}
