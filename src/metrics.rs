@@ -31,9 +31,10 @@ const HTTP_BUCKETS: &[f64] =
 const EXTRACT_BUCKETS: &[f64] = &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0];
 
 /// Why an extraction ended, for `reelay_extractions_total{outcome}`.
-pub const EXTRACT_OUTCOMES: [&str; 12] = [
+pub const EXTRACT_OUTCOMES: [&str; 13] = [
     "ok",
     "unavailable",
+    "not_live",
     "bot_check",
     "sign_in_required",
     "geo_blocked",

@@ -317,6 +317,8 @@ mod tests {
             upload_date: None,
             webpage_url: None,
             is_live: false,
+            live_status: None,
+            release_timestamp: None,
             chapters: Vec::new(),
             subtitles: Vec::new(),
             expires_at: None,

@@ -126,9 +126,20 @@ struct StoredRefusal {
     message: String,
 }
 
+/// How long a channel that is not live is remembered so: it may go live
+/// any moment, but a crowd asking for it should not run yt-dlp each time.
+const NOT_LIVE_TTL: Duration = Duration::from_secs(5);
+
 impl Entry for Refusal {
     fn weight(&self) -> u32 {
         (self.0.to_string().len() + 128) as u32
+    }
+
+    fn ttl(&self, max: Duration) -> Duration {
+        match self.0 {
+            ExtractError::NotLive(_) => max.min(NOT_LIVE_TTL),
+            _ => max,
+        }
     }
 
     fn encode(&self) -> Option<Vec<u8>> {
@@ -140,6 +151,7 @@ impl Entry for Refusal {
         let message = stored.message;
         match stored.kind.as_str() {
             "unavailable" => Some(Refusal(ExtractError::Unavailable(message))),
+            "not_live" => Some(Refusal(ExtractError::NotLive(message))),
             "sign_in_required" => Some(Refusal(ExtractError::SignInRequired(message))),
             "geo_blocked" => Some(Refusal(ExtractError::GeoBlocked(message))),
             _ => None,

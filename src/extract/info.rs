@@ -25,6 +25,13 @@ pub struct VideoInfo {
     pub upload_date: Option<String>,
     pub webpage_url: Option<String>,
     pub is_live: bool,
+    /// yt-dlp's `live_status`: `is_live`, `is_upcoming`, `was_live`,
+    /// `post_live` or `not_live`, when it says.
+    #[serde(default)]
+    pub live_status: Option<String>,
+    /// When an upcoming live begins (Unix time).
+    #[serde(default)]
+    pub release_timestamp: Option<i64>,
     pub formats: Vec<Format>,
     /// yt-dlp's `chapters`, in order.
     #[serde(default)]
@@ -276,6 +283,8 @@ impl VideoInfo {
             upload_date: str_of(&v, "upload_date"),
             webpage_url: str_of(&v, "webpage_url"),
             is_live: v.get("is_live").and_then(Value::as_bool).unwrap_or(false),
+            live_status: str_of(&v, "live_status"),
+            release_timestamp: v.get("release_timestamp").and_then(Value::as_i64),
             formats,
             chapters: chapters_of(&v),
             subtitles: subtitles_of(&v),
@@ -384,6 +393,10 @@ pub struct ApiVideo {
     pub upload_date: Option<String>,
     pub webpage_url: Option<String>,
     pub is_live: bool,
+    /// `is_live`, `is_upcoming`, `was_live`, `post_live` or `not_live`.
+    pub live_status: Option<String>,
+    /// When an upcoming live begins (Unix time).
+    pub release_timestamp: Option<i64>,
     pub formats: Vec<ApiFormat>,
     /// The audio languages, the original first (`lang=` on the stream
     /// and manifest routes takes a `code` or `original`).
@@ -464,6 +477,8 @@ impl From<&VideoInfo> for ApiVideo {
             upload_date: v.upload_date.clone(),
             webpage_url: v.webpage_url.clone(),
             is_live: v.is_live,
+            live_status: v.live_status.clone(),
+            release_timestamp: v.release_timestamp,
             formats: v.formats.iter().map(ApiFormat::from).collect(),
             audio_languages: v.audio_languages(),
             chapters: v.chapters.clone(),

@@ -45,6 +45,10 @@ pub enum ExtractError {
     /// The video does not exist, is private, or was removed (404).
     #[error("{0}")]
     Unavailable(String),
+    /// The channel is not live now, or its live has not begun (404); it can
+    /// start any moment, so it is remembered for seconds only.
+    #[error("{0}")]
+    NotLive(String),
     /// The platform refused this server: a bot check ("Sign in to confirm
     /// you're not a bot") or HTTP 429 (503, `Retry-After`). It depends on the
     /// address and the hour, so it is never remembered.
@@ -131,6 +135,7 @@ impl ExtractError {
     pub fn outcome(&self) -> &'static str {
         match self {
             ExtractError::Unavailable(_) => "unavailable",
+            ExtractError::NotLive(_) => "not_live",
             ExtractError::BotCheck(_) => "bot_check",
             ExtractError::SignInRequired(_) => "sign_in_required",
             ExtractError::GeoBlocked(_) => "geo_blocked",
@@ -148,7 +153,13 @@ impl ExtractError {
     /// country, age), so it may be remembered for `ERROR_CACHE_TTL`; bot
     /// checks, timeouts and limits depend on the address and the hour.
     pub fn is_lasting(&self) -> bool {
-        matches!(self, ExtractError::Unavailable(_) | ExtractError::SignInRequired(_) | ExtractError::GeoBlocked(_))
+        matches!(
+            self,
+            ExtractError::Unavailable(_)
+                | ExtractError::NotLive(_)
+                | ExtractError::SignInRequired(_)
+                | ExtractError::GeoBlocked(_)
+        )
     }
 }
 
@@ -369,6 +380,7 @@ impl Extractor {
         let r = |m: String| self.egress.redact(&m);
         match e {
             E::Unavailable(m) => E::Unavailable(r(m)),
+            E::NotLive(m) => E::NotLive(r(m)),
             E::BotCheck(m) => E::BotCheck(r(m)),
             E::SignInRequired(m) => E::SignInRequired(r(m)),
             E::GeoBlocked(m) => E::GeoBlocked(r(m)),

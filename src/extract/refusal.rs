@@ -82,8 +82,13 @@ pub(crate) fn classify(stderr: &str) -> ExtractError {
         "no video could be found",
         "video not found",
     ];
+    // A channel that is not live now, or a live that has not begun: it may
+    // start any moment, so this is remembered only briefly.
+    const NOT_LIVE: [&str; 4] = ["not currently live", "live event will begin", "premieres in", "is offline"];
     if has(&BOT) {
         ExtractError::BotCheck(line)
+    } else if has(&NOT_LIVE) {
+        ExtractError::NotLive(line)
     } else if has(&GEO) {
         ExtractError::GeoBlocked(line)
     } else if lower.contains("private video") {
@@ -113,6 +118,8 @@ mod tests {
     #[test]
     fn reads_refusals_plainly() {
         let cases = [
+            ("ERROR: [twitch:stream] somechannel: The channel is not currently live", "not_live"),
+            ("ERROR: [youtube] abcdefghijk: This live event will begin in 3 hours.", "not_live"),
             (
                 "ERROR: [youtube] dQw4w9WgXcQ: Sign in to confirm you\u{2019}re not a bot. Use --cookies-from-browser or --cookies for the authentication.",
                 "bot_check",

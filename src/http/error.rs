@@ -181,6 +181,7 @@ impl From<Arc<ExtractError>> for ApiError {
         let detail = e.to_string();
         match &*e {
             ExtractError::Unavailable(_) => ApiError::NotFound { error: "Video unavailable", detail },
+            ExtractError::NotLive(_) => ApiError::NotFound { error: "Not live", detail },
             ExtractError::BotCheck(_) => ApiError::Blocked { retry_after: BOT_CHECK_RETRY_AFTER, detail },
             ExtractError::SignInRequired(_) => ApiError::SignInRequired(detail),
             ExtractError::GeoBlocked(_) => ApiError::GeoBlocked(detail),

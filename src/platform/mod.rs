@@ -41,18 +41,23 @@ impl Platform {
         }
     }
 
-    /// Checks `id` against this platform's id rules.
+    /// Checks `id` against this platform's id rules. Besides videos, a
+    /// YouTube id may name a channel's live stream (`@handle`, `UC…`,
+    /// `c:<name>`) and a Twitch id a channel (its live stream) or a clip
+    /// (`clip:<slug>`).
     pub fn parse_id(self, id: &str) -> Result<VideoId, InputError> {
+        let digits = |id: &str| (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit());
         let ok = match self {
-            Platform::YouTube => id.len() == 11 && id.bytes().all(is_id_byte),
+            Platform::YouTube => (id.len() == 11 && id.bytes().all(is_id_byte)) || youtube_live(id),
             Platform::Bilibili => is_bilibili_id(id),
-            Platform::Twitter | Platform::Twitch => {
-                (1..=20).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_digit())
-            }
+            Platform::Twitter => digits(id),
+            Platform::Twitch => digits(id) || twitch_channel(id) || id.strip_prefix("clip:").is_some_and(is_clip_slug),
             Platform::Instagram => (5..=40).contains(&id.len()) && id.bytes().all(is_id_byte),
         };
         if ok {
-            Ok(VideoId(id.to_owned()))
+            let id =
+                if self == Platform::Twitch && twitch_channel(id) { id.to_ascii_lowercase() } else { id.to_owned() };
+            Ok(VideoId(id))
         } else {
             Err(InputError::InvalidId { platform: self, hint: self.id_hint() })
         }
@@ -60,11 +65,15 @@ impl Platform {
 
     fn id_hint(self) -> &'static str {
         match self {
-            Platform::YouTube => "a YouTube id is 11 characters of A-Z, a-z, 0-9, '_' or '-'",
+            Platform::YouTube => {
+                "a YouTube id is 11 characters of A-Z, a-z, 0-9, '_' or '-', or a channel's live stream: @handle, UC… or c:<name>"
+            }
             Platform::Bilibili => "a Bilibili id is 'BV' and 10 letters or digits, or 'av' and digits",
             Platform::Twitter => "a Twitter/X id is the status number (digits only)",
             Platform::Instagram => "an Instagram id is the post shortcode (letters, digits, '_' or '-')",
-            Platform::Twitch => "a Twitch id is the VOD number (digits only)",
+            Platform::Twitch => {
+                "a Twitch id is a VOD number (digits), a channel name (4 to 25 letters, digits or '_') or clip:<slug>"
+            }
         }
     }
 
@@ -72,10 +81,17 @@ impl Platform {
     fn canonical_url(self, id: &VideoId) -> String {
         let id = id.as_str();
         match self {
+            Platform::YouTube if id.starts_with('@') => format!("https://www.youtube.com/{id}/live"),
+            Platform::YouTube if id.len() == 24 && id.starts_with("UC") => {
+                format!("https://www.youtube.com/channel/{id}/live")
+            }
+            Platform::YouTube if id.starts_with("c:") => format!("https://www.youtube.com/c/{}/live", &id[2..]),
             Platform::YouTube => format!("https://www.youtube.com/watch?v={id}"),
             Platform::Bilibili => format!("https://www.bilibili.com/video/{id}"),
             Platform::Twitter => format!("https://twitter.com/i/status/{id}"),
             Platform::Instagram => format!("https://www.instagram.com/p/{id}"),
+            Platform::Twitch if id.starts_with("clip:") => format!("https://clips.twitch.tv/{}", &id[5..]),
+            Platform::Twitch if !id.bytes().all(|b| b.is_ascii_digit()) => format!("https://www.twitch.tv/{id}"),
             Platform::Twitch => format!("https://www.twitch.tv/videos/{id}"),
         }
     }
@@ -104,6 +120,47 @@ impl fmt::Display for Platform {
 
 fn is_id_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// A YouTube channel's live stream: `@handle`, `UC` + 22, or `c:<name>`.
+fn youtube_live(id: &str) -> bool {
+    let name = |s: &str, max: usize| {
+        (1..=max).contains(&s.chars().count()) && s.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    match id.strip_prefix('@') {
+        Some(handle) => handle.chars().count() >= 3 && name(handle, 30),
+        None if id.starts_with("c:") => name(&id[2..], 100),
+        None => id.len() == 24 && id.starts_with("UC") && id.bytes().all(is_id_byte),
+    }
+}
+
+/// Twitch's paths that are not channels.
+const TWITCH_RESERVED: [&str; 12] = [
+    "videos",
+    "directory",
+    "settings",
+    "downloads",
+    "jobs",
+    "p",
+    "search",
+    "subscriptions",
+    "inventory",
+    "wallet",
+    "drops",
+    "friends",
+];
+
+/// A Twitch channel (login): 4 to 25 letters, digits or `_`, not all digits.
+fn twitch_channel(id: &str) -> bool {
+    (4..=25).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !id.bytes().all(|b| b.is_ascii_digit())
+        && !TWITCH_RESERVED.contains(&id.to_ascii_lowercase().as_str())
+}
+
+/// A clip's slug: letters, digits, `_` and `-`.
+fn is_clip_slug(slug: &str) -> bool {
+    (1..=100).contains(&slug.len()) && slug.bytes().all(is_id_byte)
 }
 
 fn is_bilibili_id(id: &str) -> bool {
@@ -307,6 +364,14 @@ fn detect(host: &str, url: &Url) -> Result<Option<(Platform, String)>, InputErro
             }
             match segs.as_slice() {
                 [kind, id, ..] if matches!(*kind, "shorts" | "embed" | "live" | "v") => found(id),
+                // A channel's live stream.
+                [handle, live] if handle.starts_with('@') && *live == "live" => {
+                    found(&percent_encoding::percent_decode_str(handle).decode_utf8_lossy())
+                }
+                ["channel", id, "live"] => found(id),
+                ["c", name, "live"] => {
+                    found(&format!("c:{}", percent_encoding::percent_decode_str(name).decode_utf8_lossy()))
+                }
                 _ => not_video(),
             }
         }
@@ -329,8 +394,15 @@ fn detect(host: &str, url: &Url) -> Result<Option<(Platform, String)>, InputErro
             [_, kind, id, ..] if matches!(*kind, "p" | "reel") => found(id),
             _ => not_video(),
         },
+        Platform::Twitch if host == "clips.twitch.tv" => match segs.as_slice() {
+            [slug] => found(&format!("clip:{slug}")),
+            _ => not_video(),
+        },
         Platform::Twitch => match segs.as_slice() {
             ["videos", id, ..] => found(id.trim_start_matches('v')),
+            [_, "clip", slug, ..] => found(&format!("clip:{slug}")),
+            // A channel's page is its live stream.
+            [channel] => found(channel),
             _ => not_video(),
         },
     }

@@ -19,7 +19,8 @@ async fn bad_input_is_refused_before_extraction() {
         ("/api/v2/videos/bilibili/BVshort".into(), 400),
         ("/api/v2/videos/twitter/abc".into(), 400),
         ("/api/v2/videos/x/12ab".into(), 400),
-        ("/api/v2/videos/twitch/v123".into(), 400),
+        // A Twitch id is a VOD number, a channel name (4 to 25 of a-z, 0-9, _) or clip:<slug>.
+        ("/api/v2/videos/twitch/v-123".into(), 400),
         ("/api/v2/videos/instagram/a%20b".into(), 400),
         ("/api/v2/videos".into(), 400),
         ("/api/v2/videos?url=".into(), 400),

@@ -13,6 +13,7 @@ mod hardening;
 mod input;
 mod languages;
 mod layout;
+mod live;
 mod manifest;
 mod merge_hls;
 mod observability;
