@@ -145,3 +145,62 @@ async fn two_instances_behind_nginx_share_extractions_and_keep_a_video_on_one_st
         "one instance served the HLS links: {counts:?}"
     );
 }
+
+/// A manifest, its media playlists and its parts (and the video's
+/// subtitles) all reach the instance its video hashes to, so players of one
+/// video share one store.
+#[tokio::test]
+async fn manifests_their_parts_and_subtitles_stay_on_one_instance() {
+    let origin = spawn_origin().await;
+    let redis = OwnRedis::start().await;
+    let instance = || spawn().origin(&origin).redis(&redis.url).arg("--url-signing-key", "shared");
+    let (a, b) = (instance().start().await, instance().start().await);
+    let lb = balancer(&a, &b).await;
+    let http = reqwest::Client::new();
+    let served = |app: &TestApp| {
+        let app = app.base.clone();
+        async move {
+            let text = reqwest::get(format!("{app}/metrics")).await.unwrap().text().await.unwrap();
+            parse_prometheus(&text)
+                .iter()
+                .filter(|(k, _)| {
+                    ["/api/v2/stream/manifest/", "/api/v2/stream/media/", "/api/v2/subtitles/"]
+                        .iter()
+                        .any(|r| k.starts_with(&format!("reelay_http_requests_total{{route=\"{r}")))
+                })
+                .map(|(_, v)| *v)
+                .sum::<f64>()
+        }
+    };
+    // Several videos, so that both instances get some.
+    for _ in 0..6 {
+        let id = yt_id("dubs");
+        let (before_a, before_b) = (served(&a).await, served(&b).await);
+        let master =
+            http.get(format!("{}/api/v2/stream/manifest/youtube/{id}/master.m3u8", lb.base)).send().await.unwrap();
+        assert_eq!(master.status(), 200);
+        let master = master.text().await.unwrap();
+        let mut links: Vec<String> = master
+            .lines()
+            .filter_map(|l| {
+                if l.starts_with('/') {
+                    Some(l.to_owned())
+                } else {
+                    l.split("URI=\"").nth(1).map(|u| u.split('"').next().unwrap().to_owned())
+                }
+            })
+            .collect();
+        assert!(links.len() >= 2, "{master}");
+        let media = http.get(format!("{}{}", lb.base, links[0])).send().await.unwrap().text().await.unwrap();
+        links.extend(media.lines().filter(|l| l.starts_with('/')).take(2).map(str::to_owned));
+        links.push(format!("/api/v2/subtitles/youtube/{id}?lang=en"));
+        for link in &links {
+            let resp = http.get(format!("{}{link}", lb.base)).header("range", "bytes=0-99").send().await.unwrap();
+            assert!(resp.status().is_success(), "{link}: {}", resp.status());
+        }
+        let (da, db) = (served(&a).await - before_a, served(&b).await - before_b);
+        assert!(da == 0.0 || db == 0.0, "one instance served all of video {id}: {da} and {db}");
+        assert!(da + db >= links.len() as f64 + 1.0);
+    }
+    assert!(served(&a).await > 0.0 && served(&b).await > 0.0, "the videos spread over both instances");
+}
