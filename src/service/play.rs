@@ -72,6 +72,13 @@ impl From<SelectError> for PlayError {
 /// cannot play, and audio in another language than `lang=`, left out;
 /// `None` when nothing is.
 pub fn playable(req: &PlayRequest, cached: &CachedInfo) -> Result<Option<VideoInfo>, PlayError> {
+    if req.player == Player::Unity && cached.info.is_live {
+        // Unity's VideoPlayer plays no live HLS, and a live has nothing else.
+        return Err(PlayError::NeedsProxy(format!(
+            "Unity's VideoPlayer does not play live streams (HLS); a player that does can take {}",
+            req.video.stream_path("proxy", &req.quality_name)
+        )));
+    }
     playable_info(req.player, req.lang.as_ref(), &cached.info)
 }
 

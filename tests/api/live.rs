@@ -79,3 +79,29 @@ async fn a_channel_that_is_not_live_is_404_remembered_for_seconds() {
     assert_eq!((status.as_u16(), app.fake.runs()), (404, runs + 1));
     assert!(app.prom("reelay_extractions_total{outcome=\"not_live\"}").await >= 3.0);
 }
+
+/// A live stream in each mode: direct is a 302 to the origin's playlist,
+/// the proxy answers the playlist rewritten (no origin URL in it), AVPro
+/// gets the HLS, and Unity, which plays no live HLS, a 409 naming the link
+/// that plays.
+#[tokio::test]
+async fn a_live_stream_in_each_mode_and_player() {
+    let app = spawn_app().await;
+    let resp = app.get("/api/v2/stream/direct/twitch/somestreamer").await;
+    assert_eq!(resp.status(), 302);
+    assert!(resp.headers()["location"].to_str().unwrap().contains("/media/hls/master.m3u8?live=somestreamer"));
+    for player in ["", "&player=avpro"] {
+        let resp = app.get(&format!("/api/v2/stream/proxy/twitch/somestreamer?quality=best{player}")).await;
+        assert_eq!(resp.status(), 200, "{player}");
+        let text = resp.text().await.unwrap();
+        assert!(text.starts_with("#EXTM3U") && text.contains("/api/v2/stream/hls/"), "{text}");
+        assert!(!text.contains(&app.origin.base), "no origin URL: {text}");
+    }
+    let (status, body) = app.json("/api/v2/stream/proxy/twitch/somestreamer?player=unity").await;
+    assert_eq!(status, 409, "{body}");
+    assert_error_shape(status, &body);
+    assert!(
+        body["detail"].as_str().unwrap().contains("/api/v2/stream/proxy/twitch/somestreamer?quality=best"),
+        "{body}"
+    );
+}
