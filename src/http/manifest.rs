@@ -138,25 +138,15 @@ async fn manifest_response(
         "{}@{}|{}|{:?}|{}|{:?}|{:?}",
         cached.key, cached.fetched_at, content_type, req.quality, req.direct, req.player, req.lang
     );
-    let rendered = state
-        .rendered
-        .get_or_fetch(
-            &key,
-            |_| true,
-            || async {
-                Ok::<_, ApiError>(Rendered(renditions(state, &req, &cached).await?.map(|r| {
-                    Bytes::from(match kind {
-                        Kind::Hls => manifest::hls::master(&r),
-                        Kind::Dash => manifest::dash::mpd(&r),
-                    })
-                })))
-            },
-        )
-        .await;
-    match rendered {
-        Ok((r, _)) if r.0.is_some() => return Ok(text(content_type, r.0.clone().expect("checked"))),
-        Ok(_) => {}
-        Err(e) => return Err(Arc::unwrap_or_clone(e)),
+    let master = rendered(state, &key, || async {
+        Ok(renditions(state, &req, &cached).await?.map(|r| match kind {
+            Kind::Hls => manifest::hls::master(&r),
+            Kind::Dash => manifest::dash::mpd(&r),
+        }))
+    })
+    .await?;
+    if let Some(text_) = master {
+        return Ok(text(content_type, text_));
     }
     // No separate DASH files: the source's own HLS, if it has one.
     let hls = cached.info.formats.iter().filter(|f| f.is_hls() && req.player.plays(f));
@@ -341,24 +331,17 @@ async fn part(
     match grant.k {
         PartKind::Playlist => {
             let key = format!("{}@{}|{token}", cached.key, cached.fetched_at);
-            let rendered = state
-                .rendered
-                .get_or_fetch(
-                    &key,
-                    |_| true,
-                    || async {
-                        let index: Arc<Index> =
-                            state.indexes.get(&state.relay, || format_spec(&state.service, &video, &cached, f)).await?;
-                        let file_uri = match grant.d {
-                            true => f.url.clone(),
-                            false => Links::new(&video, grant.e).part(&state, f, PartKind::Bytes, false),
-                        };
-                        Ok::<_, ApiError>(Rendered(Some(Bytes::from(manifest::hls::media(&index, &file_uri)))))
-                    },
-                )
-                .await
-                .map_err(Arc::unwrap_or_clone)?;
-            Ok(text(HLS_TYPE, rendered.0.0.clone().unwrap_or_default()))
+            let playlist = rendered(&state, &key, || async {
+                let index: Arc<Index> =
+                    state.indexes.get(&state.relay, || format_spec(&state.service, &video, &cached, f)).await?;
+                let file_uri = match grant.d {
+                    true => f.url.clone(),
+                    false => Links::new(&video, grant.e).part(&state, f, PartKind::Bytes, false),
+                };
+                Ok(Some(manifest::hls::media(&index, &file_uri)))
+            })
+            .await?;
+            Ok(text(HLS_TYPE, playlist.unwrap_or_default()))
         }
         PartKind::Bytes => {
             let reply = state.relay.serve(format_spec(&state.service, &video, &cached, f), &method, &headers).await?;
@@ -373,6 +356,18 @@ async fn part(
             Ok(resp)
         }
     }
+}
+
+/// The text under `key` in the rendered cache, or `render`'s, kept briefly
+/// (`None`: nothing to render). Concurrent misses render once.
+async fn rendered<F, Fut>(state: &AppState, key: &str, render: F) -> Result<Option<Bytes>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<String>, ApiError>>,
+{
+    let load = || async { render().await.map(|text| Rendered(text.map(Bytes::from))) };
+    let (found, _) = state.rendered.get_or_fetch(key, |_| true, load).await.map_err(Arc::unwrap_or_clone)?;
+    Ok(found.0.clone())
 }
 
 fn text(content_type: &'static str, body: impl Into<Body>) -> Response {
