@@ -32,7 +32,7 @@ use crate::manifest::{self, Index, IndexFailure, Renditions, Track};
 use crate::platform::VideoRef;
 use crate::select::{AudioLang, Player, Quality, rank_audio};
 use crate::service::Purpose;
-use crate::service::play::format_spec;
+use crate::service::play::{PlayError, format_spec};
 use bytes::Bytes;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -180,10 +180,9 @@ async fn renditions(
     req: &ManifestRequest,
     cached: &Arc<CachedInfo>,
 ) -> Result<Option<Renditions>, ApiError> {
+    // The language refusal maps to its 404 where the stream routes' does.
     let filtered = match &req.lang {
-        Some(lang) => Some(
-            lang.filter(&cached.info).map_err(|detail| ApiError::NotFound { error: "Language unavailable", detail })?,
-        ),
+        Some(lang) => Some(lang.filter(&cached.info).map_err(PlayError::NoLanguage)?),
         None => None,
     };
     let info = filtered.as_ref().unwrap_or(&cached.info);

@@ -112,6 +112,7 @@ async fn health_memory_comes_from_the_allocator() {
     let (alloc, active, mapped) =
         (m["alloc_mb"].as_f64().unwrap(), m["total_alloc_mb"].as_f64().unwrap(), m["sys_mb"].as_f64().unwrap());
     assert!(alloc > 0.0 && alloc <= active && active <= mapped, "{m}");
+    assert!(alloc < mapped, "three readings, not one number repeated: {m}");
     assert_eq!(m["num_gc"], 0);
     assert!(app.prom("process_resident_memory_bytes").await > 0.0);
 }
