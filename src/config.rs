@@ -245,6 +245,11 @@ pub struct Config {
     #[arg(long, env = "STREAM_IDLE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub stream_idle_timeout: u64,
 
+    /// Seconds a live stream's variant may go without a playlist request before its shared
+    /// session stops polling the origin.
+    #[arg(long, env = "LIVE_IDLE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub live_idle_timeout: u64,
+
     /// Comma list of `host=address` pairs that origin host names resolve to, without DNS (like
     /// curl's --resolve); the private-network rule still applies to the address.
     #[arg(long, env = "UPSTREAM_RESOLVE", value_parser = parse_resolve)]
@@ -425,6 +430,11 @@ impl Config {
 
     pub fn stream_url_ttl(&self) -> Duration {
         Duration::from_secs(self.stream_url_ttl)
+    }
+
+    /// The live sessions' settings.
+    pub fn live(&self) -> crate::live::Settings {
+        crate::live::Settings { idle: Duration::from_secs(self.live_idle_timeout) }
     }
 
     /// The relay engine's settings.

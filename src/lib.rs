@@ -18,7 +18,9 @@
 //! - [`manifest`]: HLS and DASH manifests built from a video's DASH files'
 //!   `sidx`; [`subtitles`]: a video's subtitle tracks as WebVTT; [`select`]: quality and player profiles over the cached
 //!   formats; [`cache`]: the in-process and Redis tiers of video info and
-//!   playlists.
+//!   playlists; [`live`]: live streams, one shared origin session per
+//!   variant being watched (a poller on the stream's clock, segments
+//!   fetched ahead into the relay, renewal, links that outlive sessions).
 //! - [`extract`]: yt-dlp (a process per run, or a worker pool), its JSON as
 //!   `VideoInfo`, its refusals, its extras and its updates. [`relay`]: the
 //!   byte engine, which knows nothing of yt-dlp: a block store keyed by what
@@ -33,7 +35,8 @@
 //!   (child process groups), [`redis`] (the connection and its health).
 //!
 //! Where a request becomes bytes: `http::stream` → `service::play` →
-//! `relay` (`serve`, `read`).
+//! `relay` (`serve`, `read`); for a live stream, `http::live` → `live` →
+//! `relay`.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -43,6 +46,7 @@ pub mod egress;
 pub mod extract;
 pub mod hls;
 pub mod http;
+pub mod live;
 pub mod manifest;
 pub mod metrics;
 pub mod net;

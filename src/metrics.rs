@@ -261,6 +261,84 @@ impl RelayMetrics {
     }
 }
 
+/// Delay buckets of live segments behind the origin's edge, in seconds.
+const LIVE_DELAY_BUCKETS: &[f64] = &[0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+
+/// The shared live sessions' figures.
+#[derive(Debug)]
+pub struct LiveMetrics {
+    /// Live variants being polled now.
+    pub streams: Gauge,
+    /// Players of them, estimated from playlist reloads.
+    pub viewers: Gauge,
+    /// Origin playlist fetches, by outcome (`changed`, `unchanged`, `failed`).
+    playlist_fetches: Family<Labels, Counter>,
+    /// Segments fetched ahead of the viewers (one origin fetch each).
+    pub segment_fetches: Counter,
+    /// How long after a segment ended at the origin reelay listed it.
+    pub edge_delay: Histogram,
+    /// Sessions renewed (`ok`) or not (`failed`).
+    renewals: Family<Labels, Counter>,
+    /// Playlists answered to players from the shared copy.
+    pub playlists_served: Counter,
+}
+
+impl LiveMetrics {
+    fn register(r: &mut Registry) -> Self {
+        let m = LiveMetrics {
+            streams: Gauge::default(),
+            viewers: Gauge::default(),
+            playlist_fetches: Family::default(),
+            segment_fetches: Counter::default(),
+            edge_delay: Histogram::new(LIVE_DELAY_BUCKETS.iter().copied()),
+            renewals: Family::default(),
+            playlists_served: Counter::default(),
+        };
+        r.register("reelay_live_streams", "Live variants being polled, one shared session each.", m.streams.clone());
+        r.register(
+            "reelay_live_viewers",
+            "Players of live streams, estimated from playlist reloads.",
+            m.viewers.clone(),
+        );
+        r.register(
+            "reelay_live_playlist_fetches",
+            "Origin playlist fetches of live streams, by outcome (changed, unchanged, failed).",
+            m.playlist_fetches.clone(),
+        );
+        r.register(
+            "reelay_live_segment_fetches",
+            "Live segments fetched from the origin, ahead of the players.",
+            m.segment_fetches.clone(),
+        );
+        r.register(
+            "reelay_live_edge_delay_seconds",
+            "Time from a live segment's end at the origin (its date) to reelay listing it.",
+            m.edge_delay.clone(),
+        );
+        r.register(
+            "reelay_live_session_renewals",
+            "Live sessions extracted again after the origin refused them or before they expired, by outcome.",
+            m.renewals.clone(),
+        );
+        r.register(
+            "reelay_live_playlists_served",
+            "Live playlists answered to players from the shared copy.",
+            m.playlists_served.clone(),
+        );
+        m
+    }
+
+    /// One origin playlist fetch: `changed`, `unchanged` or `failed`.
+    pub fn count_fetch(&self, outcome: &'static str) {
+        self.playlist_fetches.get_or_create(&[("outcome", outcome)]).inc();
+    }
+
+    /// One renewal: `ok` or `failed`.
+    pub fn count_renewal(&self, outcome: &'static str) {
+        self.renewals.get_or_create(&[("outcome", outcome)]).inc();
+    }
+}
+
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
@@ -285,6 +363,7 @@ pub struct Metrics {
     /// Refused by the request budget, and by the extraction budget.
     rate_limited: Vec<Counter>,
     pub relay: RelayMetrics,
+    pub live: LiveMetrics,
     /// Extractions an egress lost (bot check, unreachable), by its label.
     egress_refusals: Family<Vec<(&'static str, String)>, Counter>,
     /// The yt-dlp in use: `reelay_ytdlp_info{version}`, and updates by outcome.
@@ -360,6 +439,7 @@ impl Default for Metrics {
         let rate_limited = counters(&limited, "limit", &["requests", "extractions"]);
         registry.register("reelay_rate_limited", "Requests refused by a rate limit.", limited);
         let relay = RelayMetrics::register(&mut registry);
+        let live = LiveMetrics::register(&mut registry);
         let egress_refusals = Family::default();
         registry.register(
             "reelay_egress_refusals",
@@ -391,6 +471,7 @@ impl Default for Metrics {
             extract_in_flight,
             rate_limited,
             relay,
+            live,
             egress_refusals,
             ytdlp,
         }

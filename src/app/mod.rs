@@ -150,9 +150,13 @@ impl App {
         let relay = Relay::start(config.relay(), upstream, metrics.clone())
             .await
             .map_err(|e| format!("cannot start the relay: {e}"))?;
+        let signer = Arc::new(Signer::new(config.url_signing_key.as_deref()));
+        let links = Arc::new(crate::http::live::SignedLinks(signer.clone()));
+        let live = crate::live::Live::new(relay.clone(), metrics.clone(), links, config.live());
         let state = AppState::new(Inner {
             relay,
-            signer: Signer::new(config.url_signing_key.as_deref()),
+            signer,
+            live,
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
             rendered: crate::http::rendered_cache(),
             subtitles: Default::default(),

@@ -7,4 +7,4 @@
 pub mod rewrite;
 pub mod signing;
 
-pub use signing::{Grant, PartGrant, PartKind, SignError, Signer};
+pub use signing::{Grant, LiveGrant, PartGrant, PartKind, SignError, Signer};

@@ -49,6 +49,27 @@ pub struct PartGrant {
     pub d: bool,
 }
 
+/// A grant for a live stream's link (`/api/v2/stream/live/`): a variant's
+/// playlist, or a segment, map or key of its window. It names the stream
+/// and variant, never the origin's URL, so a variant link outlives the
+/// origin's session and no client learns where the bytes come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LiveGrant {
+    /// The stream's video cache key.
+    pub v: String,
+    /// The variant's format id.
+    pub f: String,
+    /// Unix time after which the link is refused.
+    pub e: i64,
+    /// A segment, by reelay's media sequence number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s: Option<u64>,
+    /// A map or key, by its place in the window's table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a: Option<u32>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartKind {
     #[serde(rename = "m")]
@@ -63,6 +84,12 @@ pub trait Expiring {
 }
 
 impl Expiring for Grant {
+    fn expires(&self) -> i64 {
+        self.e
+    }
+}
+
+impl Expiring for LiveGrant {
     fn expires(&self) -> i64 {
         self.e
     }
@@ -142,6 +169,13 @@ mod tests {
         let pt = s.sign(&part);
         assert_eq!(s.verify(&pt, 50), Ok(part));
         assert_eq!(s.verify::<Grant>(&pt, 50), Err(SignError::Invalid), "a manifest part is no HLS link");
+        let live = LiveGrant { v: g.v.clone(), f: g.f.clone(), e: 100, s: Some(7), a: None };
+        let lt = s.sign(&live);
+        assert_eq!(s.verify(&lt, 50), Ok(live));
+        assert_eq!(s.verify::<LiveGrant>(&t, 50), Err(SignError::Invalid), "an HLS link is no live link");
+        assert_eq!(s.verify::<LiveGrant>(&pt, 50), Err(SignError::Invalid), "a manifest part is no live link");
+        assert_eq!(s.verify::<Grant>(&lt, 50), Err(SignError::Invalid));
+        assert_eq!(s.verify::<PartGrant>(&lt, 50), Err(SignError::Invalid));
         let other = Grant { u: "https://evil/".into(), ..g };
         let forged = format!("{}.{}", s.sign(&other).split_once('.').unwrap().0, t.split_once('.').unwrap().1);
         assert_eq!(s.verify::<Grant>(&forged, 50), Err(SignError::Invalid));

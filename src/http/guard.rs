@@ -54,6 +54,7 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         && path.starts_with("/api/v2/")
         && !path.starts_with("/api/v2/stream/hls/")
         && !path.starts_with("/api/v2/stream/media/")
+        && !path.starts_with("/api/v2/stream/live/")
     {
         let key = presented_key(req.headers(), req.uri().query());
         match state.access.check_key(key.as_deref()) {

@@ -134,6 +134,7 @@ async fn hls_link(
             route: route.clone(),
         })),
         chunk_size: None,
+        transient: false,
     };
     let reply = state.relay.serve(spec, &method, &headers).await.map_err(|e| refused_part(e.into()))?;
     let content_type = reply.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());

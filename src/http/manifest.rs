@@ -28,6 +28,7 @@ use crate::cache::{CachedInfo, now_unix};
 use crate::extract::Format;
 use crate::hls::{PartGrant, PartKind};
 use crate::http::error::ApiError;
+use crate::manifest::hls::LiveVariant;
 use crate::manifest::{self, Index, IndexFailure, Renditions, Track};
 use crate::platform::VideoRef;
 use crate::select::{AudioLang, Player, Quality, rank_audio};
@@ -148,6 +149,9 @@ async fn manifest_response(
     if let Some(text_) = master {
         return Ok(text(content_type, text_));
     }
+    if cached.info.is_live && !req.direct && matches!(kind, Kind::Hls) {
+        return live_master(state, &req, &cached);
+    }
     // No separate DASH files: the source's own HLS, if it has one.
     let hls = cached.info.formats.iter().filter(|f| f.is_hls() && req.player.plays(f));
     let best = hls.max_by_key(|f| (f.height.unwrap_or(0) <= cap(req.quality), f.height.unwrap_or(0)));
@@ -163,6 +167,36 @@ async fn manifest_response(
             req.video.stream_path("proxy", "best")
         ))),
     }
+}
+
+/// A live stream's master: each HLS variant the player plays, up to the
+/// quality asked, as a link to its shared session.
+fn live_master(state: &AppState, req: &ManifestRequest, cached: &CachedInfo) -> Result<Response, ApiError> {
+    let variants: Vec<LiveVariant> = cached
+        .info
+        .formats
+        .iter()
+        .filter(|f| f.is_hls() && req.player.plays(f) && f.height.unwrap_or(0) <= cap(req.quality))
+        .map(|f| LiveVariant {
+            uri: super::live::variant_link(state, cached, f),
+            bandwidth: f.tbr.map_or(0, |k| (k * 1000.0) as u64),
+            codecs: {
+                let c: Vec<String> = [codec_string(&f.vcodec), codec_string(&f.acodec)].into_iter().flatten().collect();
+                (!c.is_empty()).then(|| c.join(","))
+            },
+            resolution: f.width.zip(f.height),
+            frame_rate: f.fps,
+        })
+        .collect();
+    if variants.is_empty() {
+        return Err(ApiError::NotFound {
+            error: "No format",
+            detail: format!("this live stream has no HLS variant up to {:?}", req.quality),
+        });
+    }
+    let mut resp = text(HLS_TYPE, manifest::hls::live_master(&variants));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
 }
 
 fn cap(q: Quality) -> u32 {

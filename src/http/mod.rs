@@ -18,6 +18,7 @@ mod edge;
 pub mod error;
 mod guard;
 mod hls;
+pub mod live;
 mod manifest;
 mod middleware;
 mod playlists;
@@ -57,6 +58,7 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
         .chain(untimed(signin::routes()))
         .chain(untimed(stream::routes()))
         .chain(untimed(hls::routes()))
+        .chain(untimed(live::routes()))
         .chain(timed(captions::routes()))
         .chain(untimed(manifest::routes()))
         .collect()

@@ -52,8 +52,11 @@ pub struct Inner {
     /// Every byte served through the server: the block store, ranged
     /// fetches, merges, and the pooled upstream client.
     pub relay: Relay,
-    /// Signs and checks the HLS links of rewritten playlists.
-    pub signer: Signer,
+    /// Signs and checks the HLS links of rewritten playlists, manifests'
+    /// parts and live streams' links (shared with the live links' maker).
+    pub signer: Arc<Signer>,
+    /// Live streams: one shared session per variant being watched.
+    pub live: crate::live::Live,
     /// The layout of DASH files, for the manifests reelay builds.
     pub indexes: Indexes,
     /// Manifests and media playlists as rendered, kept briefly per video

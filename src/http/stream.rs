@@ -220,6 +220,7 @@ async fn carry_out(state: &AppState, req: &StreamRequest, play: Play<'_>) -> Res
             resp.headers_mut().insert(FORMAT_HEADER, format_header(&f.format_id));
             Ok(resp)
         }
+        Play::Live { key, source } => Ok(super::live::playlist(state, &key, move || source).await?),
         Play::Merge { spec, label } => {
             let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
             Ok(with_format(reply, &label))

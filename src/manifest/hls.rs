@@ -16,6 +16,38 @@ const VERSION: usize = 7;
 
 const AUDIO_GROUP: &str = "audio";
 
+/// A live stream's variant in its master playlist.
+#[derive(Debug, Clone, Default)]
+pub struct LiveVariant {
+    /// The link of its playlist (the shared session's).
+    pub uri: String,
+    /// Bits per second (yt-dlp's `tbr`).
+    pub bandwidth: u64,
+    pub codecs: Option<String>,
+    pub resolution: Option<(u32, u32)>,
+    pub frame_rate: Option<f64>,
+}
+
+/// A live stream's master playlist, made by reelay from the extraction's
+/// variants (the origin's own names its edge node, the client's session and
+/// more that no player needs): highest first.
+pub fn live_master(variants: &[LiveVariant]) -> String {
+    let mut variants: Vec<VariantStream> = variants
+        .iter()
+        .map(|v| VariantStream {
+            uri: v.uri.clone(),
+            bandwidth: v.bandwidth.max(1),
+            codecs: v.codecs.clone(),
+            resolution: v.resolution.map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
+            frame_rate: v.frame_rate,
+            ..Default::default()
+        })
+        .collect();
+    variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+    let playlist = MasterPlaylist { version: Some(3), independent_segments: true, variants, ..Default::default() };
+    write(|w| playlist.write_to(w))
+}
+
 /// The master playlist.
 pub fn master(r: &Renditions) -> String {
     let audio_bw = r.audio.as_ref().map_or(0, |a| a.index.peak_bitrate());

@@ -242,7 +242,7 @@ impl Job {
                     meta.stored = meta.len.is_some_and(|len| len <= self.shared.settings.memory / 2);
                 }
                 obj.meta = Some(meta);
-                if let Some(disk) = &self.shared.disk {
+                if let Some(disk) = self.shared.disk_for(Some(obj)) {
                     disk.save_meta(&self.key, obj.meta.as_ref().expect("just set"));
                 }
             }

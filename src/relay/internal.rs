@@ -95,7 +95,12 @@ async fn answer(weak: Weak<Shared>, routes: Routes, req: Request<Incoming>) -> R
     let id = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or("");
     let spec = routes.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned();
     let (Some(spec), Some(shared)) = (spec, weak.upgrade()) else { return status(StatusCode::NOT_FOUND) };
-    let spec = Spec { key: spec.key.clone(), source: spec.source.clone(), chunk_size: spec.chunk_size };
+    let spec = Spec {
+        key: spec.key.clone(),
+        source: spec.source.clone(),
+        chunk_size: spec.chunk_size,
+        transient: spec.transient,
+    };
     match Relay(shared).serve_counted(spec, req.method(), req.headers(), false).await {
         Ok(reply) => reply,
         Err(e) => {

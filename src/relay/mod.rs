@@ -154,6 +154,9 @@ pub struct Spec {
     pub source: Arc<dyn Source>,
     /// The format's `downloader_options.http_chunk_size`, when it has one.
     pub chunk_size: Option<u64>,
+    /// Kept in memory only, and dropped by its owner when done with it (a
+    /// live segment: never worth a disk write, gone within a minute).
+    pub transient: bool,
 }
 
 /// The relay's settings, from `Config`.
@@ -237,14 +240,16 @@ impl Shared {
     /// Registers (or refreshes the source of) a fetched object, and visits it.
     fn register(self: &Arc<Self>, spec: Spec) -> Visit {
         let range_blocks = spec.chunk_size.unwrap_or(self.settings.chunk).div_ceil(BLOCK).max(1);
-        let disk_meta = self.disk.as_ref().and_then(|d| d.meta(&spec.key));
+        let disk = self.disk.as_ref().filter(|_| !spec.transient);
+        let disk_meta = disk.and_then(|d| d.meta(&spec.key));
+        let transient = spec.transient;
         let mut store = self.lock();
         let (key, obj) = store.visit(&spec.key, || {
-            let mut o = Object::new(Kind::Fetched { source: spec.source.clone(), range_blocks });
+            let mut o = Object::new(Kind::Fetched { source: spec.source.clone(), range_blocks, transient });
             o.meta = disk_meta;
             o
         });
-        if let Kind::Fetched { source, range_blocks: r } = &mut obj.kind {
+        if let Kind::Fetched { source, range_blocks: r, .. } = &mut obj.kind {
             *source = spec.source;
             *r = range_blocks;
         }
@@ -255,7 +260,7 @@ impl Shared {
     /// What the reader at `pos` of `key` can do now. `entering` is true on
     /// its first look at a block: the block counts as used, and the rest of
     /// its range and the next range are fetched ahead.
-    fn step(self: &Arc<Self>, key: &Arc<str>, pos: u64, entering: bool) -> Step {
+    fn step(self: &Arc<Self>, key: &Arc<str>, pos: u64, entering: bool, counted: bool) -> Step {
         let mut store = self.lock();
         let Some(obj) = store.get_mut(key) else {
             return Step::Fail(RelayError::Gone("the stream ended".into()));
@@ -269,8 +274,10 @@ impl Shared {
             if let Kind::Merged(p) = &mut obj.kind {
                 p.reached(pos + data.len() as u64);
             }
-            let from = if ready { &self.metrics.relay.served_store } else { &self.metrics.relay.served_origin };
-            from.inc_by(data.len() as u64);
+            if counted {
+                let from = if ready { &self.metrics.relay.served_store } else { &self.metrics.relay.served_origin };
+                from.inc_by(data.len() as u64);
+            }
             if entering {
                 if ready {
                     store.touch(key, b);
@@ -312,6 +319,12 @@ impl Shared {
 
     fn on_disk(&self, key: &str, b: u64) -> bool {
         self.disk.as_ref().is_some_and(|d| d.has(key, b))
+    }
+
+    /// The disk tier, unless the object is kept in memory only.
+    fn disk_for(&self, obj: Option<&Object>) -> Option<&disk::Disk> {
+        let transient = matches!(obj.map(|o| &o.kind), Some(Kind::Fetched { transient: true, .. }));
+        self.disk.as_ref().filter(|_| !transient)
     }
 
     /// Claims missing block `b` and those after it that one fetch should
@@ -396,7 +409,7 @@ impl Shared {
             store::Published::Taken => fill.notify.notify_waiters(),
             store::Published::Complete => {
                 if let Some(pieces) = store.complete(key, buf.b)
-                    && let Some(disk) = &self.disk
+                    && let Some(disk) = self.disk_for(store.get(key))
                 {
                     disk.write(key, buf.b, pieces);
                 }
@@ -451,11 +464,13 @@ pub struct Reader {
     end: Option<u64>,
     /// The block of the last step, to tell when a new one is entered.
     block: Option<u64>,
+    /// Its bytes count as served (not for the server's own prefetches).
+    counted: bool,
 }
 
 impl Reader {
     fn new(visit: Visit, pos: u64, end: Option<u64>) -> Self {
-        Reader { visit, pos, end, block: None }
+        Reader { visit, pos, end, block: None, counted: true }
     }
 
     /// The next bytes, as many as can be had at once; `None` at the end.
@@ -468,7 +483,7 @@ impl Reader {
             }
             let b = self.pos / BLOCK;
             let entering = self.block != Some(b);
-            let fill = match shared.step(&key, self.pos, entering) {
+            let fill = match shared.step(&key, self.pos, entering, self.counted) {
                 Step::Data(data) => return Some(Ok(self.take(b, data))),
                 Step::End => return None,
                 Step::Fail(e) => return Some(Err(e)),
@@ -479,7 +494,7 @@ impl Reader {
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Published between the look and the registration: no wait.
-            match shared.step(&key, self.pos, false) {
+            match shared.step(&key, self.pos, false, self.counted) {
                 Step::Data(data) => return Some(Ok(self.take(b, data))),
                 Step::End => return None,
                 Step::Fail(e) => return Some(Err(e)),

@@ -35,6 +35,35 @@ impl Relay {
         Ok(out)
     }
 
+    /// Fetches the whole of `spec` into the store ahead of its readers (a
+    /// live segment as soon as the playlist names it), who follow the fetch
+    /// as bytes arrive. Its bytes are not counted as served. Returns their
+    /// number.
+    pub async fn prefetch(&self, spec: Spec) -> Result<u64, RelayError> {
+        let visit = self.0.register(spec);
+        let (meta, _) = self.0.meta(&visit.key, 0).await?;
+        if !meta.stored {
+            return Ok(0);
+        }
+        let mut reader = Reader::new(visit, 0, meta.len);
+        reader.counted = false;
+        let mut n = 0;
+        while let Some(data) = reader.next().await {
+            n += data?.len() as u64;
+        }
+        Ok(n)
+    }
+
+    /// Drops an object's blocks from memory, unless someone reads it now
+    /// (then the budget's LRU takes them later).
+    pub fn discard(&self, key: &str) {
+        let mut store = self.0.lock();
+        if store.get(key).is_some_and(|o| o.readers == 0 && o.jobs == 0) {
+            store.drop_all(key, None);
+            store.forget_if_idle(key);
+        }
+    }
+
     /// `range` of an object the store does not keep, from one origin
     /// request (an origin that ignores `Range` answers from byte 0).
     async fn read_piped(

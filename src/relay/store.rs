@@ -83,6 +83,8 @@ pub enum Kind {
         source: Arc<dyn Source>,
         /// Blocks per upstream range (`http_chunk_size` or `STREAM_CHUNK_SIZE`).
         range_blocks: u64,
+        /// Memory only (`Spec::transient`).
+        transient: bool,
     },
     /// An ffmpeg output, written once from start to end.
     Merged(Production),

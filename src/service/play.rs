@@ -12,9 +12,10 @@ use super::{FormatSource, VideoService};
 use crate::cache::CachedInfo;
 use crate::egress::Route;
 use crate::extract::{Format, VideoInfo};
+use crate::live::VariantKey;
 use crate::platform::VideoRef;
-use crate::relay::Spec;
 use crate::relay::merge::MergeSpec;
+use crate::relay::{Source as BytesSource, Spec};
 use crate::select::{AudioLang, Mode, Player, Quality, SelectError, StreamPlan, select};
 
 /// A stream request, checked at the edge.
@@ -47,6 +48,9 @@ pub enum Play<'a> {
     /// The source's own HLS playlist, to rewrite; fetched the way the
     /// extraction left.
     Hls { format: &'a Format, route: &'a Route },
+    /// A live stream's variant, from its shared session; `source` finds
+    /// the session's playlist (and a new one when the origin refuses it).
+    Live { key: VariantKey, source: Arc<dyn BytesSource> },
 }
 
 /// Why a request cannot be played as asked.
@@ -128,6 +132,10 @@ pub fn plan<'a>(
         StreamPlan::Single(f) => {
             Play::Relay { spec: format_spec(service, &req.video, cached, f), format_id: &f.format_id }
         }
+        StreamPlan::Hls(f) if info.is_live => Play::Live {
+            key: VariantKey { stream: cached.key.clone(), variant: f.format_id.clone() },
+            source: Arc::new(FormatSource::new(service.clone(), req.video.clone(), cached.clone(), &f.format_id)),
+        },
         StreamPlan::Hls(f) => Play::Hls { format: f, route: &info.route },
         StreamPlan::Merge { video, audio } => Play::Merge {
             spec: MergeSpec {
@@ -181,5 +189,6 @@ pub fn format_spec(service: &Arc<VideoService>, video: &VideoRef, cached: &Arc<C
         key: format!("{}|{}", cached.key, f.format_id),
         source: Arc::new(FormatSource::new(service.clone(), video.clone(), cached.clone(), &f.format_id)),
         chunk_size: f.chunk_size,
+        transient: false,
     }
 }

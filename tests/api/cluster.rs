@@ -159,6 +159,29 @@ async fn two_instances_behind_nginx_share_extractions_and_keep_a_video_on_one_st
         counts.contains(&0.0) && counts.iter().sum::<f64>() >= 4.0,
         "one instance served the HLS links: {counts:?}"
     );
+
+    // A live stream: its master, variants and segments reach the instance
+    // whose poller holds the session.
+    let live = |app: &TestApp| {
+        let app = app.base.clone();
+        async move {
+            let text = reqwest::get(format!("{app}/metrics")).await.unwrap().text().await.unwrap();
+            parse_prometheus(&text)
+                .get("reelay_live_playlist_fetches_total{outcome=\"changed\"}")
+                .copied()
+                .unwrap_or(0.0)
+        }
+    };
+    let master = http.get(format!("{}/api/v2/stream/manifest/twitch/clusterlive/master.m3u8", lb.base)).send().await;
+    let master = master.unwrap().text().await.unwrap();
+    let variant = master.lines().find(|l| l.starts_with("/api/v2/stream/live/")).unwrap();
+    assert!(variant.ends_with("?v=twitch/clusterlive"), "{variant}");
+    let media_pl = http.get(format!("{}{variant}", lb.base)).send().await.unwrap().text().await.unwrap();
+    for seg in media_pl.lines().filter(|l| l.starts_with("/api/v2/stream/live/")).take(2) {
+        assert_eq!(http.get(format!("{}{seg}", lb.base)).send().await.unwrap().status(), 200, "{seg}");
+    }
+    let polled = [live(&a).await, live(&b).await];
+    assert!(polled.contains(&0.0) && polled.iter().sum::<f64>() >= 1.0, "one instance polls the stream: {polled:?}");
 }
 
 /// A manifest, its media playlists and its parts (and the video's

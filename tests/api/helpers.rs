@@ -79,6 +79,7 @@ pub fn media_dir() -> &'static Path {
             std::fs::rename(&tmp, &out).unwrap();
         }
         make_hls(&dir);
+        crate::live_origin::make_segments(&dir);
         write_subtitles(&dir);
         // Sparse: 300 MB on disk costs nothing, reading it costs the bytes.
         let big = dir.join("big.bin");
@@ -215,6 +216,8 @@ pub async fn spawn_origin() -> Origin {
         .route("/videoplayback", get(move |q, h| crate::quirks::videoplayback(q, h, v_sent.clone())))
         .nest_service("/media", ServeDir::new(dir))
         .nest_service("/bili", ServeDir::new(dir))
+        .route("/live/{channel}/{variant}/index.m3u8", get(crate::live_origin::playlist))
+        .route("/live/{channel}/{variant}/{name}", get(crate::live_origin::segment))
         .route("/slow/{name}", get(slow))
         .route("/norange/{name}", get(no_range))
         .route("/page.html", get(|| async { Html("<html><head><title>Local page</title></head><body><video src=\"/media/clip.mp4\" controls></video></body></html>") }))
@@ -261,7 +264,7 @@ const LIST_PAGE: &str = "<html><head><title>Local list</title></head><body>\
 fn url_refused(query: &str, peer: Option<std::net::IpAddr>) -> bool {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     query.split('&').any(|kv| match kv.split_once('=') {
-        Some(("expire", v)) => v.parse::<i64>().is_ok_and(|e| e < now),
+        Some(("expire" | "until", v)) => v.parse::<i64>().is_ok_and(|e| e < now),
         Some(("revoked", "1")) => true,
         Some(("ip", v)) => v.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback() && Some(ip) != peer),
         _ => false,

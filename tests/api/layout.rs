@@ -21,6 +21,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("subtitles", 8),
     ("select", 7),
     ("cache", 7),
+    ("live", 7),
     ("extract", 6),
     ("relay", 6),
     ("ratelimit", 6),

@@ -89,12 +89,12 @@ async fn a_live_stream_in_each_mode_and_player() {
     let app = spawn_app().await;
     let resp = app.get("/api/v2/stream/direct/twitch/somestreamer").await;
     assert_eq!(resp.status(), 302);
-    assert!(resp.headers()["location"].to_str().unwrap().contains("/media/hls/master.m3u8?live=somestreamer"));
+    assert!(resp.headers()["location"].to_str().unwrap().contains("/live/somestreamer/"));
     for player in ["", "&player=avpro"] {
         let resp = app.get(&format!("/api/v2/stream/proxy/twitch/somestreamer?quality=best{player}")).await;
         assert_eq!(resp.status(), 200, "{player}");
         let text = resp.text().await.unwrap();
-        assert!(text.starts_with("#EXTM3U") && text.contains("/api/v2/stream/hls/"), "{text}");
+        assert!(text.starts_with("#EXTM3U") && text.contains("/api/v2/stream/live/"), "{text}");
         assert!(!text.contains(&app.origin.base), "no origin URL: {text}");
     }
     let (status, body) = app.json("/api/v2/stream/proxy/twitch/somestreamer?player=unity").await;
@@ -104,4 +104,205 @@ async fn a_live_stream_in_each_mode_and_player() {
         body["detail"].as_str().unwrap().contains("/api/v2/stream/proxy/twitch/somestreamer?quality=best"),
         "{body}"
     );
+}
+
+/// What one player of a live stream through reelay saw.
+#[derive(Debug, Default)]
+struct Watched {
+    playlists: usize,
+    errors: Vec<String>,
+    /// (reelay's media sequence, the segment's wall-clock number, its link).
+    segments: Vec<(u64, i64, String)>,
+    /// Playlists whose media sequence went back.
+    backwards: usize,
+    /// Lines that name the origin, or tags a client must not get.
+    leaks: Vec<String>,
+    cache_control: std::collections::BTreeSet<String>,
+    discontinuities: usize,
+    /// Segments fetched whose bytes were not the origin's.
+    wrong_bytes: usize,
+}
+
+/// The segments of a live playlist as (media sequence, wall-clock number
+/// from its date, link), and its discontinuity count.
+fn segments_of(text: &str) -> (Vec<(u64, i64, String)>, usize) {
+    let mut seq: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.parse().ok())
+        .expect("a media sequence");
+    let (mut out, mut date, mut disc) = (Vec::new(), None, 0);
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            date = Some(chrono::DateTime::parse_from_rfc3339(d).unwrap().timestamp_millis() / 2000);
+        } else if line == "#EXT-X-DISCONTINUITY" {
+            disc += 1;
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let n = date.take().expect("every segment dated");
+            out.push((seq, n, line.to_owned()));
+            seq += 1;
+        }
+    }
+    (out, disc)
+}
+
+/// A player: reloads `link` every second for `secs` and fetches each new
+/// segment when `fetch` says so.
+async fn watch(app: &TestApp, link: &str, secs: u64, fetch: bool) -> Watched {
+    let mut w = Watched::default();
+    let origin_host = app.origin.base.trim_start_matches("http://").to_owned();
+    let start = std::time::Instant::now();
+    let mut last_seq = 0u64;
+    let mut fetched = std::collections::HashSet::new();
+    while start.elapsed() < std::time::Duration::from_secs(secs) {
+        let resp = app.get(link).await;
+        let status = resp.status();
+        if let Some(c) = resp.headers().get("cache-control") {
+            w.cache_control.insert(c.to_str().unwrap().to_owned());
+        }
+        let text = resp.text().await.unwrap();
+        if status != 200 {
+            w.errors.push(format!("{status}: {text}"));
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        w.playlists += 1;
+        for line in text.lines() {
+            let bad = ["TWITCH", "EXT-X-PART", "PRELOAD-HINT", "SERVER-CONTROL", "USER-IP", "://"];
+            if line.contains(&origin_host) || bad.iter().any(|b| line.contains(b)) {
+                w.leaks.push(line.to_owned());
+            }
+        }
+        let (segs, disc) = segments_of(&text);
+        w.discontinuities = w.discontinuities.max(disc);
+        if let Some((first, ..)) = segs.first() {
+            if *first < last_seq {
+                w.backwards += 1;
+            }
+            last_seq = *first;
+        }
+        if fetch
+            && let Some((seq, n, link)) = segs.last().cloned()
+            && fetched.insert(seq)
+        {
+            let bytes = app.get(&link).await.bytes().await.unwrap();
+            if bytes.as_ref() != crate::live_origin::segment_bytes(n).as_slice() {
+                w.wrong_bytes += 1;
+            }
+        }
+        w.segments.extend(segs);
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    w
+}
+
+/// A crowd on one live channel through the proxy: one origin session, its
+/// playlist fetched at most once a second whatever the crowd, each
+/// segment once, nothing of the origin in what players get, the same link
+/// for the same segment on every reload and for every player.
+#[tokio::test]
+async fn a_crowd_on_a_live_channel_shares_one_session() {
+    let app = spawn_app().await;
+    let link = "/api/v2/stream/proxy/twitch/crowdchannel?quality=720p";
+    let start = std::time::Instant::now();
+    let players = (0..100).map(|i| watch(&app, link, 8, i % 10 == 0));
+    let watched = futures_util::future::join_all(players).await;
+    let secs = start.elapsed().as_secs_f64();
+
+    let polls = app.origin.requests("/live/crowdchannel/720p60/index.m3u8").len();
+    assert!(polls as f64 <= secs.ceil(), "{polls} origin playlist fetches in {secs:.1} s for 100 players");
+    assert!(polls >= 3, "the session was polled: {polls}");
+    assert!(app.origin.requests("/live/crowdchannel/360p30/").is_empty(), "a variant nobody watches is not polled");
+    let mut per_segment = std::collections::HashMap::<String, usize>::new();
+    for (path, _) in app.origin.requests("/live/crowdchannel/720p60/") {
+        if !path.contains("index.m3u8") {
+            *per_segment.entry(path.split('?').next().unwrap().to_owned()).or_default() += 1;
+        }
+    }
+    assert!(!per_segment.is_empty());
+    assert!(per_segment.values().all(|n| *n == 1), "each segment fetched once: {per_segment:?}");
+
+    let mut links = std::collections::HashMap::<u64, (i64, String)>::new();
+    for w in &watched {
+        assert!(w.errors.is_empty(), "{:?}", w.errors);
+        assert!(w.leaks.is_empty(), "{:?}", w.leaks);
+        assert_eq!(w.backwards, 0);
+        assert_eq!(w.wrong_bytes, 0);
+        assert_eq!(w.cache_control.iter().collect::<Vec<_>>(), ["max-age=1"]);
+        for (seq, n, l) in &w.segments {
+            let first = links.entry(*seq).or_insert((*n, l.clone()));
+            assert_eq!(first, &(*n, l.clone()), "segment {seq}: one link, one segment");
+        }
+    }
+    let mut numbers: Vec<(u64, i64)> = links.iter().map(|(s, (n, _))| (*s, *n)).collect();
+    numbers.sort();
+    assert!(numbers.windows(2).all(|p| p[1].0 == p[0].0 + 1 && p[1].1 == p[0].1 + 1), "{numbers:?}");
+    assert!(app.prom("reelay_live_segment_fetches_total").await >= per_segment.len() as f64);
+    assert!(app.prom("reelay_live_playlists_served_total").await >= 700.0);
+    assert_eq!(app.prom("reelay_live_streams").await, 1.0);
+}
+
+/// The origin refuses the session after 10 s (its token ran out): reelay
+/// extracts again and carries on; the player sees the same sequence go on,
+/// a discontinuity where the new session's numbering starts, no error, no
+/// segment twice or missing.
+#[tokio::test]
+async fn a_refused_session_is_renewed_and_playback_carries_on() {
+    let app = spawn_app().await;
+    let w = watch(&app, "/api/v2/stream/proxy/twitch/shortchannel?quality=720p", 16, true).await;
+    assert!(w.errors.is_empty(), "{:?}", w.errors);
+    assert!(w.leaks.is_empty(), "{:?}", w.leaks);
+    assert_eq!((w.backwards, w.wrong_bytes), (0, 0));
+    assert!(w.discontinuities >= 1, "the new session's numbering is marked");
+    let mut seen: Vec<(u64, i64)> = w.segments.iter().map(|(s, n, _)| (*s, *n)).collect();
+    seen.sort();
+    seen.dedup();
+    assert!(seen.windows(2).all(|p| p[1].0 == p[0].0 + 1 && p[1].1 == p[0].1 + 1), "{seen:?}");
+    assert!(app.fake.runs() >= 2, "extracted again");
+    assert!(app.prom_with("reelay_live_session_renewals_total", &[("outcome", "ok")]).await >= 1.0);
+    let refused = app.origin.requests("/live/shortchannel/720p60/index.m3u8");
+    assert!(refused.len() >= 6);
+}
+
+/// A variant nobody reloads stops being polled; the next player starts it
+/// again.
+#[tokio::test]
+async fn a_poller_stops_after_its_last_viewer() {
+    let app = spawn().arg("--live-idle-timeout", 2).start().await;
+    let link = "/api/v2/stream/proxy/twitch/idlechannel?quality=720p";
+    assert_eq!(app.get(link).await.status(), 200);
+    assert_eq!(app.prom("reelay_live_streams").await, 1.0);
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let polls = app.origin.requests("/live/idlechannel/").len();
+    assert_eq!(app.prom("reelay_live_streams").await, 0.0);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(app.origin.requests("/live/idlechannel/").len(), polls, "no polls after the last viewer");
+    assert_eq!(app.get(link).await.status(), 200);
+    assert_eq!(app.prom("reelay_live_streams").await, 1.0);
+}
+
+/// A live stream's master playlist: reelay's own, a link per variant to its
+/// shared session, nothing of the origin's.
+#[tokio::test]
+async fn a_live_master_names_each_variant_by_stream() {
+    let app = spawn_app().await;
+    let resp = app.get("/api/v2/stream/manifest/twitch/masterchannel/master.m3u8").await;
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let variants: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();
+    assert_eq!(variants.len(), 2, "{text}");
+    assert!(text.contains("RESOLUTION=1280x720") && text.contains("BANDWIDTH=2500000"), "{text}");
+    assert!(!text.contains(&app.origin.base) && !text.contains("session="), "{text}");
+    for v in &variants {
+        assert!(v.starts_with("/api/v2/stream/live/") && v.contains("?v=twitch/masterchannel"), "{v}");
+        let resp = app.get(v).await;
+        assert_eq!(resp.status(), 200);
+        let (segs, _) = segments_of(&resp.text().await.unwrap());
+        assert!(segs.len() >= 3);
+    }
+    assert!(!app.origin.requests("/live/masterchannel/360p30/index.m3u8").is_empty());
+    // A tampered link is refused; a segment that left the window is a 404.
+    let (status, body) = app.json(&variants[0].replacen("/live/", "/live/x", 1)).await;
+    assert_eq!(status, 403, "{body}");
+    assert_error_shape(status, &body);
 }

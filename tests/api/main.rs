@@ -14,6 +14,7 @@ mod input;
 mod languages;
 mod layout;
 mod live;
+mod live_origin;
 mod manifest;
 mod merge_hls;
 mod observability;
