@@ -73,6 +73,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         "real_video": format!("{}/page.html", real.origin.base),
         "limited_base": limited.base,
         "dash": format!("https://www.youtube.com/watch?v={}", yt_id("dashd")),
+        "live": "https://www.twitch.tv/shortuichannel",
     });
     let out = tokio::process::Command::new("node")
         .arg(browser_dir.join("ui.mjs"))
@@ -129,6 +130,16 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     assert_eq!(dash["seek"]["seeked"], true, "{dash:#}");
     assert_eq!(dash["advanced_after_seek"], true, "plays on from the middle: {dash:#}");
     assert!(dash["audio_bytes"].as_u64().unwrap() > 0, "the separate audio is heard: {dash:#}");
+
+    // A live channel plays with hls.js through its shared session, marked
+    // live, and goes on across the session's renewal.
+    let live = &report["live"];
+    assert_eq!(live["facts"]["Status"], "Live now", "{live:#}");
+    assert_eq!(live["source"], "manifest", "{live:#}");
+    assert_eq!(live["playback"]["advanced"], true, "{live:#}");
+    assert!(live["played"].as_f64().unwrap() > 12.0, "18 s later it played on: {live:#}");
+    assert!(live["error"].is_null(), "{live:#}");
+    assert!(app.prom_with("reelay_live_session_renewals_total", &[("outcome", "ok")]).await >= 1.0);
 
     let real = &report["real"];
     assert!(real["title"].as_str().unwrap().starts_with("Local page"), "{real:#}");

@@ -5,7 +5,8 @@
 //                 "playlist": LINK, "bad": LINK, "gone": LINK, "artifacts": DIR,
 //                 "real_base": URL of a reelay with the real yt-dlp, "real_video": LINK,
 //                 "limited_base": URL of a reelay with a rate limit of one request,
-//                 "dash": LINK of a video with separate DASH video and audio}'
+//                 "dash": LINK of a video with separate DASH video and audio,
+//                 "live": LINK of a live channel whose session the origin cuts after 10 s}'
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -136,6 +137,21 @@ try {
       })),
     };
     await page.screenshot({ path: `${cfg.artifacts}/ui-manifest.png`, fullPage: true });
+  }
+
+  // A live channel: reelay's live master, played with hls.js, on across
+  // the origin refusing the session (it is renewed after about 10 s).
+  if (cfg.live) {
+    await lookUp(noHls, cfg.live, 'best');
+    const start = await playback(noHls);
+    const t0 = await noHls.evaluate(() => document.querySelector('#player').currentTime);
+    await noHls.waitForTimeout(18000);
+    report.live = {
+      ...(await pageState(noHls)),
+      playback: start,
+      played: (await noHls.evaluate(() => document.querySelector('#player').currentTime)) - t0,
+    };
+    await noHls.screenshot({ path: `${cfg.artifacts}/ui-live.png`, fullPage: true });
   }
 
   // A playlist link lists its videos; picking one plays it.

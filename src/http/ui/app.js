@@ -106,6 +106,11 @@ const fmtDate = (d) => (d && /^\d{8}$/.test(d) ? `${d.slice(0, 4)}-${d.slice(4, 
 const fmtSize = (b) => (b == null ? '—' : b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` : `${(b / 1e6).toFixed(1)} MB`);
 const codec = (c) => (c && c !== 'none' ? c : null);
 
+/** What yt-dlp's live_status means, in the page's words. */
+const LIVE_STATUS = {
+  is_live: 'Live now', is_upcoming: 'Upcoming live', was_live: 'Was live', post_live: 'Live just ended',
+};
+
 function renderInfo(t, video) {
   $('title').textContent = video.title || video.id || 'Untitled';
   const facts = [
@@ -114,6 +119,7 @@ function renderInfo(t, video) {
     ['Views', video.view_count != null ? video.view_count.toLocaleString('en-US') : null],
     ['Uploaded', fmtDate(video.upload_date)],
     ['Platform', video.platform],
+    ['Status', LIVE_STATUS[video.live_status] || (video.is_live ? 'Live now' : null)],
   ];
   const dl = $('facts');
   dl.replaceChildren();
