@@ -17,7 +17,7 @@ use super::state::AppState;
 use crate::cache::{CachedInfo, now_unix};
 use crate::extract::Format;
 use crate::hls::{LiveGrant, Signer};
-use crate::live::{Links, LiveError, Part, VariantKey};
+use crate::live::{Links, LiveError, Part, Playlist, VariantKey};
 use crate::platform::VideoRef;
 use crate::relay::Source;
 use crate::service::{FormatSource, Purpose};
@@ -74,13 +74,20 @@ pub async fn playlist(
     source: impl FnOnce() -> Arc<dyn Source>,
 ) -> Result<Response, ApiError> {
     let copy = state.live.playlist(key, source).await.map_err(live_error)?;
+    Ok(reply(copy, Some(&key.variant)))
+}
+
+/// A live playlist as players get it: cacheable for half a target duration.
+pub fn reply(copy: Playlist, variant: Option<&str>) -> Response {
     let mut resp = Response::new(Body::from(copy.body));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
     let cache = format!("max-age={}", copy.max_age);
     h.insert(header::CACHE_CONTROL, HeaderValue::from_str(&cache).expect("digits"));
-    h.insert(FORMAT_HEADER, format_header(&key.variant));
-    Ok(resp)
+    if let Some(v) = variant {
+        h.insert(FORMAT_HEADER, format_header(v));
+    }
+    resp
 }
 
 fn live_error(e: LiveError) -> ApiError {

@@ -167,7 +167,16 @@ impl<E: Into<ApiError>> From<E> for Attempt {
 async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
     let mut refreshed = false;
     loop {
-        let cached = state.lookup(&req.play.video, Purpose::Stream, &req.client).await?;
+        let cached = match state.lookup(&req.play.video, Purpose::Stream, &req.client).await {
+            Ok(cached) => cached,
+            // A live stream whose players reload it while it cannot be
+            // looked up (it ended; its renewal fails): the newest window
+            // (ended once its poller gives up), rather than an error.
+            Err(e) => match state.live.latest(&req.play.video.cache_key()) {
+                Some(copy) => return Ok(super::live::reply(copy, None)),
+                None => return Err(e),
+            },
+        };
         let filtered = play::playable(&req.play, &cached)?;
         let info = filtered.as_ref().unwrap_or(&cached.info);
         match carry_out(state, req, play::plan(&state.service, &req.play, &cached, info, mode)?).await {

@@ -181,6 +181,26 @@ impl Live {
         Some(self.0.spec(key, snap.poller, part, url, &snap.locator))
     }
 
+    /// The newest copy of a stream being polled, of its most asked-for
+    /// variant: what its players get when the video can no longer be looked
+    /// up (it stopped being live, the extraction fails) while its poller
+    /// renews the session or, failing that, ends the window.
+    pub fn latest(&self, stream: &str) -> Option<Playlist> {
+        let variants = self.0.lock();
+        let mut ended: Vec<(u64, Playlist)> = variants
+            .values()
+            .filter(|v| v.key.stream == stream)
+            .filter_map(|v| match &*v.state.borrow() {
+                State::Ready(s) => {
+                    Some((v.requests.load(Ordering::Relaxed), Playlist { body: s.body.clone(), max_age: s.max_age }))
+                }
+                _ => None,
+            })
+            .collect();
+        ended.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        ended.into_iter().next().map(|(_, p)| p)
+    }
+
     /// Variants being polled now.
     pub fn variants(&self) -> usize {
         self.0.lock().len()

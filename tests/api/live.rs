@@ -306,3 +306,33 @@ async fn a_live_master_names_each_variant_by_stream() {
     assert_eq!(status, 403, "{body}");
     assert_error_shape(status, &body);
 }
+
+/// The origin fails the playlist three seconds in every ten: players go on
+/// getting the last copy (never an error), and the window catches up with
+/// nothing missing once the origin answers again.
+#[tokio::test]
+async fn a_flaky_origin_costs_players_nothing() {
+    let app = spawn_app().await;
+    let w = watch(&app, "/api/v2/stream/proxy/twitch/flakychannel?quality=720p", 14, true).await;
+    assert!(w.errors.is_empty(), "{:?}", w.errors);
+    assert_eq!((w.backwards, w.wrong_bytes), (0, 0));
+    let mut seen: Vec<(u64, i64)> = w.segments.iter().map(|(s, n, _)| (*s, *n)).collect();
+    seen.sort();
+    seen.dedup();
+    assert!(seen.windows(2).all(|p| p[1].0 == p[0].0 + 1 && p[1].1 == p[0].1 + 1), "{seen:?}");
+    assert!(app.prom_with("reelay_live_playlist_fetches_total", &[("outcome", "failed")]).await >= 1.0);
+}
+
+/// The channel goes offline: the origin refuses the session and the new
+/// extraction says it is not live; players get the window ended
+/// (`EXT-X-ENDLIST`), not an error, and a new player afterwards the 404.
+#[tokio::test]
+async fn a_stream_that_ends_is_ended_for_its_players() {
+    let app = spawn_app().await;
+    let link = "/api/v2/stream/proxy/twitch/endingchannel?quality=720p";
+    let w = watch(&app, link, 24, false).await;
+    assert!(w.errors.is_empty(), "{:?}", w.errors);
+    let text = app.get(link).await.text().await.unwrap();
+    assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    assert!(app.prom_with("reelay_live_session_renewals_total", &[("outcome", "failed")]).await >= 1.0);
+}

@@ -7,6 +7,9 @@
 //! URLs carry `expire=` (and, for sessions cut short, `until=`), after
 //! which the origin answers 403 (`helpers::url_refused`).
 //!
+//! Channels named `flaky…` answer 503 to playlist requests three seconds
+//! in every ten.
+//!
 //! Segment N is the real MPEG-TS segment `N mod 30` of a minute of test
 //! pattern, with `EXT-X-DISCONTINUITY` where the minute starts again, so
 //! real players (hls.js) play it.
@@ -77,6 +80,10 @@ pub async fn playlist(
     headers: HeaderMap,
 ) -> Response {
     let query = query.unwrap_or_default();
+    if channel.starts_with("flaky") && (chrono::Utc::now().timestamp() % 10) >= 7 {
+        // Three seconds in every ten, the playlist fails.
+        return (StatusCode::SERVICE_UNAVAILABLE, "busy").into_response();
+    }
     let session = param(&query, "session");
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
     let base = format!("http://{host}/live/{channel}/{variant}");
