@@ -42,7 +42,9 @@ pub struct PartGrant {
     pub f: String,
     /// Unix time after which the link is refused.
     pub e: i64,
-    /// What the link serves: `m` a media playlist, `b` the file's bytes.
+    /// What the link serves: `m` a media playlist, `b` the file's bytes,
+    /// `s` a subtitle track's playlist, `t` its WebVTT (`f` is then the
+    /// track: its language, `auto:` before it for automatic captions).
     pub k: PartKind,
     /// A media playlist whose segments name the origin URL (`mode=direct`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -76,6 +78,10 @@ pub enum PartKind {
     Playlist,
     #[serde(rename = "b")]
     Bytes,
+    #[serde(rename = "s")]
+    SubtitlePlaylist,
+    #[serde(rename = "t")]
+    Subtitles,
 }
 
 /// What every grant has: an expiry.

@@ -25,15 +25,16 @@ use super::hls::source_playlist;
 use super::reply::{FORMAT_HEADER, HLS_TYPE, format_header, found};
 use super::state::{AppState, Client, Rendered};
 use crate::cache::{CachedInfo, now_unix};
-use crate::extract::Format;
+use crate::extract::{Format, Subtitles};
 use crate::hls::{PartGrant, PartKind};
 use crate::http::error::ApiError;
 use crate::manifest::hls::LiveVariant;
-use crate::manifest::{self, Index, IndexFailure, Renditions, Track};
+use crate::manifest::{self, Index, IndexFailure, Renditions, TextTrack, Track};
 use crate::platform::VideoRef;
 use crate::select::{AudioLang, Player, Quality, rank_audio};
 use crate::service::Purpose;
 use crate::service::play::{PlayError, format_spec};
+use crate::subtitles::pick;
 use bytes::Bytes;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -284,7 +285,29 @@ async fn renditions(
             detail: "the audio file is not laid out for streaming".into(),
         }));
     }
-    Ok(Some(Renditions { video: video_tracks, audio: audio_track, other_audio: other_tracks }))
+    let subtitles = cached.info.subtitles.iter().map(|s| text_track(state, s, &links)).collect();
+    Ok(Some(Renditions { video: video_tracks, audio: audio_track, other_audio: other_tracks, subtitles }))
+}
+
+/// A subtitle track of the video, as the manifests list it.
+fn text_track(state: &AppState, s: &Subtitles, links: &Links) -> TextTrack {
+    let base = s.name.clone().unwrap_or_else(|| s.lang.clone());
+    TextTrack {
+        lang: s.lang.clone(),
+        name: if s.auto && !base.to_ascii_lowercase().contains("auto") { format!("{base} (auto)") } else { base },
+        auto: s.auto,
+        playlist_uri: links.text(state, s, PartKind::SubtitlePlaylist),
+        file_uri: links.text(state, s, PartKind::Subtitles),
+    }
+}
+
+/// The subtitle track a part grant names: its language, and whether it is
+/// the automatic captions.
+fn text_track_of(grant: &PartGrant) -> (&str, bool) {
+    match grant.f.strip_prefix("auto:") {
+        Some(lang) => (lang, true),
+        None => (grant.f.as_str(), false),
+    }
 }
 
 /// One format as a track: its layout, and the links to it.
@@ -339,9 +362,20 @@ impl Links {
             PartKind::Playlist => "m3u8",
             PartKind::Bytes if f.has_video => "mp4",
             PartKind::Bytes => "m4a",
+            PartKind::SubtitlePlaylist | PartKind::Subtitles => "bin",
         };
         let name = if id.is_empty() { "media" } else { &id };
         format!("/api/v2/stream/media/{}/{name}.{ext}?v={}", state.signer.sign(&grant), self.route)
+    }
+
+    /// A signed link to a subtitle track: its playlist (`…/en.m3u8`) or its
+    /// WebVTT (`…/en.vtt`).
+    fn text(&self, state: &AppState, s: &Subtitles, k: PartKind) -> String {
+        let f = if s.auto { format!("auto:{}", s.lang) } else { s.lang.clone() };
+        let grant = PartGrant { v: self.video_key.clone(), f, e: self.expires, k, d: false };
+        let lang: String = s.lang.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let ext = if k == PartKind::SubtitlePlaylist { "m3u8" } else { "vtt" };
+        format!("/api/v2/stream/media/{}/{lang}.{ext}?v={}", state.signer.sign(&grant), self.route)
     }
 }
 
@@ -357,6 +391,9 @@ async fn part(
     let video =
         VideoRef::from_cache_key(&grant.v).ok_or_else(|| ApiError::Forbidden("the link names no video".into()))?;
     let cached = state.lookup(&video, Purpose::Stream, &client).await?;
+    if matches!(grant.k, PartKind::SubtitlePlaylist | PartKind::Subtitles) {
+        return subtitle_part(&state, &video, &cached, &grant).await;
+    }
     let f = cached.info.formats.iter().find(|f| f.format_id == grant.f).ok_or_else(|| ApiError::NotFound {
         error: "Format gone",
         detail: format!("format {} is no longer offered; load the manifest again", grant.f),
@@ -376,6 +413,7 @@ async fn part(
             .await?;
             Ok(text(HLS_TYPE, playlist.unwrap_or_default()))
         }
+        PartKind::SubtitlePlaylist | PartKind::Subtitles => subtitle_part(&state, &video, &cached, &grant).await,
         PartKind::Bytes => {
             let reply = state.relay.serve(format_spec(&state.service, &video, &cached, f), &method, &headers).await?;
             let mut resp = reply.map(Body::new);
@@ -389,6 +427,26 @@ async fn part(
             Ok(resp)
         }
     }
+}
+
+/// A subtitle track of a manifest: its one-segment playlist, or its WebVTT.
+async fn subtitle_part(
+    state: &AppState,
+    video: &VideoRef,
+    cached: &Arc<CachedInfo>,
+    grant: &PartGrant,
+) -> Result<Response, ApiError> {
+    let (lang, auto) = text_track_of(grant);
+    let track = pick(&cached.info, Some(lang), Some(auto))?;
+    if grant.k == PartKind::SubtitlePlaylist {
+        let links = Links::new(video, grant.e);
+        let file = links.text(state, track, PartKind::Subtitles);
+        return Ok(text(HLS_TYPE, manifest::hls::subtitles_media(cached.info.duration.unwrap_or(0.0), &file)));
+    }
+    let vtt = state.subtitles.webvtt(state.relay.upstream(), &cached.key, &cached.info, track).await?;
+    let mut resp = text("text/vtt; charset=utf-8", vtt);
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
+    Ok(resp)
 }
 
 /// The text under `key` in the rendered cache, or `render`'s, kept briefly

@@ -1,6 +1,5 @@
 //! The task behind one live variant: reload, merge, publish, fetch ahead.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -298,14 +297,17 @@ fn expires_soon(url: &str, target: u64) -> bool {
 }
 
 /// When to reload. With dated segments, just after the next one is due:
-/// the newest one's end plus its duration plus the lag seen between a
-/// segment's end and its listing (the smallest of the last few); tried
-/// again at growing steps when it is not there yet. Without dates, RFC 8216
-/// §6.3.4: the target duration after a change, half of it after none.
+/// the newest one's end plus its duration plus the origin's lag (from a
+/// segment's end to its listing); tried again at growing steps when it is
+/// not there yet. The lag is learnt: none at first (the first copy came at
+/// some moment after the listing and says nothing); a reload that had to
+/// try again sets it to what it saw (within a step of the truth), and one
+/// that finds the segment at once halves it. Without dates, RFC
+/// 8216 §6.3.4: the target duration after a change, half of it after none.
 #[derive(Debug, Default)]
 struct Schedule {
-    /// Milliseconds from a segment's end to its first sight.
-    lags: VecDeque<i64>,
+    /// Milliseconds from a segment's end to its listing, as learnt.
+    lag: Option<i64>,
     /// The newest segment's end seen, to take each lag once.
     last_end: Option<i64>,
     /// Reloads in a row that found nothing new.
@@ -321,16 +323,18 @@ impl Schedule {
             return Duration::from_millis(if changed { target_ms } else { target_ms / 2 } as u64);
         };
         if changed && self.last_end != Some(end) {
+            let seen = (now_ms - end).max(0);
+            self.lag = Some(match self.lag {
+                None => 0,
+                Some(lag) if self.misses == 0 => (lag / 2).min(seen),
+                Some(_) => seen,
+            });
             self.misses = 0;
             self.last_end = Some(end);
-            self.lags.push_back(now_ms - end);
-            if self.lags.len() > 8 {
-                self.lags.pop_front();
-            }
         } else {
             self.misses += 1;
         }
-        let lag = self.lags.iter().copied().min().unwrap_or(0);
+        let lag = self.lag.unwrap_or(0);
         let due = end + duration.max(1) + lag + MARGIN_MS;
         let wait = if due > now_ms {
             due - now_ms
@@ -379,15 +383,17 @@ mod tests {
     #[test]
     fn reloads_follow_the_segments_dates() {
         let mut s = Schedule::default();
-        // Seen 40 ms after its end: next due at end + 2000 + 40 + margin.
-        let w = s.after(true, 2, Some((10_000, 2000)), 10_040);
-        assert_eq!(w, Duration::from_millis(2000 + 40 + MARGIN_MS as u64 - 40));
-        // Not there yet at that time: 100 ms, then 200 ms steps.
-        assert_eq!(s.after(false, 2, Some((10_000, 2000)), 12_075), Duration::from_millis(100));
-        assert_eq!(s.after(false, 2, Some((10_000, 2000)), 12_175), Duration::from_millis(200));
-        // Found 20 ms after its end: the lag learnt is the smallest.
-        let w = s.after(true, 2, Some((12_000, 2000)), 12_020);
-        assert_eq!(w, Duration::from_millis(2000 + 20 + MARGIN_MS as u64 - 20));
+        let m = MARGIN_MS as u64;
+        // The first copy, 1200 ms after its newest segment's end: the next
+        // is due at that end + 2000 (+ the margin), no lag assumed.
+        assert_eq!(s.after(true, 2, Some((10_000, 2000)), 11_200), Duration::from_millis(800 + m));
+        // Not there yet (the origin lags 300 ms): 100 ms, then 200 ms steps.
+        assert_eq!(s.after(false, 2, Some((10_000, 2000)), 12_030), Duration::from_millis(100));
+        assert_eq!(s.after(false, 2, Some((10_000, 2000)), 12_130), Duration::from_millis(200));
+        // Found after trying again: the lag is what it saw.
+        assert_eq!(s.after(true, 2, Some((12_000, 2000)), 12_330), Duration::from_millis(2000 + m));
+        // Found at once: the lag halves.
+        assert_eq!(s.after(true, 2, Some((14_000, 2000)), 14_360), Duration::from_millis(2000 - 360 + 165 + m));
         // Undated: RFC 8216's schedule.
         let mut s = Schedule::default();
         assert_eq!(s.after(true, 6, None, 0), Duration::from_secs(6));

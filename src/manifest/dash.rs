@@ -6,7 +6,7 @@
 use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
-use super::{Renditions, Track};
+use super::{Renditions, TextTrack, Track};
 
 /// The MPD.
 pub fn mpd(r: &Renditions) -> String {
@@ -37,11 +37,42 @@ pub fn mpd(r: &Renditions) -> String {
         for a in &r.other_audio {
             adaptation_set(&mut w, std::slice::from_ref(a), Some("dub"))?;
         }
+        for s in &r.subtitles {
+            text_set(&mut w, s)?;
+        }
         w.write_event(Event::End(BytesEnd::new("Period")))?;
         w.write_event(Event::End(BytesEnd::new("MPD")))
     })();
     written.expect("writing to a Vec does not fail");
     String::from_utf8(w.into_inner()).expect("quick-xml writes UTF-8 from UTF-8 input")
+}
+
+/// A subtitle track: a text AdaptationSet of one WebVTT file, its Role
+/// `subtitle` (the uploader's) or `caption` (automatic captions).
+fn text_set(w: &mut Writer<Vec<u8>>, s: &TextTrack) -> std::io::Result<()> {
+    let mut set = BytesStart::new("AdaptationSet");
+    set.extend_attributes([("contentType", "text"), ("mimeType", "text/vtt"), ("lang", s.lang.as_str())]);
+    w.write_event(Event::Start(set))?;
+    let mut role = BytesStart::new("Role");
+    role.extend_attributes([
+        ("schemeIdUri", "urn:mpeg:dash:role:2011"),
+        ("value", if s.auto { "caption" } else { "subtitle" }),
+    ]);
+    w.write_event(Event::Empty(role))?;
+    let mut label = BytesStart::new("Label");
+    label.push_attribute(("id", "0"));
+    w.write_event(Event::Start(label))?;
+    w.write_event(Event::Text(BytesText::new(&s.name)))?;
+    w.write_event(Event::End(BytesEnd::new("Label")))?;
+    let mut rep = BytesStart::new("Representation");
+    let id = format!("text-{}{}", s.lang, if s.auto { "-auto" } else { "" });
+    rep.extend_attributes([("id", id.as_str()), ("bandwidth", "256")]);
+    w.write_event(Event::Start(rep))?;
+    w.write_event(Event::Start(BytesStart::new("BaseURL")))?;
+    w.write_event(Event::Text(BytesText::new(&s.file_uri)))?;
+    w.write_event(Event::End(BytesEnd::new("BaseURL")))?;
+    w.write_event(Event::End(BytesEnd::new("Representation")))?;
+    w.write_event(Event::End(BytesEnd::new("AdaptationSet")))
 }
 
 fn adaptation_set(w: &mut Writer<Vec<u8>>, tracks: &[Track], role: Option<&str>) -> std::io::Result<()> {

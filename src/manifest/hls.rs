@@ -16,6 +16,23 @@ const VERSION: usize = 7;
 
 const AUDIO_GROUP: &str = "audio";
 
+const SUBTITLE_GROUP: &str = "subs";
+
+/// A subtitle track's media playlist: the whole WebVTT file as one
+/// segment of the video's length.
+pub fn subtitles_media(duration: f64, file_uri: &str) -> String {
+    let duration = duration.max(1.0);
+    let playlist = MediaPlaylist {
+        version: Some(3),
+        target_duration: duration.ceil() as u64,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        end_list: true,
+        segments: vec![MediaSegment { uri: file_uri.to_owned(), duration: duration as f32, ..Default::default() }],
+        ..Default::default()
+    };
+    write(|w| playlist.write_to(w))
+}
+
 /// A live stream's variant in its master playlist.
 #[derive(Debug, Clone, Default)]
 pub struct LiveVariant {
@@ -68,7 +85,17 @@ pub fn master(r: &Renditions) -> String {
             autoselect: true,
             ..Default::default()
         })
+        .chain(r.subtitles.iter().map(|s| AlternativeMedia {
+            media_type: AlternativeMediaType::Subtitles,
+            uri: Some(s.playlist_uri.clone()),
+            group_id: SUBTITLE_GROUP.into(),
+            language: Some(s.lang.clone()),
+            name: s.name.clone(),
+            autoselect: !s.auto,
+            ..Default::default()
+        }))
         .collect();
+    let subtitles = (!r.subtitles.is_empty()).then(|| SUBTITLE_GROUP.to_owned());
     if r.video.is_empty()
         && let Some(a) = &r.audio
     {
@@ -99,6 +126,7 @@ pub fn master(r: &Renditions) -> String {
             resolution: v.width.zip(v.height).map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
             frame_rate: v.fps,
             audio: r.audio.as_ref().map(|_| AUDIO_GROUP.into()),
+            subtitles: subtitles.clone(),
             ..Default::default()
         })
         .collect();

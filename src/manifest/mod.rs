@@ -59,6 +59,23 @@ pub struct Renditions {
     pub audio: Option<Track>,
     /// Other languages' audio (dubs), after the default.
     pub other_audio: Vec<Track>,
+    /// Subtitle tracks, served as WebVTT.
+    pub subtitles: Vec<TextTrack>,
+}
+
+/// A subtitle track of a manifest: WebVTT, one file for the whole video.
+#[derive(Debug, Clone)]
+pub struct TextTrack {
+    /// `en`, `pt-BR`.
+    pub lang: String,
+    /// What players show (`English`, `English (auto)`).
+    pub name: String,
+    /// The platform's automatic captions.
+    pub auto: bool,
+    /// Its HLS media playlist (one segment: the whole file).
+    pub playlist_uri: String,
+    /// The WebVTT file.
+    pub file_uri: String,
 }
 
 impl Renditions {

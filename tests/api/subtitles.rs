@@ -54,3 +54,47 @@ async fn tracks_are_listed_and_served_as_webvtt() {
     assert_eq!(status, 404);
     assert_eq!(body["detail"], "this video has no subtitles");
 }
+
+/// The manifests offer every track: the HLS master as
+/// `EXT-X-MEDIA:TYPE=SUBTITLES` with a WebVTT media playlist of signed
+/// links (which work without an API key, as the other parts do), the MPD as
+/// text AdaptationSets; ffprobe reads the master with them.
+#[tokio::test]
+async fn the_manifests_offer_the_subtitles() {
+    let app = spawn().arg("--api-keys", "k1").start().await;
+    let id = yt_id("dubs");
+    let path = format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?api_key=k1");
+    let master = app.get(&path).await.text().await.unwrap();
+    let subs: Vec<&str> = master.lines().filter(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES")).collect();
+    assert_eq!(subs.len(), 3, "{master}");
+    assert!(subs[0].contains("LANGUAGE=\"de\"") && subs[0].contains("NAME=\"German\""), "{}", subs[0]);
+    assert!(
+        subs[2].contains("NAME=\"English (auto-generated)\"") && !subs[2].contains("AUTOSELECT=YES"),
+        "{}",
+        subs[2]
+    );
+    assert!(master.lines().filter(|l| l.starts_with("#EXT-X-STREAM-INF")).all(|l| l.contains("SUBTITLES=\"subs\"")));
+    let uri = subs[1].split("URI=\"").nth(1).unwrap().split('"').next().unwrap();
+    let playlist = app.get(uri).await.text().await.unwrap();
+    assert!(playlist.contains("#EXT-X-ENDLIST") && playlist.contains("#EXTINF:"), "{playlist}");
+    let vtt_link = playlist.lines().find(|l| l.starts_with("/api/v2/stream/media/")).unwrap();
+    let resp = app.get(vtt_link).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/vtt; charset=utf-8");
+    assert_eq!(resp.text().await.unwrap(), String::from_utf8(media("sub-en.vtt")).unwrap());
+
+    let mpd = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/manifest.mpd?api_key=k1")).await;
+    let mpd = mpd.text().await.unwrap();
+    assert_eq!(mpd.matches("contentType=\"text\"").count(), 3, "{mpd}");
+    assert!(mpd.contains("mimeType=\"text/vtt\" lang=\"en\"") && mpd.contains("value=\"caption\""), "{mpd}");
+
+    let probe = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0"])
+        .arg(format!("{}{path}", app.base))
+        .output()
+        .await
+        .unwrap();
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+    let types = String::from_utf8_lossy(&probe.stdout);
+    assert!(types.contains("video") && types.contains("audio"), "{types}");
+}

@@ -74,6 +74,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         "limited_base": limited.base,
         "dash": format!("https://www.youtube.com/watch?v={}", yt_id("dashd")),
         "live": "https://www.twitch.tv/shortuichannel",
+        "subs": format!("https://www.youtube.com/watch?v={}", yt_id("dubs")),
     });
     let out = tokio::process::Command::new("node")
         .arg(browser_dir.join("ui.mjs"))
@@ -130,6 +131,17 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     assert_eq!(dash["seek"]["seeked"], true, "{dash:#}");
     assert_eq!(dash["advanced_after_seek"], true, "plays on from the middle: {dash:#}");
     assert!(dash["audio_bytes"].as_u64().unwrap() > 0, "the separate audio is heard: {dash:#}");
+
+    // Dubs and subtitles through the manifest with hls.js: every language,
+    // the audio switched, a cue shown; the chapters listed on the page.
+    let subs = &report["subs"];
+    assert_eq!(subs["source"], "manifest", "{subs:#}");
+    assert_eq!(subs["playback"]["advanced"], true, "{subs:#}");
+    assert_eq!(subs["audio_tracks"], serde_json::json!(["en", "de", "fr", "es"]), "{subs:#}");
+    assert_eq!(subs["subtitle_tracks"], serde_json::json!(["de", "en", "en"]), "{subs:#}");
+    assert_eq!(subs["switched_to"], "de", "{subs:#}");
+    assert!(subs["cue"].as_str().is_some_and(|c| !c.is_empty()), "a subtitle cue: {subs:#}");
+    assert!(subs["chapters"].as_array().is_some_and(|c| c.len() >= 2), "{subs:#}");
 
     // A live channel plays with hls.js through its shared session, marked
     // live, and goes on across the session's renewal.

@@ -6,7 +6,8 @@
 //                 "real_base": URL of a reelay with the real yt-dlp, "real_video": LINK,
 //                 "limited_base": URL of a reelay with a rate limit of one request,
 //                 "dash": LINK of a video with separate DASH video and audio,
-//                 "live": LINK of a live channel whose session the origin cuts after 10 s}'
+//                 "live": LINK of a live channel whose session the origin cuts after 10 s,
+//                 "subs": LINK of a video with dubbed audio, subtitles and chapters}'
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -137,6 +138,36 @@ try {
       })),
     };
     await page.screenshot({ path: `${cfg.artifacts}/ui-manifest.png`, fullPage: true });
+  }
+
+  // A video with dubs, subtitles and chapters: hls.js on reelay's manifest
+  // lists every language, switches the audio, and shows a subtitle cue; the
+  // page lists the chapters.
+  if (cfg.subs) {
+    await lookUp(noHls, cfg.subs, 'best');
+    const before = await playback(noHls);
+    const state = await pageState(noHls);
+    const media = await noHls.evaluate(() => new Promise((resolve) => {
+      const v = document.querySelector('#player');
+      const out = { audio_tracks: hls.audioTracks.map((t) => t.lang), subtitle_tracks: hls.subtitleTracks.map((t) => t.lang) };
+      const timer = setTimeout(() => resolve({ ...out, switched: false, cue: null }), 15000);
+      hls.on(window.Hls.Events.AUDIO_TRACK_SWITCHED, (_, d) => { out.switched_to = hls.audioTracks[d.id].lang; });
+      hls.audioTrack = 1;
+      hls.subtitleDisplay = true;
+      hls.subtitleTrack = hls.subtitleTracks.findIndex((t) => t.lang === 'en');
+      const poll = setInterval(() => {
+        const cues = [...v.textTracks].flatMap((t) => [...(t.cues || [])].map((c) => c.text));
+        if (cues.length && out.switched_to) {
+          clearInterval(poll); clearTimeout(timer);
+          resolve({ ...out, switched: true, cue: cues[0] });
+        }
+      }, 200);
+    }));
+    report.subs = {
+      ...state, playback: before, ...media,
+      chapters: await noHls.evaluate(() => [...document.querySelectorAll('#chapters li')].map((li) => li.textContent)),
+    };
+    await noHls.screenshot({ path: `${cfg.artifacts}/ui-subtitles.png`, fullPage: true });
   }
 
   // A live channel: reelay's live master, played with hls.js, on across

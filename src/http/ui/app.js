@@ -186,7 +186,45 @@ function stopPlayer() {
   const player = $('player');
   player.pause();
   player.removeAttribute('src');
+  for (const track of player.querySelectorAll('track')) track.remove();
   player.load();
+}
+
+/** The video's subtitle tracks as <track>s (WebVTT through reelay), the
+ * uploader's first; for players of a file (hls.js takes a manifest's own). */
+function addCaptions(video) {
+  const player = $('player');
+  const tracks = [...(video.subtitles || [])].sort((a, b) => a.auto - b.auto);
+  for (const s of tracks) {
+    const track = document.createElement('track');
+    track.kind = 'subtitles';
+    track.srclang = s.lang;
+    const name = s.name || s.lang;
+    track.label = s.auto && !/auto/i.test(name) ? `${name} (auto)` : name;
+    track.src = s.url;
+    player.append(track);
+  }
+}
+
+/** Chapters as a list; each starts playback at its start. */
+function renderChapters(video) {
+  const list = $('chapters');
+  const chapters = video.chapters || [];
+  list.hidden = chapters.length === 0;
+  list.replaceChildren(...chapters.map((c) => {
+    const li = document.createElement('li');
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.className = 'chapter';
+    button.textContent = `${fmtDuration(c.start_time) || '0:00'} ${c.title}`;
+    button.addEventListener('click', () => {
+      const player = $('player');
+      player.currentTime = c.start_time;
+      player.play().catch(() => {});
+    });
+    li.append(button);
+    return li;
+  }));
 }
 
 /** Plays an HLS playlist: hls.js where MediaSource is (it seeks and switches
@@ -317,10 +355,12 @@ async function lookup(event, fromPlaylist = false) {
     }
     const video = res.body.data;
     renderInfo(t, video);
+    renderChapters(video);
     renderLinks(t, quality);
     $('result').hidden = false;
     setStatus('Loading the stream…');
     await play(t, quality, mode);
+    if ($('player').dataset.source !== 'manifest') addCaptions(video);
   } finally {
     $('go').disabled = false;
   }
