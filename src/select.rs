@@ -247,6 +247,13 @@ fn best_audio(info: &VideoInfo) -> Option<&Format> {
 /// Direct mode only ever names one URL that plays by itself with sound.
 /// Proxy mode takes the best video within the cap and merges separate
 /// audio into it when it has none.
+/// The source's own HLS with video and sound that AVPro is given instead
+/// of `file` (a progressive file): within the quality, and no lower than it.
+pub fn hls_instead<'a>(info: &'a VideoInfo, quality: Quality, file: &Format) -> Option<&'a Format> {
+    pick(info.formats.iter().filter(|f| f.is_hls() && f.has_video && f.has_audio), quality)
+        .filter(|h| height(h) >= height(file))
+}
+
 pub fn select(info: &VideoInfo, quality: Quality, mode: Mode) -> Result<StreamPlan<'_>, SelectError> {
     let muxed = info.formats.iter().filter(|f| f.has_video && f.has_audio);
     if quality == Quality::Audio {

@@ -340,11 +340,22 @@ fn smart_by_url() {}
         (status = 502, description = "The origin failed", body = ErrorResponse)))]
 fn hls_link() {}
 
+#[utoipa::path(get, path = "/api/v2/stream/live/{token}/{name}", tag = "streams",
+    params(
+        ("token" = String, Path, description = "Signed grant naming a live stream, its variant and (for a part) the segment, map or key; never the origin's URL"),
+        ("name" = String, Path, description = "For readability (`{n}.ts`, `{variant}.m3u8`); not checked")),
+    responses(
+        (status = 200, description = "A live variant's playlist from its shared session (Cache-Control: max-age of half a target duration), or a segment, map or key from the relay"),
+        (status = 403, description = "Changed or expired signature", body = ErrorResponse),
+        (status = 404, description = "The part has left the live window (reload the playlist), or the stream is no longer live", body = ErrorResponse),
+        (status = 502, description = "The origin failed before the session had a first copy", body = ErrorResponse)))]
+fn live_link() {}
+
 #[utoipa::path(get, path = "/api/v2/stream/manifest/{platform}/{video_id}/master.m3u8", tag = "manifests",
     security(("api_key" = []), ("bearer" = [])),
     params(("platform" = String, Path), ("video_id" = String, Path), ManifestParams),
     responses(
-        (status = 200, description = "HLS master playlist (version 7) built from the video's separate DASH files: a variant per video rendition, the audio as EXT-X-MEDIA; each media playlist lists the file's sidx subsegments as byte ranges. A source that is HLS already gets its own playlist, rewritten.", content_type = "application/vnd.apple.mpegurl"),
+        (status = 200, description = "HLS master playlist (version 7) built from the video's separate DASH files: a variant per video rendition, the audio (each language) and the subtitles as EXT-X-MEDIA; each media playlist lists the file's sidx subsegments as byte ranges. A source that is HLS already gets its own playlist, rewritten; a live stream reelay's own master of its variants' shared sessions; player=avpro with only a progressive file, that file as a one-segment playlist.", content_type = "application/vnd.apple.mpegurl"),
         (status = 302, description = "mode=direct and the source is HLS already: its own playlist"),
         (status = 409, description = "No separate DASH files (play the proxy link), or player=unity", body = ErrorResponse),
         (status = "4XX", description = video_errors!(), body = ErrorResponse),
@@ -410,7 +421,7 @@ impl Modify for Security {
     info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
     paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, subtitles_by_id, subtitles_by_url, videos_batch,
           playlist_by_id, playlist_by_url, auth_status, auth_status_one, direct_by_id, direct_by_url,
-          proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link, master_by_id, master_by_url, mpd_by_id, mpd_by_url,
+          proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link, live_link, master_by_id, master_by_url, mpd_by_id, mpd_by_url,
           media_link),
     components(schemas(PlaylistEnvelope, PlaylistPage, PlaylistEntry, AuthStatusListEnvelope, AuthStatusEnvelope, AuthStatus, BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),

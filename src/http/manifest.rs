@@ -163,6 +163,8 @@ async fn manifest_response(
             "this video comes as HLS only; its manifest is {}",
             req.video.manifest_path("master.m3u8", "best")
         ))),
+        // AVPro always gets HLS: a progressive file as a one-segment playlist.
+        (Kind::Hls, None) if req.player == Player::Avpro => wrapped(state, &req, &cached),
         (_, None) => Err(ApiError::Conflict(format!(
             "this video has no separate DASH video and audio files to build a manifest from; play {}",
             req.video.stream_path("proxy", "best")
@@ -197,6 +199,25 @@ fn live_master(state: &AppState, req: &ManifestRequest, cached: &CachedInfo) -> 
     }
     let mut resp = text(HLS_TYPE, manifest::hls::live_master(&variants));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(resp)
+}
+
+/// A progressive file (video and sound in one) as an HLS media playlist of
+/// one segment, the whole file (with `EXT-X-ENDLIST`, so AVPro seeks in it).
+fn wrapped(state: &AppState, req: &ManifestRequest, cached: &Arc<CachedInfo>) -> Result<Response, ApiError> {
+    let file = match crate::select::select(&cached.info, req.quality, crate::select::Mode::Proxy) {
+        Ok(crate::select::StreamPlan::Single(f)) if req.player.plays(f) => f,
+        _ => {
+            return Err(ApiError::Conflict(format!(
+                "this video has no file AVPro plays as it is; play {}",
+                req.video.stream_path("proxy", "best")
+            )));
+        }
+    };
+    let links = Links::new(&req.video, now_unix() + LINK_TTL_SECS);
+    let uri = if req.direct { file.url.clone() } else { links.part(state, file, PartKind::Bytes, false) };
+    let mut resp = text(HLS_TYPE, manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &uri));
+    resp.headers_mut().insert(FORMAT_HEADER, format_header(&file.format_id));
     Ok(resp)
 }
 
@@ -441,7 +462,7 @@ async fn subtitle_part(
     if grant.k == PartKind::SubtitlePlaylist {
         let links = Links::new(video, grant.e);
         let file = links.text(state, track, PartKind::Subtitles);
-        return Ok(text(HLS_TYPE, manifest::hls::subtitles_media(cached.info.duration.unwrap_or(0.0), &file)));
+        return Ok(text(HLS_TYPE, manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &file)));
     }
     let vtt = state.subtitles.webvtt(state.relay.upstream(), &cached.key, &cached.info, track).await?;
     let mut resp = text("text/vtt; charset=utf-8", vtt);

@@ -145,8 +145,7 @@ pub fn parse(text: &str, base: &Url) -> Option<Copy> {
             "EXT-X-DISCONTINUITY" => next.discontinuity = true,
             "EXT-X-BYTERANGE" => next.byte_range = value.map(str::to_owned),
             "EXT-X-PROGRAM-DATE-TIME" => {
-                next.date =
-                    value.and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok()).map(|d| d.timestamp_millis());
+                next.date = value.and_then(date_ms);
                 in_body = true;
             }
             "EXT-X-MAP" => {
@@ -178,6 +177,15 @@ pub fn parse(text: &str, base: &Url) -> Option<Copy> {
         }
     }
     Some(copy)
+}
+
+/// A `PROGRAM-DATE-TIME` as Unix milliseconds: RFC 3339, or with the
+/// offset written `+0000` (as ffmpeg writes it).
+fn date_ms(v: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .or_else(|_| chrono::DateTime::parse_from_str(v, "%Y-%m-%dT%H:%M:%S%.f%z"))
+        .ok()
+        .map(|d| d.timestamp_millis())
 }
 
 /// What the tags seen so far say of the next segment.
@@ -310,6 +318,8 @@ seg102.ts
         assert_eq!(c.segments[1].key, None);
         assert_eq!(c.segments[0].date_ms, None);
 
+        assert_eq!(date_ms("2026-12-01T12:42:34.838+0000"), Some(1_796_128_954_838));
+        assert_eq!(date_ms("2026-12-01T13:42:34.838+01:00"), Some(1_796_128_954_838));
         let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nlow/index.m3u8\n#EXT-X-STREAM-INF:BANDWIDTH=2\nhi.m3u8\n";
         let c = parse(master, &base()).unwrap();
         assert_eq!(c.variant.unwrap().as_str(), "https://edge.example/v1/low/index.m3u8");

@@ -18,9 +18,9 @@ const AUDIO_GROUP: &str = "audio";
 
 const SUBTITLE_GROUP: &str = "subs";
 
-/// A subtitle track's media playlist: the whole WebVTT file as one
-/// segment of the video's length.
-pub fn subtitles_media(duration: f64, file_uri: &str) -> String {
+/// A media playlist of one segment, the whole file, of the video's length:
+/// a subtitle track's WebVTT, or a progressive file for AVPro.
+pub fn whole_file_media(duration: f64, file_uri: &str) -> String {
     let duration = duration.max(1.0);
     let playlist = MediaPlaylist {
         version: Some(3),

@@ -16,7 +16,7 @@ use crate::live::VariantKey;
 use crate::platform::VideoRef;
 use crate::relay::merge::MergeSpec;
 use crate::relay::{Source as BytesSource, Spec};
-use crate::select::{AudioLang, Mode, Player, Quality, SelectError, StreamPlan, select};
+use crate::select::{AudioLang, Mode, Player, Quality, SelectError, StreamPlan, hls_instead, select};
 
 /// A stream request, checked at the edge.
 #[derive(Debug, Clone)]
@@ -123,6 +123,19 @@ pub fn plan<'a>(
         let path = req.video.manifest_path("master.m3u8", &req.quality_name);
         return Ok(Play::Manifest(format!("{path}&player=avpro{direct}{lang}")));
     }
+    if req.player == Player::Avpro
+        && mode == Mode::Proxy
+        && let Ok(StreamPlan::Single(file)) = select(info, req.quality, Mode::Proxy)
+    {
+        // AVPro always gets HLS: the source's own (as good as the file),
+        // else the file as a one-segment HLS (reelay's manifest route).
+        if let Some(hls) = hls_instead(info, req.quality, file) {
+            return Ok(hls_play(service, req, cached, info, hls));
+        }
+        let lang = req.lang.as_ref().map(|l| format!("&lang={l}")).unwrap_or_default();
+        let path = req.video.manifest_path("master.m3u8", &req.quality_name);
+        return Ok(Play::Manifest(format!("{path}&player=avpro{lang}")));
+    }
     if mode == Mode::Direct
         && let Some(format) = redirect(info, req)?
     {
@@ -132,11 +145,7 @@ pub fn plan<'a>(
         StreamPlan::Single(f) => {
             Play::Relay { spec: format_spec(service, &req.video, cached, f), format_id: &f.format_id }
         }
-        StreamPlan::Hls(f) if info.is_live => Play::Live {
-            key: VariantKey { stream: cached.key.clone(), variant: f.format_id.clone() },
-            source: Arc::new(FormatSource::new(service.clone(), req.video.clone(), cached.clone(), &f.format_id)),
-        },
-        StreamPlan::Hls(f) => Play::Hls { format: f, route: &info.route },
+        StreamPlan::Hls(f) => hls_play(service, req, cached, info, f),
         StreamPlan::Merge { video, audio } => Play::Merge {
             spec: MergeSpec {
                 key: format!("{}|merge:{}+{}", cached.key, video.format_id, audio.format_id),
@@ -180,6 +189,24 @@ fn bound_ip(url: &str) -> Option<IpAddr> {
     let url = url::Url::parse(url).ok()?;
     let ip = url.query_pairs().find(|(k, _)| k == "ip")?.1;
     ip.parse().ok()
+}
+
+/// An HLS format played through the proxy: a live one from its shared
+/// session, another rewritten.
+fn hls_play<'a>(
+    service: &Arc<VideoService>,
+    req: &PlayRequest,
+    cached: &Arc<CachedInfo>,
+    info: &'a VideoInfo,
+    f: &'a Format,
+) -> Play<'a> {
+    if info.is_live {
+        return Play::Live {
+            key: VariantKey { stream: cached.key.clone(), variant: f.format_id.clone() },
+            source: Arc::new(FormatSource::new(service.clone(), req.video.clone(), cached.clone(), &f.format_id)),
+        };
+    }
+    Play::Hls { format: f, route: &info.route }
 }
 
 /// The relay object of one format: its bytes, keyed by the video (with its

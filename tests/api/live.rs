@@ -240,6 +240,10 @@ async fn a_crowd_on_a_live_channel_shares_one_session() {
     assert!(app.prom("reelay_live_segment_fetches_total").await >= per_segment.len() as f64);
     assert!(app.prom("reelay_live_playlists_served_total").await >= 700.0);
     assert_eq!(app.prom("reelay_live_streams").await, 1.0);
+    // Each player reloads twice per target duration here: about 200.
+    let viewers = app.prom("reelay_live_viewers").await;
+    assert!((100.0..=300.0).contains(&viewers), "viewers estimated: {viewers}");
+    assert!(app.prom("reelay_live_edge_delay_seconds_count").await >= 2.0);
 }
 
 /// The origin refuses the session after 10 s (its token ran out): reelay
@@ -335,4 +339,57 @@ async fn a_stream_that_ends_is_ended_for_its_players() {
     let text = app.get(link).await.text().await.unwrap();
     assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
     assert!(app.prom_with("reelay_live_session_renewals_total", &[("outcome", "failed")]).await >= 1.0);
+}
+
+/// The real yt-dlp on a live HLS that ffmpeg writes as it goes (`-re`,
+/// `delete_segments`): its generic extractor says `is_live`, and reelay
+/// plays it through the shared session: its own links, the same link for
+/// the same segment from one reload to the next, the segments' bytes as
+/// ffmpeg wrote them, no origin address.
+#[tokio::test]
+async fn ffmpeg_live_hls_through_the_real_ytdlp() {
+    let dir = media_dir().join(format!("livehls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440", "-t", "60", "-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-g", "50", "-sc_threshold", "0", "-c:a", "aac", "-f", "hls", "-hls_time", "2", "-hls_list_size", "5"])
+        .args(["-hls_flags", "delete_segments+program_date_time"])
+        .arg(dir.join("index.m3u8"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs");
+    let app = spawn().ytdlp(real_ytdlp()).start().await;
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let source = format!("{}/media/{name}/index.m3u8", app.origin.base);
+    while !dir.join("index2.ts").exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (status, body) = app.json(&format!("/api/v2/videos?url={source}")).await;
+    assert_eq!((status.as_u16(), &body["data"]["is_live"]), (200, &true.into()), "{body}");
+
+    let link = format!("/api/v2/stream/proxy?url={source}");
+    let first = app.get(&link).await.text().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let second = app.get(&link).await.text().await.unwrap();
+    for text in [&first, &second] {
+        // Each link names the page it plays (`?v=`, the link the client gave), never a segment's URL.
+        let mut paths = text.lines().filter(|l| !l.starts_with('#')).map(|l| l.split('?').next().unwrap());
+        assert!(paths.all(|p| p.starts_with("/api/v2/stream/live/") && !p.contains("index")), "{text}");
+        assert!(!text.contains("://"), "{text}");
+        assert!(text.contains("#EXT-X-PROGRAM-DATE-TIME"), "{text}");
+    }
+    let seq =
+        |t: &str| -> u64 { t.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")).unwrap().parse().unwrap() };
+    assert!(seq(&second) > seq(&first), "the window moved:\n{first}\n{second}");
+    let links = |t: &str| -> Vec<String> { t.lines().filter(|l| l.starts_with('/')).map(str::to_owned).collect() };
+    let (a, b) = (links(&first), links(&second));
+    let moved = (seq(&second) - seq(&first)) as usize;
+    assert_eq!(a[moved..], b[..a.len() - moved], "the same link for the same segment");
+    let newest = b.last().unwrap();
+    let n = seq(&second) + b.len() as u64 - 1;
+    let bytes = app.get(newest).await.bytes().await.unwrap();
+    assert_eq!(bytes.as_ref(), std::fs::read(dir.join(format!("index{n}.ts"))).unwrap().as_slice());
+    let _ = ffmpeg.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

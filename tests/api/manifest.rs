@@ -323,3 +323,29 @@ async fn a_hot_manifest_is_rendered_once_and_its_links_stay_the_same() {
     let other = text(&app, &format!("{path}?quality=360p")).await;
     assert_ne!(other, first, "another query, another rendering");
 }
+
+/// AVPro always gets HLS: a progressive file (video and sound in one) as a
+/// one-segment playlist that ffprobe reads with both streams and the whole
+/// duration; a video that also has HLS of the same height, the HLS.
+#[tokio::test]
+async fn avpro_always_gets_hls() {
+    let app = spawn_app().await;
+    let id = yt_id("plain");
+    let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{id}?quality=360p&player=avpro")).await;
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=360p&player=avpro"));
+    let playlist = text(&app, &location).await;
+    assert!(playlist.contains("#EXT-X-ENDLIST") && playlist.matches("#EXTINF:").count() == 1, "{playlist}");
+    let probe = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of", "csv=p=0"])
+        .arg(format!("{}{location}", app.base))
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&probe.stdout);
+    assert!(probe.status.success() && out.contains("video") && out.contains("audio"), "{out} {probe:?}");
+    // A Twitch VOD: its own HLS, not a file.
+    let twitch = app.get("/api/v2/stream/proxy?url=https://www.twitch.tv/videos/97&player=avpro").await;
+    assert_eq!(twitch.headers()["content-type"], "application/vnd.apple.mpegurl");
+}
