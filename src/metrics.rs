@@ -176,6 +176,8 @@ pub struct RelayMetrics {
     disk_bytes: Gauge,
     /// ffmpeg merges started.
     pub merges: Counter,
+    /// Muxed HLS segments made by ffmpeg (each once for all viewers).
+    pub remuxes: Counter,
     /// Streams piped from an origin unstored (it ignores ranges, too big).
     pub pipes: Counter,
 }
@@ -208,6 +210,7 @@ impl RelayMetrics {
             disk_corrupt: Counter::default(),
             disk_bytes: Gauge::default(),
             merges: Counter::default(),
+            remuxes: Counter::default(),
             pipes: Counter::default(),
         };
         let r = registry;
@@ -248,6 +251,7 @@ impl RelayMetrics {
         );
         r.register("reelay_relay_disk_bytes", "Bytes held by the disk tier.", m.disk_bytes.clone());
         r.register("reelay_relay_merges", "ffmpeg merges started.", m.merges.clone());
+        r.register("reelay_relay_remuxed_segments", "Muxed HLS segments made by ffmpeg.", m.remuxes.clone());
         r.register(
             "reelay_relay_pipes",
             "Streams piped unstored (the origin ignores ranges and the file is too big).",

@@ -41,6 +41,9 @@ use crate::service::{Settings, VideoService};
 /// Bytes of DASH file layouts kept for manifests: thousands of films.
 const INDEX_BUDGET: u64 = 32 * 1024 * 1024;
 
+/// Bytes of muxed HLS segments kept (a few hundred segments of 720p).
+const MUXED_BUDGET: u64 = 256 * 1024 * 1024;
+
 pub struct App {
     listener: TcpListener,
     router: Router,
@@ -160,6 +163,11 @@ impl App {
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
             rendered: crate::http::rendered_cache(),
             subtitles: Default::default(),
+            muxed: moka::future::Cache::builder()
+                .weigher(|_: &String, b: &bytes::Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+                .max_capacity(MUXED_BUDGET)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
             proxy_countries: config.proxy_countries(),
             config,
             service,

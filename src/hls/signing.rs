@@ -49,6 +49,9 @@ pub struct PartGrant {
     /// A media playlist whose segments name the origin URL (`mode=direct`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub d: bool,
+    /// A muxed HLS segment, by its place in the video's subsegments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i: Option<u32>,
 }
 
 /// A grant for a live stream's link (`/api/v2/stream/live/`): a variant's
@@ -82,6 +85,12 @@ pub enum PartKind {
     SubtitlePlaylist,
     #[serde(rename = "t")]
     Subtitles,
+    /// Muxed HLS (`f` is `{video}+{audio}`): a variant's media playlist,
+    /// and one of its MPEG-TS segments.
+    #[serde(rename = "x")]
+    MuxedPlaylist,
+    #[serde(rename = "y")]
+    MuxedSegment,
 }
 
 /// What every grant has: an expiry.
@@ -171,7 +180,7 @@ mod tests {
         assert_eq!(s.verify(&t, 50), Ok(g.clone()));
         assert_eq!(s.verify::<Grant>(&t, 101), Err(SignError::Expired));
         assert_eq!(s.verify::<PartGrant>(&t, 50), Err(SignError::Invalid), "an HLS link is no manifest part");
-        let part = PartGrant { v: g.v.clone(), f: g.f.clone(), e: 100, k: PartKind::Bytes, d: false };
+        let part = PartGrant { v: g.v.clone(), f: g.f.clone(), e: 100, k: PartKind::Bytes, d: false, i: None };
         let pt = s.sign(&part);
         assert_eq!(s.verify(&pt, 50), Ok(part));
         assert_eq!(s.verify::<Grant>(&pt, 50), Err(SignError::Invalid), "a manifest part is no HLS link");

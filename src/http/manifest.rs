@@ -64,6 +64,9 @@ pub struct ManifestQuery {
     player: Option<String>,
     /// The audio language: `original` (the default) or a code (`de`).
     lang: Option<String>,
+    /// Muxed HLS (every segment MPEG-TS with video and audio): `true` by
+    /// default for `player=avpro`.
+    muxed: Option<bool>,
 }
 
 /// A manifest request, checked at the edge.
@@ -73,6 +76,8 @@ struct ManifestRequest {
     direct: bool,
     player: Player,
     lang: Option<AudioLang>,
+    /// HLS whose segments carry both video and audio.
+    muxed: bool,
 }
 
 impl ManifestRequest {
@@ -96,7 +101,8 @@ impl ManifestRequest {
             )));
         }
         let lang = parse_lang(q.lang.as_deref())?;
-        Ok(ManifestRequest { video, quality, direct, player, lang })
+        let muxed = q.muxed.unwrap_or(player == Player::Avpro) && !direct;
+        Ok(ManifestRequest { video, quality, direct, player, lang, muxed })
     }
 }
 
@@ -137,11 +143,18 @@ async fn manifest_response(
     // Rendered once per extraction and request, then kept briefly: a hot
     // manifest costs a lookup and a copy of its bytes.
     let key = format!(
-        "{}@{}|{}|{:?}|{}|{:?}|{:?}",
-        cached.key, cached.fetched_at, content_type, req.quality, req.direct, req.player, req.lang
+        "{}@{}|{}|{:?}|{}|{:?}|{:?}|{}",
+        cached.key, cached.fetched_at, content_type, req.quality, req.direct, req.player, req.lang, req.muxed
     );
     let master = rendered(state, &key, || async {
         Ok(renditions(state, &req, &cached).await?.map(|r| match kind {
+            Kind::Hls if req.muxed && r.audio.is_some() && !r.video.is_empty() => {
+                let links = Links::new(&req.video, now_unix() + LINK_TTL_SECS);
+                let audio = &r.audio.as_ref().expect("checked").id;
+                let uris: Vec<String> =
+                    r.video.iter().map(|v| links.muxed(state, &format!("{}+{audio}", v.id), None)).collect();
+                manifest::hls::muxed_master(&r, &uris)
+            }
             Kind::Hls => manifest::hls::master(&r),
             Kind::Dash => manifest::dash::mpd(&r),
         }))
@@ -377,23 +390,39 @@ impl Links {
     /// media playlist, `.mp4`/`.m4a` for the file (players and ffmpeg look
     /// at the extension).
     fn part(&self, state: &AppState, f: &Format, k: PartKind, d: bool) -> String {
-        let grant = PartGrant { v: self.video_key.clone(), f: f.format_id.clone(), e: self.expires, k, d };
+        let grant = PartGrant { v: self.video_key.clone(), f: f.format_id.clone(), e: self.expires, k, d, i: None };
         let id: String = f.format_id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect();
         let ext = match k {
             PartKind::Playlist => "m3u8",
             PartKind::Bytes if f.has_video => "mp4",
             PartKind::Bytes => "m4a",
-            PartKind::SubtitlePlaylist | PartKind::Subtitles => "bin",
+            PartKind::SubtitlePlaylist | PartKind::Subtitles | PartKind::MuxedPlaylist | PartKind::MuxedSegment => {
+                "bin"
+            }
         };
         let name = if id.is_empty() { "media" } else { &id };
         format!("/api/v2/stream/media/{}/{name}.{ext}?v={}", state.signer.sign(&grant), self.route)
+    }
+
+    /// A signed link to muxed HLS of `plan` (`{video}+{audio}`): its media
+    /// playlist, or (with `segment`) one of its MPEG-TS segments.
+    fn muxed(&self, state: &AppState, plan: &str, segment: Option<u32>) -> String {
+        let k = if segment.is_some() { PartKind::MuxedSegment } else { PartKind::MuxedPlaylist };
+        let grant =
+            PartGrant { v: self.video_key.clone(), f: plan.to_owned(), e: self.expires, k, d: false, i: segment };
+        let name = match segment {
+            Some(n) => format!("seg{n}.ts"),
+            None => format!("{}.m3u8", plan.split('+').next().unwrap_or("video")),
+        };
+        let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).collect();
+        format!("/api/v2/stream/media/{}/{name}?v={}", state.signer.sign(&grant), self.route)
     }
 
     /// A signed link to a subtitle track: its playlist (`…/en.m3u8`) or its
     /// WebVTT (`…/en.vtt`).
     fn text(&self, state: &AppState, s: &Subtitles, k: PartKind) -> String {
         let f = if s.auto { format!("auto:{}", s.lang) } else { s.lang.clone() };
-        let grant = PartGrant { v: self.video_key.clone(), f, e: self.expires, k, d: false };
+        let grant = PartGrant { v: self.video_key.clone(), f, e: self.expires, k, d: false, i: None };
         let lang: String = s.lang.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
         let ext = if k == PartKind::SubtitlePlaylist { "m3u8" } else { "vtt" };
         format!("/api/v2/stream/media/{}/{lang}.{ext}?v={}", state.signer.sign(&grant), self.route)
@@ -415,6 +444,9 @@ async fn part(
     if matches!(grant.k, PartKind::SubtitlePlaylist | PartKind::Subtitles) {
         return subtitle_part(&state, &video, &cached, &grant).await;
     }
+    if matches!(grant.k, PartKind::MuxedPlaylist | PartKind::MuxedSegment) {
+        return muxed_part(&state, &video, &cached, &grant).await;
+    }
     let f = cached.info.formats.iter().find(|f| f.format_id == grant.f).ok_or_else(|| ApiError::NotFound {
         error: "Format gone",
         detail: format!("format {} is no longer offered; load the manifest again", grant.f),
@@ -435,6 +467,7 @@ async fn part(
             Ok(text(HLS_TYPE, playlist.unwrap_or_default()))
         }
         PartKind::SubtitlePlaylist | PartKind::Subtitles => subtitle_part(&state, &video, &cached, &grant).await,
+        PartKind::MuxedPlaylist | PartKind::MuxedSegment => muxed_part(&state, &video, &cached, &grant).await,
         PartKind::Bytes => {
             let reply = state.relay.serve(format_spec(&state.service, &video, &cached, f), &method, &headers).await?;
             let mut resp = reply.map(Body::new);
@@ -448,6 +481,48 @@ async fn part(
             Ok(resp)
         }
     }
+}
+
+/// Muxed HLS: a variant's media playlist (one segment per subsegment of the
+/// video file), or one MPEG-TS segment, remuxed from the time range it
+/// covers once for every viewer and kept (`AppState::muxed`).
+async fn muxed_part(
+    state: &AppState,
+    video: &VideoRef,
+    cached: &Arc<CachedInfo>,
+    grant: &PartGrant,
+) -> Result<Response, ApiError> {
+    let gone = || ApiError::NotFound {
+        error: "Format gone",
+        detail: format!("{} is no longer offered; load the manifest again", grant.f),
+    };
+    let (v, a) = grant.f.split_once('+').ok_or_else(gone)?;
+    let find = |id: &str| cached.info.formats.iter().find(|f| f.format_id == id);
+    let (vf, af) = (find(v).ok_or_else(gone)?, find(a).ok_or_else(gone)?);
+    let spec = |f: &Format| format_spec(&state.service, video, cached, f);
+    let index: Arc<Index> = state.indexes.get(&state.relay, || spec(vf)).await?;
+    let links = Links::new(video, grant.e);
+    let Some(n) = grant.i else {
+        let text_ = manifest::hls::muxed_media(&index, |n| links.muxed(state, &grant.f, Some(n as u32)));
+        return Ok(text(HLS_TYPE, text_));
+    };
+    let from: u64 = index.segments.iter().take(n as usize).map(|s| u64::from(s.duration)).sum();
+    let seg = index.segments.get(n as usize).ok_or_else(gone)?;
+    let ts = f64::from(index.timescale);
+    let (start, end) = (from as f64 / ts, (from + u64::from(seg.duration)) as f64 / ts);
+    let key = format!("{}|mux:{}|{n}", cached.key, grant.f);
+    let relay = state.relay.clone();
+    let bytes = state
+        .muxed
+        .try_get_with(key, async move { relay.remux_segment(spec(vf), spec(af), start, end).await })
+        .await
+        .map_err(|e| ApiError::from(Arc::unwrap_or_clone(e)))?;
+    let mut resp = Response::new(Body::from(bytes));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400, immutable"));
+    h.insert(FORMAT_HEADER, format_header(&grant.f));
+    Ok(resp)
 }
 
 /// A subtitle track of a manifest: its one-segment playlist, or its WebVTT.

@@ -62,6 +62,10 @@ pub struct Inner {
     /// Manifests and media playlists as rendered, kept briefly per video
     /// (and extraction) and request.
     pub rendered: Tiered<Rendered>,
+    /// Muxed HLS segments as ffmpeg made them, by video, plan and segment:
+    /// each made once however many ask at once (single flight), kept under
+    /// a byte budget.
+    pub muxed: moka::future::Cache<String, bytes::Bytes>,
     /// Subtitle tracks converted to WebVTT.
     pub subtitles: crate::subtitles::SubtitleCache,
     /// `PROXY_COUNTRIES`, parsed once.

@@ -19,6 +19,9 @@ const MAX_PLAYLIST_BYTES: usize = 2 * 1024 * 1024;
 /// Failures in a row (fetches, renewals) after which a stream is over.
 const GIVE_UP_AFTER: u32 = 8;
 
+/// Reloads tried before a variant's first viewer is told the origin failed.
+const FIRST_TRIES: u32 = 5;
+
 /// Polled this soon after a segment's predicted arrival, to be after it.
 const MARGIN_MS: i64 = 30;
 
@@ -126,7 +129,9 @@ impl Poller {
                 self.hub.metrics.live.count_fetch("failed");
                 self.failures += 1;
                 tracing::debug!(error = %e, failures = self.failures, "live playlist reload failed");
-                if self.failures >= GIVE_UP_AFTER || (self.window.is_empty() && self.failures >= 2) {
+                // The first viewer waits for a few tries (an origin's hiccup
+                // of a few seconds), not for the whole patience of a stream.
+                if self.failures >= GIVE_UP_AFTER || (self.window.is_empty() && self.failures >= FIRST_TRIES) {
                     return Err(e);
                 }
                 Ok(Duration::from_millis(500 * u64::from(self.failures)).min(self.half_target()))

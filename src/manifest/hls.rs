@@ -149,6 +149,57 @@ fn codecs(video: &Track, audio: Option<&Track>) -> Option<String> {
     }
 }
 
+/// A muxed HLS master: one variant per video rendition, each carrying the
+/// audio in its own segments (`uris`, in the order of `r.video`); no audio
+/// group, which Media Foundation (AVPro) would play without sound.
+pub fn muxed_master(r: &Renditions, uris: &[String]) -> String {
+    let audio_bw = r.audio.as_ref().map_or(0, |a| a.index.peak_bitrate());
+    let variants = r
+        .video
+        .iter()
+        .zip(uris)
+        .map(|(v, uri)| VariantStream {
+            uri: uri.clone(),
+            bandwidth: v.index.peak_bitrate() + audio_bw,
+            codecs: codecs(v, r.audio.as_ref()),
+            resolution: v.width.zip(v.height).map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
+            frame_rate: v.fps,
+            ..Default::default()
+        })
+        .collect();
+    let playlist = MasterPlaylist { version: Some(3), independent_segments: true, variants, ..Default::default() };
+    write(|w| playlist.write_to(w))
+}
+
+/// A muxed variant's media playlist: one MPEG-TS segment per subsegment of
+/// the video file (`segment_uri(n)`), complete with `EXT-X-ENDLIST` from the
+/// first request, so players (AVPro) treat it as a film and seek in it.
+pub fn muxed_media(index: &Index, segment_uri: impl Fn(usize) -> String) -> String {
+    let segments: Vec<MediaSegment> = index
+        .segments
+        .iter()
+        .enumerate()
+        .map(|(n, s)| MediaSegment { uri: segment_uri(n), duration: index.seconds(s) as f32, ..Default::default() })
+        .collect();
+    vod(index, 3, segments)
+}
+
+/// A complete (VOD) media playlist of `index`'s subsegments as `segments`.
+fn vod(index: &Index, version: usize, segments: Vec<MediaSegment>) -> String {
+    let longest = index.segments.iter().map(|s| index.seconds(s)).fold(0.0, f64::max);
+    let playlist = MediaPlaylist {
+        version: Some(version),
+        // RFC 8216 §4.3.3.1: each EXTINF rounded to an integer is at most this.
+        target_duration: longest.round().max(1.0) as u64,
+        segments,
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        independent_segments: true,
+        ..Default::default()
+    };
+    write(|w| playlist.write_to(w))
+}
+
 /// The media playlist of one file laid out as `index`, fetched from `file_uri`.
 pub fn media(index: &Index, file_uri: &str) -> String {
     let mut segments: Vec<MediaSegment> = index
@@ -168,18 +219,7 @@ pub fn media(index: &Index, file_uri: &str) -> String {
             ..Default::default()
         });
     }
-    let longest = index.segments.iter().map(|s| index.seconds(s)).fold(0.0, f64::max);
-    let playlist = MediaPlaylist {
-        version: Some(VERSION),
-        // RFC 8216 §4.3.3.1: each EXTINF rounded to an integer is at most this.
-        target_duration: longest.round().max(1.0) as u64,
-        segments,
-        end_list: true,
-        playlist_type: Some(MediaPlaylistType::Vod),
-        independent_segments: true,
-        ..Default::default()
-    };
-    write(|w| playlist.write_to(w))
+    vod(index, VERSION, segments)
 }
 
 fn write(f: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {

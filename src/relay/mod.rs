@@ -13,6 +13,8 @@
 //! - [`merge`]: one ffmpeg per merged stream, reading its inputs from the
 //!   relay itself ([`internal`]), writing an object that late viewers join
 //!   and that, once complete, is served like a file.
+//! - `remux`: one time range of a video and an audio file as an MPEG-TS
+//!   segment (muxed HLS), ffmpeg reading both from the relay.
 //! - [`serve`]: a client's request (`Range`, `If-Range`, `HEAD`,
 //!   revalidation) answered from the store; [`range`] decides it. The
 //!   server's own reads (`Relay::read`) take the same path without HTTP.
@@ -35,6 +37,7 @@ pub mod merge;
 pub mod pipe;
 pub mod range;
 mod read;
+mod remux;
 mod serve;
 mod store;
 mod writer;

@@ -349,3 +349,71 @@ async fn avpro_always_gets_hls() {
     let twitch = app.get("/api/v2/stream/proxy?url=https://www.twitch.tv/videos/97&player=avpro").await;
     assert_eq!(twitch.headers()["content-type"], "application/vnd.apple.mpegurl");
 }
+
+/// ffprobe's `codec_type,start_time` of each stream, and the duration.
+async fn probe_times(url: &str) -> (Vec<(String, f64)>, f64) {
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type,start_time:format=duration", "-of", "csv=p=0"])
+        .arg(url)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut streams = Vec::new();
+    let mut duration = 0.0;
+    for line in text.lines() {
+        match line.split(',').collect::<Vec<_>>()[..] {
+            // MPEG-TS lists its program's streams again: each once.
+            [kind, _] if streams.iter().any(|(k, _)| k == kind) => {}
+            [kind, start] => streams.push((kind.to_owned(), start.parse().unwrap_or(f64::NAN))),
+            [d] => duration = d.parse().unwrap_or(0.0),
+            _ => {}
+        }
+    }
+    (streams, duration)
+}
+
+/// Muxed HLS for AVPro: every segment MPEG-TS with video and audio, the
+/// playlist complete from the first request; a segment asked for cold, out
+/// of order (a seek to the end), starts where the timeline says, audio and
+/// video together; ten players of one segment cost one ffmpeg; the whole
+/// variant plays for the video's length.
+#[tokio::test]
+async fn avpro_gets_muxed_hls_that_seeks() {
+    let app = spawn_app().await;
+    let id = yt_id("dashd");
+    let master = text(&app, &format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?player=avpro")).await;
+    assert!(!master.contains("TYPE=AUDIO"), "no separate audio: {master}");
+    let variants: Vec<&str> = master.lines().filter(|l| l.starts_with('/')).collect();
+    assert_eq!(variants.len(), 2, "{master}");
+    assert!(master.contains("CODECS=\"avc1.64001f,mp4a.40.2\""), "{master}");
+    let media = text(&app, variants[0]).await;
+    assert!(media.ends_with("#EXT-X-ENDLIST\n") && media.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{media}");
+    let segments: Vec<&str> = media.lines().filter(|l| l.starts_with('/')).collect();
+    assert_eq!(segments.len(), 4, "one per subsegment: {media}");
+
+    // The last segment first, from a cold store.
+    let last = format!("{}{}", app.base, segments[3]);
+    let resp = app.http.get(&last).send().await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.headers()["content-type"].to_str().unwrap()), (200, "video/mp2t"));
+    let (streams, _) = probe_times(&last).await;
+    let kinds: Vec<&str> = streams.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["video", "audio"], "{streams:?}");
+    for (kind, start) in &streams {
+        assert!((start - 6.0).abs() < 0.1, "{kind} starts at {start}, where the segment is: {streams:?}");
+    }
+
+    let before = app.prom("reelay_relay_remuxed_segments_total").await;
+    let second = format!("{}{}", app.base, segments[1]);
+    let got = futures_util::future::join_all(
+        (0..10).map(|_| async { app.http.get(&second).send().await.unwrap().bytes().await.unwrap() }),
+    )
+    .await;
+    assert!(got.iter().all(|b| b == &got[0] && !b.is_empty()));
+    assert_eq!(app.prom("reelay_relay_remuxed_segments_total").await - before, 1.0, "one ffmpeg for ten players");
+
+    let (streams, duration) = probe_times(&format!("{}{}", app.base, variants[0])).await;
+    assert!(streams.iter().any(|(k, _)| k == "audio") && streams.iter().any(|(k, _)| k == "video"), "{streams:?}");
+    assert!((duration - 8.0).abs() < 0.3, "the whole video: {duration}");
+}

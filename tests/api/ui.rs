@@ -75,6 +75,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         "dash": format!("https://www.youtube.com/watch?v={}", yt_id("dashd")),
         "live": "https://www.twitch.tv/shortuichannel",
         "subs": format!("https://www.youtube.com/watch?v={}", yt_id("dubs")),
+        "muxed": format!("/api/v2/stream/manifest/youtube/{}/master.m3u8?player=avpro", yt_id("dashd")),
     });
     let out = tokio::process::Command::new("node")
         .arg(browser_dir.join("ui.mjs"))
@@ -142,6 +143,14 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     assert_eq!(subs["switched_to"], "de", "{subs:#}");
     assert!(subs["cue"].as_str().is_some_and(|c| !c.is_empty()), "a subtitle cue: {subs:#}");
     assert!(subs["chapters"].as_array().is_some_and(|c| c.len() >= 2), "{subs:#}");
+
+    // Muxed HLS plays in hls.js, with sound, and seeks.
+    let muxed = &report["muxed"];
+    assert_eq!(muxed["playback"]["advanced"], true, "{muxed:#}");
+    assert_eq!(muxed["playback"]["used_hls_js"], true, "{muxed:#}");
+    assert_eq!((&muxed["seeked"], &muxed["advanced_after_seek"]), (&true.into(), &true.into()), "{muxed:#}");
+    assert!(muxed["levels"].as_u64().unwrap() >= 2, "{muxed:#}");
+    assert!(muxed["audio_bytes"].as_u64().unwrap() > 0, "the muxed audio is heard: {muxed:#}");
 
     // A live channel plays with hls.js through its shared session, marked
     // live, and goes on across the session's renewal.

@@ -7,7 +7,8 @@
 //                 "limited_base": URL of a reelay with a rate limit of one request,
 //                 "dash": LINK of a video with separate DASH video and audio,
 //                 "live": LINK of a live channel whose session the origin cuts after 10 s,
-//                 "subs": LINK of a video with dubbed audio, subtitles and chapters}'
+//                 "subs": LINK of a video with dubbed audio, subtitles and chapters,
+//                 "muxed": PATH of a muxed HLS master}'
 import { chromium } from 'playwright-core';
 
 const cfg = JSON.parse(process.argv[2]);
@@ -168,6 +169,27 @@ try {
       chapters: await noHls.evaluate(() => [...document.querySelectorAll('#chapters li')].map((li) => li.textContent)),
     };
     await noHls.screenshot({ path: `${cfg.artifacts}/ui-subtitles.png`, fullPage: true });
+  }
+
+  // Muxed HLS (what AVPro gets): hls.js plays it with sound, and seeks.
+  if (cfg.muxed) {
+    await noHls.evaluate((src) => { stopPlayer(); playHls(src, false); }, cfg.muxed);
+    const before = await playback(noHls);
+    const seeked = await noHls.evaluate(() => new Promise((resolve) => {
+      const v = document.querySelector('#player');
+      const timer = setTimeout(() => resolve(false), 15000);
+      v.addEventListener('seeked', () => { clearTimeout(timer); resolve(true); }, { once: true });
+      v.currentTime = 6.2;
+    }));
+    const advanced = await noHls.waitForFunction(() => document.querySelector('#player').currentTime > 6.6, null,
+      { timeout: 15000 }).then(() => true, () => false);
+    report.muxed = {
+      playback: before, seeked, advanced_after_seek: advanced,
+      ...(await noHls.evaluate(() => ({
+        levels: hls ? hls.levels.length : 0, audio_tracks: hls ? hls.audioTracks.length : 0,
+        audio_bytes: document.querySelector('#player').webkitAudioDecodedByteCount || 0,
+      }))),
+    };
   }
 
   // A live channel: reelay's live master, played with hls.js, on across

@@ -1,0 +1,70 @@
+//! One segment of a muxed HLS: a time range of a video file and of an audio
+//! file, joined by ffmpeg into MPEG-TS without re-encoding. ffmpeg reads
+//! both from the relay's loopback listener (so their bytes come from the
+//! store, fetched once for every segment and viewer), seeks to the range
+//! itself, and keeps the files' own timestamps (`-copyts`), so segments
+//! made one by one, in any order, line up on one timeline: a player that
+//! seeks to the last minute gets that minute's segment and nothing before.
+//! The audio is cut to the range too, or segments would overlap (audio
+//! fragments straddle the video's).
+
+use std::process::Stdio;
+
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+use super::{Relay, RelayError, Spec};
+use crate::process::GroupGuard;
+
+/// The largest segment kept: a minute of 4K is well under it.
+const MAX_SEGMENT_BYTES: usize = 256 * 1024 * 1024;
+
+impl Relay {
+    /// Seconds `from..to` of `video` and `audio` as one MPEG-TS segment.
+    pub async fn remux_segment(&self, video: Spec, audio: Spec, from: f64, to: f64) -> Result<Bytes, RelayError> {
+        let shared = &self.0;
+        let video = shared.internal.route(video, "video.mp4");
+        let audio = shared.internal.route(audio, "audio.m4a");
+        let range = |cmd: &mut Command| {
+            cmd.args(["-ss", &format!("{from:.3}"), "-to", &format!("{to:.3}")]);
+        };
+        let mut cmd = Command::new(&shared.settings.ffmpeg);
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+            // The relay's loopback listener only: never a file, never another host.
+            .args(["-protocol_whitelist", "http,tcp", "-copyts"]);
+        range(&mut cmd);
+        cmd.args(["-rw_timeout", "60000000", "-i", &video.url]);
+        range(&mut cmd);
+        cmd.args(["-rw_timeout", "60000000", "-i", &audio.url])
+            .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-muxdelay", "0", "-f", "mpegts", "pipe:1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let program = shared.settings.ffmpeg.display().to_string();
+        let mut child = cmd.spawn().map_err(|e| RelayError::Spawn(format!("{program}: {e}")))?;
+        let mut group = GroupGuard::new(&child);
+        shared.metrics.relay.remuxes.inc();
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let mut stderr = child.stderr.take().expect("stderr is piped");
+        let errors = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = (&mut stderr).take(8 * 1024).read_to_end(&mut buf).await;
+            buf
+        });
+        let mut out = Vec::with_capacity(2 * 1024 * 1024);
+        let read = (&mut stdout).take(MAX_SEGMENT_BYTES as u64).read_to_end(&mut out).await;
+        let status = child.wait().await;
+        group.disarm();
+        let errors = errors.await.unwrap_or_default();
+        match (read, status) {
+            (Ok(_), Ok(s)) if s.success() && !out.is_empty() => Ok(Bytes::from(out)),
+            _ => {
+                tracing::warn!(from, to, stderr = %String::from_utf8_lossy(&errors), "remuxing a segment failed");
+                Err(RelayError::MergeFailed)
+            }
+        }
+    }
+}
