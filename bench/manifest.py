@@ -7,7 +7,10 @@
   for 10 viewers of one 60 s 1080p video with separate audio: through the
   manifest (each viewer fetches the init section and every segment of the
   video and the audio by byte range, as a player does) and through the merge
-  (each downloads the proxy's fragmented MP4).
+  (each downloads the proxy's fragmented MP4);
+- muxed HLS (`player=avpro`): a segment of a 2-hour film from a cold store,
+  a seek to its last minute, the CPU per segment made; and 10 players of the
+  60 s video's muxed HLS: remuxes per segment, origin bytes, CPU.
 
     bench/manifest.py [--duration 10] [--no-write]
 
@@ -45,6 +48,13 @@ def make_media(www: Path):
                             str(www / "dash1080.mp4")], check=True)
     subprocess.run(lavfi + ["-i", "sine=frequency=440:sample_rate=44100", "-t", "60", "-c:a", "aac", "-frag_duration",
                             "5000000", "-movflags", "+dash+global_sidx", "-f", "mp4", str(www / "dash-a.m4a")], check=True)
+    # A 2-hour film, small: 5 s video fragments and 10 s audio ones, as YouTube's.
+    subprocess.run(lavfi + ["-i", "testsrc=size=320x180:rate=10", "-t", "7200", "-c:v", "libx264", "-preset", "ultrafast",
+                            "-g", "50", "-sc_threshold", "0", "-b:v", "100k", "-movflags", "+dash+global_sidx", "-f", "mp4",
+                            str(www / "dash2h.mp4")], check=True)
+    subprocess.run(lavfi + ["-i", "sine=frequency=440:sample_rate=44100", "-t", "7200", "-c:a", "aac", "-b:a", "64k",
+                            "-frag_duration", "10000000", "-movflags", "+dash+global_sidx", "-f", "mp4",
+                            str(www / "dash2h-a.m4a")], check=True)
     (www / "big.bin").write_bytes(b"\0" * 1024)
     (www / "page.html").write_text("<html></html>")
 
@@ -136,6 +146,40 @@ def main():
         r["merge_cpu"] = cpu_s(app.proc.pid) - before_cpu
         r["merge_copies"] = (sent() - before_sent) / size
         r["merge_ffmpegs"] = app.prom("reelay_relay_merges_total") - merges
+
+        # Muxed HLS (player=avpro): a cold segment, a seek to the last minute
+        # of a 2-hour film, the CPU per segment; then 10 players of one video.
+        master = run.get(app.base + "/api/v2/stream/manifest/youtube/benchlong01/master.m3u8?player=avpro")[1]
+        long_media = run.get(app.base + playlist_uris(master.decode())[0])[1].decode()
+        segs = playlist_uris(long_media)
+        r["long_segments"] = len(segs)
+        t = time.perf_counter()
+        run.get(app.base + segs[0])
+        r["cold_ms"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        run.get(app.base + segs[-6])  # 30 s before the end: the last minute
+        r["seek_ms"] = (time.perf_counter() - t) * 1000
+        before_cpu = cpu_s(app.proc.pid)
+        for s in segs[100:120]:
+            run.get(app.base + s)
+        r["remux_cpu_per_segment"] = (cpu_s(app.proc.pid) - before_cpu) / 20
+
+        remuxes, before_sent = app.prom("reelay_relay_remuxed_segments_total"), sent()
+        path = "/api/v2/stream/manifest/youtube/benchdash04/master.m3u8?player=avpro"
+        media = run.get(app.base + playlist_uris(run.get(app.base + path)[1].decode())[0])[1].decode()
+        segs = playlist_uris(media)
+
+        def play_muxed(_):
+            return sum(len(run.get(app.base + s)[1]) for s in segs)
+
+        before_cpu = cpu_s(app.proc.pid)
+        with ThreadPoolExecutor(VIEWERS) as pool:
+            list(pool.map(play_muxed, range(VIEWERS)))
+        time.sleep(0.5)
+        r["muxed_cpu"] = cpu_s(app.proc.pid) - before_cpu
+        r["muxed_segments"] = len(segs)
+        r["muxed_remuxes"] = app.prom("reelay_relay_remuxed_segments_total") - remuxes
+        r["muxed_copies"] = (sent() - before_sent) / size
         app.stop()
     finally:
         nginx.stop()
@@ -146,6 +190,14 @@ def main():
         ("hot media playlist (12 segments), c50", f"{r['media_rps']:,.0f} req/s ({r['media_bytes']} B) = {r['media_rps'] / r['media_nginx_rps']:.2f}× nginx serving it from a file ({r['media_nginx_rps']:,.0f})"),
         (f"{VIEWERS} viewers of one 60 s 1080p video + audio, through the manifest", f"CPU {r['manifest_cpu']:.2f} s, no ffmpeg, origin {r['manifest_copies']:.2f}× the files, {r['manifest_s']:.1f} s"),
         ("the same through the merge (`proxy?quality=1080p`)", f"CPU {r['merge_cpu']:.2f} s with {r['merge_ffmpegs']:.0f} ffmpeg, origin {r['merge_copies']:.2f}× the files, {r['merge_s']:.1f} s"),
+        ("muxed HLS (`player=avpro`) of a 2-hour film: a segment from a cold store; a seek to the last minute",
+         f"{r['cold_ms']:.0f} ms; {r['seek_ms']:.0f} ms ({r['long_segments']} segments of 5 s)"),
+        ("muxed HLS: CPU per segment made (ffmpeg included), against the merge's per second of video",
+         f"{r['remux_cpu_per_segment'] * 1000:.0f} ms per 5 s segment of 180p; the merge {r['merge_cpu'] / 60 * 1000:.0f} ms per second of 1080p"),
+        (f"{VIEWERS} players of one muxed HLS (60 s 1080p + audio, every segment)",
+         f"{r['muxed_remuxes']:.0f} remuxes for {r['muxed_segments']} segments, origin {r['muxed_copies']:.2f}× the files, "
+         f"CPU {r['muxed_cpu']:.2f} s ({r['muxed_cpu'] / 60 * 1000:.0f} ms per second of video; the merge's above: "
+         f"{r['merge_cpu'] / 60 * 1000:.0f} ms)"),
     ]
     report = (f"Manifest run {now:%Y-%m-%d %H:%M} UTC (`bench/manifest.py`, wrk -t2 -c50 -d{args.duration}s; "
               f"CPU is reelay's and its children's user+system time from /proc).\n\n{run.figures(rows)}\n")

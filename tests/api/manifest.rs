@@ -416,4 +416,20 @@ async fn avpro_gets_muxed_hls_that_seeks() {
     let (streams, duration) = probe_times(&format!("{}{}", app.base, variants[0])).await;
     assert!(streams.iter().any(|(k, _)| k == "audio") && streams.iter().any(|(k, _)| k == "video"), "{streams:?}");
     assert!((duration - 8.0).abs() < 0.3, "the whole video: {duration}");
+    // `ffmpeg -c copy` through the whole variant: one file, both streams in sync, the full length.
+    let out = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("muxed-{id}.ts"));
+    let copied = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(format!("{}{}", app.base, variants[0]))
+        .args(["-c", "copy"])
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let (streams, duration) = probe_times(out.to_str().unwrap()).await;
+    let starts: Vec<f64> = streams.iter().map(|(_, s)| *s).collect();
+    assert!(starts.len() == 2 && (starts[0] - starts[1]).abs() < 0.1, "in sync: {streams:?}");
+    assert!((duration - 8.0).abs() < 0.3, "the whole video: {duration}");
+    let _ = std::fs::remove_file(out);
 }
