@@ -290,15 +290,21 @@ fn now_unix() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Whether a session URL's `expire=` (Unix seconds) is near: within three
-/// target durations (a refusal renews it too, for tokens reelay cannot read).
+/// Whether a session URL's expiry (Unix seconds: `expire=` in the query, or
+/// `/expire/<n>/` in the path as YouTube's HLS writes it) is near: within
+/// three target durations (a refusal renews it too, for tokens reelay
+/// cannot read).
 fn expires_soon(url: &str, target: u64) -> bool {
     let Ok(u) = Url::parse(url) else { return false };
-    let expire = u
+    let in_query = u
         .query_pairs()
         .find(|(k, _)| k.eq_ignore_ascii_case("expire") || k.eq_ignore_ascii_case("expires"))
         .and_then(|(_, v)| v.parse::<i64>().ok());
-    expire.is_some_and(|e| now_unix() >= e - 3 * target.max(1) as i64)
+    let in_path = || {
+        let parts: Vec<&str> = u.path_segments()?.collect();
+        parts.windows(2).find(|w| w[0] == "expire").and_then(|w| w[1].parse::<i64>().ok())
+    };
+    in_query.or_else(in_path).is_some_and(|e| now_unix() >= e - 3 * target.max(1) as i64)
 }
 
 /// When to reload. With dated segments, just after the next one is due:
@@ -412,5 +418,12 @@ mod tests {
         assert!(expires_soon(&soon, 2));
         assert!(!expires_soon(&later, 2));
         assert!(!expires_soon("https://o/p.m3u8", 2));
+        let youtube = |e: i64| {
+            format!(
+                "https://manifest.googlevideo.com/api/manifest/hls_playlist/expire/{e}/ei/x/itag/96/playlist/index.m3u8"
+            )
+        };
+        assert!(expires_soon(&youtube(now_unix() + 5), 2));
+        assert!(!expires_soon(&youtube(now_unix() + 3600), 2));
     }
 }
