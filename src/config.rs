@@ -432,6 +432,15 @@ impl Config {
         Duration::from_secs(self.stream_url_ttl)
     }
 
+    /// The Python that fetches as a browser (curl_cffi, for files yt-dlp
+    /// marks `impersonate`): the one beside YTDLP_PATH when it is a venv's
+    /// (where `scripts/setup` installs yt-dlp with its extras), else
+    /// YTDLP_PYTHON.
+    pub fn impersonation_python(&self) -> PathBuf {
+        let beside = self.ytdlp_path.parent().map(|d| d.join("python")).filter(|p| p.exists());
+        beside.unwrap_or_else(|| self.ytdlp_python.clone())
+    }
+
     /// The live sessions' settings.
     pub fn live(&self) -> crate::live::Settings {
         crate::live::Settings { idle: Duration::from_secs(self.live_idle_timeout) }

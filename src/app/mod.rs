@@ -149,6 +149,11 @@ impl App {
         let listener = listen(&addr).await.map_err(|e| format!("cannot listen on {addr} (HOST, PORT): {e}"))?;
         let grace = Duration::from_secs(config.shutdown_grace);
         let resolve = config.upstream_resolve.clone().unwrap_or_default().0;
+        let impersonation = crate::subtitles::Impersonation {
+            python: config.impersonation_python(),
+            egress: egress.clone(),
+            allow_private: config.allow_private_networks,
+        };
         let upstream = Arc::new(Upstream::new(config.allow_private_networks, resolve, egress));
         let relay = Relay::start(config.relay(), upstream, metrics.clone())
             .await
@@ -162,7 +167,7 @@ impl App {
             live,
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
             rendered: crate::http::rendered_cache(),
-            subtitles: Default::default(),
+            subtitles: crate::subtitles::SubtitleCache::new(Some(impersonation)),
             muxed: moka::future::Cache::builder()
                 .weigher(|_: &String, b: &bytes::Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
                 .max_capacity(MUXED_BUDGET)

@@ -65,6 +65,9 @@ pub struct Subtitles {
 pub struct SubtitleFile {
     pub ext: String,
     pub url: String,
+    /// yt-dlp's `impersonate`: the platform serves it to browsers only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub impersonate: bool,
 }
 
 /// The subtitle formats reelay serves (as WebVTT), best first.
@@ -316,7 +319,14 @@ fn subtitles_of(v: &Value) -> Vec<Subtitles> {
             }
             let files: Vec<SubtitleFile> = list
                 .iter()
-                .filter_map(|f| Some(SubtitleFile { ext: str_of(f, "ext")?, url: str_of(f, "url")? }))
+                .filter_map(|f| {
+                    let impersonate = match f.get("impersonate") {
+                        Some(Value::Bool(b)) => *b,
+                        Some(Value::String(s)) => !s.is_empty(),
+                        _ => false,
+                    };
+                    Some(SubtitleFile { ext: str_of(f, "ext")?, url: str_of(f, "url")?, impersonate })
+                })
                 .filter(|f| SUBTITLE_EXTS.contains(&f.ext.as_str()) && f.url.starts_with("http"))
                 .filter(|f| !(auto && f.url.contains("tlang=")))
                 .collect();

@@ -10,6 +10,7 @@
 //! the cache or the relay.
 
 mod capabilities;
+pub mod impersonate;
 mod info;
 mod language;
 mod playlist;

@@ -14,7 +14,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 
 use crate::cache::{Entry, Settings, Tiered};
-use crate::extract::{Headers, SUBTITLE_EXTS, Subtitles, VideoInfo};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::egress::{Egress, Route};
+use crate::extract::{Headers, SUBTITLE_EXTS, SubtitleFile, Subtitles, VideoInfo, impersonate};
+use crate::net;
 use crate::upstream::{ProxyError, Upstream, Via, read_limited};
 
 pub use webvtt::to_webvtt;
@@ -46,11 +51,26 @@ impl Entry for Vtt {
     }
 }
 
-/// Converted tracks, kept for an hour (32 MiB).
-pub struct SubtitleCache(Tiered<Vtt>);
+/// Converted tracks, kept for an hour (32 MiB), and how files yt-dlp marks
+/// `impersonate` are fetched.
+pub struct SubtitleCache(Tiered<Vtt>, Option<Impersonation>);
+
+/// Fetching as a browser (`extract::impersonate`): yt-dlp's Python, the
+/// proxies the videos' routes name, and the private-address rule.
+pub struct Impersonation {
+    pub python: PathBuf,
+    pub egress: Arc<Egress>,
+    pub allow_private: bool,
+}
 
 impl Default for SubtitleCache {
     fn default() -> Self {
+        SubtitleCache::new(None)
+    }
+}
+
+impl SubtitleCache {
+    pub fn new(impersonation: Option<Impersonation>) -> Self {
         let settings = Settings {
             capacity: 32 * 1024 * 1024,
             ttl: Duration::from_secs(3600),
@@ -58,7 +78,32 @@ impl Default for SubtitleCache {
             prefix: "",
             lock: None,
         };
-        SubtitleCache(Tiered::new(settings))
+        SubtitleCache(Tiered::new(settings), impersonation)
+    }
+
+    /// A file marked `impersonate`, fetched as a browser; `None` when that
+    /// cannot be done here (no curl_cffi, a source-address route), and the
+    /// server's own client is tried instead.
+    async fn as_browser(&self, file: &SubtitleFile, route: &Route) -> Option<Result<Vec<u8>, SubtitleError>> {
+        let imp = self.1.as_ref().filter(|_| file.impersonate && route.source.is_none())?;
+        let url = url::Url::parse(&file.url).ok()?;
+        match net::check_url(&url, imp.allow_private).await {
+            Ok(()) => {}
+            Err(net::UrlRefusal::Private(m) | net::UrlRefusal::Unresolvable(m)) => {
+                return Some(Err(SubtitleError::Upstream(ProxyError::Refused(m))));
+            }
+        }
+        let proxy = imp.egress.proxy_url(route);
+        match impersonate::fetch(&imp.python, &file.url, proxy.as_deref(), MAX_BYTES).await {
+            Ok(body) => Some(Ok(body)),
+            Err(e) if e.contains("No module named") => {
+                tracing::warn!(python = %imp.python.display(), "curl_cffi is missing; subtitles fetched without impersonation");
+                None
+            }
+            Err(e) => {
+                Some(Err(SubtitleError::Unreadable(format!("the subtitles could not be fetched as a browser: {e}"))))
+            }
+        }
     }
 }
 
@@ -94,13 +139,17 @@ impl SubtitleCache {
                 .iter()
                 .find_map(|ext| track.files.iter().find(|f| f.ext == *ext))
                 .ok_or_else(|| SubtitleError::NoTrack("this track comes in no format reelay reads".into()))?;
-            let via = Via { headers: &Headers::new(), route: &info.route };
-            let fetched = upstream
-                .open(&Method::GET, &file.url, &via, &HeaderMap::new())
-                .await
-                .map_err(SubtitleError::Upstream)?;
-            let body =
-                read_limited(fetched.response.into_body(), MAX_BYTES).await.map_err(SubtitleError::Unreadable)?;
+            let body = match self.as_browser(file, &info.route).await {
+                Some(fetched) => fetched?,
+                None => {
+                    let via = Via { headers: &Headers::new(), route: &info.route };
+                    let fetched = upstream
+                        .open(&Method::GET, &file.url, &via, &HeaderMap::new())
+                        .await
+                        .map_err(SubtitleError::Upstream)?;
+                    read_limited(fetched.response.into_body(), MAX_BYTES).await.map_err(SubtitleError::Unreadable)?
+                }
+            };
             let text = String::from_utf8_lossy(&body);
             let vtt = to_webvtt(&file.ext, &text)
                 .ok_or_else(|| SubtitleError::Unreadable(format!("the {} file is not what it says", file.ext)))?;

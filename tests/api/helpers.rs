@@ -218,6 +218,7 @@ pub async fn spawn_origin() -> Origin {
         .nest_service("/bili", ServeDir::new(dir))
         .route("/live/{channel}/{variant}/index.m3u8", get(crate::live_origin::playlist))
         .route("/live/{channel}/{variant}/{name}", get(crate::live_origin::segment))
+        .route("/imp/{name}", get(browsers_only))
         .route("/slow/{name}", get(slow))
         .route("/norange/{name}", get(no_range))
         .route("/page.html", get(|| async { Html("<html><head><title>Local page</title></head><body><video src=\"/media/clip.mp4\" controls></video></body></html>") }))
@@ -278,6 +279,19 @@ fn media_name(name: &str) -> PathBuf {
 
 /// A media file sent slowly (8 KiB every 50 ms), with no length and no
 /// ranges, like a struggling origin.
+/// A media file for browsers only, as YouTube serves subtitle files: a
+/// client without a browser's `sec-ch-ua` (curl_cffi's impersonation sends
+/// it) gets 403.
+async fn browsers_only(headers: HeaderMap, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    if !headers.contains_key("sec-ch-ua") {
+        return (StatusCode::FORBIDDEN, "browsers only").into_response();
+    }
+    match std::fs::read(media_name(&name)) {
+        Ok(bytes) => bytes.into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn slow(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
     let bytes = std::fs::read(media_name(&name)).unwrap();
     let chunks: Vec<bytes::Bytes> = bytes.chunks(8192).map(bytes::Bytes::copy_from_slice).collect();

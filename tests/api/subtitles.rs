@@ -14,7 +14,8 @@ async fn vtt(app: &TestApp, path: &str) -> String {
 
 #[tokio::test]
 async fn tracks_are_listed_and_served_as_webvtt() {
-    let app = spawn_app().await;
+    // yt-dlp's Python, with curl_cffi, fetches the German file as a browser.
+    let app = spawn().arg("--ytdlp-python", venv_python().display()).start().await;
     let id = yt_id("dubs");
     let (status, body) = app.json(&format!("/api/v2/videos/youtube/{id}")).await;
     assert_eq!(status, 200, "{body}");
@@ -36,9 +37,20 @@ async fn tracks_are_listed_and_served_as_webvtt() {
     assert_eq!(de, "WEBVTT\n\n00:00:00.500 --> 00:00:02.000\nHallo Welt\n\n");
     let auto = vtt(&app, subs[2]["url"].as_str().unwrap()).await;
     assert_eq!(auto, "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\nautomatic words\n\n");
-    // Kept: the origin was asked once for the German file.
+    // Kept: the origin was asked once for the German file, as a browser.
     vtt(&app, subs[0]["url"].as_str().unwrap()).await;
-    assert_eq!(app.origin.requests("/media/sub-de.srv3").len(), 1);
+    let asked = app.origin.requests("/imp/sub-de.srv3");
+    assert_eq!(asked.len(), 1);
+    assert!(asked[0].1["user-agent"].to_str().unwrap().contains("Chrome/"), "{:?}", asked[0].1);
+    assert!(!body.to_string().contains("/imp/"), "no origin URL reaches the client");
+
+    // Without curl_cffi (a Python that lacks it) the server's own client is
+    // tried, and the origin's refusal is a 502 that says so.
+    let bare = spawn().arg("--ytdlp-python", "python3").start().await;
+    let (status, body) = bare.json(&format!("/api/v2/subtitles/youtube/{id}?lang=de")).await;
+    assert_eq!(status, 502, "{body}");
+    assert_error_shape(status, &body);
+    assert!(body["detail"].as_str().unwrap().contains("refused the subtitles"), "{body}");
 
     // A language it lacks: 404, listing those it has; bad input: 400.
     let (status, body) = app.json(&format!("/api/v2/subtitles/youtube/{id}?lang=ja")).await;
