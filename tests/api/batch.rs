@@ -49,16 +49,17 @@ async fn a_batch_mixes_good_and_bad_items_in_order() {
 
 #[tokio::test]
 async fn lookups_run_concurrently_within_the_bound() {
-    let app = spawn().delay_ms(400).arg("--extract-concurrency", 8).start().await;
+    let app = spawn().delay_ms(1000).arg("--extract-concurrency", 8).start().await;
     let items: Vec<Value> = (0..6).map(|_| json!({"url": format!("https://youtu.be/{}", yt_id("conc"))})).collect();
     let started = Instant::now();
     let (status, body) = post_batch(&app, &json!({"videos": items, "max_concurrent": 3})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["completed"], 6);
     let took = started.elapsed();
-    // Six 400 ms extractions three at a time: two rounds, not one, not six.
-    assert!(took >= Duration::from_millis(800), "{took:?}");
-    assert!(took < Duration::from_millis(2400), "{took:?}");
+    // Six 1 s extractions three at a time: two rounds (about 2 s), not one
+    // (1 s), not six (6 s); the margins hold on a loaded machine.
+    assert!(took >= Duration::from_millis(2000), "{took:?}");
+    assert!(took < Duration::from_millis(4500), "{took:?}");
 }
 
 #[tokio::test]
