@@ -337,7 +337,9 @@ mod tests {
         let r = e.pick(None).unwrap();
         assert!(e.honours(&r) && e.label(&r) == "127.0.0.0/8" && e.can_retry());
         assert!(!e.honours(&Route { proxy: None, source: Some("10.0.0.1".parse().unwrap()) }));
-        let err = Egress::new("", Some("192.0.2.0/24"), Duration::ZERO).unwrap().check_block().unwrap_err();
-        assert!(err.contains("EGRESS_SOURCE_CIDR") && err.contains("192.0.2."), "{err}");
+        // TEST-NET-2: no interface has it (these machines' own eth0 is in 192.0.2.0/24,
+        // so a random address of that block was this host's one time in 254).
+        let err = Egress::new("", Some("198.51.100.0/24"), Duration::ZERO).unwrap().check_block().unwrap_err();
+        assert!(err.contains("EGRESS_SOURCE_CIDR") && err.contains("198.51.100."), "{err}");
     }
 }

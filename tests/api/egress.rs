@@ -232,7 +232,7 @@ async fn a_videos_fetches_come_from_the_address_its_extraction_used() {
 #[tokio::test]
 async fn unusable_egress_settings_stop_start_up() {
     for (flag, value, words) in [
-        ("--egress-source-cidr", "192.0.2.0/24", "cannot bind"),
+        ("--egress-source-cidr", "198.51.100.0/24", "cannot bind"),
         ("--egress-source-cidr", "not-a-block", "not a CIDR"),
         ("--egress-proxies", "ftp://user:hunter2@127.0.0.1:21", "scheme"),
     ] {
