@@ -235,17 +235,7 @@ def phase(app, origin_port, channel, players, seconds):
         direct = crowd(origin_port, [f"/live/{channel}/720p60/index.m3u8?direct=1"], YARDSTICK_PLAYERS, seconds, "")
         return await asyncio.gather(via, direct)
 
-    peak = [0.0]
-    stop = threading.Event()
-
-    def watch_rss():
-        while not stop.is_set():
-            peak[0] = max(peak[0], run.rss_mb(app.proc.pid))
-            time.sleep(0.5)
-
-    threading.Thread(target=watch_rss, daemon=True).start()
-    via, direct = asyncio.run(both())
-    stop.set()
+    (via, direct), peak = with_peak_rss(app, lambda: asyncio.run(both()))
     elapsed = time.time() - t0
     polls = COUNTS.playlists[(channel, "720p60", "reelay")] - start_counts[0].get((channel, "720p60", "reelay"), 0)
     segs = {k: v for k, v in COUNTS.segments.items() if k[0] == channel and k[3] == "reelay"}
@@ -266,8 +256,25 @@ def phase(app, origin_port, channel, players, seconds):
         "errors": sum(p.errors for p in via),
         "cpu_s": run_cpu(app) - cpu0,
         "elapsed": elapsed,
-        "peak_rss": peak[0],
+        "peak_rss": peak,
     }
+
+
+def with_peak_rss(app, work):
+    """`work()`'s result, and reelay's peak RSS (MB) while it ran, read every 0.5 s."""
+    peak = [0.0]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak[0] = max(peak[0], run.rss_mb(app.proc.pid))
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        return work(), peak[0]
+    finally:
+        stop.set()
 
 
 def run_cpu(app):
@@ -277,19 +284,9 @@ def run_cpu(app):
 
 def many(app, channels, each, seconds):
     t0, cpu0 = time.time(), run_cpu(app)
-    peak = [0.0]
-    stop = threading.Event()
-
-    def watch_rss():
-        while not stop.is_set():
-            peak[0] = max(peak[0], run.rss_mb(app.proc.pid))
-            time.sleep(0.5)
-
-    threading.Thread(target=watch_rss, daemon=True).start()
     paths = [f"/api/v2/stream/proxy/twitch/many{c:03d}?quality=720p" for c in range(channels)]
-    players = asyncio.run(crowd(app.port, paths, each, seconds, ""))
-    stop.set()
-    return {"cpu_s": run_cpu(app) - cpu0, "elapsed": time.time() - t0, "peak_rss": peak[0],
+    players, peak = with_peak_rss(app, lambda: asyncio.run(crowd(app.port, paths, each, seconds, "")))
+    return {"cpu_s": run_cpu(app) - cpu0, "elapsed": time.time() - t0, "peak_rss": peak,
             "stalls": sum(p.stalls for p in players), "errors": sum(p.errors for p in players),
             "store_mb": app.prom("reelay_relay_store_bytes") / 1e6}
 

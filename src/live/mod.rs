@@ -200,11 +200,6 @@ impl Live {
         ended.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
         ended.into_iter().next().map(|(_, p)| p)
     }
-
-    /// Variants being polled now.
-    pub fn variants(&self) -> usize {
-        self.0.lock().len()
-    }
 }
 
 impl Hub {

@@ -101,7 +101,9 @@ impl SubtitleCache {
                 None
             }
             Err(e) => {
-                Some(Err(SubtitleError::Unreadable(format!("the subtitles could not be fetched as a browser: {e}"))))
+                // curl's messages name the host and URL: logged, never answered.
+                tracing::warn!(error = %e, "fetching subtitles as a browser failed");
+                Some(Err(SubtitleError::Unreadable("the subtitles could not be fetched as a browser".into())))
             }
         }
     }

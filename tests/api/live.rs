@@ -305,7 +305,7 @@ async fn a_live_master_names_each_variant_by_stream() {
         assert!(segs.len() >= 3);
     }
     assert!(!app.origin.requests("/live/masterchannel/360p30/index.m3u8").is_empty());
-    // A tampered link is refused; a segment that left the window is a 404.
+    // A tampered link is refused.
     let (status, body) = app.json(&variants[0].replacen("/live/", "/live/x", 1)).await;
     assert_eq!(status, 403, "{body}");
     assert_error_shape(status, &body);
