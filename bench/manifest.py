@@ -2,7 +2,8 @@
 """Manifests against the merge, side by side in one run (issue 12's figures):
 
 - requests/s of a hot `master.m3u8` and of a hot media playlist (wrk -c50),
-  against nginx serving the same text from a file;
+  against nginx serving the same text from a file, beside reelay's own
+  `/health` against nginx (the most a route of reelay's reaches here);
 - the CPU (reelay and its ffmpeg children, from /proc) and the origin bytes
   for 10 viewers of one 60 s 1080p video with separate audio: through the
   manifest (each viewer fetches the init section and every segment of the
@@ -119,7 +120,9 @@ def main():
         media_path = playlist_uris(master.decode())[0]
         (www / "master.m3u8").write_bytes(master)
         (www / "media.m3u8").write_bytes(run.get(app.base + media_path)[1])
-        for name, url, ref in [("master", app.base + master_path, f"{origin}/master.m3u8"),
+        (www / "health.json").write_bytes(run.get(app.base + "/health")[1])
+        for name, url, ref in [("health", app.base + "/health", f"{origin}/health.json"),
+                               ("master", app.base + master_path, f"{origin}/master.m3u8"),
                                ("media", app.base + media_path, f"{origin}/media.m3u8")]:
             r[f"{name}_rps"] = wrk_rps(url, args.duration)
             r[f"{name}_nginx_rps"] = wrk_rps(ref, args.duration)
@@ -186,6 +189,7 @@ def main():
 
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = [
+        ("yardstick: reelay's own `/health`, c50", f"{r['health_rps']:,.0f} req/s = {r['health_rps'] / r['health_nginx_rps']:.2f}× nginx serving its text from a file ({r['health_nginx_rps']:,.0f})"),
         ("hot `master.m3u8` (one 1080p variant, one audio rendition), c50", f"{r['master_rps']:,.0f} req/s ({r['master_bytes']} B) = {r['master_rps'] / r['master_nginx_rps']:.2f}× nginx serving it from a file ({r['master_nginx_rps']:,.0f})"),
         ("hot media playlist (12 segments), c50", f"{r['media_rps']:,.0f} req/s ({r['media_bytes']} B) = {r['media_rps'] / r['media_nginx_rps']:.2f}× nginx serving it from a file ({r['media_nginx_rps']:,.0f})"),
         (f"{VIEWERS} viewers of one 60 s 1080p video + audio, through the manifest", f"CPU {r['manifest_cpu']:.2f} s, no ffmpeg, origin {r['manifest_copies']:.2f}× the files, {r['manifest_s']:.1f} s"),

@@ -189,6 +189,13 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
 
+    /// The address clients reach this server at (`https://media.example`),
+    /// for answers that must carry absolute links (cobalt's tunnels). Unset:
+    /// each request's `Host`, with `X-Forwarded-Proto`/`-Host` believed from
+    /// `TRUSTED_PROXIES`.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Separate, lower per-client budget for cache misses (requests per window).
     #[arg(long, env = "EXTRACT_RATE_LIMIT")]
     pub extract_rate_limit: Option<u32>,

@@ -11,6 +11,9 @@
 //!   `routes()`), the middleware (request ids, limits, logs, CORS, the
 //!   access guard), `AppState`, `ApiError` (status + JSON), the OpenAPI
 //!   document and the page at `/ui`.
+//! - [`cobalt`]: cobalt's API as a second front door (`/cobalt/`): its
+//!   request schema checked, translated into reelay's stream requests, and
+//!   its answers and error codes; `http::cobalt` carries them.
 //! - [`service`]: the use cases, with no HTTP: "what is this video?"
 //!   (cache, single-flight, the extraction budget, sign-in), `play` (a
 //!   stream request becomes a Redirect, Relay, Merge, Hls or Manifest) and
@@ -20,7 +23,9 @@
 //!   formats; [`cache`]: the in-process and Redis tiers of video info and
 //!   playlists; [`live`]: live streams, one shared origin session per
 //!   variant being watched (a poller on the stream's clock, segments
-//!   fetched ahead into the relay, renewal, links that outlive sessions).
+//!   fetched ahead into the relay, renewal, links that outlive sessions);
+//!   [`output`]: what a stream is made into on its way out (audio formats
+//!   and bitrates, mute, tags) and the name it is saved under.
 //! - [`extract`]: yt-dlp (a process per run, or a worker pool), its JSON as
 //!   `VideoInfo`, its refusals, its extras and its updates. [`relay`]: the
 //!   byte engine, which knows nothing of yt-dlp: a block store keyed by what
@@ -41,6 +46,7 @@
 
 pub mod app;
 pub mod cache;
+pub mod cobalt;
 pub mod config;
 pub mod egress;
 pub mod extract;
@@ -50,6 +56,7 @@ pub mod live;
 pub mod manifest;
 pub mod metrics;
 pub mod net;
+pub mod output;
 pub mod platform;
 pub mod process;
 pub mod ratelimit;

@@ -8,19 +8,25 @@ async fn main() {
         std::process::exit(healthcheck());
     }
     let config = Config::parse();
-    if let Err(e) = telemetry::init(&config) {
-        eprintln!("reelay: {e}");
-        std::process::exit(2);
-    }
+    let logs = match telemetry::init(&config) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("reelay: {e}");
+            std::process::exit(2);
+        }
+    };
     let app = match App::build(config).await {
         Ok(app) => app,
         Err(e) => {
+            drop(logs); // the lines queued so far, before exit skips destructors
             eprintln!("reelay: {e}");
             std::process::exit(1);
         }
     };
     tracing::info!(port = app.port(), "reelay listening");
-    if let Err(e) = app.run_until_stopped(shutdown_signal()).await {
+    let result = app.run_until_stopped(shutdown_signal()).await;
+    drop(logs);
+    if let Err(e) = result {
         eprintln!("reelay: {e}");
         std::process::exit(1);
     }

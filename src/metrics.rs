@@ -176,6 +176,8 @@ pub struct RelayMetrics {
     disk_bytes: Gauge,
     /// ffmpeg merges started.
     pub merges: Counter,
+    /// ffmpeg audio transcodes and mutes started (each once for all requesters).
+    pub transcodes: Counter,
     /// Muxed HLS segments made by ffmpeg (each once for all viewers).
     pub remuxes: Counter,
     /// Streams piped from an origin unstored (it ignores ranges, too big).
@@ -210,6 +212,7 @@ impl RelayMetrics {
             disk_corrupt: Counter::default(),
             disk_bytes: Gauge::default(),
             merges: Counter::default(),
+            transcodes: Counter::default(),
             remuxes: Counter::default(),
             pipes: Counter::default(),
         };
@@ -251,6 +254,7 @@ impl RelayMetrics {
         );
         r.register("reelay_relay_disk_bytes", "Bytes held by the disk tier.", m.disk_bytes.clone());
         r.register("reelay_relay_merges", "ffmpeg merges started.", m.merges.clone());
+        r.register("reelay_relay_transcodes", "ffmpeg audio transcodes and mutes started.", m.transcodes.clone());
         r.register("reelay_relay_remuxed_segments", "Muxed HLS segments made by ffmpeg.", m.remuxes.clone());
         r.register(
             "reelay_relay_pipes",

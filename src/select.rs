@@ -238,6 +238,18 @@ fn pick<'a>(pool: impl Iterator<Item = &'a Format> + Clone, quality: Quality) ->
     }
 }
 
+/// The best video within `quality`, with or without sound (what a muted
+/// stream is made from: a video-only file as it is, else the file remuxed).
+pub fn best_video(info: &VideoInfo, quality: Quality) -> Option<&Format> {
+    let videos = info.formats.iter().filter(|f| f.has_video);
+    let any = pick(videos.clone(), quality)?;
+    // A file that needs no ffmpeg to lose its audio wins a tie.
+    match pick(videos.filter(|f| !f.has_audio), quality) {
+        Some(only) if height(only) == height(any) => Some(only),
+        _ => Some(any),
+    }
+}
+
 fn best_audio(info: &VideoInfo) -> Option<&Format> {
     info.formats.iter().filter(|f| f.has_audio && !f.has_video).max_by(|a, b| rank_audio(a, b))
 }

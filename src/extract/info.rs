@@ -82,7 +82,7 @@ pub struct Chapter {
     pub title: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Format {
     pub format_id: String,
     pub url: String,

@@ -83,7 +83,7 @@ impl Access {
         })
     }
 
-    fn is_trusted(&self, ip: IpAddr) -> bool {
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 
@@ -150,6 +150,27 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
 /// A stable, non-reversible name for an API key, for rate-limit keys.
 pub fn key_id(key: &str) -> String {
     digest(key)[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key a request presents: `X-API-Key`, `Authorization: Bearer` (or
+/// cobalt's `Api-Key` scheme), or `?api_key=` for players that cannot set
+/// headers.
+pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k.trim().to_owned());
+    }
+    if let Some(k) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("Api-Key ")))
+    {
+        return Some(k.trim().to_owned());
+    }
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "api_key")
+            .then(|| url::form_urlencoded::parse(format!("k={v}").as_bytes()).next().map(|(_, v)| v.into_owned()))?
+    })
 }
 
 #[cfg(test)]

@@ -74,6 +74,35 @@ fn system_health() {}
     responses((status = 200, description = "Streaming counters", body = MetricsEnvelope)))]
 fn stream_metrics() {}
 
+#[utoipa::path(get, path = "/cobalt", tag = "cobalt", responses(
+    (status = 200, description = "cobalt's instance info: {cobalt: {version, url, startTime, services}, git}", content_type = "application/json")))]
+fn cobalt_info() {}
+
+#[utoipa::path(post, path = "/cobalt/", tag = "cobalt",
+    description = "cobalt's POST / (its instance URL for reelay is https://host/cobalt): a body as cobalt's schema \
+        (url; videoQuality, downloadMode auto|audio|mute, audioFormat best|mp3|ogg|wav|opus, audioBitrate, filenameStyle, \
+        youtubeVideoCodec, youtubeVideoContainer, youtubeDubLang, subtitleLang, disableMetadata, alwaysProxy, \
+        localProcessing, …) with Accept and Content-Type application/json; Authorization: Api-Key <key> when API_KEYS is set. \
+        Answers {status: tunnel|redirect|local-processing, url, filename} or {status: error, error: {code, context}} \
+        with cobalt's codes (error.api.link.invalid, error.api.content.video.unavailable, error.api.rate_exceeded, …).",
+    responses(
+        (status = 200, description = "tunnel, redirect or local-processing", content_type = "application/json"),
+        (status = 400, description = "error, with cobalt's code", content_type = "application/json"),
+        (status = 429, description = "error.api.rate_exceeded (RateLimit-* headers)", content_type = "application/json")))]
+fn cobalt_process() {}
+
+#[utoipa::path(get, path = "/cobalt/", tag = "cobalt", responses(
+    (status = 200, description = "cobalt's instance info", content_type = "application/json")))]
+fn cobalt_info_slash() {}
+
+#[utoipa::path(get, path = "/cobalt/tunnel/{token}", tag = "cobalt",
+    params(("token" = String, Path, description = "A tunnel a POST /cobalt/ answered")),
+    responses(
+        (status = 200, description = "The file, Content-Disposition: attachment with its name (Range and HEAD once it is whole)"),
+        (status = 206, description = "Part of the file"),
+        (status = 403, description = "Not a link this server signed, or expired", body = ErrorResponse)))]
+fn cobalt_tunnel() {}
+
 #[utoipa::path(get, path = "/openapi.json", tag = "system",
     responses((status = 200, description = "This document", content_type = "application/json")))]
 fn openapi_json() {}
@@ -246,6 +275,26 @@ struct StreamParams {
     /// The audio language: original (the default: the video's own audio, never a dub) or a code from the info's
     /// audio_languages (de, pt-BR); one the video lacks is a 404 that lists those it has.
     lang: Option<String>,
+    /// With quality=audio: best (the default: as the platform serves it), m4a, mp3, ogg (Vorbis), opus, wav. The source's
+    /// own bytes when they already are that codec and container (Range works); else ffmpeg makes the file once for every
+    /// requester (proxy only; the smart route proxies it; the direct route answers 409).
+    format: Option<String>,
+    /// Kilobits per second of an encoded audio file, 8–320 (default 128); naming one encodes even when the codec matches.
+    bitrate: Option<String>,
+    /// none: the video alone, without its audio (a video-only file as it is, else remuxed without re-encoding).
+    audio: Option<String>,
+    /// false: write no title, artist or year into produced audio files (written by default).
+    metadata: Option<bool>,
+    /// Names the file (Content-Disposition) in a style: classic (youtube_id_1920x1080_h264.mp4), basic (the default:
+    /// "Title - Uploader (1080p, h264).mp4"), pretty (… plus the platform), nerdy (… plus the platform and id).
+    filename: Option<String>,
+    /// 1: Content-Disposition: attachment (the browser saves the file under its name rather than playing it).
+    download: Option<String>,
+    /// The video codec family preferred: h264, vp9, av1, h265; a video without that codec plays its best one.
+    codec: Option<String>,
+    /// What a merge of separate video and audio is written as: mp4 (the default, fragmented), mkv, webm (VP9/AV1 with
+    /// Opus only; other codecs asked into WebM are written as mkv).
+    container: Option<String>,
 }
 
 /// Parameters of the manifest routes.
@@ -422,7 +471,7 @@ impl Modify for Security {
     paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, subtitles_by_id, subtitles_by_url, videos_batch,
           playlist_by_id, playlist_by_url, auth_status, auth_status_one, direct_by_id, direct_by_url,
           proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link, live_link, master_by_id, master_by_url, mpd_by_id, mpd_by_url,
-          media_link),
+          media_link, cobalt_info, cobalt_info_slash, cobalt_process, cobalt_tunnel),
     components(schemas(PlaylistEnvelope, PlaylistPage, PlaylistEntry, AuthStatusListEnvelope, AuthStatusEnvelope, AuthStatus, BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),
 )]

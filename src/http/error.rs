@@ -251,6 +251,7 @@ impl From<PlayError> for ApiError {
             PlayError::Select(e) => e.into(),
             PlayError::NeedsProxy(what) => ApiError::Conflict(what),
             PlayError::NoLanguage(detail) => ApiError::NotFound { error: "Language unavailable", detail },
+            PlayError::Unproducible(what) => ApiError::Conflict(what),
         }
     }
 }

@@ -4,12 +4,12 @@
 //! the signed HLS and manifest links need no key (their signature is the permission).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::state::{AppState, Client};
-use crate::http::access::{KeyCheck, key_id};
+use crate::http::access::{KeyCheck, key_id, presented_key};
 use crate::http::error::ApiError;
 use crate::ratelimit::Decision;
 
@@ -21,24 +21,6 @@ pub fn is_exempt(path: &str) -> bool {
         || path.starts_with("/docs")
         || path == "/ui"
         || path.starts_with("/ui/")
-}
-
-/// The key a request presents: `X-API-Key`, `Authorization: Bearer`, or
-/// `?api_key=` for players that cannot set headers.
-fn presented_key<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<String> {
-    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(k.trim().to_owned());
-    }
-    if let Some(k) =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
-    {
-        return Some(k.trim().to_owned());
-    }
-    query?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == "api_key")
-            .then(|| url::form_urlencoded::parse(format!("k={v}").as_bytes()).next().map(|(_, v)| v.into_owned()))?
-    })
 }
 
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -75,10 +57,19 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
         }
     }
     let Some(limiter) = &state.request_limit else { return next.run(req).await };
+    if super::cobalt::is_instance_info(req.method(), req.uri().path()) {
+        // cobalt limits every route but its instance info.
+        return next.run(req).await;
+    }
     let decision = limiter.check(&client.id()).await;
     if !decision.allowed {
         state.metrics.record_rate_limited(false);
         let retry = decision.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        if req.uri().path().starts_with("/cobalt") {
+            let mut resp = super::cobalt::rate_exceeded(state.config.rate_limit_window, retry);
+            add_headers(&mut resp, &decision);
+            return resp;
+        }
         let mut resp = ApiError::TooManyRequests {
             retry_after: retry,
             detail: format!(

@@ -500,12 +500,19 @@ async fn muxed_part(
     let find = |id: &str| cached.info.formats.iter().find(|f| f.format_id == id);
     let (vf, af) = (find(v).ok_or_else(gone)?, find(a).ok_or_else(gone)?);
     let spec = |f: &Format| format_spec(&state.service, video, cached, f);
-    let index: Arc<Index> = state.indexes.get(&state.relay, || spec(vf)).await?;
-    let links = Links::new(video, grant.e);
     let Some(n) = grant.i else {
-        let text_ = manifest::hls::muxed_media(&index, |n| links.muxed(state, &grant.f, Some(n as u32)));
-        return Ok(text(HLS_TYPE, text_));
+        // Rendered once per link for a while, like the other media playlists:
+        // a crowd reloading it costs a cache hit, not one signature per segment.
+        let key = format!("{}@{}|mux|{}|{}", cached.key, cached.fetched_at, grant.f, grant.e);
+        let playlist = rendered(state, &key, || async {
+            let index: Arc<Index> = state.indexes.get(&state.relay, || spec(vf)).await?;
+            let links = Links::new(video, grant.e);
+            Ok(Some(manifest::hls::muxed_media(&index, |n| links.muxed(state, &grant.f, Some(n as u32)))))
+        })
+        .await?;
+        return Ok(text(HLS_TYPE, playlist.unwrap_or_default()));
     };
+    let index: Arc<Index> = state.indexes.get(&state.relay, || spec(vf)).await?;
     let from: u64 = index.segments.iter().take(n as usize).map(|s| u64::from(s.duration)).sum();
     let seg = index.segments.get(n as usize).ok_or_else(gone)?;
     let ts = f64::from(index.timescale);

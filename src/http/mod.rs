@@ -12,6 +12,7 @@
 pub mod access;
 mod batch;
 mod captions;
+mod cobalt;
 pub mod conn;
 mod docs;
 mod edge;
@@ -61,6 +62,8 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
         .chain(untimed(live::routes()))
         .chain(timed(captions::routes()))
         .chain(untimed(manifest::routes()))
+        .chain(timed(cobalt::routes()))
+        .chain(untimed(cobalt::tunnel_routes()))
         .collect()
 }
 

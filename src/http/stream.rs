@@ -22,9 +22,11 @@ use super::reply::{FORMAT_HEADER, format_header, found};
 use super::state::{AppState, Client};
 use crate::config::StreamModeSetting;
 use crate::http::error::ApiError;
+use crate::output::filename::{Style, content_disposition};
+use crate::output::{AudioFormat, Bitrate, Output, VideoCodec, parse_container};
 use crate::platform::VideoRef;
 use crate::relay::{ProxyError, Reply};
-use crate::select::Mode;
+use crate::select::{Mode, Quality};
 use crate::service::Purpose;
 use crate::service::play::{self, Play, PlayRequest};
 use crate::upstream::Via;
@@ -55,11 +57,29 @@ pub struct StreamQuery {
     player: Option<String>,
     /// The audio language: `original` or a code (`de`).
     lang: Option<String>,
+    /// With `quality=audio`: `best` (as served), `m4a`, `mp3`, `ogg`, `opus`, `wav`.
+    format: Option<String>,
+    /// Kilobits per second of an encoded audio output (8–320).
+    bitrate: Option<String>,
+    /// `none`: the video without its audio.
+    audio: Option<String>,
+    /// `false`: write no title or artist into produced files.
+    metadata: Option<bool>,
+    /// A file name style (`classic`, `basic`, `pretty`, `nerdy`): names the file.
+    filename: Option<String>,
+    /// `1`/`true`: `Content-Disposition: attachment`, saved rather than played.
+    download: Option<String>,
+    /// The video codec family preferred: `h264`, `vp9`, `av1`, `h265`.
+    codec: Option<String>,
+    /// What a merge is written as: `mp4` (the default), `mkv`, `webm`.
+    container: Option<String>,
 }
 
 /// A stream request: what to play, checked at the edge, and how it was asked.
 struct StreamRequest {
     play: PlayRequest,
+    /// The name the file is saved under, and whether as an attachment.
+    save_as: Option<(Style, bool)>,
     method: Method,
     headers: HeaderMap,
     /// Who asks: for the extraction budget.
@@ -87,9 +107,67 @@ impl StreamRequest {
             redirect_only_for: None,
             player: parse_player(q.player.as_deref())?,
             lang: parse_lang(q.lang.as_deref())?,
+            output: parse_output(q, quality)?,
+            codec: q
+                .codec
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .map(str::parse::<VideoCodec>)
+                .transpose()
+                .map_err(|e| ApiError::bad_request("Invalid codec", e))?,
         };
-        Ok(StreamRequest { play, method, headers, client })
+        let download = match q.download.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("" | "0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(_) => return Err(ApiError::bad_request("Invalid download", "download is 1 or 0")),
+        };
+        let style = q
+            .filename
+            .as_deref()
+            .map(str::parse::<Style>)
+            .transpose()
+            .map_err(|e| ApiError::bad_request("Invalid filename", e))?;
+        let save_as = match (style, download) {
+            (None, false) => None,
+            (style, attachment) => Some((style.unwrap_or_default(), attachment)),
+        };
+        Ok(StreamRequest { play, save_as, method, headers, client })
     }
+}
+
+/// `format=`, `bitrate=`, `audio=`, `metadata=`, checked.
+fn parse_output(q: &StreamQuery, quality: Quality) -> Result<Output, ApiError> {
+    let audio_format = q
+        .format
+        .as_deref()
+        .filter(|f| !f.is_empty())
+        .map(str::parse::<AudioFormat>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("Invalid format", e))?;
+    let bitrate = q
+        .bitrate
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(str::parse::<Bitrate>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request("Invalid bitrate", e))?;
+    let mute = match q.audio.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("" | "default") => false,
+        Some("none" | "mute") => true,
+        Some(_) => return Err(ApiError::bad_request("Invalid audio", "audio is none (the video alone) or default")),
+    };
+    if (audio_format.is_some() || bitrate.is_some()) && quality != Quality::Audio {
+        return Err(ApiError::bad_request("Invalid format", "format= and bitrate= go with quality=audio"));
+    }
+    if mute && quality == Quality::Audio {
+        return Err(ApiError::bad_request(
+            "Invalid audio",
+            "audio=none asks for the video alone; not with quality=audio",
+        ));
+    }
+    let container = parse_container(q.container.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::bad_request("Invalid container", e))?;
+    Ok(Output { audio_format, bitrate, mute, no_tags: q.metadata == Some(false), container })
 }
 
 async fn direct(
@@ -164,6 +242,18 @@ impl<E: Into<ApiError>> From<E> for Attempt {
     }
 }
 
+/// Serves `play` through the proxy, named `save_as` (cobalt's tunnels).
+pub(super) async fn serve_proxied(
+    state: &AppState,
+    play: PlayRequest,
+    save_as: Option<(Style, bool)>,
+    method: Method,
+    headers: HeaderMap,
+    client: Client,
+) -> Result<Response, ApiError> {
+    serve(state, &StreamRequest { play, save_as, method, headers, client }, Mode::Proxy).await
+}
+
 async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
     let mut refreshed = false;
     loop {
@@ -179,7 +269,15 @@ async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Resp
         };
         let filtered = play::playable(&req.play, &cached)?;
         let info = filtered.as_ref().unwrap_or(&cached.info);
-        match carry_out(state, req, play::plan(&state.service, &req.play, &cached, info, mode)?).await {
+        let plan = play::plan(&state.service, &req.play, &cached, info, mode)?;
+        let name = req.save_as.and_then(|(style, attachment)| {
+            let served = match &plan {
+                Play::Relay { served, .. } | Play::Merge { served, .. } => served,
+                _ => return None,
+            };
+            Some(content_disposition(&play::file_name(&req.play.video, info, served, style), attachment))
+        });
+        match carry_out(state, req, plan).await.map(|resp| with_name(resp, name.as_deref())) {
             Ok(resp) => return Ok(resp),
             Err(Attempt::Failed(e)) => return Err(e),
             Err(Attempt::Expired) if !refreshed => {
@@ -214,7 +312,7 @@ async fn carry_out(state: &AppState, req: &StreamRequest, play: Play<'_>) -> Res
             Ok(resp)
         }
         Play::Manifest(path) => Ok(found(&path)?),
-        Play::Relay { spec, format_id } => {
+        Play::Relay { spec, format_id, .. } => {
             let reply = state.relay.serve(spec, &req.method, &req.headers).await?;
             Ok(with_format(reply, format_id))
         }
@@ -230,11 +328,22 @@ async fn carry_out(state: &AppState, req: &StreamRequest, play: Play<'_>) -> Res
             Ok(resp)
         }
         Play::Live { key, source } => Ok(super::live::playlist(state, &key, move || source).await?),
-        Play::Merge { spec, label } => {
+        Play::Merge { spec, label, .. } => {
             let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
             Ok(with_format(reply, &label))
         }
     }
+}
+
+/// Adds `Content-Disposition` to a successful answer.
+fn with_name(mut resp: Response, disposition: Option<&str>) -> Response {
+    if let Some(d) = disposition
+        && resp.status().is_success()
+        && let Ok(v) = axum::http::HeaderValue::from_str(d)
+    {
+        resp.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    resp
 }
 
 fn with_format(reply: Reply, format_id: &str) -> Response {

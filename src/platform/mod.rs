@@ -213,6 +213,13 @@ impl VideoRef {
         }
     }
 
+    /// A link taken as it is, without finding a platform's id in it: one
+    /// item of a post with several (cobalt's picker).
+    pub fn item(raw: &str) -> Result<Self, InputError> {
+        let (url, _) = parse_http_url(raw)?;
+        Ok(VideoRef::Generic { url })
+    }
+
     /// The URL handed to the extractor.
     pub fn source_url(&self) -> String {
         match self {
@@ -226,7 +233,10 @@ impl VideoRef {
     pub fn from_cache_key(key: &str) -> Option<Self> {
         let (platform, rest) = key.strip_prefix("video:")?.split_once(':')?;
         match platform {
-            "generic" => VideoRef::from_url(rest).ok(),
+            // What the key says: a link of its own, even one that names a
+            // known platform's post in a way its id cannot (a post's second
+            // video, `…/status/1/video/2`).
+            "generic" => parse_http_url(rest).ok().map(|(url, _)| VideoRef::Generic { url }),
             _ => VideoRef::from_path(platform, rest).ok(),
         }
     }

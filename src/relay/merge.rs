@@ -1,6 +1,9 @@
-//! Merged streams: separate video and audio (YouTube above 360p, Bilibili)
-//! joined by ffmpeg without re-encoding into fragmented MP4, one ffmpeg per
-//! (video, plan) at a time, its output an object in the store.
+//! Produced streams: what ffmpeg makes of one or two of the relay's
+//! objects, without re-encoding where it can — separate video and audio
+//! joined into fragmented MP4 (YouTube above 360p, Bilibili), a video with
+//! its audio left out (mute), or audio transcoded to another codec (mp3,
+//! Ogg Vorbis, Opus, WAV). One ffmpeg per (video, recipe) at a time, its
+//! output an object in the store.
 //!
 //! - ffmpeg reads its inputs from the relay itself, over a loopback
 //!   listener ([`super::internal`]): each input is fetched from the origin
@@ -11,8 +14,8 @@
 //!   furthest of them, so a paused crowd does not pull a whole film.
 //! - Once ffmpeg exits cleanly the object has a length and is served like a
 //!   file: `Content-Length`, `Range`, `HEAD`, seeking.
-//! - When its last viewer leaves an unfinished merge, ffmpeg is killed (with
-//!   its process group) and what it wrote is dropped.
+//! - When its last viewer leaves an unfinished production, ffmpeg is killed
+//!   (with its process group) and what it wrote is dropped.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -33,11 +36,195 @@ use crate::process::GroupGuard;
 /// How much of ffmpeg's stderr is kept for the log.
 const STDERR_TAIL: usize = 4096;
 
-/// A merge to serve: the object's key and its two inputs.
+/// A production to serve: the object's key, its inputs and what ffmpeg
+/// makes of them. The key must name everything that changes the bytes
+/// (the inputs, the recipe, its bitrate and tags).
 pub struct MergeSpec {
     pub key: String,
-    pub video: Spec,
-    pub audio: Spec,
+    pub inputs: Inputs,
+    pub recipe: Recipe,
+}
+
+/// What ffmpeg reads.
+pub enum Inputs {
+    /// Video from the first, audio from the second.
+    Pair { video: Spec, audio: Spec },
+    /// One file.
+    One(Spec),
+}
+
+/// What ffmpeg writes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recipe {
+    /// The pair's video and audio in one file, copied.
+    Merge(Container),
+    /// The file's first video track alone, copied, as fragmented MP4.
+    Mute,
+    /// The file's first audio track as `codec`, with `tags` (title,
+    /// artist…) written into it.
+    Audio { codec: AudioCodec, tags: Vec<(String, String)> },
+}
+
+/// An audio output: the container and codec, and whether the source's
+/// coded audio is copied (it already is this codec) or encoded at a bitrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCodec {
+    Mp3 {
+        kbps: u32,
+    },
+    Vorbis {
+        kbps: u32,
+    },
+    /// Opus in Ogg; `kbps: None` copies the source's Opus.
+    Opus {
+        kbps: Option<u32>,
+    },
+    /// AAC in fragmented MP4 (`.m4a`); `kbps: None` copies the source's AAC.
+    Aac {
+        kbps: Option<u32>,
+    },
+    /// 16-bit PCM in WAV.
+    Wav,
+}
+
+impl AudioCodec {
+    /// The file extension players and file managers expect.
+    pub fn extension(self) -> &'static str {
+        match self {
+            AudioCodec::Mp3 { .. } => "mp3",
+            AudioCodec::Vorbis { .. } => "ogg",
+            AudioCodec::Opus { .. } => "opus",
+            AudioCodec::Aac { .. } => "m4a",
+            AudioCodec::Wav => "wav",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            AudioCodec::Mp3 { .. } => "audio/mpeg",
+            AudioCodec::Vorbis { .. } => "audio/ogg",
+            AudioCodec::Opus { .. } => "audio/ogg; codecs=opus",
+            AudioCodec::Aac { .. } => "audio/mp4",
+            AudioCodec::Wav => "audio/wav",
+        }
+    }
+
+    /// Whether the coded audio is copied, not encoded.
+    pub fn copies(self) -> bool {
+        matches!(self, AudioCodec::Opus { kbps: None } | AudioCodec::Aac { kbps: None })
+    }
+
+    /// ffmpeg's codec and muxer arguments.
+    fn args(self) -> Vec<String> {
+        let rate = |kbps: u32| ["-b:a".to_owned(), format!("{kbps}k")];
+        let mut a: Vec<String> = Vec::new();
+        match self {
+            AudioCodec::Mp3 { kbps } => {
+                a.extend(["-c:a", "libmp3lame"].map(String::from));
+                a.extend(rate(kbps));
+                a.extend(["-f", "mp3"].map(String::from));
+            }
+            AudioCodec::Vorbis { kbps } => {
+                a.extend(["-c:a", "libvorbis"].map(String::from));
+                a.extend(rate(kbps));
+                a.extend(["-f", "ogg"].map(String::from));
+            }
+            AudioCodec::Opus { kbps } => {
+                match kbps {
+                    Some(k) => {
+                        a.extend(["-c:a", "libopus"].map(String::from));
+                        a.extend(rate(k));
+                    }
+                    None => a.extend(["-c:a", "copy"].map(String::from)),
+                }
+                a.extend(["-f", "opus"].map(String::from));
+            }
+            AudioCodec::Aac { kbps } => {
+                match kbps {
+                    Some(k) => {
+                        a.extend(["-c:a", "aac"].map(String::from));
+                        a.extend(rate(k));
+                    }
+                    None => a.extend(["-c:a", "copy"].map(String::from)),
+                }
+                a.extend(["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"].map(String::from));
+            }
+            AudioCodec::Wav => a.extend(["-c:a", "pcm_s16le", "-f", "wav"].map(String::from)),
+        }
+        a
+    }
+}
+
+/// The container of a merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Container {
+    /// Fragmented MP4: plays while it is written, in every browser.
+    #[default]
+    Mp4,
+    Matroska,
+    /// Matroska restricted to VP8/VP9/AV1 and Opus/Vorbis.
+    Webm,
+}
+
+impl Container {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Container::Mp4 => "mp4",
+            Container::Matroska => "mkv",
+            Container::Webm => "webm",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Container::Mp4 => "video/mp4",
+            Container::Matroska => "video/x-matroska",
+            Container::Webm => "video/webm",
+        }
+    }
+}
+
+impl Recipe {
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Recipe::Merge(c) => c.content_type(),
+            Recipe::Mute => "video/mp4",
+            Recipe::Audio { codec, .. } => codec.content_type(),
+        }
+    }
+
+    /// ffmpeg's mapping, codec, tag and muxer arguments (its output is stdout).
+    fn args(&self) -> Vec<String> {
+        let fmp4 = ["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"];
+        let mut a: Vec<String> = Vec::new();
+        match self {
+            Recipe::Merge(container) => {
+                a.extend(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy"].map(String::from));
+                match container {
+                    Container::Mp4 => a.extend(fmp4.map(String::from)),
+                    // Written as a live Matroska: no seeking back in a pipe.
+                    Container::Matroska => a.extend(["-live", "1", "-f", "matroska"].map(String::from)),
+                    Container::Webm => a.extend(["-live", "1", "-f", "webm"].map(String::from)),
+                }
+            }
+            Recipe::Mute => {
+                a.extend(["-map", "0:v:0", "-c", "copy"].map(String::from));
+                a.extend(fmp4.map(String::from));
+            }
+            Recipe::Audio { codec, tags } => {
+                a.extend(["-map", "0:a:0", "-map_metadata", "-1"].map(String::from));
+                for (k, v) in tags {
+                    // A tag's value is ffmpeg's argument, not a shell's: only
+                    // control characters need to go.
+                    let v: String = v.chars().filter(|c| !c.is_control()).collect();
+                    a.extend(["-metadata".to_owned(), format!("{k}={v}")]);
+                }
+                a.extend(codec.args());
+            }
+        }
+        a.push("pipe:1".into());
+        a
+    }
 }
 
 /// What a viewer finds where the merge has no block.
@@ -72,24 +259,27 @@ impl Relay {
         {
             return super::serve::answer(visit, &meta, method, headers, true, false).await;
         }
+        let content_type = spec.recipe.content_type();
         if method == Method::HEAD {
-            return Ok(live_head(Body::Empty));
+            return Ok(live_head(Body::Empty, content_type));
         }
         shared.start_merge(&visit.key, spec);
         let mut reader = Reader::new(visit, 0, None);
         match reader.next().await {
             Some(Err(e)) => Err(e),
             None => Err(RelayError::MergeFailed),
-            Some(Ok(first)) => Ok(live_head(super::serve::streamed(&shared.metrics, first, reader, None, true))),
+            Some(Ok(first)) => {
+                Ok(live_head(super::serve::streamed(&shared.metrics, first, reader, None, true), content_type))
+            }
         }
     }
 }
 
-/// The head of a merge still being written: no length, no ranges.
-fn live_head(body: Body) -> Reply {
+/// The head of a production still being written: no length, no ranges.
+fn live_head(body: Body, content_type: &'static str) -> Reply {
     let mut reply = http::Response::new(body);
     let h = reply.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("none"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     *reply.status_mut() = StatusCode::OK;
@@ -130,7 +320,7 @@ impl Shared {
         let generation = p.generation;
         obj.meta = Some(Meta {
             len: None,
-            content_type: Some("video/mp4".into()),
+            content_type: Some(spec.recipe.content_type().into()),
             ranged: true,
             stored: true,
             ..Meta::default()
@@ -142,7 +332,10 @@ impl Shared {
         let Some(first) = store.open(key, 0) else { return };
         let writer = Writer::sequential(self.clone(), key.clone(), generation, first);
         let Some(Object { kind: Kind::Merged(p), .. }) = store.get_mut(key) else { return };
-        self.metrics.relay.merges.inc();
+        match spec.recipe {
+            Recipe::Merge(_) => self.metrics.relay.merges.inc(),
+            _ => self.metrics.relay.transcodes.inc(),
+        };
         p.task = Some(tokio::spawn(produce(self.clone(), writer, generation, spec)));
     }
 }
@@ -150,9 +343,15 @@ impl Shared {
 /// Runs ffmpeg and writes its output into the object.
 async fn produce(shared: Arc<Shared>, writer: Writer, generation: u64, spec: MergeSpec) {
     let key = writer.key().clone();
-    let video = shared.internal.route(spec.video, "video.mp4");
-    let audio = shared.internal.route(spec.audio, "audio.m4a");
-    let result = match Ffmpeg::start(&shared.settings.ffmpeg, &video.url, &audio.url) {
+    // The routes live as long as ffmpeg reads them.
+    let routes = match spec.inputs {
+        Inputs::Pair { video, audio } => {
+            vec![shared.internal.route(video, "video.mp4"), shared.internal.route(audio, "audio.m4a")]
+        }
+        Inputs::One(one) => vec![shared.internal.route(one, "input")],
+    };
+    let urls: Vec<&str> = routes.iter().map(|r| r.url.as_str()).collect();
+    let result = match Ffmpeg::start(&shared.settings.ffmpeg, &urls, &spec.recipe) {
         Ok(ffmpeg) => write_output(&shared, writer, generation, ffmpeg).await,
         Err(e) => Err(e),
     };
@@ -259,15 +458,15 @@ struct Ffmpeg {
 }
 
 impl Ffmpeg {
-    fn start(program: &PathBuf, video: &str, audio: &str) -> Result<Ffmpeg, RelayError> {
+    fn start(program: &PathBuf, inputs: &[&str], recipe: &Recipe) -> Result<Ffmpeg, RelayError> {
         let mut cmd = Command::new(program);
         cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"])
             // The relay's loopback listener only: never a file, never another host.
-            .args(["-protocol_whitelist", "http,tcp"])
-            .args(["-rw_timeout", "60000000", "-i", video])
-            .args(["-rw_timeout", "60000000", "-i", audio])
-            .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy"])
-            .args(["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", "pipe:1"])
+            .args(["-protocol_whitelist", "http,tcp"]);
+        for input in inputs {
+            cmd.args(["-rw_timeout", "60000000", "-i", input]);
+        }
+        cmd.args(recipe.args())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -58,6 +58,8 @@ pub struct Health {
     pub ytdlp_changed: Arc<Notify>,
     /// Start of the process, for `uptime`.
     pub started: Instant,
+    /// The same, as a wall-clock time (cobalt's `startTime`).
+    pub started_at: std::time::SystemTime,
 }
 
 impl Health {
@@ -75,6 +77,7 @@ impl Health {
             update: Arc::default(),
             ytdlp_changed: Arc::default(),
             started: Instant::now(),
+            started_at: std::time::SystemTime::now(),
         }
     }
 

@@ -13,10 +13,15 @@ use crate::cache::CachedInfo;
 use crate::egress::Route;
 use crate::extract::{Format, VideoInfo};
 use crate::live::VariantKey;
+use crate::output::filename::{Parts, Style};
+use crate::output::{AudioPlan, Output, VideoCodec, merge_container};
 use crate::platform::VideoRef;
-use crate::relay::merge::MergeSpec;
+use crate::relay::merge::{AudioCodec, Container};
+use crate::relay::merge::{Inputs, MergeSpec, Recipe};
 use crate::relay::{Source as BytesSource, Spec};
-use crate::select::{AudioLang, Mode, Player, Quality, SelectError, StreamPlan, hls_instead, select};
+use crate::select::{
+    AudioLang, Mode, Player, Quality, SelectError, StreamPlan, best_video, hls_instead, rank_audio, select,
+};
 
 /// A stream request, checked at the edge.
 #[derive(Debug, Clone)]
@@ -33,6 +38,10 @@ pub struct PlayRequest {
     pub player: Player,
     /// `lang=`: the audio language; by default the original.
     pub lang: Option<AudioLang>,
+    /// What the bytes are made into: audio format, bitrate, mute, tags.
+    pub output: Output,
+    /// `codec=`: video of this family where the video has any.
+    pub codec: Option<VideoCodec>,
 }
 
 /// What a stream request becomes.
@@ -42,9 +51,10 @@ pub enum Play<'a> {
     /// A `302` to reelay's own HLS manifest (AVPro and separate audio).
     Manifest(String),
     /// One file through the relay.
-    Relay { spec: Spec, format_id: &'a str },
-    /// Separate video and audio merged by ffmpeg; `label` is `video+audio`.
-    Merge { spec: MergeSpec, label: String },
+    Relay { spec: Spec, format_id: &'a str, served: Served<'a> },
+    /// What ffmpeg makes: separate video and audio merged, a video muted,
+    /// audio transcoded; `label` names its formats (`video+audio`).
+    Merge { spec: MergeSpec, label: String, served: Served<'a> },
     /// The source's own HLS playlist, to rewrite; fetched the way the
     /// extraction left.
     Hls { format: &'a Format, route: &'a Route },
@@ -64,6 +74,18 @@ pub enum PlayError {
     NeedsProxy(String),
     /// The video has no audio in the language asked for (404): the ones it has.
     NoLanguage(String),
+    /// The output asked for cannot be made from this source (409): why.
+    Unproducible(String),
+}
+
+/// What a proxied file is, for the name it is saved under.
+#[derive(Debug, Clone, Copy)]
+pub struct Served<'a> {
+    pub video: Option<&'a Format>,
+    pub audio: Option<&'a Format>,
+    /// The file's extension, without the dot.
+    pub extension: &'a str,
+    pub mute: bool,
 }
 
 impl From<SelectError> for PlayError {
@@ -83,7 +105,22 @@ pub fn playable(req: &PlayRequest, cached: &CachedInfo) -> Result<Option<VideoIn
             req.video.stream_path("proxy", &req.quality_name)
         )));
     }
-    playable_info(req.player, req.lang.as_ref(), &cached.info)
+    let filtered = playable_info(req.player, req.lang.as_ref(), &cached.info)?;
+    Ok(match req.codec {
+        Some(codec) => prefer_codec(filtered.as_ref().unwrap_or(&cached.info), codec).or(filtered),
+        None => filtered,
+    })
+}
+
+/// `info` with only `codec`'s videos (and every audio-only format), or
+/// `None` when it has no video of that family: a preference, never a 404.
+fn prefer_codec(info: &VideoInfo, codec: VideoCodec) -> Option<VideoInfo> {
+    if !info.formats.iter().any(|f| f.has_video && codec.matches(f)) {
+        return None;
+    }
+    let mut kept = info.clone();
+    kept.formats.retain(|f| !f.has_video || codec.matches(f));
+    Some(kept)
 }
 
 /// [`playable`] for any request that names a player and a language.
@@ -113,6 +150,16 @@ pub fn plan<'a>(
     info: &'a VideoInfo,
     mode: Mode,
 ) -> Result<Play<'a>, PlayError> {
+    if req.output.transforms() {
+        // Only the proxy makes files; the smart route takes it for them.
+        if mode == Mode::Direct && req.redirect_only_for.is_none() {
+            return Err(PlayError::NeedsProxy(format!(
+                "a muted or transcoded stream is made by the proxy; use {}",
+                req.video.stream_path("proxy", &req.quality_name)
+            )));
+        }
+        return produced(service, req, cached, info);
+    }
     if req.player == Player::Avpro
         && let Ok(StreamPlan::Merge { .. }) = select(info, req.quality, Mode::Proxy)
         && (mode == Mode::Proxy || !req.strict)
@@ -142,19 +189,185 @@ pub fn plan<'a>(
         return Ok(Play::Redirect(format));
     }
     Ok(match select(info, req.quality, Mode::Proxy)? {
-        StreamPlan::Single(f) => {
-            Play::Relay { spec: format_spec(service, &req.video, cached, f), format_id: &f.format_id }
-        }
+        StreamPlan::Single(f) => relay_play(service, req, cached, f, false),
         StreamPlan::Hls(f) => hls_play(service, req, cached, info, f),
-        StreamPlan::Merge { video, audio } => Play::Merge {
-            spec: MergeSpec {
-                key: format!("{}|merge:{}+{}", cached.key, video.format_id, audio.format_id),
-                video: format_spec(service, &req.video, cached, video),
-                audio: format_spec(service, &req.video, cached, audio),
-            },
-            label: format!("{}+{}", video.format_id, audio.format_id),
-        },
+        StreamPlan::Merge { video, audio } => {
+            let audio = if req.output.container == Some(Container::Webm) { webm_audio(info, audio) } else { audio };
+            let container = merge_container(req.output.container, video, audio);
+            // MP4 keeps the key merges always had, so stored merges stay found.
+            let suffix =
+                if container == Container::Mp4 { String::new() } else { format!(".{}", container.extension()) };
+            Play::Merge {
+                spec: MergeSpec {
+                    key: format!("{}|merge:{}+{}{suffix}", cached.key, video.format_id, audio.format_id),
+                    inputs: Inputs::Pair {
+                        video: format_spec(service, &req.video, cached, video),
+                        audio: format_spec(service, &req.video, cached, audio),
+                    },
+                    recipe: Recipe::Merge(container),
+                },
+                label: format!("{}+{}", video.format_id, audio.format_id),
+                served: Served {
+                    video: Some(video),
+                    audio: Some(audio),
+                    extension: container.extension(),
+                    mute: false,
+                },
+            }
+        }
     })
+}
+
+/// For a WebM merge: Opus or Vorbis audio in the same language as
+/// `chosen`, when the video has one (WebM holds no AAC).
+fn webm_audio<'a>(info: &'a VideoInfo, chosen: &'a Format) -> &'a Format {
+    let fits = |f: &&Format| {
+        f.has_audio
+            && !f.has_video
+            && !f.is_manifest()
+            && f.language_preference == chosen.language_preference
+            && matches!(f.acodec.as_deref(), Some("opus" | "vorbis"))
+    };
+    info.formats.iter().filter(fits).max_by(|a, b| rank_audio(a, b)).unwrap_or(chosen)
+}
+
+/// One format's own bytes through the relay.
+fn relay_play<'a>(
+    service: &Arc<VideoService>,
+    req: &PlayRequest,
+    cached: &Arc<CachedInfo>,
+    f: &'a Format,
+    mute: bool,
+) -> Play<'a> {
+    let served =
+        Served { video: f.has_video.then_some(f), audio: (f.has_audio && !mute).then_some(f), extension: &f.ext, mute };
+    Play::Relay { spec: format_spec(service, &req.video, cached, f), format_id: &f.format_id, served }
+}
+
+/// A muted video or audio in another format: the source's bytes where they
+/// already are that, else what ffmpeg makes of them, once for everyone
+/// (keyed by the source format and the recipe).
+fn produced<'a>(
+    service: &Arc<VideoService>,
+    req: &PlayRequest,
+    cached: &Arc<CachedInfo>,
+    info: &'a VideoInfo,
+) -> Result<Play<'a>, PlayError> {
+    let hls = |f: &Format| {
+        PlayError::Unproducible(format!(
+            "format {} is an HLS or DASH stream{}; muted and transcoded files are made from single files",
+            f.format_id,
+            if info.is_live { " of a live" } else { "" }
+        ))
+    };
+    if req.output.mute {
+        let video = best_video(info, req.quality)
+            .ok_or_else(|| PlayError::Select(SelectError::NoFormat("this video has no video track".into())))?;
+        if video.is_manifest() || video.is_hls() {
+            return Err(hls(video));
+        }
+        if !video.has_audio {
+            return Ok(relay_play(service, req, cached, video, true));
+        }
+        return Ok(Play::Merge {
+            spec: MergeSpec {
+                key: format!("{}|mute:{}", cached.key, video.format_id),
+                inputs: Inputs::One(format_spec(service, &req.video, cached, video)),
+                recipe: Recipe::Mute,
+            },
+            label: format!("{}+none", video.format_id),
+            served: Served { video: Some(video), audio: None, extension: "mp4", mute: true },
+        });
+    }
+    let best = select(info, Quality::Audio, Mode::Proxy)?.primary();
+    // Of the audio in the language chosen, the file that needs the least
+    // work: already what was asked, else one ffmpeg only remuxes (Opus for
+    // `format=opus`), else the best.
+    let same_lang = |f: &&Format| {
+        f.has_audio
+            && !f.has_video
+            && !f.is_manifest()
+            && !f.is_hls()
+            && f.language_preference == best.language_preference
+    };
+    let mut pool: Vec<&Format> = info.formats.iter().filter(same_lang).collect();
+    pool.sort_by(|a, b| rank_audio(b, a));
+    let plan_of = |f: &Format| req.output.audio_plan(f);
+    let source = pool
+        .iter()
+        .find(|f| plan_of(f) == AudioPlan::Source)
+        .or_else(|| pool.iter().find(|f| matches!(plan_of(f), AudioPlan::Produce(c) if c.copies())))
+        .copied()
+        .unwrap_or(best);
+    if source.is_manifest() || source.is_hls() {
+        return Err(hls(source));
+    }
+    let codec = match plan_of(source) {
+        AudioPlan::Source => return Ok(relay_play(service, req, cached, source, false)),
+        AudioPlan::Produce(codec) => codec,
+    };
+    let tags = if req.output.no_tags { Vec::new() } else { tags_of(info) };
+    let key = format!(
+        "{}|audio:{}>{}{}",
+        cached.key,
+        source.format_id,
+        codec_key(codec),
+        if tags.is_empty() { "" } else { "+tags" }
+    );
+    Ok(Play::Merge {
+        spec: MergeSpec {
+            key,
+            inputs: Inputs::One(format_spec(service, &req.video, cached, source)),
+            recipe: Recipe::Audio { codec, tags },
+        },
+        label: format!("{}>{}", source.format_id, codec.extension()),
+        served: Served { video: None, audio: Some(source), extension: codec.extension(), mute: false },
+    })
+}
+
+/// The store key's name for an audio codec and its rate.
+fn codec_key(codec: AudioCodec) -> String {
+    match codec {
+        AudioCodec::Mp3 { kbps } => format!("mp3@{kbps}"),
+        AudioCodec::Vorbis { kbps } => format!("ogg@{kbps}"),
+        AudioCodec::Opus { kbps } => format!("opus@{}", kbps.map_or("copy".into(), |k| k.to_string())),
+        AudioCodec::Aac { kbps } => format!("m4a@{}", kbps.map_or("copy".into(), |k| k.to_string())),
+        AudioCodec::Wav => "wav".into(),
+    }
+}
+
+/// The title and artist written into a produced audio file.
+fn tags_of(info: &VideoInfo) -> Vec<(String, String)> {
+    let mut tags = vec![("title".to_owned(), info.title.clone())];
+    if let Some(u) = &info.uploader {
+        tags.push(("artist".into(), u.clone()));
+    }
+    if let Some(d) = info.upload_date.as_deref().filter(|d| d.len() >= 4) {
+        tags.push(("date".into(), d[..4].to_owned()));
+    }
+    tags.retain(|(_, v)| !v.trim().is_empty());
+    tags
+}
+
+/// The name `served` is saved under, in `style`.
+pub fn file_name(video: &VideoRef, info: &VideoInfo, served: &Served, style: Style) -> String {
+    let v = served.video;
+    let codec = v.and_then(|f| f.vcodec.as_deref()).and_then(VideoCodec::of).map(|c| c.name().to_owned());
+    let dub = served.audio.filter(|a| a.language_preference.is_some_and(|p| p < 10)).and_then(|a| a.language.clone());
+    let parts = Parts {
+        service: video.platform_name().to_owned(),
+        id: info.id.clone(),
+        title: info.title.clone(),
+        author: info.uploader.clone(),
+        resolution: v.and_then(|f| f.width.zip(f.height)).map(|(w, h)| format!("{w}x{h}")),
+        quality: v.and_then(|f| f.height).map(|h| format!("{h}p")),
+        codec,
+        dub,
+        mute: served.mute,
+        audio_only: v.is_none(),
+        extension: served.extension.to_owned(),
+    };
+    style.name(&parts)
 }
 
 fn height(f: &Format) -> u32 {

@@ -25,7 +25,7 @@ pub const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 pub fn media_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media-v3");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media-v4");
         std::fs::create_dir_all(&dir).unwrap();
         let src_v =
             |size: &str| vec!["-f".into(), "lavfi".into(), "-i".into(), format!("testsrc2=size={size}:rate=25")];
@@ -54,6 +54,22 @@ pub fn media_dir() -> &'static Path {
                 [src_a(), ["-c:a", "aac", "-t", "4", "-movflags", "+faststart"].map(String::from).to_vec()].concat(),
             ),
             ("thumb.jpg", [src_v("320x180"), vec!["-frames:v".into(), "1".into()]].concat()),
+            // Opus in WebM, as YouTube's format 251, and a VP9 video-only WebM.
+            (
+                "a-opus.webm",
+                [src_a(), ["-c:a", "libopus", "-b:a", "96k", "-t", "4", "-f", "webm"].map(String::from).to_vec()]
+                    .concat(),
+            ),
+            (
+                "v360-vp9.webm",
+                [
+                    src_v("640x360"),
+                    ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-an", "-t", "4", "-f", "webm"]
+                        .map(String::from)
+                        .to_vec(),
+                ]
+                .concat(),
+            ),
             // Laid out like YouTube's DASH files: ftyp, moov, one sidx, then a
             // moof/mdat pair per 2 s.
             ("dash-v360.mp4", [src_v("640x360"), dash_h264(), dash()].concat()),

@@ -6,6 +6,7 @@ mod helpers;
 
 mod batch;
 mod cluster;
+mod cobalt;
 mod edge;
 mod egress;
 mod extras;
@@ -18,6 +19,7 @@ mod live_origin;
 mod manifest;
 mod merge_hls;
 mod observability;
+mod outputs;
 mod playlists;
 mod proxies;
 mod quirks;

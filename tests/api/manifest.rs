@@ -392,6 +392,11 @@ async fn avpro_gets_muxed_hls_that_seeks() {
     assert!(media.ends_with("#EXT-X-ENDLIST\n") && media.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{media}");
     let segments: Vec<&str> = media.lines().filter(|l| l.starts_with('/')).collect();
     assert_eq!(segments.len(), 4, "one per subsegment: {media}");
+    // Variants line up segment for segment, so a player switching quality
+    // mid-film lands on the same moment.
+    let durations = |m: &str| m.lines().filter(|l| l.starts_with("#EXTINF")).map(str::to_owned).collect::<Vec<_>>();
+    let other = text(&app, variants[1]).await;
+    assert_eq!(durations(&media), durations(&other), "aligned variants:\n{media}\n{other}");
 
     // The last segment first, from a cold store.
     let last = format!("{}{}", app.base, segments[3]);
