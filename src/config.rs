@@ -189,6 +189,11 @@ pub struct Config {
     #[arg(long, env = "TRUSTED_PROXIES")]
     pub trusted_proxies: Option<String>,
 
+    /// Comma list of keys that open the status page (`/ui/status`) from
+    /// addresses other than loopback and `TRUSTED_PROXIES`.
+    #[arg(long, env = "ADMIN_KEYS", hide_env_values = true)]
+    pub admin_keys: Option<String>,
+
     /// The address clients reach this server at (`https://media.example`),
     /// for answers that must carry absolute links (cobalt's tunnels). Unset:
     /// each request's `Host`, with `X-Forwarded-Proto`/`-Host` believed from

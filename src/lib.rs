@@ -16,8 +16,9 @@
 //!   its answers and error codes; `http::cobalt` carries them.
 //! - [`service`]: the use cases, with no HTTP: "what is this video?"
 //!   (cache, single-flight, the extraction budget, sign-in), `play` (a
-//!   stream request becomes a Redirect, Relay, Merge, Hls or Manifest) and
-//!   `health`.
+//!   stream request becomes a Redirect, Relay, Merge, Hls or Manifest),
+//!   `health`, and `status` (the operators' board: streams now, the store,
+//!   extractions, ten minutes of history, sampled off the byte path).
 //! - [`manifest`]: HLS and DASH manifests built from a video's DASH files'
 //!   `sidx`; [`subtitles`]: a video's subtitle tracks as WebVTT; [`select`]: quality and player profiles over the cached
 //!   formats; [`cache`]: the in-process and Redis tiers of video info and
@@ -36,7 +37,8 @@
 //!   proxies and source addresses, and the connector each route uses.
 //! - [`platform`]: platforms, video ids, playlist names and URLs, parsed at
 //!   the edge; [`hls`]: origins' playlists rewritten and the links signed.
-//! - Leaves: [`metrics`], [`net`] (the private-address guard), [`process`]
+//! - Leaves: [`metrics`] (and [`traffic`], bytes and viewers by video for
+//!   the status page, on atomics), [`net`] (the private-address guard), [`process`]
 //!   (child process groups), [`redis`] (the connection and its health).
 //!
 //! Where a request becomes bytes: `http::stream` → `service::play` →
@@ -66,6 +68,7 @@ pub mod select;
 pub mod service;
 pub mod subtitles;
 pub mod telemetry;
+pub mod traffic;
 pub mod upstream;
 
 /// jemalloc, whose background thread returns freed memory to the system a

@@ -24,6 +24,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
+use crate::traffic::{Traffic, VideoTraffic};
+
 /// Latency buckets of HTTP requests, in seconds.
 const HTTP_BUCKETS: &[f64] =
     &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -376,6 +378,37 @@ pub struct Metrics {
     egress_refusals: Family<Vec<(&'static str, String)>, Counter>,
     /// The yt-dlp in use: `reelay_ytdlp_info{version}`, and updates by outcome.
     pub ytdlp: YtdlpMetrics,
+    /// Bytes and viewers by video, for the status page (not exported:
+    /// one series per video would be unbounded).
+    pub traffic: Traffic,
+    /// `egress_refusals` again, readable: (egress, reason) -> count.
+    egress_counts: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), u64>>,
+}
+
+/// The counters the status page charts, read together (the same ones
+/// `/metrics` exports).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub errors_5xx: u64,
+    pub bytes_to_viewers: u64,
+    pub origin_bytes: u64,
+    pub served_from_store: u64,
+    pub served_following_origin: u64,
+    pub evictions_memory: u64,
+    pub evictions_disk: u64,
+    pub disk_errors: u64,
+    pub disk_corrupt: u64,
+    pub disk_bytes: u64,
+    pub extractions: Vec<(&'static str, u64)>,
+    pub extractions_in_flight: i64,
+    pub active_streams: i64,
+    pub live_streams: i64,
+    pub live_viewers: i64,
+    pub merges: u64,
+    pub transcodes: u64,
+    /// (egress, reason, count).
+    pub egress_refusals: Vec<(String, &'static str, u64)>,
 }
 
 /// Labels whose values are known only at run time.
@@ -482,6 +515,8 @@ impl Default for Metrics {
             live,
             egress_refusals,
             ytdlp,
+            traffic: Traffic::default(),
+            egress_counts: Default::default(),
         }
     }
 }
@@ -570,6 +605,45 @@ impl Metrics {
     /// (`bot_check`, `unreachable`).
     pub fn egress_refused(&self, egress: &str, reason: &'static str) {
         self.egress_refusals.get_or_create(&vec![("egress", egress.to_owned()), ("reason", reason.to_owned())]).inc();
+        let mut counts = self.egress_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *counts.entry((egress.to_owned(), reason)).or_default() += 1;
+    }
+
+    /// The counters the status page charts, read now.
+    pub fn totals(&self) -> Totals {
+        let (mut requests, mut errors_5xx) = (0, 0);
+        for series in self.routes.0.read().expect("routes lock").values() {
+            for (status, c) in series.statuses.read().expect("status lock").iter() {
+                let n = c.load(Relaxed);
+                requests += n;
+                if *status >= 500 {
+                    errors_5xx += n;
+                }
+            }
+        }
+        let r = &self.relay;
+        let egress = self.egress_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        Totals {
+            requests,
+            errors_5xx,
+            bytes_to_viewers: self.bytes_served.get(),
+            origin_bytes: r.origin_bytes.get(),
+            served_from_store: r.served_store.get(),
+            served_following_origin: r.served_origin.get(),
+            evictions_memory: r.evictions_memory.get(),
+            evictions_disk: r.evictions_disk.get(),
+            disk_errors: r.disk_errors.get(),
+            disk_corrupt: r.disk_corrupt.get(),
+            disk_bytes: r.disk_bytes.get().max(0) as u64,
+            extractions: EXTRACT_OUTCOMES.iter().copied().zip(self.extractions.iter().map(Counter::get)).collect(),
+            extractions_in_flight: self.extract_in_flight.get(),
+            active_streams: self.active_streams.get(),
+            live_streams: self.live.streams.get(),
+            live_viewers: self.live.viewers.get(),
+            merges: r.merges.get(),
+            transcodes: r.transcodes.get(),
+            egress_refusals: egress.iter().map(|((e, why), n)| (e.clone(), *why, *n)).collect(),
+        }
     }
 
     pub fn count_extraction(&self, outcome: &str) {
@@ -652,22 +726,36 @@ impl Drop for ExtractionTimer {
 
 /// Counts one active stream for as long as it lives; dropping it (the body
 /// finished, or the client hung up) counts the stream out.
-pub struct StreamGuard(Arc<Metrics>);
+pub struct StreamGuard(Arc<Metrics>, Option<Arc<VideoTraffic>>);
 
 impl StreamGuard {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         metrics.active_streams.inc();
-        StreamGuard(metrics)
+        StreamGuard(metrics, None)
+    }
+
+    /// A stream of the relay object `key`, counted for its video too.
+    pub fn of(metrics: Arc<Metrics>, key: &str) -> Self {
+        let video = metrics.traffic.video(key);
+        video.viewers.fetch_add(1, Relaxed);
+        metrics.active_streams.inc();
+        StreamGuard(metrics, Some(video))
     }
 
     pub fn add_bytes(&self, n: u64) {
         self.0.add_bytes(n);
+        if let Some(v) = &self.1 {
+            v.sent(n);
+        }
     }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.active_streams.dec();
+        if let Some(v) = &self.1 {
+            v.viewers.fetch_sub(1, Relaxed);
+        }
     }
 }
 

@@ -161,7 +161,16 @@ impl App {
         let signer = Arc::new(Signer::new(config.url_signing_key.as_deref()));
         let links = Arc::new(crate::http::live::SignedLinks(signer.clone()));
         let live = crate::live::Live::new(relay.clone(), metrics.clone(), links, config.live());
+        let board = Arc::new(crate::service::status::Board::new(
+            metrics.clone(),
+            relay.clone(),
+            service.clone(),
+            health.clone(),
+            env!("CARGO_PKG_VERSION"),
+        ));
+        tasks.push(tokio::spawn(board.clone().run()));
         let state = AppState::new(Inner {
+            board,
             relay,
             signer,
             live,

@@ -270,6 +270,12 @@ impl VideoCache {
     }
 
     /// Forgets `key` in both tiers (its URLs stopped working).
+    /// The entry under `key` in the in-process tier, if any: never Redis,
+    /// never an extraction (the status page's titles).
+    pub async fn peek(&self, key: &str) -> Option<Arc<CachedInfo>> {
+        self.info.get(key).await
+    }
+
     pub async fn invalidate(&self, key: &str) {
         self.info.invalidate(key).await;
     }

@@ -156,6 +156,19 @@ impl Egress {
         }
     }
 
+    /// Each proxy's label and the seconds it still rests (0: in use), for
+    /// the status page.
+    pub fn cooling(&self) -> Vec<(String, u64)> {
+        let now = Instant::now();
+        self.proxies
+            .iter()
+            .map(|p| {
+                let until = *p.cooling_until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                (p.label.clone(), until.map_or(0, |u| u.saturating_duration_since(now).as_secs()))
+            })
+            .collect()
+    }
+
     /// The proxy a cached route names, if it is still configured.
     pub fn proxy(&self, label: &str) -> Option<&Proxy> {
         self.proxies.iter().find(|p| p.label == label)

@@ -147,6 +147,12 @@ fn parse_ip(s: &str) -> Option<IpAddr> {
     None
 }
 
+/// Whether two keys are the same, in time that does not depend on where
+/// they differ.
+pub fn same_key(a: &str, b: &str) -> bool {
+    ct_eq(&digest(a), &digest(b))
+}
+
 /// A stable, non-reversible name for an API key, for rate-limit keys.
 pub fn key_id(key: &str) -> String {
     digest(key)[..8].iter().map(|b| format!("{b:02x}")).collect()

@@ -74,6 +74,17 @@ fn system_health() {}
     responses((status = 200, description = "Streaming counters", body = MetricsEnvelope)))]
 fn stream_metrics() {}
 
+#[utoipa::path(get, path = "/api/v2/system/status", tag = "system",
+    description = "The operators' status (what /ui/status draws): streams running now (title, platform, live, viewers, \
+        bytes per second to viewers and from the origin, share from the store), the relay store against its budgets, \
+        extractions (rate, outcomes, in flight, refusals by egress, proxies cooling down), yt-dlp, Redis, and ten \
+        minutes of history. From loopback or TRUSTED_PROXIES directly, else with one of ADMIN_KEYS (X-Admin-Key, \
+        Authorization: Bearer, ?admin_key=).",
+    responses(
+        (status = 200, description = "The status", content_type = "application/json"),
+        (status = 403, description = "Not from this machine or TRUSTED_PROXIES, and no valid admin key", body = ErrorResponse)))]
+fn system_status() {}
+
 #[utoipa::path(get, path = "/cobalt", tag = "cobalt", responses(
     (status = 200, description = "cobalt's instance info: {cobalt: {version, url, startTime, services}, git}", content_type = "application/json")))]
 fn cobalt_info() {}
@@ -471,7 +482,7 @@ impl Modify for Security {
     paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, subtitles_by_id, subtitles_by_url, videos_batch,
           playlist_by_id, playlist_by_url, auth_status, auth_status_one, direct_by_id, direct_by_url,
           proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link, live_link, master_by_id, master_by_url, mpd_by_id, mpd_by_url,
-          media_link, cobalt_info, cobalt_info_slash, cobalt_process, cobalt_tunnel),
+          media_link, system_status, cobalt_info, cobalt_info_slash, cobalt_process, cobalt_tunnel),
     components(schemas(PlaylistEnvelope, PlaylistPage, PlaylistEntry, AuthStatusListEnvelope, AuthStatusEnvelope, AuthStatus, BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),
 )]

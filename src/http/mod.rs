@@ -26,6 +26,7 @@ mod playlists;
 pub mod reply;
 mod signin;
 mod state;
+mod status;
 mod stream;
 mod system;
 mod ui;
@@ -64,6 +65,7 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
         .chain(untimed(manifest::routes()))
         .chain(timed(cobalt::routes()))
         .chain(untimed(cobalt::tunnel_routes()))
+        .chain(untimed(status::routes()))
         .collect()
 }
 
@@ -79,6 +81,7 @@ pub fn router(state: AppState) -> Router {
     // Swagger UI fetches /openapi.json, which is built on first request.
     app.merge(SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("/openapi.json")))
         .merge(ui::router())
+        .merge(status::page_routes())
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(cors(&state.config.cors_origins))

@@ -45,6 +45,8 @@ impl Client {
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
+    /// The operators' status board (sampled in the background).
+    pub board: Arc<crate::service::status::Board>,
     /// The settings the server started with.
     pub config: Config,
     /// Cache, single-flight and extraction.

@@ -44,11 +44,17 @@ pub(super) async fn run(hub: Arc<Hub>, variant: Arc<Variant>, source: Arc<dyn So
         playlist_url: None,
         schedule: Schedule::default(),
         failures: 0,
-        viewers: Viewers::default(),
+        viewers: Viewers { traffic: Some(hub.metrics.traffic.video(&variant.key.stream)), ..Viewers::default() },
     };
+    if let Some(t) = &poller.viewers.traffic {
+        t.live_variants.fetch_add(1, Ordering::Relaxed);
+    }
     poller.poll().await;
     hub.remove(&variant);
     poller.viewers.report(&hub, 0);
+    if let Some(t) = &poller.viewers.traffic {
+        t.live_variants.fetch_sub(1, Ordering::Relaxed);
+    }
     for (part, _) in poller.window.parts() {
         hub.relay.discard(&hub.store_key(&variant.key, number, part));
     }
@@ -364,6 +370,8 @@ struct Viewers {
     since_ms: u64,
     requests_then: u64,
     reported: i64,
+    /// The stream's counters on the status page.
+    traffic: Option<Arc<crate::traffic::VideoTraffic>>,
 }
 
 impl Viewers {
@@ -383,6 +391,9 @@ impl Viewers {
 
     fn report(&mut self, hub: &Hub, viewers: i64) {
         hub.metrics.live.viewers.inc_by(viewers - self.reported);
+        if let Some(t) = &self.traffic {
+            t.live_viewers.fetch_add(viewers - self.reported, Ordering::Relaxed);
+        }
         self.reported = viewers;
     }
 }

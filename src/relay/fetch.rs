@@ -39,6 +39,8 @@ struct Job {
     shared: Arc<Shared>,
     key: Arc<str>,
     writer: Writer,
+    /// Its video's counters, looked up once (the status page's origin bytes).
+    traffic: Arc<crate::traffic::VideoTraffic>,
 }
 
 impl Drop for Job {
@@ -67,7 +69,8 @@ struct Head {
 
 pub(super) async fn run(shared: Arc<Shared>, key: Arc<str>, claims: BTreeMap<u64, Arc<Fill>>) {
     let writer = Writer::new(shared.clone(), key.clone(), claims);
-    let mut job = Job { shared, key, writer };
+    let traffic = shared.metrics.traffic.video(&key);
+    let mut job = Job { shared, key, writer, traffic };
     if let Err(e) = job.work().await {
         job.fail(e);
     }
@@ -207,6 +210,7 @@ impl Job {
             };
             let Ok(mut data) = frame.into_data() else { continue };
             self.shared.metrics.relay.origin_bytes.inc_by(data.len() as u64);
+            self.traffic.fetched(data.len() as u64);
             // Bytes before the job's position (a whole-file answer) are skipped.
             if at < start {
                 let skip = (start - at).min(data.len() as u64);

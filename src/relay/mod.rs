@@ -232,6 +232,12 @@ impl Relay {
     pub fn memory_used(&self) -> u64 {
         self.0.lock().used
     }
+
+    /// The memory budget, and the disk tier's (`None`: no disk tier).
+    pub fn budgets(&self) -> (u64, Option<u64>) {
+        let s = &self.0.settings;
+        (s.memory, self.0.disk.as_ref().map(|_| s.disk_max))
+    }
 }
 
 impl Shared {
@@ -472,6 +478,11 @@ pub struct Reader {
 }
 
 impl Reader {
+    /// The key of the object it reads.
+    pub(crate) fn key(&self) -> &str {
+        &self.visit.key
+    }
+
     fn new(visit: Visit, pos: u64, end: Option<u64>) -> Self {
         Reader { visit, pos, end, block: None, counted: true }
     }

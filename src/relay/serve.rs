@@ -140,7 +140,7 @@ impl Relay {
             match shared.upstream.open(method, &loc.url, &loc.via(), headers).await {
                 Ok(fetched) => {
                     shared.metrics.relay.pipes.inc();
-                    let guard = counted.then(|| StreamGuard::new(shared.metrics.clone()));
+                    let guard = counted.then(|| StreamGuard::of(shared.metrics.clone(), key));
                     return Ok(pipe(fetched, guard, shared.settings.idle));
                 }
                 Err(super::ProxyError::Expired(_)) if stale.is_none() => stale = Some(loc.url),
@@ -153,8 +153,8 @@ impl Relay {
 /// A body of bytes from the store: `first` (in hand), then the reader's;
 /// `len` in all, when known.
 pub(super) fn streamed(metrics: &Arc<Metrics>, first: Bytes, reader: Reader, len: Option<u64>, counted: bool) -> Body {
+    let guard = counted.then(|| StreamGuard::of(metrics.clone(), reader.key()));
     let rest = futures_util::stream::unfold(reader, |mut r| async move { r.next().await.map(|i| (i, r)) });
-    let guard = counted.then(|| StreamGuard::new(metrics.clone()));
     Body::Stream(Streamed { first: Some(first), rest: Box::pin(rest), remaining: len, guard })
 }
 

@@ -11,6 +11,7 @@
 pub mod health;
 pub mod play;
 pub mod signin;
+pub mod status;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -35,6 +35,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("net", 1),
     ("process", 1),
     ("redis", 1),
+    ("traffic", 0),
 ];
 
 /// Importer -> what it imports.
