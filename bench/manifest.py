@@ -60,11 +60,17 @@ def make_media(www: Path):
     (www / "page.html").write_text("<html></html>")
 
 
-def wrk_rps(url, seconds):
-    """Requests/s of wrk -t2 -c50 (and non-2xx answers, which must be none)."""
+def wrk_rps(url, seconds, pid=None, cpu=None):
+    """Requests/s of wrk -t2 -c50 (and non-2xx answers, which must be none);
+    with `pid`, appends that process's CPU microseconds per request to `cpu`
+    (a figure the shared machine's drift moves less than a rate)."""
+    before = cpu_s(pid) if pid else 0.0
     out = subprocess.run(["wrk", "-t2", "-c50", f"-d{seconds}s", url], capture_output=True, text=True, check=True).stdout
     bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
     assert not bad, out
+    if pid:
+        requests = int(re.search(r"(\d+) requests in", out).group(1))
+        cpu.append((cpu_s(pid) - before) / requests * 1e6)
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
@@ -124,7 +130,8 @@ def main():
         for name, url, ref in [("health", app.base + "/health", f"{origin}/health.json"),
                                ("master", app.base + master_path, f"{origin}/master.m3u8"),
                                ("media", app.base + media_path, f"{origin}/media.m3u8")]:
-            r[f"{name}_rps"] = wrk_rps(url, args.duration)
+            r[f"{name}_cpu"] = []
+            r[f"{name}_rps"] = wrk_rps(url, args.duration, app.proc.pid, r[f"{name}_cpu"])
             r[f"{name}_nginx_rps"] = wrk_rps(ref, args.duration)
             r[f"{name}_bytes"] = len(run.get(url)[1])
 
@@ -189,9 +196,9 @@ def main():
 
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = [
-        ("yardstick: reelay's own `/health`, c50", f"{r['health_rps']:,.0f} req/s = {r['health_rps'] / r['health_nginx_rps']:.2f}× nginx serving its text from a file ({r['health_nginx_rps']:,.0f})"),
-        ("hot `master.m3u8` (one 1080p variant, one audio rendition), c50", f"{r['master_rps']:,.0f} req/s ({r['master_bytes']} B) = {r['master_rps'] / r['master_nginx_rps']:.2f}× nginx serving it from a file ({r['master_nginx_rps']:,.0f})"),
-        ("hot media playlist (12 segments), c50", f"{r['media_rps']:,.0f} req/s ({r['media_bytes']} B) = {r['media_rps'] / r['media_nginx_rps']:.2f}× nginx serving it from a file ({r['media_nginx_rps']:,.0f})"),
+        ("yardstick: reelay's own `/health`, c50", f"{r['health_rps']:,.0f} req/s = {r['health_rps'] / r['health_nginx_rps']:.2f}× nginx serving its text from a file ({r['health_nginx_rps']:,.0f}); {r['health_cpu'][0]:.1f} µs of reelay's CPU per request"),
+        ("hot `master.m3u8` (one 1080p variant, one audio rendition), c50", f"{r['master_rps']:,.0f} req/s ({r['master_bytes']} B) = {r['master_rps'] / r['master_nginx_rps']:.2f}× nginx serving it from a file ({r['master_nginx_rps']:,.0f}); {r['master_cpu'][0]:.1f} µs CPU per request"),
+        ("hot media playlist (12 segments), c50", f"{r['media_rps']:,.0f} req/s ({r['media_bytes']} B) = {r['media_rps'] / r['media_nginx_rps']:.2f}× nginx serving it from a file ({r['media_nginx_rps']:,.0f}); {r['media_cpu'][0]:.1f} µs CPU per request"),
         (f"{VIEWERS} viewers of one 60 s 1080p video + audio, through the manifest", f"CPU {r['manifest_cpu']:.2f} s, no ffmpeg, origin {r['manifest_copies']:.2f}× the files, {r['manifest_s']:.1f} s"),
         ("the same through the merge (`proxy?quality=1080p`)", f"CPU {r['merge_cpu']:.2f} s with {r['merge_ffmpegs']:.0f} ffmpeg, origin {r['merge_copies']:.2f}× the files, {r['merge_s']:.1f} s"),
         ("muxed HLS (`player=avpro`) of a 2-hour film: a segment from a cold store; a seek to the last minute",
