@@ -57,6 +57,10 @@ impl Traffic {
         let video = video_of(key);
         let now = self.started.elapsed().as_secs();
         let mut videos = self.videos.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = videos.get(video) {
+            known.touched.store(now, Relaxed);
+            return known.clone();
+        }
         let entry = videos.entry(Arc::from(video)).or_insert_with(|| {
             Arc::new(VideoTraffic {
                 to_viewers: AtomicU64::new(0),

@@ -10,7 +10,7 @@ use serde_json::Value;
 #[cfg(test)]
 use crate::output::AudioFormat;
 use crate::output::filename::Style;
-use crate::output::{Bitrate, Output};
+use crate::output::{Bitrate, Output, parse_container};
 use crate::select::{AudioLang, Quality};
 
 /// The version reelay answers as, in cobalt's instance info: the cobalt API
@@ -111,8 +111,6 @@ pub struct Checked {
     pub style: Style,
     /// `youtubeVideoCodec`: the preferred video codec family.
     pub codec: &'static str,
-    /// `youtubeVideoContainer`: `None` for `auto`.
-    pub container: Option<&'static str>,
     pub dub: Option<AudioLang>,
     pub subtitles: Option<String>,
     pub always_proxy: bool,
@@ -181,10 +179,8 @@ impl CobaltRequest {
             .parse()
             .map_err(|_| BodyError::Invalid)?;
         let codec = one_of(&self.youtube_video_codec, &["h264", "av1", "vp9"])?;
-        let container = match one_of(&self.youtube_video_container, &["auto", "mp4", "webm", "mkv"])? {
-            "auto" => None,
-            c => Some(c),
-        };
+        let container = parse_container(one_of(&self.youtube_video_container, &["auto", "mp4", "webm", "mkv"])?)
+            .map_err(|_| BodyError::Invalid)?;
         let q =
             one_of(&self.video_quality, &["max", "4320", "2160", "1440", "1080", "720", "480", "360", "240", "144"])?;
         let (quality, quality_name) = match q {
@@ -208,7 +204,7 @@ impl CobaltRequest {
         let subtitles = lang_code(&self.subtitle_lang)?;
         let (quality, quality_name) =
             if mode == DownloadMode::Audio { (Quality::Audio, "audio".to_owned()) } else { (quality, quality_name) };
-        let output = match mode {
+        let mut output = match mode {
             DownloadMode::Audio => Output {
                 audio_format: Some(audio_format.parse().map_err(|_| BodyError::Invalid)?),
                 // cobalt keeps `best` as the platform serves it, whatever the bitrate says.
@@ -222,6 +218,7 @@ impl CobaltRequest {
             DownloadMode::Mute => Output { mute: true, no_tags: self.disable_metadata, ..Output::default() },
             DownloadMode::Auto => Output { no_tags: self.disable_metadata, ..Output::default() },
         };
+        output.container = container;
         Ok(Checked {
             url,
             mode,
@@ -230,7 +227,6 @@ impl CobaltRequest {
             output,
             style,
             codec,
-            container,
             dub,
             subtitles,
             always_proxy: self.always_proxy,

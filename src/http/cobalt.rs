@@ -29,7 +29,7 @@ use crate::cobalt::{
 };
 use crate::extract::VideoInfo;
 use crate::output::filename::Style;
-use crate::output::{AudioFormat, Bitrate, Output, VideoCodec, parse_container};
+use crate::output::{Bitrate, Output, VideoCodec, parse_container};
 use crate::platform::{InputError, Platform, PlaylistRef, VideoRef};
 use crate::relay::merge::Recipe;
 use crate::select::{AudioLang, Mode, Player};
@@ -231,14 +231,14 @@ fn tunnel_grant(
         v: video.cache_key(),
         e: now_unix() + TUNNEL_TTL_SECS,
         q: quality_name,
-        s: style_name(req.style).to_owned(),
+        s: req.style.as_str().to_owned(),
         l: lang.map(ToString::to_string),
-        a: req.output.audio_format.map(|a| audio_name(a).to_owned()),
+        a: req.output.audio_format.map(|a| a.as_str().to_owned()),
         b: req.output.bitrate.map(Bitrate::kbps),
         m: req.output.mute,
         t: req.output.no_tags,
         c: Some(req.codec.to_owned()),
-        k: req.container.map(str::to_owned),
+        k: req.output.container.map(|c| c.extension().to_owned()),
         f,
         x,
     }
@@ -290,7 +290,7 @@ fn play_request(video: &VideoRef, req: &Checked, lang: Option<AudioLang>) -> Pla
         redirect_only_for: None,
         player: Player::Browser,
         lang,
-        output: Output { container: req.container.and_then(|c| parse_container(c).ok().flatten()), ..req.output },
+        output: req.output,
         codec: req.codec.parse().ok(),
     }
 }
@@ -408,26 +408,6 @@ fn local_processing(
             subtitles: subtitles.map(|_| true),
         },
         audio,
-    }
-}
-
-fn style_name(s: Style) -> &'static str {
-    match s {
-        Style::Classic => "classic",
-        Style::Basic => "basic",
-        Style::Pretty => "pretty",
-        Style::Nerdy => "nerdy",
-    }
-}
-
-fn audio_name(a: AudioFormat) -> &'static str {
-    match a {
-        AudioFormat::Best => "best",
-        AudioFormat::M4a => "m4a",
-        AudioFormat::Mp3 => "mp3",
-        AudioFormat::Ogg => "ogg",
-        AudioFormat::Opus => "opus",
-        AudioFormat::Wav => "wav",
     }
 }
 

@@ -63,6 +63,16 @@ pub struct Parts {
 const MAX_STEM: usize = 200;
 
 impl Style {
+    /// The name `filename=` takes for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Style::Classic => "classic",
+            Style::Basic => "basic",
+            Style::Pretty => "pretty",
+            Style::Nerdy => "nerdy",
+        }
+    }
+
     /// The file name for `p`.
     pub fn name(self, p: &Parts) -> String {
         let mut title = clean(&p.title);

@@ -49,6 +49,20 @@ impl FromStr for AudioFormat {
     }
 }
 
+impl AudioFormat {
+    /// The name `format=` takes for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AudioFormat::Best => "best",
+            AudioFormat::M4a => "m4a",
+            AudioFormat::Mp3 => "mp3",
+            AudioFormat::Ogg => "ogg",
+            AudioFormat::Opus => "opus",
+            AudioFormat::Wav => "wav",
+        }
+    }
+}
+
 /// `bitrate=`: kilobits per second of an encoded audio output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bitrate(u32);

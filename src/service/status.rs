@@ -294,7 +294,7 @@ impl Board {
         let update = self.health.update.read().unwrap_or_else(PoisonError::into_inner).clone();
         let (memory_budget, disk_budget) = self.relay.budgets();
         let served = totals.served_from_store + totals.served_following_origin;
-        let egress = self.service.extractor.egress();
+        let proxies = self.service.extractor.egress().cooling();
         Report {
             generated_at: now_unix(),
             version: self.version,
@@ -322,8 +322,8 @@ impl Board {
                     .iter()
                     .map(|(e, r, n)| EgressRefusals { egress: e.clone(), reason: r, count: *n })
                     .collect(),
-                cooling: egress.cooling().into_iter().filter(|(_, s)| *s > 0).collect(),
-                proxies: egress.cooling().len(),
+                proxies: proxies.len(),
+                cooling: proxies.into_iter().filter(|(_, s)| *s > 0).collect(),
             },
             ytdlp: Ytdlp {
                 state: readings.ytdlp.clone(),

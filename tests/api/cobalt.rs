@@ -54,7 +54,7 @@ async fn audio_comes_through_a_tunnel_as_mp3() {
     assert_eq!(body["filename"], "Mañana： ＂Live＂ ／ Remix？ - Tune Maker.mp3");
     let url = body["url"].as_str().unwrap();
     assert!(url.starts_with(&format!("{}/cobalt/tunnel/", app.base)), "{url}");
-    assert!(!url.contains("127.0.0.1:") || !url.contains(&app.origin.base), "no origin URL in a tunnel");
+    assert!(!url.contains(&app.origin.base), "no origin URL in a tunnel");
     let resp = app.http.get(url).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let cd = resp.headers()["content-disposition"].to_str().unwrap().to_owned();
