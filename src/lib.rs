@@ -6,7 +6,8 @@
 //!
 //! - [`app`]: the composition root: builds every part from the one
 //!   [`Config`] (`config`), starts the background tasks, binds, serves
-//!   until a shutdown signal. [`telemetry`] sets up the logs.
+//!   until a shutdown signal. [`telemetry`] sets up the logs (its own
+//!   JSON line, written in batches by a thread of its own).
 //! - [`http`]: the only axum user: one module per route group (each with
 //!   `routes()`), the middleware (request ids, limits, logs, CORS, the
 //!   access guard), `AppState`, `ApiError` (status + JSON), the OpenAPI

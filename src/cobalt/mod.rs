@@ -115,6 +115,8 @@ pub struct Checked {
     pub subtitles: Option<String>,
     pub always_proxy: bool,
     pub local: LocalProcessing,
+    /// `convertGif`: a platform's GIF (X's silent MP4) as a real GIF.
+    pub convert_gif: bool,
 }
 
 /// Why a body is refused, as cobalt says it.
@@ -214,6 +216,7 @@ impl CobaltRequest {
                 mute: false,
                 no_tags: self.disable_metadata,
                 container: None,
+                gif: false,
             },
             DownloadMode::Mute => Output { mute: true, no_tags: self.disable_metadata, ..Output::default() },
             DownloadMode::Auto => Output { no_tags: self.disable_metadata, ..Output::default() },
@@ -231,6 +234,7 @@ impl CobaltRequest {
             subtitles,
             always_proxy: self.always_proxy,
             local,
+            convert_gif: self.convert_gif,
         })
     }
 }
@@ -437,6 +441,12 @@ pub struct TunnelGrant {
     /// A subtitle track, by language, as WebVTT (`local-processing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub x: Option<String>,
+    /// A subtitle language written into the file (`subtitleLang`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u: Option<String>,
+    /// The video as an animated GIF (`convertGif` on a platform's GIF).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub g: bool,
 }
 
 impl crate::hls::signing::Expiring for TunnelGrant {
@@ -456,6 +466,7 @@ pub fn mime_of(filename: &str) -> &'static str {
         "ogg" => "audio/ogg",
         "opus" => "audio/ogg",
         "wav" => "audio/wav",
+        "gif" => "image/gif",
         _ => "application/octet-stream",
     }
 }

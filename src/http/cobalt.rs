@@ -241,6 +241,8 @@ fn tunnel_grant(
         k: req.output.container.map(|c| c.extension().to_owned()),
         f,
         x,
+        u: req.subtitles.clone(),
+        g: req.output.gif,
     }
 }
 
@@ -292,6 +294,7 @@ fn play_request(video: &VideoRef, req: &Checked, lang: Option<AudioLang>) -> Pla
         lang,
         output: req.output,
         codec: req.codec.parse().ok(),
+        subtitles: req.subtitles.clone(),
     }
 }
 
@@ -307,6 +310,11 @@ fn respond(
         // A file of a live stream cannot be made before it ends.
         return Err(Refused::Code(Code::ContentLive));
     }
+    // cobalt makes X's GIFs (silent MP4s) real GIFs unless told not to.
+    let gif = req.convert_gif
+        && req.mode != DownloadMode::Audio
+        && cached.info.formats.iter().any(crate::output::is_platform_gif);
+    let req = &Checked { output: Output { gif, ..req.output }, ..req.clone() };
     let mut play_req = play_request(video, req, req.dub.clone());
     let filtered = match play::playable(&play_req, cached) {
         // cobalt plays the original when the dub asked for is not there.
@@ -371,15 +379,19 @@ fn local_processing(
     let (kind, mut tunnel, audio) = match plan {
         Play::Merge { spec, label, .. } => {
             let ids: Vec<&str> = label.split(['+', '>']).collect();
+            let first = || vec![link(Some(ids[0].to_owned()), None)];
             match &spec.recipe {
+                // A single file remuxed to hold the subtitles: the file (and the track, below).
+                Recipe::Merge(_) | Recipe::Mute if ids.len() == 1 => ("remux", first(), None),
                 Recipe::Merge(_) => {
                     ("merge", ids.iter().take(2).map(|id| link(Some((*id).to_owned()), None)).collect(), None)
                 }
-                Recipe::Mute => ("mute", vec![link(Some(ids[0].to_owned()), None)], None),
+                Recipe::Mute => ("mute", first(), None),
+                Recipe::Gif => ("gif", first(), None),
                 Recipe::Audio { codec, .. } => {
                     let bitrate = req.output.bitrate.unwrap_or(Bitrate::DEFAULT).to_string();
                     let audio = LocalAudio { copy: false, format: codec.extension().to_owned(), bitrate };
-                    ("audio", vec![link(Some(ids[0].to_owned()), None)], Some(audio))
+                    ("audio", first(), Some(audio))
                 }
             }
         }
@@ -440,8 +452,10 @@ async fn tunnel(
             mute: g.m,
             no_tags: g.t,
             container: g.k.as_deref().map(parse_container).transpose().map_err(bad)?.flatten(),
+            gif: g.g,
         },
         codec: g.c.as_deref().map(str::parse::<VideoCodec>).transpose().map_err(bad)?,
+        subtitles: g.u.clone(),
     };
     let style: Style = g.s.parse().map_err(bad)?;
     super::stream::serve_proxied(&state, play, Some((style, true)), method, headers, client).await

@@ -304,8 +304,12 @@ struct StreamParams {
     /// The video codec family preferred: h264, vp9, av1, h265; a video without that codec plays its best one.
     codec: Option<String>,
     /// What a merge of separate video and audio is written as: mp4 (the default, fragmented), mkv, webm (VP9/AV1 with
-    /// Opus only; other codecs asked into WebM are written as mkv).
+    /// Opus only; other codecs asked into WebM are written as mkv); gif: the video as an animated GIF (X's GIFs, clips up
+    /// to 60 s; longer is a 409).
     container: Option<String>,
+    /// A subtitle language (from the info's subtitles) written into the file with the video: mov_text in MP4, WebVTT in
+    /// mkv/webm; a progressive file is remuxed for it; a language the video lacks leaves the file as it is.
+    subtitles: Option<String>,
 }
 
 /// Parameters of the manifest routes.

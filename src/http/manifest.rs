@@ -135,17 +135,32 @@ async fn manifest_response(
     req: ManifestRequest,
     kind: Kind,
 ) -> Result<Response, ApiError> {
-    let cached = state.lookup(&req.video, Purpose::Stream, client).await?;
     let content_type = match kind {
         Kind::Hls => HLS_TYPE,
         Kind::Dash => DASH_TYPE,
     };
-    // Rendered once per extraction and request, then kept briefly: a hot
-    // manifest costs a lookup and a copy of its bytes.
+    // Rendered once per request, then kept briefly: a hot manifest costs
+    // one cache hit and a copy of its bytes. Through the proxy its links
+    // name the video and the format, never an origin URL, so a rendered one
+    // stays right whatever becomes of the info, and is found without
+    // looking the video up; a direct one is the extraction's own.
     let key = format!(
-        "{}@{}|{}|{:?}|{}|{:?}|{:?}|{}",
-        cached.key, cached.fetched_at, content_type, req.quality, req.direct, req.player, req.lang, req.muxed
+        "{}|{}|{:?}|{}|{:?}|{:?}|{}",
+        req.video.cache_key(),
+        content_type,
+        req.quality,
+        req.direct,
+        req.player,
+        req.lang,
+        req.muxed
     );
+    if !req.direct
+        && let Some(text_) = rendered_hit(state, &key).await
+    {
+        return Ok(text(content_type, text_));
+    }
+    let cached = state.lookup(&req.video, Purpose::Stream, client).await?;
+    let key = if req.direct { format!("{key}@{}", cached.fetched_at) } else { key };
     let master = rendered(state, &key, || async {
         Ok(renditions(state, &req, &cached).await?.map(|r| match kind {
             Kind::Hls if req.muxed && r.audio.is_some() && !r.video.is_empty() => {
@@ -440,12 +455,21 @@ async fn part(
     let grant: PartGrant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let video =
         VideoRef::from_cache_key(&grant.v).ok_or_else(|| ApiError::Forbidden("the link names no video".into()))?;
+    // A media playlist through the proxy names no origin URL: a rendered one
+    // is served without looking the video up (see `manifest_response`).
+    let media_key = format!("media|{token}");
+    if matches!(grant.k, PartKind::Playlist | PartKind::MuxedPlaylist)
+        && !grant.d
+        && let Some(playlist) = rendered_hit(&state, &media_key).await
+    {
+        return Ok(text(HLS_TYPE, playlist));
+    }
     let cached = state.lookup(&video, Purpose::Stream, &client).await?;
     if matches!(grant.k, PartKind::SubtitlePlaylist | PartKind::Subtitles) {
         return subtitle_part(&state, &video, &cached, &grant).await;
     }
     if matches!(grant.k, PartKind::MuxedPlaylist | PartKind::MuxedSegment) {
-        return muxed_part(&state, &video, &cached, &grant).await;
+        return muxed_part(&state, &video, &cached, &grant, &media_key).await;
     }
     let f = cached.info.formats.iter().find(|f| f.format_id == grant.f).ok_or_else(|| ApiError::NotFound {
         error: "Format gone",
@@ -453,7 +477,7 @@ async fn part(
     })?;
     match grant.k {
         PartKind::Playlist => {
-            let key = format!("{}@{}|{token}", cached.key, cached.fetched_at);
+            let key = if grant.d { format!("{media_key}@{}", cached.fetched_at) } else { media_key };
             let playlist = rendered(&state, &key, || async {
                 let index: Arc<Index> =
                     state.indexes.get(&state.relay, || format_spec(&state.service, &video, &cached, f)).await?;
@@ -467,7 +491,9 @@ async fn part(
             Ok(text(HLS_TYPE, playlist.unwrap_or_default()))
         }
         PartKind::SubtitlePlaylist | PartKind::Subtitles => subtitle_part(&state, &video, &cached, &grant).await,
-        PartKind::MuxedPlaylist | PartKind::MuxedSegment => muxed_part(&state, &video, &cached, &grant).await,
+        PartKind::MuxedPlaylist | PartKind::MuxedSegment => {
+            muxed_part(&state, &video, &cached, &grant, &media_key).await
+        }
         PartKind::Bytes => {
             let reply = state.relay.serve(format_spec(&state.service, &video, &cached, f), &method, &headers).await?;
             let mut resp = reply.map(Body::new);
@@ -491,6 +517,7 @@ async fn muxed_part(
     video: &VideoRef,
     cached: &Arc<CachedInfo>,
     grant: &PartGrant,
+    media_key: &str,
 ) -> Result<Response, ApiError> {
     let gone = || ApiError::NotFound {
         error: "Format gone",
@@ -503,8 +530,7 @@ async fn muxed_part(
     let Some(n) = grant.i else {
         // Rendered once per link for a while, like the other media playlists:
         // a crowd reloading it costs a cache hit, not one signature per segment.
-        let key = format!("{}@{}|mux|{}|{}", cached.key, cached.fetched_at, grant.f, grant.e);
-        let playlist = rendered(state, &key, || async {
+        let playlist = rendered(state, media_key, || async {
             let index: Arc<Index> = state.indexes.get(&state.relay, || spec(vf)).await?;
             let links = Links::new(video, grant.e);
             Ok(Some(manifest::hls::muxed_media(&index, |n| links.muxed(state, &grant.f, Some(n as u32)))))
@@ -550,6 +576,11 @@ async fn subtitle_part(
     let mut resp = text("text/vtt; charset=utf-8", vtt);
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     Ok(resp)
+}
+
+/// The text under `key` in the rendered cache, if it is there.
+async fn rendered_hit(state: &AppState, key: &str) -> Option<Bytes> {
+    state.rendered.get(key).await.and_then(|r| r.0.clone())
 }
 
 /// The text under `key` in the rendered cache, or `render`'s, kept briefly

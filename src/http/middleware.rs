@@ -101,7 +101,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     // Monitoring traffic (health checks, metrics polls and scrapes) logs at
     // debug and does nothing that logs on its own: no span to build.
     let quiet = matches!(path.as_str(), "/health" | "/api/v2/system/health" | "/metrics" | "/api/v2/stream/metrics");
-    let span = if quiet { tracing::Span::none() } else { tracing::info_span!("request", request_id = %request_id) };
+    let span =
+        if quiet { tracing::Span::none() } else { tracing::info_span!("request", request_id = request_id.as_str()) };
 
     let in_flight = state.in_flight.fetch_add(1, Relaxed) + 1;
     let _counted = InFlight(&state);
@@ -144,13 +145,15 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     // span: cheaper to format, and it is the one line every request writes.
     // Rounded to the microsecond: the float of a Duration prints noise.
     let latency_ms = (latency.as_micros() as f64) / 1000.0;
+    // Strings as `&str`: recorded as they are, not through `Display`.
     let status = status.as_u16();
+    let (request_id, method, path) = (request_id.as_str(), method.as_str(), path.as_str());
     if quiet {
-        tracing::debug!(%request_id, %method, %path, status, latency_ms, client = %ip, "request");
+        tracing::debug!(request_id, method, path, status, latency_ms, client = %ip, "request");
     } else if status >= 500 {
-        tracing::warn!(%request_id, %method, %path, status, latency_ms, client = %ip, "request");
+        tracing::warn!(request_id, method, path, status, latency_ms, client = %ip, "request");
     } else {
-        tracing::info!(%request_id, %method, %path, status, latency_ms, client = %ip, "request");
+        tracing::info!(request_id, method, path, status, latency_ms, client = %ip, "request");
     }
     resp
 }

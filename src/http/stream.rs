@@ -20,11 +20,13 @@ use super::edge::{Video, parse_lang, parse_player};
 use super::hls::{PlaylistFailure, open_playlist};
 use super::reply::{FORMAT_HEADER, format_header, found};
 use super::state::{AppState, Client};
+use crate::cache::CachedInfo;
 use crate::config::StreamModeSetting;
 use crate::http::error::ApiError;
 use crate::output::filename::{Style, content_disposition};
 use crate::output::{AudioFormat, Bitrate, Output, VideoCodec, parse_container};
 use crate::platform::VideoRef;
+use crate::relay::merge::TextTrack;
 use crate::relay::{ProxyError, Reply};
 use crate::select::{Mode, Quality};
 use crate::service::Purpose;
@@ -71,8 +73,11 @@ pub struct StreamQuery {
     download: Option<String>,
     /// The video codec family preferred: `h264`, `vp9`, `av1`, `h265`.
     codec: Option<String>,
-    /// What a merge is written as: `mp4` (the default), `mkv`, `webm`.
+    /// What a merge is written as: `mp4` (the default), `mkv`, `webm`;
+    /// `gif`: the video as an animated GIF.
     container: Option<String>,
+    /// A subtitle language written into the file with the video.
+    subtitles: Option<String>,
 }
 
 /// A stream request: what to play, checked at the edge, and how it was asked.
@@ -115,6 +120,7 @@ impl StreamRequest {
                 .map(str::parse::<VideoCodec>)
                 .transpose()
                 .map_err(|e| ApiError::bad_request("Invalid codec", e))?,
+            subtitles: parse_subtitles(q.subtitles.as_deref())?,
         };
         let download = match q.download.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("" | "0" | "false") => false,
@@ -165,9 +171,31 @@ fn parse_output(q: &StreamQuery, quality: Quality) -> Result<Output, ApiError> {
             "audio=none asks for the video alone; not with quality=audio",
         ));
     }
-    let container = parse_container(q.container.as_deref().unwrap_or(""))
-        .map_err(|e| ApiError::bad_request("Invalid container", e))?;
-    Ok(Output { audio_format, bitrate, mute, no_tags: q.metadata == Some(false), container })
+    let container_name = q.container.as_deref().unwrap_or("");
+    let gif = container_name.eq_ignore_ascii_case("gif");
+    if gif && (quality == Quality::Audio || mute) {
+        return Err(ApiError::bad_request(
+            "Invalid container",
+            "container=gif makes a GIF of the video; not with audio",
+        ));
+    }
+    let container = if gif { Ok(None) } else { parse_container(container_name) }
+        .map_err(|e| ApiError::bad_request("Invalid container", format!("{e}, or gif")))?;
+    Ok(Output { audio_format, bitrate, mute, no_tags: q.metadata == Some(false), container, gif })
+}
+
+/// `subtitles=`: a language code as the info's `subtitles` list it.
+fn parse_subtitles(lang: Option<&str>) -> Result<Option<String>, ApiError> {
+    match lang.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(l) if l.len() <= 35 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {
+            Ok(Some(l.to_owned()))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "Invalid subtitles",
+            "subtitles is a language code from the info's subtitles (en, pt-BR)",
+        )),
+    }
 }
 
 async fn direct(
@@ -277,7 +305,7 @@ async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Resp
             };
             Some(content_disposition(&play::file_name(&req.play.video, info, served, style), attachment))
         });
-        match carry_out(state, req, plan).await.map(|resp| with_name(resp, name.as_deref())) {
+        match carry_out(state, req, &cached, plan).await.map(|resp| with_name(resp, name.as_deref())) {
             Ok(resp) => return Ok(resp),
             Err(Attempt::Failed(e)) => return Err(e),
             Err(Attempt::Expired) if !refreshed => {
@@ -304,7 +332,12 @@ fn upstream_error(e: ProxyError) -> Attempt {
 }
 
 /// Answers a [`Play`]: the redirect, or the bytes from the relay.
-async fn carry_out(state: &AppState, req: &StreamRequest, play: Play<'_>) -> Result<Response, Attempt> {
+async fn carry_out(
+    state: &AppState,
+    req: &StreamRequest,
+    cached: &CachedInfo,
+    play: Play<'_>,
+) -> Result<Response, Attempt> {
     match play {
         Play::Redirect(format) => {
             let mut resp = found(&format.url)?;
@@ -328,7 +361,15 @@ async fn carry_out(state: &AppState, req: &StreamRequest, play: Play<'_>) -> Res
             Ok(resp)
         }
         Play::Live { key, source } => Ok(super::live::playlist(state, &key, move || source).await?),
-        Play::Merge { spec, label, .. } => {
+        Play::Merge { mut spec, label, subtitles, .. } => {
+            if let Some(track) = subtitles {
+                let vtt = state
+                    .subtitles
+                    .webvtt(state.relay.upstream(), &cached.key, &cached.info, track)
+                    .await
+                    .map_err(ApiError::from)?;
+                spec.text = Some(TextTrack { lang: track.lang.clone(), vtt });
+            }
             let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
             Ok(with_format(reply, &label))
         }

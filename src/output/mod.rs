@@ -106,6 +106,16 @@ pub struct Output {
     pub no_tags: bool,
     /// `container=`: what a merge is written as (MP4 by default).
     pub container: Option<Container>,
+    /// The video as an animated GIF (cobalt's `convertGif`, for the GIFs
+    /// X serves as MP4: see [`is_platform_gif`]).
+    pub gif: bool,
+}
+
+/// Whether a format is what a platform shows as a GIF but serves as a
+/// silent MP4: X's, under `video.twimg.com/tweet_video/` (yt-dlp lists
+/// them as a lone `http` format, without a bitrate or a duration).
+pub fn is_platform_gif(f: &Format) -> bool {
+    f.has_video && !f.is_manifest() && url::Url::parse(&f.url).is_ok_and(|u| u.path().contains("/tweet_video/"))
 }
 
 /// What `container=` accepts.
@@ -202,7 +212,7 @@ pub enum AudioPlan {
 impl Output {
     /// Whether anything but the source's bytes is asked for.
     pub fn transforms(&self) -> bool {
-        self.mute || self.audio_format.is_some_and(|f| f != AudioFormat::Best) || self.bitrate.is_some()
+        self.mute || self.gif || self.audio_format.is_some_and(|f| f != AudioFormat::Best) || self.bitrate.is_some()
     }
 
     /// What audio from `source` becomes: the source's own bytes when its

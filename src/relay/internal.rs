@@ -15,7 +15,15 @@ use tokio::net::TcpListener;
 
 use super::{Body, Relay, Shared, Spec};
 
-type Routes = Arc<Mutex<HashMap<String, Arc<Spec>>>>;
+type Routes = Arc<Mutex<HashMap<String, Served>>>;
+
+/// What a route serves: an object of the relay, or a small text in hand
+/// (a subtitle track to embed).
+#[derive(Clone)]
+enum Served {
+    Object(Arc<Spec>),
+    Text(bytes::Bytes),
+}
 
 pub struct Internal {
     /// Taken by the accept loop when it starts.
@@ -59,11 +67,20 @@ impl Internal {
     /// the object's key and `name`, so `ps` and ffmpeg's logs say what it
     /// reads.
     pub fn route(&self, spec: Spec, name: &str) -> Route {
-        let id = uuid::Uuid::new_v4().simple().to_string();
         let label: String =
             spec.key.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(96).collect();
-        self.routes.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), Arc::new(spec));
-        let url = format!("http://127.0.0.1:{}/{id}/{label}-{name}", self.port);
+        self.add(Served::Object(Arc::new(spec)), &format!("{label}-{name}"))
+    }
+
+    /// Serves `text` until the returned route is dropped.
+    pub fn route_text(&self, text: bytes::Bytes, name: &str) -> Route {
+        self.add(Served::Text(text), name)
+    }
+
+    fn add(&self, served: Served, name: &str) -> Route {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner).insert(id.clone(), served);
+        let url = format!("http://127.0.0.1:{}/{id}/{name}", self.port);
         Route { url, id, routes: self.routes.clone() }
     }
 
@@ -93,8 +110,12 @@ impl Internal {
 
 async fn answer(weak: Weak<Shared>, routes: Routes, req: Request<Incoming>) -> Response<Body> {
     let id = req.uri().path().trim_start_matches('/').split('/').next().unwrap_or("");
-    let spec = routes.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned();
-    let (Some(spec), Some(shared)) = (spec, weak.upgrade()) else { return status(StatusCode::NOT_FOUND) };
+    let served = routes.lock().unwrap_or_else(PoisonError::into_inner).get(id).cloned();
+    let (Some(served), Some(shared)) = (served, weak.upgrade()) else { return status(StatusCode::NOT_FOUND) };
+    let spec = match served {
+        Served::Object(spec) => spec,
+        Served::Text(text) => return Response::new(Body::Full(Some(text))),
+    };
     let spec = Spec {
         key: spec.key.clone(),
         source: spec.source.clone(),

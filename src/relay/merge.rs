@@ -43,6 +43,68 @@ pub struct MergeSpec {
     pub key: String,
     pub inputs: Inputs,
     pub recipe: Recipe,
+    /// A subtitle track written into the file with the video (the key
+    /// names it too); only a recipe with video takes one.
+    pub text: Option<TextTrack>,
+}
+
+/// A subtitle track to embed: WebVTT, and its language as the platform
+/// names it (`en`, `pt-BR`).
+#[derive(Debug, Clone)]
+pub struct TextTrack {
+    pub lang: String,
+    pub vtt: bytes::Bytes,
+}
+
+impl TextTrack {
+    /// The container's subtitle codec: MP4 holds only `mov_text`
+    /// (3GPP timed text); Matroska and WebM hold WebVTT as it is.
+    fn codec(container: Container) -> &'static str {
+        match container {
+            Container::Mp4 => "mov_text",
+            Container::Matroska | Container::Webm => "webvtt",
+        }
+    }
+
+    /// The ISO 639-2 code MP4 and Matroska tag a track with, from the
+    /// platform's code (`en`, `en-US` → `eng`); `und` when it is none.
+    fn iso639_2(&self) -> &'static str {
+        const CODES: &[(&str, &str)] = &[
+            ("ar", "ara"),
+            ("bn", "ben"),
+            ("cs", "ces"),
+            ("da", "dan"),
+            ("de", "deu"),
+            ("el", "ell"),
+            ("en", "eng"),
+            ("es", "spa"),
+            ("fa", "fas"),
+            ("fi", "fin"),
+            ("fr", "fra"),
+            ("he", "heb"),
+            ("hi", "hin"),
+            ("hu", "hun"),
+            ("id", "ind"),
+            ("it", "ita"),
+            ("ja", "jpn"),
+            ("ko", "kor"),
+            ("ms", "msa"),
+            ("nl", "nld"),
+            ("no", "nor"),
+            ("pl", "pol"),
+            ("pt", "por"),
+            ("ro", "ron"),
+            ("ru", "rus"),
+            ("sv", "swe"),
+            ("th", "tha"),
+            ("tr", "tur"),
+            ("uk", "ukr"),
+            ("vi", "vie"),
+            ("zh", "zho"),
+        ];
+        let primary = self.lang.split(['-', '_']).next().unwrap_or("").to_ascii_lowercase();
+        CODES.iter().find(|(two, _)| *two == primary).map_or("und", |(_, three)| three)
+    }
 }
 
 /// What ffmpeg reads.
@@ -63,6 +125,9 @@ pub enum Recipe {
     /// The file's first audio track as `codec`, with `tags` (title,
     /// artist…) written into it.
     Audio { codec: AudioCodec, tags: Vec<(String, String)> },
+    /// The file's video as an animated GIF that loops, with a palette made
+    /// for it (what X shows as a GIF is an H.264 MP4).
+    Gif,
 }
 
 /// An audio output: the container and codec, and whether the source's
@@ -190,16 +255,32 @@ impl Recipe {
             Recipe::Merge(c) => c.content_type(),
             Recipe::Mute => "video/mp4",
             Recipe::Audio { codec, .. } => codec.content_type(),
+            Recipe::Gif => "image/gif",
         }
     }
 
-    /// ffmpeg's mapping, codec, tag and muxer arguments (its output is stdout).
-    fn args(&self) -> Vec<String> {
+    /// ffmpeg's mapping, codec, tag and muxer arguments (its output is
+    /// stdout). `files` is how many media inputs come first (two: video,
+    /// then audio; one: both from it); a text track is the input after.
+    fn args(&self, files: usize, text: Option<&TextTrack>) -> Vec<String> {
         let fmp4 = ["-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4"];
         let mut a: Vec<String> = Vec::new();
+        let subtitles = |a: &mut Vec<String>, container: Container| {
+            if let Some(t) = text {
+                a.extend([
+                    "-map".to_owned(),
+                    format!("{files}:s:0"),
+                    "-c:s".into(),
+                    TextTrack::codec(container).into(),
+                ]);
+                a.extend(["-metadata:s:s:0".to_owned(), format!("language={}", t.iso639_2())]);
+            }
+        };
         match self {
             Recipe::Merge(container) => {
-                a.extend(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy"].map(String::from));
+                let audio = if files > 1 { "1:a:0" } else { "0:a:0" };
+                a.extend(["-map", "0:v:0", "-map", audio, "-c", "copy"].map(String::from));
+                subtitles(&mut a, *container);
                 match container {
                     Container::Mp4 => a.extend(fmp4.map(String::from)),
                     // Written as a live Matroska: no seeking back in a pipe.
@@ -209,7 +290,13 @@ impl Recipe {
             }
             Recipe::Mute => {
                 a.extend(["-map", "0:v:0", "-c", "copy"].map(String::from));
+                subtitles(&mut a, Container::Mp4);
                 a.extend(fmp4.map(String::from));
+            }
+            Recipe::Gif => {
+                // One pass: the palette is made from every frame, then used.
+                let filter = "split[a][b];[a]palettegen=stats_mode=diff[p];[b][p]paletteuse=dither=bayer";
+                a.extend(["-map", "0:v:0", "-filter_complex", filter, "-loop", "0", "-f", "gif"].map(String::from));
             }
             Recipe::Audio { codec, tags } => {
                 a.extend(["-map", "0:a:0", "-map_metadata", "-1"].map(String::from));
@@ -344,14 +431,19 @@ impl Shared {
 async fn produce(shared: Arc<Shared>, writer: Writer, generation: u64, spec: MergeSpec) {
     let key = writer.key().clone();
     // The routes live as long as ffmpeg reads them.
-    let routes = match spec.inputs {
+    let mut routes = match spec.inputs {
         Inputs::Pair { video, audio } => {
             vec![shared.internal.route(video, "video.mp4"), shared.internal.route(audio, "audio.m4a")]
         }
         Inputs::One(one) => vec![shared.internal.route(one, "input")],
     };
+    let files = routes.len();
+    let text = spec.text.filter(|_| !matches!(spec.recipe, Recipe::Audio { .. } | Recipe::Gif));
+    if let Some(t) = &text {
+        routes.push(shared.internal.route_text(t.vtt.clone(), "subtitles.vtt"));
+    }
     let urls: Vec<&str> = routes.iter().map(|r| r.url.as_str()).collect();
-    let result = match Ffmpeg::start(&shared.settings.ffmpeg, &urls, &spec.recipe) {
+    let result = match Ffmpeg::start(&shared.settings.ffmpeg, &urls, &spec.recipe.args(files, text.as_ref())) {
         Ok(ffmpeg) => write_output(&shared, writer, generation, ffmpeg).await,
         Err(e) => Err(e),
     };
@@ -458,7 +550,7 @@ struct Ffmpeg {
 }
 
 impl Ffmpeg {
-    fn start(program: &PathBuf, inputs: &[&str], recipe: &Recipe) -> Result<Ffmpeg, RelayError> {
+    fn start(program: &PathBuf, inputs: &[&str], args: &[String]) -> Result<Ffmpeg, RelayError> {
         let mut cmd = Command::new(program);
         cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"])
             // The relay's loopback listener only: never a file, never another host.
@@ -466,7 +558,7 @@ impl Ffmpeg {
         for input in inputs {
             cmd.args(["-rw_timeout", "60000000", "-i", input]);
         }
-        cmd.args(recipe.args())
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -30,6 +30,8 @@ pub enum Body {
     Stream(Streamed),
     /// An origin response piped through.
     Pipe(PipeBody),
+    /// A small body in hand (`None` once sent).
+    Full(Option<Bytes>),
 }
 
 pub struct Streamed {
@@ -48,6 +50,7 @@ impl http_body::Body for Body {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match self.get_mut() {
             Body::Empty => Poll::Ready(None),
+            Body::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             Body::Pipe(p) => Pin::new(p).poll_frame(cx),
             Body::Stream(s) => {
                 let next = match s.first.take() {
@@ -79,6 +82,7 @@ impl http_body::Body for Body {
     fn is_end_stream(&self) -> bool {
         match self {
             Body::Empty => true,
+            Body::Full(b) => b.is_none(),
             Body::Pipe(p) => p.is_end_stream(),
             Body::Stream(s) => s.remaining == Some(0),
         }
@@ -87,6 +91,7 @@ impl http_body::Body for Body {
     fn size_hint(&self) -> SizeHint {
         match self {
             Body::Empty => SizeHint::with_exact(0),
+            Body::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             Body::Pipe(p) => p.size_hint(),
             Body::Stream(s) => s.remaining.map_or_else(SizeHint::default, SizeHint::with_exact),
         }

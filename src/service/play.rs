@@ -11,10 +11,10 @@ use std::sync::Arc;
 use super::{FormatSource, VideoService};
 use crate::cache::CachedInfo;
 use crate::egress::Route;
-use crate::extract::{Format, VideoInfo};
+use crate::extract::{Format, Subtitles, VideoInfo};
 use crate::live::VariantKey;
 use crate::output::filename::{Parts, Style};
-use crate::output::{AudioPlan, Output, VideoCodec, merge_container};
+use crate::output::{AudioPlan, Output, VideoCodec, is_platform_gif, merge_container};
 use crate::platform::VideoRef;
 use crate::relay::merge::{AudioCodec, Container};
 use crate::relay::merge::{Inputs, MergeSpec, Recipe};
@@ -42,6 +42,9 @@ pub struct PlayRequest {
     pub output: Output,
     /// `codec=`: video of this family where the video has any.
     pub codec: Option<VideoCodec>,
+    /// A subtitle language to write into the file with the video (cobalt's
+    /// `subtitleLang`); ignored where the video has no such track.
+    pub subtitles: Option<String>,
 }
 
 /// What a stream request becomes.
@@ -54,7 +57,9 @@ pub enum Play<'a> {
     Relay { spec: Spec, format_id: &'a str, served: Served<'a> },
     /// What ffmpeg makes: separate video and audio merged, a video muted,
     /// audio transcoded; `label` names its formats (`video+audio`).
-    Merge { spec: MergeSpec, label: String, served: Served<'a> },
+    /// `subtitles`: the track to fetch as WebVTT into `spec.text` (the key
+    /// names it already) before the merge is served.
+    Merge { spec: MergeSpec, label: String, served: Served<'a>, subtitles: Option<&'a Subtitles> },
     /// The source's own HLS playlist, to rewrite; fetched the way the
     /// extraction left.
     Hls { format: &'a Format, route: &'a Route },
@@ -150,6 +155,57 @@ pub fn plan<'a>(
     info: &'a VideoInfo,
     mode: Mode,
 ) -> Result<Play<'a>, PlayError> {
+    let play = plan_bytes(service, req, cached, info, mode)?;
+    let track = req.subtitles.as_deref().and_then(|lang| crate::subtitles::pick(info, Some(lang), None).ok());
+    Ok(match track {
+        Some(track) => with_subtitles(play, req, cached, track),
+        None => play,
+    })
+}
+
+/// `play` with `track` written into its file: a merge or a muted video
+/// takes it as a third input (its key names it); a single file with video
+/// becomes a remux of it with the track. Audio, HLS and redirects are left
+/// as they are (they have no file to write it into).
+fn with_subtitles<'a>(play: Play<'a>, req: &PlayRequest, cached: &Arc<CachedInfo>, track: &'a Subtitles) -> Play<'a> {
+    let name = format!("+subs:{}{}", track.lang, if track.auto { ":auto" } else { "" });
+    match play {
+        Play::Merge { mut spec, label, served, .. } if matches!(spec.recipe, Recipe::Merge(_) | Recipe::Mute) => {
+            spec.key.push_str(&name);
+            Play::Merge { spec, label, served, subtitles: Some(track) }
+        }
+        Play::Relay { spec, format_id, served } if served.video.is_some() => {
+            let (recipe, extension) = if served.audio.is_some() {
+                let container = req.output.container.unwrap_or_default();
+                (Recipe::Merge(container), container.extension())
+            } else {
+                (Recipe::Mute, "mp4")
+            };
+            let ext = extension.to_owned();
+            Play::Merge {
+                spec: MergeSpec {
+                    key: format!("{}|remux:{format_id}.{ext}{name}", cached.key),
+                    inputs: Inputs::One(spec),
+                    recipe,
+                    text: None,
+                },
+                label: format_id.to_owned(),
+                served: Served { extension, ..served },
+                subtitles: Some(track),
+            }
+        }
+        other => other,
+    }
+}
+
+/// [`plan`] before subtitles are written in.
+fn plan_bytes<'a>(
+    service: &Arc<VideoService>,
+    req: &PlayRequest,
+    cached: &Arc<CachedInfo>,
+    info: &'a VideoInfo,
+    mode: Mode,
+) -> Result<Play<'a>, PlayError> {
     if req.output.transforms() {
         // Only the proxy makes files; the smart route takes it for them.
         if mode == Mode::Direct && req.redirect_only_for.is_none() {
@@ -205,6 +261,7 @@ pub fn plan<'a>(
                         audio: format_spec(service, &req.video, cached, audio),
                     },
                     recipe: Recipe::Merge(container),
+                    text: None,
                 },
                 label: format!("{}+{}", video.format_id, audio.format_id),
                 served: Served {
@@ -213,6 +270,7 @@ pub fn plan<'a>(
                     extension: container.extension(),
                     mute: false,
                 },
+                subtitles: None,
             }
         }
     })
@@ -260,6 +318,9 @@ fn produced<'a>(
             if info.is_live { " of a live" } else { "" }
         ))
     };
+    if req.output.gif {
+        return gif(service, req, cached, info);
+    }
     if req.output.mute {
         let video = best_video(info, req.quality)
             .ok_or_else(|| PlayError::Select(SelectError::NoFormat("this video has no video track".into())))?;
@@ -269,15 +330,9 @@ fn produced<'a>(
         if !video.has_audio {
             return Ok(relay_play(service, req, cached, video, true));
         }
-        return Ok(Play::Merge {
-            spec: MergeSpec {
-                key: format!("{}|mute:{}", cached.key, video.format_id),
-                inputs: Inputs::One(format_spec(service, &req.video, cached, video)),
-                recipe: Recipe::Mute,
-            },
-            label: format!("{}+none", video.format_id),
-            served: Served { video: Some(video), audio: None, extension: "mp4", mute: true },
-        });
+        let served = Served { video: Some(video), audio: None, extension: "mp4", mute: true };
+        let id = &video.format_id;
+        return Ok(made_of_one(service, req, cached, format!("mute:{id}"), Recipe::Mute, format!("{id}+none"), served));
     }
     let best = select(info, Quality::Audio, Mode::Proxy)?.primary();
     // Of the audio in the language chosen, the file that needs the least
@@ -307,22 +362,69 @@ fn produced<'a>(
         AudioPlan::Produce(codec) => codec,
     };
     let tags = if req.output.no_tags { Vec::new() } else { tags_of(info) };
-    let key = format!(
-        "{}|audio:{}>{}{}",
-        cached.key,
-        source.format_id,
-        codec_key(codec),
-        if tags.is_empty() { "" } else { "+tags" }
-    );
-    Ok(Play::Merge {
+    let what = format!("audio:{}>{}{}", source.format_id, codec_key(codec), if tags.is_empty() { "" } else { "+tags" });
+    let served = Served { video: None, audio: Some(source), extension: codec.extension(), mute: false };
+    let label = format!("{}>{}", source.format_id, codec.extension());
+    Ok(made_of_one(service, req, cached, what, Recipe::Audio { codec, tags }, label, served))
+}
+
+/// The longest video made into a GIF that is not a platform's GIF: a GIF
+/// of a film would be gigabytes, and ffmpeg's palette holds every frame.
+pub const GIF_MAX_SECS: f64 = 60.0;
+
+/// A video as an animated GIF, once for everyone: a platform's GIF (X's
+/// silent MP4) or a clip of at most [`GIF_MAX_SECS`].
+fn gif<'a>(
+    service: &Arc<VideoService>,
+    req: &PlayRequest,
+    cached: &Arc<CachedInfo>,
+    info: &'a VideoInfo,
+) -> Result<Play<'a>, PlayError> {
+    let video = info
+        .formats
+        .iter()
+        .find(|f| is_platform_gif(f))
+        .or_else(|| best_video(info, req.quality))
+        .ok_or_else(|| PlayError::Select(SelectError::NoFormat("this video has no video track".into())))?;
+    if video.is_manifest() || video.is_hls() {
+        return Err(PlayError::Unproducible(format!(
+            "format {} is an HLS or DASH stream; GIFs are made from single files",
+            video.format_id
+        )));
+    }
+    if !is_platform_gif(video) && info.duration.is_none_or(|d| d > GIF_MAX_SECS) {
+        return Err(PlayError::Unproducible(format!(
+            "GIFs are made of platforms' GIFs and of clips up to {GIF_MAX_SECS:.0} s; this video is longer or of unknown length"
+        )));
+    }
+    let served = Served { video: Some(video), audio: None, extension: "gif", mute: true };
+    let id = &video.format_id;
+    Ok(made_of_one(service, req, cached, format!("gif:{id}"), Recipe::Gif, format!("{id}>gif"), served))
+}
+
+/// What ffmpeg makes of one file (the served video, else its audio), kept
+/// under the video's key and `what`.
+fn made_of_one<'a>(
+    service: &Arc<VideoService>,
+    req: &PlayRequest,
+    cached: &Arc<CachedInfo>,
+    what: String,
+    recipe: Recipe,
+    label: String,
+    served: Served<'a>,
+) -> Play<'a> {
+    let source = served.video.or(served.audio).expect("a made file has a source");
+    Play::Merge {
         spec: MergeSpec {
-            key,
+            key: format!("{}|{what}", cached.key),
             inputs: Inputs::One(format_spec(service, &req.video, cached, source)),
-            recipe: Recipe::Audio { codec, tags },
+            recipe,
+            text: None,
         },
-        label: format!("{}>{}", source.format_id, codec.extension()),
-        served: Served { video: None, audio: Some(source), extension: codec.extension(), mute: false },
-    })
+        label,
+        served,
+        subtitles: None,
+    }
 }
 
 /// The store key's name for an audio codec and its rate.

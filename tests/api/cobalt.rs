@@ -330,3 +330,98 @@ async fn rate_limits_answer_in_cobalts_shape() {
         assert_eq!(app.get("/cobalt/").await.status(), 200);
     }
 }
+
+/// The cue text of a file's first subtitle track, as ffmpeg reads it out.
+async fn first_cue_text(name: &str, bytes: &[u8]) -> String {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("subs-{}-{name}", std::process::id()));
+    std::fs::write(&path, bytes).unwrap();
+    let out = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&path)
+        .args(["-map", "0:s:0", "-f", "webvtt", "-"])
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `subtitleLang`: the track written into the file with the video, tagged
+/// with its language — in a merge, in a progressive file (remuxed, so no
+/// longer a redirect), as WebVTT in Matroska; a language the video lacks
+/// leaves the file as it was. reelay's own `subtitles=` does the same.
+#[tokio::test]
+async fn subtitles_are_written_into_the_file() {
+    let app = spawn_app().await;
+    let id = yt_id("dubs");
+    for (quality, container, ext, text_codec) in
+        [("720", "auto", "mp4", "mov_text"), ("360", "auto", "mp4", "mov_text"), ("720", "mkv", "mkv", "webvtt")]
+    {
+        let req = json!({"url": yt(&id), "videoQuality": quality, "subtitleLang": "en",
+                         "youtubeVideoContainer": container});
+        let (_, body, _) = post(&app, req).await;
+        assert_eq!(body["status"], "tunnel", "{quality} {container}: {body}");
+        assert!(body["filename"].as_str().unwrap().ends_with(&format!(".{ext}")), "{body}");
+        let bytes = app.http.get(body["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+        let name = format!("s{quality}.{ext}");
+        let p = probe_bytes(&name, &bytes).await;
+        assert_eq!(codecs(&p), ["h264", "aac", text_codec], "{quality} {container}");
+        assert_eq!(p["streams"][2]["tags"]["language"], "eng", "{:#}", p["streams"][2]);
+        assert!(first_cue_text(&name, &bytes).await.contains("Hello"), "the uploader's English cue");
+    }
+    // No Japanese track: the file without subtitles.
+    let (_, body, _) = post(&app, json!({"url": yt(&id), "videoQuality": "720", "subtitleLang": "ja"})).await;
+    let bytes = app.http.get(body["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(codecs(&probe_bytes("nosubs.mp4", &bytes).await), ["h264", "aac"]);
+
+    let own = format!("{}/api/v2/stream/proxy/youtube/{id}?quality=720p&subtitles=en", app.base);
+    let bytes = app.http.get(&own).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(codecs(&probe_bytes("own.mp4", &bytes).await), ["h264", "aac", "mov_text"]);
+    let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{id}?subtitles=e%20n")).await;
+    assert_eq!(status, 400, "{body}");
+}
+
+/// `convertGif` (on by default): an X GIF, which X serves as a silent MP4,
+/// comes as an animated GIF, made once however many fetch it; off, the MP4.
+/// reelay's own `container=gif` makes one of a short clip, not of a film.
+#[tokio::test]
+async fn x_gifs_become_gifs() {
+    let app = spawn_app().await;
+    let pid = format!("88{}", rand_digits());
+    let link = format!("https://x.com/someone/status/{pid}");
+    let (_, body, _) = post(&app, json!({"url": link, "filenameStyle": "classic"})).await;
+    assert_eq!(body["status"], "tunnel", "{body}");
+    let name = body["filename"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("twitter_") && name.ends_with(".gif"), "{name}");
+    let before = app.prom("reelay_relay_transcodes_total").await;
+    let url = body["url"].as_str().unwrap().to_owned();
+    let gets = (0..4).map(|_| {
+        let (http, url) = (app.http.clone(), url.clone());
+        async move {
+            let resp = http.get(&url).send().await.unwrap();
+            assert_eq!(resp.headers()["content-type"], "image/gif");
+            resp.bytes().await.unwrap()
+        }
+    });
+    let files = futures_util::future::join_all(gets).await;
+    assert!(files.windows(2).all(|w| w[0] == w[1]), "the same GIF for all");
+    assert_eq!(app.prom("reelay_relay_transcodes_total").await - before, 1.0, "made once for four");
+    let p = probe_bytes("x.gif", &files[0]).await;
+    assert_eq!(codecs(&p), ["gif"]);
+    assert_eq!((p["streams"][0]["width"].as_i64(), p["streams"][0]["height"].as_i64()), (Some(320), Some(180)));
+    assert!(duration(&p) > 1.5, "every frame: {:#}", p["format"]);
+
+    let (_, body, _) = post(&app, json!({"url": link, "convertGif": false})).await;
+    assert_eq!(body["status"], "redirect", "the MP4 as X serves it: {body}");
+    assert!(body["url"].as_str().unwrap().ends_with("/tweet_video/gif.mp4"), "{body}");
+
+    let clip = format!("{}/api/v2/stream/proxy/youtube/{}?container=gif", app.base, yt_id("tunes"));
+    let resp = app.http.get(&clip).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(codecs(&probe_bytes("clip.gif", &resp.bytes().await.unwrap()).await), ["gif"]);
+    let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{}?container=gif", yt_id("bench"))).await;
+    assert_eq!(status, 409, "a 212 s video is no GIF: {body}");
+    assert!(body["detail"].as_str().unwrap().contains("60 s"), "{body}");
+}

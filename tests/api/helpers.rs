@@ -54,6 +54,11 @@ pub fn media_dir() -> &'static Path {
                 [src_a(), ["-c:a", "aac", "-t", "4", "-movflags", "+faststart"].map(String::from).to_vec()].concat(),
             ),
             ("thumb.jpg", [src_v("320x180"), vec!["-frames:v".into(), "1".into()]].concat()),
+            // A GIF as X serves one: a silent H.264 MP4 under /tweet_video/.
+            (
+                "tweet_video/gif.mp4",
+                [src_v("320x180"), h264(), ["-an", "-r", "10", "-t", "2"].map(String::from).to_vec()].concat(),
+            ),
             // Opus in WebM, as YouTube's format 251, and a VP9 video-only WebM.
             (
                 "a-opus.webm",
@@ -79,12 +84,13 @@ pub fn media_dir() -> &'static Path {
                 [src_a(), ["-c:a", "aac", "-frag_duration", "2000000"].map(String::from).to_vec(), dash()].concat(),
             ),
         ];
+        std::fs::create_dir_all(dir.join("tweet_video")).unwrap();
         for (name, args) in jobs {
             let out = dir.join(name);
             if out.exists() {
                 continue;
             }
-            let tmp = dir.join(format!("tmp-{}-{name}", std::process::id()));
+            let tmp = dir.join(format!("tmp-{}-{}", std::process::id(), name.replace('/', "-")));
             let status = Command::new("ffmpeg")
                 .args(["-y", "-loglevel", "error"])
                 .args(&args)
