@@ -37,7 +37,8 @@
 //! - [`upstream`]: the pooled HTTP client and its header rules; [`egress`]:
 //!   proxies and source addresses, and the connector each route uses.
 //! - [`platform`]: platforms, video ids, playlist names and URLs, parsed at
-//!   the edge; [`hls`]: origins' playlists rewritten and the links signed.
+//!   the edge; [`hls`]: origins' playlists rewritten and the links signed
+//!   (sealed where they name an origin URL).
 //! - Leaves: [`metrics`] (and [`traffic`], bytes and viewers by video for
 //!   the status page, on atomics), [`net`] (the private-address guard), [`process`]
 //!   (child process groups), [`redis`] (the connection and its health).

@@ -1,5 +1,6 @@
 //! Origins' own HLS: playlists rewritten so every URI comes back through the
-//! server (`rewrite`), and the signed grants those links carry (`signing`).
+//! server (`rewrite`), and the grants those links carry, signed or (where
+//! they name an origin URL) sealed (`signing`).
 //!
 //! Owns: playlist text and link signatures. A leaf: imports nothing of the
 //! crate.

@@ -1,12 +1,16 @@
 //! Signed links for HLS: every URI in a rewritten playlist points back at
 //! the server with a grant (the upstream URL, the video and format whose
-//! headers fetch it, an expiry) and its HMAC. The segment endpoint fetches
-//! only what it signed, so the proxy never becomes an open one. Manifests
-//! reelay builds name their parts with [`PartGrant`]s, signed the same way.
+//! headers fetch it, an expiry). The segment endpoint fetches only what it
+//! granted, so the proxy never becomes an open one. A [`Grant`] names an
+//! origin URL, so it is sealed (encrypted and authenticated, XChaCha20-
+//! Poly1305): a client reads nothing of it. Manifests reelay builds name
+//! their parts with [`PartGrant`]s, which name no URL and are signed (HMAC).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use hmac::{Hmac, KeyInit, Mac};
+use chacha20poly1305::XChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use hmac::{Hmac, Mac};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -127,7 +131,13 @@ pub enum SignError {
 pub struct Signer {
     /// `URL_SIGNING_KEY`, or random bytes per process.
     key: Vec<u8>,
+    /// Seals grants that name an origin URL; its key is derived from `key`
+    /// (so every instance sharing `URL_SIGNING_KEY` opens the others').
+    sealer: XChaCha20Poly1305,
 }
+
+/// The nonce's length: 24 random bytes, so random nonces never repeat.
+const NONCE: usize = 24;
 
 impl Signer {
     /// With no key, a random one: links then work on this process only.
@@ -136,7 +146,36 @@ impl Signer {
             Some(k) => k.as_bytes().to_vec(),
             None => [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat(),
         };
-        Signer { key }
+        let mut derive = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length");
+        derive.update(b"reelay: the key of sealed links");
+        let sealer = XChaCha20Poly1305::new(&derive.finalize().into_bytes());
+        Signer { key, sealer }
+    }
+
+    /// `grant` encrypted and authenticated, base64url: nonce, then ciphertext.
+    pub fn seal(&self, grant: &impl Serialize) -> String {
+        let random = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
+        let nonce: [u8; NONCE] = random[..NONCE].try_into().expect("32 random bytes");
+        let plain = serde_json::to_vec(grant).expect("plain struct");
+        let sealed = self.sealer.encrypt(&nonce.into(), plain.as_slice()).expect("a grant is far below the limit");
+        B64.encode([&nonce[..], &sealed].concat())
+    }
+
+    /// Opens a sealed grant and checks its expiry; anything altered, or
+    /// sealed with another key, is `Invalid`.
+    pub fn open<G: DeserializeOwned + Expiring>(&self, token: &str, now: i64) -> Result<G, SignError> {
+        let bytes = B64.decode(token).map_err(|_| SignError::Invalid)?;
+        if bytes.len() < NONCE {
+            return Err(SignError::Invalid);
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE);
+        let nonce: [u8; NONCE] = nonce.try_into().map_err(|_| SignError::Invalid)?;
+        let plain = self.sealer.decrypt(&nonce.into(), sealed).map_err(|_| SignError::Invalid)?;
+        let grant: G = serde_json::from_slice(&plain).map_err(|_| SignError::Invalid)?;
+        if grant.expires() < now {
+            return Err(SignError::Expired);
+        }
+        Ok(grant)
     }
 
     fn mac(&self, payload: &[u8]) -> HmacSha256 {
@@ -196,5 +235,32 @@ mod tests {
         assert_eq!(s.verify::<Grant>(&forged, 50), Err(SignError::Invalid));
         assert_eq!(Signer::new(Some("other")).verify::<Grant>(&t, 50), Err(SignError::Invalid));
         assert_eq!(s.verify::<Grant>("garbage", 50), Err(SignError::Invalid));
+    }
+
+    #[test]
+    fn sealed_grants_hide_the_url_and_open_only_unaltered_with_the_key() {
+        let s = Signer::new(Some("k"));
+        let g = Grant {
+            u: "https://usher.origin.example/vod/secret-token.m3u8".into(),
+            v: "video:twitch:1".into(),
+            f: "hls-720".into(),
+            e: 100,
+            p: true,
+        };
+        let t = s.seal(&g);
+        let raw = B64.decode(&t).unwrap();
+        assert!(!String::from_utf8_lossy(&raw).contains("origin.example"), "the URL is not readable");
+        assert_ne!(t, s.seal(&g), "a fresh nonce each time");
+        assert_eq!(s.open(&t, 50), Ok(g.clone()));
+        assert_eq!(s.open::<Grant>(&t, 101), Err(SignError::Expired));
+        assert_eq!(Signer::new(Some("k")).open(&t, 50), Ok(g.clone()), "another instance with the same key");
+        assert_eq!(Signer::new(Some("other")).open::<Grant>(&t, 50), Err(SignError::Invalid));
+        let mut altered = raw.clone();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert_eq!(s.open::<Grant>(&B64.encode(altered), 50), Err(SignError::Invalid));
+        assert_eq!(s.open::<Grant>(&s.sign(&g), 50), Err(SignError::Invalid), "a signed grant is not a sealed one");
+        assert_eq!(s.verify::<Grant>(&t, 50), Err(SignError::Invalid), "nor the other way");
+        assert_eq!(s.open::<Grant>("AAAA", 50), Err(SignError::Invalid));
     }
 }

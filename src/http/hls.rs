@@ -1,5 +1,6 @@
 //! Origins' own HLS: a playlist is fetched and answered rewritten, every URI
-//! a signed link to `/api/v2/stream/hls/...`; those links serve nested
+//! a sealed link to `/api/v2/stream/hls/...` (the origin URL inside it
+//! encrypted: no client learns it); those links serve nested
 //! playlists (rewritten again) and segments, keys and init sections from
 //! the relay, keyed by the video, the format and the segment, so every
 //! viewer shares them.
@@ -75,7 +76,7 @@ pub async fn open_playlist(
     let route = VideoRef::from_cache_key(video_key).map(|v| v.route_query()).unwrap_or_default();
     let rewritten = hls::rewrite(&text, &base, |u, nested| {
         let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires, p: nested };
-        format!("/api/v2/stream/hls/{}/{}?v={route}", state.signer.sign(&grant), link_name(u))
+        format!("/api/v2/stream/hls/{}/{}?v={route}", state.signer.seal(&grant), link_name(u))
     });
     let mut resp = Response::new(Body::from(rewritten));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
@@ -117,7 +118,7 @@ async fn hls_link(
     headers: HeaderMap,
     Path((token, _name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let grant = state.signer.verify(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let grant = state.signer.open(&token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let (format_headers, route) = headers_for(&state, &grant).await;
     let via = Via { headers: &format_headers, route: &route };
     let url = url::Url::parse(&grant.u).map_err(|_| ApiError::Forbidden("the link names no URL".into()))?;

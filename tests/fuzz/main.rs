@@ -120,6 +120,21 @@ proptest! {
         tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
         let tampered: String = tampered.into_iter().collect();
         if let Ok(g) = signer.verify::<Grant>(&tampered, i64::MIN) {
+            prop_assert_eq!(&g, &grant);
+        }
+        // Sealed the same: any token not sealed with the key is refused;
+        // a sealed one opens to its grant, and any change to it is refused
+        // (or, where base64 ignores the change, reads back the same).
+        prop_assert!(signer.open::<Grant>(&token, 0).is_err(), "a token not sealed with the key is refused");
+        let sealed = signer.seal(&grant);
+        if e >= 0 {
+            prop_assert_eq!(signer.open(&sealed, 0), Ok(grant.clone()));
+        }
+        let mut tampered: Vec<char> = sealed.chars().collect();
+        let at = (token.len() * 31) % tampered.len();
+        tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+        let tampered: String = tampered.into_iter().collect();
+        if let Ok(g) = signer.open::<Grant>(&tampered, i64::MIN) {
             prop_assert_eq!(g, grant);
         }
     }
