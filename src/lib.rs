@@ -41,7 +41,8 @@
 //!   (sealed where they name an origin URL).
 //! - Leaves: [`metrics`] (and [`traffic`], bytes and viewers by video for
 //!   the status page, on atomics), [`net`] (the private-address guard), [`process`]
-//!   (child process groups), [`redis`] (the connection and its health).
+//!   (child process groups), [`redis`] (the connection and its health),
+//!   [`request_id`] (the request a task serves, for its log lines).
 //!
 //! Where a request becomes bytes: `http::stream` → `service::play` →
 //! `relay` (`serve`, `read`); for a live stream, `http::live` → `live` →
@@ -66,6 +67,7 @@ pub mod process;
 pub mod ratelimit;
 pub mod redis;
 pub mod relay;
+pub mod request_id;
 pub mod select;
 pub mod service;
 pub mod subtitles;

@@ -7,7 +7,9 @@
 //! before writing, and parses the current span's fields back from JSON for
 //! every event; on a hot route the access line cost more than the route.
 //! Here fields are escaped as they are visited, and the span's fields,
-//! which [`JsonFields`] already stored as JSON, are copied as they are.
+//! which [`JsonFields`] already stored as JSON, are copied as they are; a
+//! line logged inside a request without a span names the request from
+//! [`crate::request_id`].
 
 use std::fmt::{self, Write};
 
@@ -50,6 +52,11 @@ where
             w.write_str("\"name\":")?;
             string(&mut w, span.name())?;
             w.write_char('}')?;
+        } else if let Some(id) = crate::request_id::current() {
+            // The request being served, in the shape its span had.
+            w.write_str(",\"span\":{\"request_id\":")?;
+            string(&mut w, &id)?;
+            w.write_str(",\"name\":\"request\"}")?;
         }
         w.write_str("}\n")
     }
@@ -228,8 +235,14 @@ mod tests {
             let bare = tracing::info_span!("bare");
             let _in2 = bare.enter();
             tracing::error!("deeper");
+            drop(_in2);
+            drop(_in);
+            // A request's task-local id, where no span is entered.
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(crate::request_id::scope("req-9".into(), async { tracing::info!("in a request") }));
         });
-        assert_eq!(got.len(), 3);
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[3]["span"], serde_json::json!({"request_id": "req-9", "name": "request"}));
         let a = &got[0];
         assert_eq!(a["level"], "INFO");
         assert_eq!(a["message"], "request");

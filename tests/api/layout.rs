@@ -36,6 +36,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("process", 1),
     ("redis", 1),
     ("traffic", 0),
+    ("request_id", 0),
 ];
 
 /// Importer -> what it imports.
