@@ -359,6 +359,19 @@ impl FakeExtractor {
     pub fn runs(&self) -> usize {
         self.calls().len()
     }
+
+    /// The most extractions that were running at once (each run's wait,
+    /// `--delay-ms`, from its start to its end), from the order the runs
+    /// wrote their starts and ends: no clock involved.
+    pub fn most_at_once(&self) -> usize {
+        let spans = std::fs::read_to_string(self.log.with_extension("log.spans")).unwrap_or_default();
+        let (mut now, mut most) = (0i64, 0i64);
+        for mark in spans.lines() {
+            now += if mark == "+" { 1 } else { -1 };
+            most = most.max(now);
+        }
+        most as usize
+    }
 }
 
 /// Writes a shell script that may be run.
