@@ -51,16 +51,32 @@ pub struct LiveVariant {
 pub fn live_master(variants: &[LiveVariant]) -> String {
     let mut variants: Vec<VariantStream> = variants
         .iter()
-        .map(|v| VariantStream {
-            uri: v.uri.clone(),
-            bandwidth: v.bandwidth.max(1),
-            codecs: v.codecs.clone(),
-            resolution: v.resolution.map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
-            frame_rate: v.frame_rate,
-            ..Default::default()
-        })
+        .map(|v| variant(v.uri.clone(), v.bandwidth.max(1), v.codecs.clone(), v.resolution, v.frame_rate))
         .collect();
     variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+    plain_master(variants)
+}
+
+/// A variant that carries all its media itself (no rendition groups).
+fn variant(
+    uri: String,
+    bandwidth: u64,
+    codecs: Option<String>,
+    resolution: Option<(u32, u32)>,
+    frame_rate: Option<f64>,
+) -> VariantStream {
+    VariantStream {
+        uri,
+        bandwidth,
+        codecs,
+        resolution: resolution.map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
+        frame_rate,
+        ..Default::default()
+    }
+}
+
+/// A master of such variants only (live, muxed HLS).
+fn plain_master(variants: Vec<VariantStream>) -> String {
     let playlist = MasterPlaylist { version: Some(3), independent_segments: true, variants, ..Default::default() };
     write(|w| playlist.write_to(w))
 }
@@ -158,17 +174,12 @@ pub fn muxed_master(r: &Renditions, uris: &[String]) -> String {
         .video
         .iter()
         .zip(uris)
-        .map(|(v, uri)| VariantStream {
-            uri: uri.clone(),
-            bandwidth: v.index.peak_bitrate() + audio_bw,
-            codecs: codecs(v, r.audio.as_ref()),
-            resolution: v.width.zip(v.height).map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
-            frame_rate: v.fps,
-            ..Default::default()
+        .map(|(v, uri)| {
+            let bandwidth = v.index.peak_bitrate() + audio_bw;
+            variant(uri.clone(), bandwidth, codecs(v, r.audio.as_ref()), v.width.zip(v.height), v.fps)
         })
         .collect();
-    let playlist = MasterPlaylist { version: Some(3), independent_segments: true, variants, ..Default::default() };
-    write(|w| playlist.write_to(w))
+    plain_master(variants)
 }
 
 /// A muxed variant's media playlist: one MPEG-TS segment per subsegment of
