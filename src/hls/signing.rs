@@ -6,6 +6,8 @@
 //! Poly1305): a client reads nothing of it. Manifests reelay builds name
 //! their parts with [`PartGrant`]s, which name no URL and are signed (HMAC).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chacha20poly1305::XChaCha20Poly1305;
@@ -134,9 +136,15 @@ pub struct Signer {
     /// Seals grants that name an origin URL; its key is derived from `key`
     /// (so every instance sharing `URL_SIGNING_KEY` opens the others').
     sealer: XChaCha20Poly1305,
+    /// The first 16 bytes of every nonce: random per process, so instances
+    /// sharing the key never share a nonce.
+    nonce_prefix: [u8; 16],
+    /// The last 8: a count, so no nonce repeats within the process (and a
+    /// playlist of a thousand segments costs no thousand `getrandom` calls).
+    sealed: AtomicU64,
 }
 
-/// The nonce's length: 24 random bytes, so random nonces never repeat.
+/// The nonce's length (XChaCha20's).
 const NONCE: usize = 24;
 
 impl Signer {
@@ -149,13 +157,14 @@ impl Signer {
         let mut derive = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length");
         derive.update(b"reelay: the key of sealed links");
         let sealer = XChaCha20Poly1305::new(&derive.finalize().into_bytes());
-        Signer { key, sealer }
+        Signer { key, sealer, nonce_prefix: uuid::Uuid::new_v4().into_bytes(), sealed: AtomicU64::new(0) }
     }
 
     /// `grant` encrypted and authenticated, base64url: nonce, then ciphertext.
     pub fn seal(&self, grant: &impl Serialize) -> String {
-        let random = [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat();
-        let nonce: [u8; NONCE] = random[..NONCE].try_into().expect("32 random bytes");
+        let mut nonce = [0u8; NONCE];
+        nonce[..16].copy_from_slice(&self.nonce_prefix);
+        nonce[16..].copy_from_slice(&self.sealed.fetch_add(1, Ordering::Relaxed).to_le_bytes());
         let plain = serde_json::to_vec(grant).expect("plain struct");
         let sealed = self.sealer.encrypt(&nonce.into(), plain.as_slice()).expect("a grant is far below the limit");
         B64.encode([&nonce[..], &sealed].concat())
@@ -251,6 +260,7 @@ mod tests {
         let raw = B64.decode(&t).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("origin.example"), "the URL is not readable");
         assert_ne!(t, s.seal(&g), "a fresh nonce each time");
+        assert_ne!(&raw[..16], &B64.decode(Signer::new(Some("k")).seal(&g)).unwrap()[..16], "and per process");
         assert_eq!(s.open(&t, 50), Ok(g.clone()));
         assert_eq!(s.open::<Grant>(&t, 101), Err(SignError::Expired));
         assert_eq!(Signer::new(Some("k")).open(&t, 50), Ok(g.clone()), "another instance with the same key");
