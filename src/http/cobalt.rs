@@ -314,7 +314,13 @@ fn respond(
     let gif = req.convert_gif
         && req.mode != DownloadMode::Audio
         && cached.info.formats.iter().any(crate::output::is_platform_gif);
-    let req = &Checked { output: Output { gif, ..req.output }, ..req.clone() };
+    let as_gif;
+    let req = if gif {
+        as_gif = Checked { output: Output { gif, ..req.output }, ..req.clone() };
+        &as_gif
+    } else {
+        req
+    };
     let mut play_req = play_request(video, req, req.dub.clone());
     let filtered = match play::playable(&play_req, cached) {
         // cobalt plays the original when the dub asked for is not there.

@@ -29,7 +29,7 @@ where
     fn format_event(&self, ctx: &FmtContext<'_, S, JsonFields>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         w.write_str("{\"timestamp\":\"")?;
-        w.write_str(&timestamp(chrono::Utc::now()))?;
+        w.write_str(std::str::from_utf8(&timestamp(chrono::Utc::now())).expect("ASCII digits"))?;
         write!(w, "\",\"level\":\"{}\"", meta.level())?;
         let mut fields = Fields { w: &mut w, result: Ok(()) };
         event.record(&mut fields);
@@ -63,8 +63,9 @@ where
 }
 
 /// `2026-12-01T17:33:45.307821Z` (RFC 3339, UTC, microseconds), digit by
-/// digit: chrono's formatter parses a pattern and allocates per call.
-fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+/// digit into a buffer on the stack: chrono's formatter parses a pattern
+/// and allocates per call.
+fn timestamp(t: chrono::DateTime<chrono::Utc>) -> [u8; 27] {
     use chrono::{Datelike, Timelike};
     let mut b = *b"0000-00-00T00:00:00.000000Z";
     let mut put = |at: usize, width: usize, mut n: u32| {
@@ -81,7 +82,7 @@ fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     put(17, 2, t.second());
     // A leap second's nanoseconds run past a billion: keep the micros' six digits.
     put(20, 6, (t.timestamp_subsec_micros()).min(999_999));
-    String::from_utf8(b.to_vec()).expect("ASCII digits")
+    b
 }
 
 /// Writes each field as `,"name":value`.
@@ -219,9 +220,9 @@ mod tests {
     #[test]
     fn timestamps_are_rfc3339_micros_in_utc() {
         let t = chrono::DateTime::parse_from_rfc3339("2026-03-04T05:06:07.000089Z").unwrap().to_utc();
-        assert_eq!(timestamp(t), "2026-03-04T05:06:07.000089Z");
+        assert_eq!(&timestamp(t), b"2026-03-04T05:06:07.000089Z");
         let now = chrono::Utc::now();
-        assert_eq!(timestamp(now), now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        assert_eq!(&timestamp(now)[..], now.to_rfc3339_opts(chrono::SecondsFormat::Micros, true).as_bytes());
     }
 
     #[test]
