@@ -212,6 +212,21 @@ async fn local_processing_hands_out_the_parts() {
     )
     .await;
     assert!((duration(&p) - 4.0).abs() < 0.3, "the source audio");
+    // A progressive file that would be remuxed for its subtitles: `remux`,
+    // the file as it is and the track; an X GIF: `gif`, the MP4 to convert.
+    let req = json!({"url": yt(&id), "videoQuality": "360", "localProcessing": "forced", "subtitleLang": "en"});
+    let (_, body, _) = post(&app, req).await;
+    assert_eq!(body["type"], "remux", "{body}");
+    let tunnels: Vec<&str> = body["tunnel"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(tunnels.len(), 2, "the file and the subtitles: {body}");
+    let file = app.http.get(tunnels[0]).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(file, std::fs::read(crate::helpers::media_dir().join("clip.mp4")).unwrap());
+    assert!(app.http.get(tunnels[1]).send().await.unwrap().text().await.unwrap().starts_with("WEBVTT"));
+    let gif = json!({"url": format!("https://x.com/someone/status/88{}", rand_digits()), "localProcessing": "forced"});
+    let (_, body, _) = post(&app, gif).await;
+    assert_eq!((body["type"].as_str(), body["output"]["type"].as_str()), (Some("gif"), Some("image/gif")), "{body}");
+    let mp4 = app.http.get(body["tunnel"][0].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(mp4, std::fs::read(crate::helpers::media_dir().join("tweet_video/gif.mp4")).unwrap());
 }
 
 /// Bad requests, in cobalt's codes, each a 400 with cobalt's error shape.
