@@ -185,20 +185,22 @@ impl Live {
     /// variant: what its players get when the video can no longer be looked
     /// up (it stopped being live, the extraction fails) while its poller
     /// renews the session or, failing that, ends the window.
+    ///
+    /// A player reloading it is still watching: the variant's poller stays
+    /// (and its window with it) while they do.
     pub fn latest(&self, stream: &str) -> Option<Playlist> {
         let variants = self.0.lock();
-        let mut ended: Vec<(u64, Playlist)> = variants
+        let (variant, playlist) = variants
             .values()
             .filter(|v| v.key.stream == stream)
             .filter_map(|v| match &*v.state.borrow() {
-                State::Ready(s) => {
-                    Some((v.requests.load(Ordering::Relaxed), Playlist { body: s.body.clone(), max_age: s.max_age }))
-                }
+                State::Ready(s) => Some((v, Playlist { body: s.body.clone(), max_age: s.max_age })),
                 _ => None,
             })
-            .collect();
-        ended.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
-        ended.into_iter().next().map(|(_, p)| p)
+            .max_by_key(|(v, _)| v.requests.load(Ordering::Relaxed))?;
+        variant.last_request.store(self.0.now_ms(), Ordering::Relaxed);
+        variant.requests.fetch_add(1, Ordering::Relaxed);
+        Some(playlist)
     }
 }
 

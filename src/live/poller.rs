@@ -180,7 +180,9 @@ impl Poller {
                     live.count_renewal("failed");
                 }
                 self.failures += 1;
-                if first || self.failures >= GIVE_UP_AFTER || self.window.is_empty() {
+                // The source says the stream is over: end now, no retries.
+                let ended = matches!(e, RelayError::Ended(_));
+                if first || ended || self.failures >= GIVE_UP_AFTER || self.window.is_empty() {
                     return Err(LiveError::Origin(e));
                 }
                 tracing::warn!(error = %e, "live session renewal failed; trying again");

@@ -88,6 +88,10 @@ pub enum RelayError {
     /// ffmpeg failed before producing anything.
     #[error("merging the video and audio streams failed")]
     MergeFailed,
+    /// The source says its stream is over (a live channel gone offline):
+    /// nothing will be had by asking again.
+    #[error("{0}")]
+    Ended(String),
 }
 
 impl From<ProxyError> for RelayError {

@@ -269,16 +269,28 @@ impl FormatSource {
     /// when it already holds another, else a new one.
     async fn refresh(&self, refused: &Arc<CachedInfo>) -> Result<Locator, RelayError> {
         let lookup = || self.service.info(&self.video, Purpose::Stream, None);
-        let (mut cached, _) = lookup().await.map_err(|e| RelayError::Source(e))?;
+        let (mut cached, _) = lookup().await.map_err(source_error)?;
         if Arc::ptr_eq(&cached, refused) {
             tracing::info!(key = %self.video.cache_key(), "origin refused a cached stream URL; extracting again");
             self.service.invalidate(&self.video).await;
-            cached = lookup().await.map_err(|e| RelayError::Source(e))?.0;
+            cached = lookup().await.map_err(source_error)?.0;
+        }
+        if refused.info.is_live && !cached.info.is_live {
+            return Err(RelayError::Ended(format!("{} is no longer live", self.video.route_key())));
         }
         let locator = Self::locator(&cached, &self.format_id)
             .ok_or_else(|| RelayError::Gone(format!("format {} is no longer offered", self.format_id)))?;
         *self.current() = (cached, locator.clone());
         Ok(locator)
+    }
+}
+
+/// An extraction's failure as the relay sees it: the channel gone offline
+/// ends a stream; anything else may pass.
+fn source_error(e: Arc<ExtractError>) -> RelayError {
+    match &*e {
+        ExtractError::NotLive(line) => RelayError::Ended(line.clone()),
+        _ => RelayError::Source(e),
     }
 }
 

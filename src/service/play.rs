@@ -242,7 +242,10 @@ fn plan_bytes<'a>(
     if mode == Mode::Direct
         && let Some(format) = redirect(info, req)?
     {
-        return Ok(Play::Redirect(format));
+        // AVPro is sent to the source's own HLS where it has one as good as
+        // the file, as the proxy route does.
+        let hls = (req.player == Player::Avpro && !format.is_hls()).then(|| hls_instead(info, req.quality, format));
+        return Ok(Play::Redirect(hls.flatten().unwrap_or(format)));
     }
     Ok(match select(info, req.quality, Mode::Proxy)? {
         StreamPlan::Single(f) => relay_play(service, req, cached, f, false),

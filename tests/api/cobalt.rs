@@ -127,6 +127,10 @@ async fn videos_tunnel_merge_mute_and_redirect() {
     // mkv, as youtubeVideoContainer asks.
     let (_, body, _) = post(&app, json!({"url": yt(&id), "videoQuality": "720", "youtubeVideoContainer": "mkv"})).await;
     assert!(body["filename"].as_str().unwrap().ends_with(".mkv"), "{body}");
+    let bytes = app.http.get(body["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
+    let p = probe_bytes("v.mkv", &bytes).await;
+    assert!(p["format"]["format_name"].as_str().unwrap().starts_with("matroska"), "{p}");
+    assert_eq!(codecs(&p), ["h264", "aac"], "H.264 and AAC, so Matroska and not WebM");
 }
 
 /// `youtubeDubLang` picks the dub; one the video lacks plays the original,
@@ -142,9 +146,9 @@ async fn dub_languages() {
         assert_eq!(body["status"], "tunnel", "{body}");
         let dub = if lang == "de" { "_de" } else { "" };
         assert_eq!(body["filename"], format!("youtube_{id}{dub}_audio.m4a"), "the dub named as cobalt names it");
-        let before = app.origin.requests("/media/dash-a.m4a").len();
+        let before = app.origin.requests("/media/dash-a").len();
         app.http.get(body["url"].as_str().unwrap()).send().await.unwrap().bytes().await.unwrap();
-        let fetched = app.origin.requests("/media/dash-a.m4a");
+        let fetched = app.origin.requests("/media/dash-a");
         assert!(
             fetched[before..].iter().all(|(p, _)| p.contains(served)) && fetched.len() > before,
             "{lang}: {fetched:?}"
@@ -198,6 +202,8 @@ async fn local_processing_hands_out_the_parts() {
     assert_eq!(video, std::fs::read(crate::helpers::media_dir().join("dash-v720.mp4")).unwrap());
     let audio = app.http.get(tunnels[1]).header("range", "bytes=0-9").send().await.unwrap();
     assert_eq!(audio.status(), 206);
+    let audio = app.http.get(tunnels[1]).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(audio, std::fs::read(crate::helpers::media_dir().join("dash-a.m4a")).unwrap(), "the audio file");
     let vtt = app.http.get(tunnels[2]).send().await.unwrap().text().await.unwrap();
     assert!(vtt.starts_with("WEBVTT"), "{vtt}");
     // `preferred`: only work the server would run ffmpeg for is handed out.

@@ -84,6 +84,16 @@ pub fn media_dir() -> &'static Path {
                 [src_a(), ["-c:a", "aac", "-frag_duration", "2000000"].map(String::from).to_vec(), dash()].concat(),
             ),
         ];
+        // The dubs of `dubs…` videos: the same layout, each its own tone.
+        let dubs = [("dash-a-de.m4a", 330), ("dash-a-fr.m4a", 550), ("dash-a-es.m4a", 660)].map(|(name, hz)| {
+            let tone = ["-f", "lavfi", "-i", &format!("sine=frequency={hz}:sample_rate=44100")].map(String::from);
+            (
+                name,
+                [tone.to_vec(), ["-c:a", "aac", "-frag_duration", "2000000"].map(String::from).to_vec(), dash()]
+                    .concat(),
+            )
+        });
+        let jobs = jobs.into_iter().chain(dubs);
         std::fs::create_dir_all(dir.join("tweet_video")).unwrap();
         for (name, args) in jobs {
             let out = dir.join(name);

@@ -10,7 +10,7 @@ use crate::helpers::*;
 fn languages_fetched(app: &TestApp, id: &str) -> Vec<String> {
     let mut langs: Vec<String> = app
         .origin
-        .requests("/media/dash-a.m4a")
+        .requests("/media/dash-a")
         .into_iter()
         .filter(|(p, _)| p.contains(id))
         .filter_map(|(p, _)| p.split("lang=").nth(1).map(|l| l.split('&').next().unwrap_or("").to_owned()))
@@ -83,7 +83,7 @@ async fn the_merge_and_the_manifest_take_the_original_audio() {
     // The manifest's default audio rendition: the original, or lang='s
     // alone; its media playlist and a part come through the relay from
     // that track (its links name the format).
-    for (lang, want) in [("", "140-0"), ("&lang=de", "140-1")] {
+    for (lang, want, file) in [("", "140-0", "dash-a.m4a"), ("&lang=de", "140-1", "dash-a-de.m4a")] {
         let id = yt_id("dubs");
         let master = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=360p{lang}")).await;
         assert_eq!(master.status(), 200);
@@ -100,8 +100,12 @@ async fn the_merge_and_the_manifest_take_the_original_audio() {
         assert!(part.contains(&format!("/{want}.m4a")), "{part}");
         let resp = app.http.get(format!("{}{part}", app.base)).header("range", "bytes=0-99").send().await.unwrap();
         assert!(resp.status().is_success(), "{part}");
-        assert_eq!(resp.bytes().await.unwrap().as_ref(), &media("dash-a.m4a")[..100]);
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), &media(file)[..100]);
+        // Each language is its own file: the whole part is that track's.
+        let whole = app.http.get(format!("{}{part}", app.base)).send().await.unwrap().bytes().await.unwrap();
+        assert_eq!(whole, media(file), "the {file} track");
     }
+    assert_ne!(media("dash-a.m4a"), media("dash-a-de.m4a"), "the tracks differ");
     let (status, _) = app.json(&format!("/api/v2/stream/manifest/youtube/{}/master.m3u8?lang=ja", yt_id("dubs"))).await;
     assert_eq!(status, 404);
     // AVPro is handed the manifest, with the language asked for.

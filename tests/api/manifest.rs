@@ -306,18 +306,22 @@ async fn each_player_profile_gets_what_it_promises() {
 
 /// A hot manifest is rendered once and kept briefly: asked again a second
 /// later (when freshly signed links would carry another expiry) it is the
-/// same text, its links the same, so caches in front can share it.
+/// same text, its links the same, so caches in front can share it. The
+/// video's info lives one second here, so rendering either again would
+/// need a new extraction: the stand-in's count says none ran.
 #[tokio::test]
 async fn a_hot_manifest_is_rendered_once_and_its_links_stay_the_same() {
-    let app = spawn_app().await;
+    let app = spawn().arg("--video-info-ttl", 1).arg("--stream-url-ttl", 1).start().await;
     let id = yt_id("dashd");
     let path = format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8");
     let first = text(&app, &path).await;
     let audio = first.lines().find_map(|l| l.split("URI=\"").nth(1)).map(|u| u.split('"').next().unwrap().to_owned());
     let media = text(&app, &audio.clone().expect("an audio rendition")).await;
+    let runs = app.fake.runs();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert_eq!(text(&app, &path).await, first);
     assert_eq!(text(&app, &audio.unwrap()).await, media);
+    assert_eq!(app.fake.runs(), runs, "both served as rendered, without looking the video up again");
     let mpd = path.replace("master.m3u8", "manifest.mpd");
     assert!(text(&app, &mpd).await.contains("<MPD"), "another request, its own rendering");
     let other = text(&app, &format!("{path}?quality=360p")).await;
@@ -345,9 +349,30 @@ async fn avpro_always_gets_hls() {
         .unwrap();
     let out = String::from_utf8_lossy(&probe.stdout);
     assert!(probe.status.success() && out.contains("video") && out.contains("audio"), "{out} {probe:?}");
+    let (_, duration) = probe_times(&format!("{}{location}", app.base)).await;
+    let (_, file_duration) = probe_times(media_dir().join("clip.mp4").to_str().unwrap()).await;
+    assert!((duration - file_duration).abs() < 0.5, "the playlist lasts {duration} s, the file {file_duration} s");
     // A Twitch VOD: its own HLS, not a file.
     let twitch = app.get("/api/v2/stream/proxy?url=https://www.twitch.tv/videos/97&player=avpro").await;
     assert_eq!(twitch.headers()["content-type"], "application/vnd.apple.mpegurl");
+    // An X video with its own HLS and a progressive MP4 of the same height:
+    // the HLS, through the proxy and in direct mode; the MP4 otherwise.
+    let x = "https://twitter.com/i/status/1234567";
+    let files = app.origin.requests("/media/clip.mp4").len();
+    let proxied = app.get(&format!("/api/v2/stream/proxy?url={x}&player=avpro")).await;
+    assert_eq!(proxied.headers()["content-type"], "application/vnd.apple.mpegurl");
+    assert!(proxied.text().await.unwrap().contains("#EXT-X-STREAM-INF"), "the source's master, rewritten");
+    assert!(!app.origin.requests("/media/hls/master.m3u8").is_empty(), "the HLS was fetched");
+    assert_eq!(app.origin.requests("/media/clip.mp4").len(), files, "the MP4 was not");
+    let direct = app.get(&format!("/api/v2/stream/direct?url={x}&player=avpro")).await;
+    assert_eq!(direct.status(), 302);
+    assert_eq!(direct.headers()["location"], format!("{}/media/hls/master.m3u8", app.origin.base));
+    let other = app.get(&format!("/api/v2/stream/direct?url={x}")).await;
+    assert_eq!(
+        other.headers()["location"],
+        format!("{}/media/clip.mp4", app.origin.base),
+        "other players get the file"
+    );
 }
 
 /// ffprobe's `codec_type,start_time` of each stream, and the duration.

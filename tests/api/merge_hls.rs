@@ -154,7 +154,10 @@ async fn hls_plays_through_the_server() {
         let token = link.split('/').nth(5).unwrap();
         for part in token.split('.') {
             use base64::Engine;
-            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap_or_default();
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .unwrap_or_else(|e| panic!("{link}: each part of a token is base64url ({e})"));
+            assert!(!decoded.is_empty(), "{link}");
             let text = String::from_utf8_lossy(&decoded);
             assert!(!text.contains(&origin_host) && !text.contains("/media/hls"), "{link} decodes to {text}");
         }

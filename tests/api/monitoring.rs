@@ -47,10 +47,40 @@ async fn alert_rules_pass_promtool_with_a_test_for_each() {
     let readme = std::fs::read_to_string(Path::new(MANIFEST_DIR).join("README.md")).unwrap();
     let names = alerts();
     assert!(names.len() >= 10, "{names:?}");
+    let firing = firing_cases(&tested);
     for name in &names {
-        assert!(tested.contains(&format!("alertname: {name}\n")), "{name} has a promtool unit test");
+        assert!(firing.contains(name.as_str()), "{name} has a promtool unit test in which it fires");
         assert!(readme.contains(&format!("`{name}`")), "{name} has a line in the README saying what to do");
     }
+}
+
+/// The alerts that some case of a promtool test file expects to fire: an
+/// `alertname:` whose `exp_alerts` lists at least one alert (`[]` says it
+/// must stay quiet).
+fn firing_cases(tests: &str) -> std::collections::BTreeSet<&str> {
+    let mut firing = std::collections::BTreeSet::new();
+    let lines: Vec<&str> = tests.lines().map(str::trim).collect();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = line.strip_prefix("- alertname:").map(str::trim) else { continue };
+        let case = lines[i + 1..].iter().take_while(|l| !l.starts_with("- alertname:") && !l.starts_with("- name:"));
+        let mut after = case.skip_while(|l| !l.starts_with("exp_alerts:"));
+        let listed = match after.next() {
+            Some(&"exp_alerts:") => after.next().is_some_and(|l| l.starts_with("- exp_labels:")),
+            _ => false,
+        };
+        if listed {
+            firing.insert(name);
+        }
+    }
+    firing
+}
+
+#[test]
+fn a_quiet_case_alone_is_no_firing_case() {
+    let quiet = "    alert_rule_test:\n      - alertname: A\n        eval_time: 1m\n        exp_alerts: []\n";
+    let fires =
+        "      - alertname: B\n        eval_time: 3m\n        exp_alerts:\n          - exp_labels: {severity: page}\n";
+    assert_eq!(firing_cases(&format!("{quiet}{fires}")), ["B"].into());
 }
 
 /// Metric selectors in a PromQL expression: `name` or `name{…}`.

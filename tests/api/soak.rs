@@ -63,47 +63,55 @@ async fn settle(bin: &Binary, http: &reqwest::Client) -> Reading {
     }
 }
 
-/// One client of the mix, doing the `n`th kind of thing.
-async fn act(http: &reqwest::Client, base: &str, n: u64, ids: &Ids) {
+/// One client of the mix, doing the `n`th kind of thing: whether it was
+/// answered as that kind of request should be (a status, or why not).
+async fn act(http: &reqwest::Client, base: &str, n: u64, ids: &Ids) -> Result<(), String> {
     let get = |path: String| http.get(format!("{base}{path}")).send();
+    let want = |r: Result<reqwest::Response, reqwest::Error>, ok: fn(u16) -> bool| match r {
+        Ok(r) if ok(r.status().as_u16()) => Ok(r),
+        Ok(r) => Err(format!("kind {}: {}", n % 8, r.status())),
+        Err(e) => Err(format!("kind {}: {e}", n % 8)),
+    };
+    let success = |s: u16| (200..300).contains(&s);
     match n % 8 {
         // A lookup of a video never seen: one extraction.
-        0 => drop(get(format!("/api/v2/videos/youtube/{}", yt_id("s"))).await),
+        0 => want(get(format!("/api/v2/videos/youtube/{}", yt_id("s"))).await, success).map(drop),
         // Hot info.
-        1 | 2 => drop(get(format!("/api/v2/videos/youtube/{}", ids.hot)).await.map(|r| r.bytes())),
+        1 | 2 => {
+            let r = want(get(format!("/api/v2/videos/youtube/{}", ids.hot)).await, success)?;
+            r.bytes().await.map(drop).map_err(|e| e.to_string())
+        }
         // A ranged read of the shared 64 MiB file.
         3 => {
             let start = (n * 7_919_993) % (60 << 20);
             let range = format!("bytes={start}-{}", start + (1 << 20));
-            if let Ok(r) = http
+            let r = http
                 .get(format!("{base}/api/v2/stream/proxy/youtube/{}?quality=360p", ids.shared))
                 .header("range", range)
                 .send()
-                .await
-            {
-                let _ = r.bytes().await;
-            }
+                .await;
+            let r = want(r, |s| s == 206)?;
+            r.bytes().await.map(drop).map_err(|e| e.to_string())
         }
         // A player that hangs up after its first piece, on an origin that cuts.
         4 => {
-            if let Ok(mut r) = get(format!("/api/v2/stream/proxy/youtube/{}?quality=360p", ids.cut)).await {
-                let _ = r.chunk().await;
-            }
+            let mut r = want(get(format!("/api/v2/stream/proxy/youtube/{}?quality=360p", ids.cut)).await, success)?;
+            r.chunk().await.map(drop).map_err(|e| e.to_string())
         }
         // A merge: a viewer reads a little and leaves; every 16th reads it all.
         5 => {
             let id = if n % 16 == 5 { yt_id("qmerge") } else { ids.merge.clone() };
-            if let Ok(mut r) = get(format!("/api/v2/stream/proxy/youtube/{id}?quality=720p")).await {
-                if n % 16 == 5 {
-                    while let Ok(Some(_)) = r.chunk().await {}
-                } else {
-                    let _ = r.chunk().await;
-                }
+            let mut r = want(get(format!("/api/v2/stream/proxy/youtube/{id}?quality=720p")).await, success)?;
+            if n % 16 == 5 {
+                while r.chunk().await.map_err(|e| e.to_string())?.is_some() {}
+                Ok(())
+            } else {
+                r.chunk().await.map(drop).map_err(|e| e.to_string())
             }
         }
-        // A removed video, and a bad id: errors.
-        6 => drop(get(format!("/api/v2/stream/direct/youtube/{}", yt_id("unavailabl"))).await),
-        _ => drop(get("/api/v2/videos/youtube/bad".to_owned()).await),
+        // A removed video, and a bad id: errors, in their own statuses.
+        6 => want(get(format!("/api/v2/stream/direct/youtube/{}", yt_id("unavailabl"))).await, |s| s == 404).map(drop),
+        _ => want(get("/api/v2/videos/youtube/bad".to_owned()).await, |s| s == 400).map(drop),
     }
 }
 
@@ -114,8 +122,9 @@ struct Ids {
     merge: String,
 }
 
-/// Runs the mix with `clients` clients for `secs`.
-async fn traffic(base: &str, secs: u64, clients: u64, ids: Arc<Ids>) -> u64 {
+/// Runs the mix with `clients` clients for `secs`: the requests answered
+/// as they should be, and what the others got.
+async fn traffic(base: &str, secs: u64, clients: u64, ids: Arc<Ids>) -> (u64, Vec<String>) {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -124,19 +133,24 @@ async fn traffic(base: &str, secs: u64, clients: u64, ids: Arc<Ids>) -> u64 {
         tasks.push(tokio::spawn(async move {
             let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).no_proxy().build().unwrap();
             let mut n = c;
+            let mut failed = Vec::new();
             while !stop.load(Relaxed) {
-                act(&http, &base, n, &ids).await;
+                match act(&http, &base, n, &ids).await {
+                    Ok(()) => drop(done.fetch_add(1, Relaxed)),
+                    Err(e) => failed.push(e),
+                }
                 n += clients;
-                done.fetch_add(1, Relaxed);
             }
+            failed
         }));
     }
     tokio::time::sleep(Duration::from_secs(secs)).await;
     stop.store(true, Relaxed);
+    let mut failed = Vec::new();
     for t in tasks {
-        t.await.unwrap();
+        failed.extend(t.await.unwrap());
     }
-    done.load(Relaxed)
+    (done.load(Relaxed), failed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,17 +162,19 @@ async fn mixed_traffic_leaks_no_descriptors_tasks_or_children() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let ids = Arc::new(Ids { hot: yt_id("h"), shared: yt_id("qshare"), cut: yt_id("qcut"), merge: yt_id("qmerge") });
 
-    let first = traffic(&bin.base, secs / 2, 6, ids.clone()).await;
+    let (first, failed) = traffic(&bin.base, secs / 2, 6, ids.clone()).await;
+    assert!(failed.is_empty(), "answered wrongly: {failed:?}");
     let mid = settle(&bin, &http).await;
     assert!(mid.children.is_empty(), "children outlived their requests: {:?}", mid.children);
-    let second = traffic(&bin.base, secs - secs / 2, 6, ids).await;
+    let (second, failed) = traffic(&bin.base, secs - secs / 2, 6, ids).await;
+    assert!(failed.is_empty(), "answered wrongly: {failed:?}");
     let end = settle(&bin, &http).await;
     assert!(end.children.is_empty(), "children outlived their requests: {:?}", end.children);
     eprintln!(
         "soak: {first} requests, then fds {} tasks {}; {second} more, then fds {} tasks {}",
         mid.fds, mid.tasks, end.fds, end.tasks
     );
-    assert!(first > 50 && second > 50, "the mix ran: {first} then {second} requests");
+    assert!(first > 50 && second > 50, "the mix ran: {first} then {second} requests answered as they should be");
     assert!(mid.fds > 0.0 && mid.tasks > 0.0, "the gauges are there");
     // Pooled upstream connections come and go; a leak grows with requests.
     assert!(

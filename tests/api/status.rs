@@ -57,6 +57,21 @@ async fn the_status_names_what_is_watched_now() {
         (Some("youtube"), Some(2), Some(false))
     );
     assert!(row["origin_bps"].as_f64().unwrap() <= row["out_bps"].as_f64().unwrap(), "one fetch for two: {row}");
+    assert!(row["store_share"].as_f64().is_some_and(|s| s > 0.0), "some of it from the store: {row}");
+    // What the origin says: no byte of the file was asked for twice.
+    let mut ranges: Vec<(u64, u64)> = app
+        .origin
+        .requests("/media/big.bin")
+        .iter()
+        .map(|(_, h)| {
+            let range = h.get("range").map(|r| r.to_str().unwrap().trim_start_matches("bytes=").to_owned());
+            let (a, b) = range.as_deref().and_then(|r| r.split_once('-')).unwrap_or(("0", ""));
+            (a.parse().unwrap(), b.parse().unwrap_or(u64::MAX))
+        })
+        .collect();
+    ranges.sort();
+    assert!(!ranges.is_empty());
+    assert!(ranges.windows(2).all(|p| p[1].0 > p[0].1), "each byte fetched once for both viewers: {ranges:?}");
     assert!(report["totals"]["active_streams"].as_i64().unwrap() >= 2, "{report:#}");
     assert!(report["store"]["memory_budget"].as_u64().unwrap() > 0);
     assert!(report["store"]["memory_bytes"].as_u64().unwrap() > 0, "{:#}", report["store"]);

@@ -93,7 +93,9 @@ async fn proxy_sends_bilibilis_referer() {
 #[tokio::test]
 async fn active_streams_drop_when_the_client_hangs_up() {
     let app = spawn_app().await;
-    let id = yt_id("hangup");
+    // A slow origin (8 KiB every 50 ms, no length): the stream cannot have
+    // finished in the second this waits, only been hung up on.
+    let id = yt_id("slowslowslo");
     let mut resp = app.get(&format!("/api/v2/stream/proxy/youtube/{id}?quality=360p")).await;
     assert_eq!(resp.status(), 200);
     let first = resp.chunk().await.unwrap();

@@ -70,7 +70,9 @@ async fn tracks_are_listed_and_served_as_webvtt() {
 /// The manifests offer every track: the HLS master as
 /// `EXT-X-MEDIA:TYPE=SUBTITLES` with a WebVTT media playlist of signed
 /// links (which work without an API key, as the other parts do), the MPD as
-/// text AdaptationSets; ffprobe reads the master with them.
+/// text AdaptationSets. ffprobe (Debian's 5.1 skips WebVTT renditions)
+/// still reads the master's video and audio with them listed; a player that
+/// reads the subtitle renditions, hls.js, is `ui.rs`'s.
 #[tokio::test]
 async fn the_manifests_offer_the_subtitles() {
     let app = spawn().arg("--api-keys", "k1").start().await;

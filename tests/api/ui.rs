@@ -113,6 +113,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     let hls = &report["hls"];
     assert!(hls["playback"]["ready_state"].as_u64().unwrap() >= 2, "{hls:#}");
     assert_eq!(hls["playback"]["advanced"], true, "the HLS stream plays: {hls:#}");
+    assert_eq!(hls["playback"]["used_hls_js"], false, "natively, without hls.js: {hls:#}");
 
     let hls_js = &report["hls_js"]["playback"];
     assert_eq!(
