@@ -360,6 +360,7 @@ async fn avpro_always_gets_hls() {
     let x = "https://twitter.com/i/status/1234567";
     let files = app.origin.requests("/media/clip.mp4").len();
     let proxied = app.get(&format!("/api/v2/stream/proxy?url={x}&player=avpro")).await;
+    assert_eq!(proxied.status(), 200, "the source's HLS, not a playlist made of the file");
     assert_eq!(proxied.headers()["content-type"], "application/vnd.apple.mpegurl");
     assert!(proxied.text().await.unwrap().contains("#EXT-X-STREAM-INF"), "the source's master, rewritten");
     assert!(!app.origin.requests("/media/hls/master.m3u8").is_empty(), "the HLS was fetched");
