@@ -148,8 +148,10 @@ async fn hls_plays_through_the_server() {
     let map_uri = map.split("URI=\"").nth(1).unwrap().trim_end_matches('"');
     let segments: Vec<&str> = media_pl.lines().filter(|l| l.starts_with("/api/v2/stream/hls/")).collect();
     assert!(segments.len() >= 3, "{media_pl}");
-    // Nor inside the links: each token decoded (the grant is sealed, not
-    // just signed) says nothing of the origin.
+    // Nor inside the links: each token (the grant is sealed, not just
+    // signed) is base64url, and read every way a client could read it (as
+    // it is, percent-decoded, as hex, as base64url) says nothing of the
+    // origin and is no readable grant.
     for link in segments.iter().chain([&variant, &map_uri]) {
         let token = link.split('/').nth(5).unwrap();
         for part in token.split('.') {
@@ -158,8 +160,18 @@ async fn hls_plays_through_the_server() {
                 .decode(part)
                 .unwrap_or_else(|e| panic!("{link}: each part of a token is base64url ({e})"));
             assert!(!decoded.is_empty(), "{link}");
-            let text = String::from_utf8_lossy(&decoded);
-            assert!(!text.contains(&origin_host) && !text.contains("/media/hls"), "{link} decodes to {text}");
+            let mut readings = vec![part.as_bytes().to_vec(), decoded];
+            readings.push(percent_encoding::percent_decode_str(part).collect());
+            if part.len() % 2 == 0 && part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                readings.push(
+                    (0..part.len()).step_by(2).map(|i| u8::from_str_radix(&part[i..i + 2], 16).unwrap()).collect(),
+                );
+            }
+            for bytes in readings {
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(!text.contains(&origin_host) && !text.contains("/media/hls"), "{link} reads as {text}");
+                assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_err(), "{link} reads as {text}");
+            }
         }
     }
 
