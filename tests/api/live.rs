@@ -390,6 +390,13 @@ async fn a_stream_that_ends_is_ended_for_its_players() {
     let failed = app.prom_with("reelay_live_session_renewals_total", &[("outcome", "failed")]).await;
     assert_eq!(failed, 1.0, "one renewal, answered 'not live', ended the window");
     assert!(app.fake.runs() >= 2, "the stand-in was asked again and said the channel is not live");
+    // Players still reloading keep the ended window (past the 2 s a variant
+    // may go unasked here).
+    for _ in 0..4 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let text = app.get(link).await.text().await.unwrap();
+        assert!(text.ends_with("#EXT-X-ENDLIST\n"), "{text}");
+    }
     // Once its players have left, the ended window goes with them: a new
     // player is told the channel is not live.
     for _ in 0..50 {
