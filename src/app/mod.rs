@@ -122,12 +122,14 @@ impl App {
         let request_limit = config
             .rate_limit_enabled
             .then(|| Limiter::new("req", config.rate_limit_max_requests, window, redis.clone()));
-        let health = Arc::new(Health::new(redis.is_some()));
         let mut tasks = Vec::new();
         if let Some(r) = &redis {
             r.refresh().await;
             tasks.push(tokio::spawn(r.clone().maintain(Duration::from_secs(1))));
         }
+        // After Redis's first check, so health says what it found from the
+        // first request on.
+        let health = Arc::new(Health::new(redis.as_ref()));
         tasks.push(tokio::spawn(health.clone().refresh(redis.clone(), extractor.clone(), metrics.ytdlp.clone())));
         if let Some(channel) = config.ytdlp_update.channel() {
             let updater = Updater {

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 use super::batch::{BatchItem, BatchRequest, BatchResponse, BatchResult};
 use super::reply::{json_response, timestamp};
 use super::state::AppState;
-use super::system::{Health, VERSION};
+use super::system::{Health, Ready, VERSION};
 use crate::extract::{ApiFormat, ApiVideo, PlaylistEntry, PlaylistPage};
 use crate::metrics::MetricsSnapshot;
 use crate::platform::Platform;
@@ -69,6 +69,16 @@ fn health() {}
     (status = 200, description = "Healthy", body = Health),
     (status = 503, description = "Degraded", body = Health)))]
 fn system_health() {}
+
+#[utoipa::path(get, path = "/ready", tag = "system", responses(
+    (status = 200, description = "Ready: Redis (when configured) and yt-dlp have answered", body = Ready),
+    (status = 503, description = "Starting (yt-dlp's first check still running) or a service down", body = Ready)))]
+fn ready() {}
+
+#[utoipa::path(get, path = "/api/v2/system/ready", tag = "system", responses(
+    (status = 200, description = "Ready", body = Ready),
+    (status = 503, description = "Not ready", body = Ready)))]
+fn system_ready() {}
 
 #[utoipa::path(get, path = "/api/v2/stream/metrics", tag = "system", security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, description = "Streaming counters", body = MetricsEnvelope)))]
@@ -483,11 +493,11 @@ impl Modify for Security {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "reelay", description = "Video information, redirect and streaming-proxy API. API keys are needed only when the server sets API_KEYS; `?api_key=` works too."),
-    paths(root, health, system_health, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, subtitles_by_id, subtitles_by_url, videos_batch,
+    paths(root, health, system_health, ready, system_ready, stream_metrics, prometheus, openapi_json, video_by_id, video_by_url, thumbnail_by_id, thumbnail_by_url, subtitles_by_id, subtitles_by_url, videos_batch,
           playlist_by_id, playlist_by_url, auth_status, auth_status_one, direct_by_id, direct_by_url,
           proxy_by_id, proxy_by_url, smart_by_id, smart_by_url, hls_link, live_link, master_by_id, master_by_url, mpd_by_id, mpd_by_url,
           media_link, system_status, cobalt_info, cobalt_info_slash, cobalt_process, cobalt_tunnel),
-    components(schemas(PlaylistEnvelope, PlaylistPage, PlaylistEntry, AuthStatusListEnvelope, AuthStatusEnvelope, AuthStatus, BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Root, Memory, MetricsSnapshot)),
+    components(schemas(PlaylistEnvelope, PlaylistPage, PlaylistEntry, AuthStatusListEnvelope, AuthStatusEnvelope, AuthStatus, BatchRequest, BatchItem, BatchResponse, BatchResult, ErrorResponse, VideoEnvelope, MetricsEnvelope, ApiVideo, ApiFormat, Health, Ready, Root, Memory, MetricsSnapshot)),
     modifiers(&Security),
 )]
 struct ApiDoc;

@@ -17,8 +17,10 @@ use crate::ratelimit::Decision;
 /// monitors poll, the docs, and the page's own files (the API calls the page
 /// makes are checked like any other).
 pub fn is_exempt(path: &str) -> bool {
-    matches!(path, "/health" | "/api/v2/system/health" | "/metrics" | "/openapi.json")
-        || path.starts_with("/docs")
+    matches!(
+        path,
+        "/health" | "/api/v2/system/health" | "/ready" | "/api/v2/system/ready" | "/metrics" | "/openapi.json"
+    ) || path.starts_with("/docs")
         || path == "/ui"
         || path.starts_with("/ui/")
 }

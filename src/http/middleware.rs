@@ -112,7 +112,10 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     // Lines logged while the request runs name it: in production through a
     // task-local the JSON formatter reads (cheaper than a span), in
     // development through a span, which its format shows.
-    let quiet = matches!(path.as_str(), "/health" | "/api/v2/system/health" | "/metrics" | "/api/v2/stream/metrics");
+    let quiet = matches!(
+        path.as_str(),
+        "/health" | "/api/v2/system/health" | "/ready" | "/api/v2/system/ready" | "/metrics" | "/api/v2/stream/metrics"
+    );
     let carry = if quiet {
         Carry::Nothing
     } else if state.config.environment == Environment::Production {

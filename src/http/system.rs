@@ -18,6 +18,8 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
         ("/health", get(health)),
         ("/api/v2/system/health", get(health)),
+        ("/ready", get(ready)),
+        ("/api/v2/system/ready", get(ready)),
         ("/api/v2/stream/metrics", get(metrics)),
         ("/metrics", get(prometheus)),
     ]
@@ -78,6 +80,23 @@ async fn health(State(state): State<AppState>) -> Response {
     };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     json_response(status, serde_json::to_vec(&body).expect("serialises").into())
+}
+
+/// `GET /ready`: 200 once every service has answered (a balancer's
+/// readiness probe), 503 with what it waits for before that or when one
+/// is down.
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    ready: bool,
+    /// Each service not answering yet, as `name: state` (`yt-dlp: checking`).
+    waiting_for: Vec<String>,
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let waiting_for = state.health.readings().waiting_for();
+    let ready = waiting_for.is_empty();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    json_response(status, serde_json::to_vec(&Ready { ready, waiting_for }).expect("serialises").into())
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -63,9 +63,11 @@ pub struct Health {
 }
 
 impl Health {
-    pub fn new(redis_enabled: bool) -> Self {
+    /// The first readings: Redis as start-up found it (the tier has been
+    /// asked once already), yt-dlp `checking` until its first answer.
+    pub fn new(redis: Option<&RedisTier>) -> Self {
         let readings = Readings {
-            redis: if redis_enabled { "connecting".into() } else { "disabled".into() },
+            redis: redis.map_or_else(|| "disabled".to_owned(), RedisTier::status),
             ytdlp: "checking".into(),
             ytdlp_version: None,
             ytdlp_caps: Capabilities::default(),
@@ -148,6 +150,20 @@ impl Readings {
     /// so until it answers the service counts as healthy and says `checking`.
     pub fn healthy(&self) -> bool {
         (self.redis == "healthy" || self.redis == "disabled") && (self.ytdlp == "available" || self.ytdlp == "checking")
+    }
+
+    /// What a balancer should wait for before routing here: each service
+    /// not yet answering, as `name: state` (empty when ready). Stricter than
+    /// [`Readings::healthy`] only at start: yt-dlp still `checking`.
+    pub fn waiting_for(&self) -> Vec<String> {
+        let mut waiting = Vec::new();
+        if self.redis != "healthy" && self.redis != "disabled" {
+            waiting.push(format!("redis: {}", self.redis));
+        }
+        if self.ytdlp != "available" {
+            waiting.push(format!("yt-dlp: {}", self.ytdlp));
+        }
+        waiting
     }
 }
 

@@ -349,12 +349,17 @@ pub struct FakeExtractor {
 
 impl FakeExtractor {
     pub fn new(origin: &str, delay_ms: u64) -> Self {
+        Self::with_version_delay(origin, delay_ms, 0)
+    }
+
+    /// One whose `--version` takes `version_ms` (a slow start).
+    pub fn with_version_delay(origin: &str, delay_ms: u64, version_ms: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("runs.log");
         std::fs::write(&log, "").unwrap();
         let path = dir.path().join("yt-dlp");
         let script = format!(
-            "#!/bin/sh\nexec python3 {MANIFEST_DIR}/tests/fixtures/fake_ytdlp.py --origin {origin} --log {} --delay-ms {delay_ms} \"$@\"\n",
+            "#!/bin/sh\nexec python3 {MANIFEST_DIR}/tests/fixtures/fake_ytdlp.py --origin {origin} --log {} --delay-ms {delay_ms} --version-delay-ms {version_ms} \"$@\"\n",
             log.display()
         );
         write_executable(&path, &script);
@@ -447,6 +452,7 @@ impl Drop for TestApp {
 pub struct Spawn {
     args: Vec<String>,
     delay_ms: u64,
+    version_delay_ms: u64,
     ytdlp: Option<PathBuf>,
     origin: Option<Origin>,
 }
@@ -467,6 +473,12 @@ impl Spawn {
         self
     }
 
+    /// The stand-in's `--version` takes `ms` (yt-dlp slow to start).
+    pub fn version_delay_ms(mut self, ms: u64) -> Self {
+        self.version_delay_ms = ms;
+        self
+    }
+
     pub fn ytdlp(mut self, path: impl Into<PathBuf>) -> Self {
         self.ytdlp = Some(path.into());
         self
@@ -483,7 +495,7 @@ impl Spawn {
             Some(o) => o,
             None => spawn_origin().await,
         };
-        let fake = FakeExtractor::new(&origin.base, self.delay_ms);
+        let fake = FakeExtractor::with_version_delay(&origin.base, self.delay_ms, self.version_delay_ms);
         let ytdlp = self.ytdlp.unwrap_or_else(|| fake.path.clone());
         let mut args: Vec<String> = [
             "reelay",

@@ -136,3 +136,34 @@ async fn redis_going_and_coming_back_is_logged_once_each_not_per_request() {
     assert_eq!(count("redis is healthy"), 2, "at start and when it came back: {logs}");
     assert_eq!(count("WARN"), 1, "nothing else warned: {logs}");
 }
+
+/// Health from the first second: started against Redis with a yt-dlp slow
+/// to start (its `--version` takes 3 s), a lookup goes through Redis at
+/// once, and `/health` right after it says healthy with Redis healthy
+/// (yt-dlp still `checking`, which is no fault). `/ready`, for balancers,
+/// waits for yt-dlp's first answer: 503 naming it, then 200.
+#[tokio::test]
+async fn health_tells_the_truth_from_the_start_and_ready_waits_for_ytdlp() {
+    let url = redis_url();
+    let app = spawn().redis(&url).version_delay_ms(3000).start().await;
+    let id = yt_id("first");
+    let (status, body) = app.json(&format!("/api/v2/videos/youtube/{id}")).await;
+    assert_eq!(status, 200, "{body}");
+    let stored: bool = redis_conn(&url).await.exists(format!("video:youtube:{id}")).await.unwrap();
+    assert!(stored, "the lookup went through Redis");
+    let (status, health) = app.json("/health").await;
+    let services = &health["services"];
+    assert_eq!((status.as_u16(), health["status"].as_str()), (200, Some("healthy")), "{health}");
+    assert_eq!((services["redis"].as_str(), services["yt-dlp"].as_str()), (Some("healthy"), Some("checking")));
+    let (status, ready) = app.json("/ready").await;
+    assert_eq!(status, 503, "{ready}");
+    assert_eq!(ready, serde_json::json!({"ready": false, "waiting_for": ["yt-dlp: checking"]}));
+    for _ in 0..100 {
+        if app.get("/api/v2/system/ready").await.status() == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, ready) = app.json("/api/v2/system/ready").await;
+    assert_eq!((status.as_u16(), ready), (200, serde_json::json!({"ready": true, "waiting_for": []})));
+}
