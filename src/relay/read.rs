@@ -55,12 +55,15 @@ impl Relay {
     }
 
     /// Drops an object's blocks from memory, unless someone reads it now
-    /// (then the budget's LRU takes them later).
+    /// (then the budget's LRU takes them later: a pinned object is
+    /// unpinned).
     pub fn discard(&self, key: &str) {
         let mut store = self.0.lock();
         if store.get(key).is_some_and(|o| o.readers == 0 && o.jobs == 0) {
             store.drop_all(key, None);
             store.forget_if_idle(key);
+        } else if let Some(key) = store.key_of(key) {
+            store.unpin(&key);
         }
     }
 

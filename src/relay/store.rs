@@ -154,11 +154,17 @@ pub struct Object {
     pub readers: usize,
     /// Fetch jobs running.
     pub jobs: usize,
+    /// Kept whatever the budget says: its blocks stay out of the LRU until
+    /// it is unpinned (a listed live segment, until it leaves its window:
+    /// the window is small, and a segment evicted while listed would be
+    /// fetched from the origin again).
+    pinned: bool,
 }
 
 impl Object {
     pub fn new(kind: Kind) -> Self {
-        Object { meta: None, blocks: HashMap::new(), kind, readers: 0, jobs: 0 }
+        let pinned = matches!(kind, Kind::Fetched { transient: true, .. });
+        Object { meta: None, blocks: HashMap::new(), kind, readers: 0, jobs: 0, pinned }
     }
 
     /// Blocks in the object, when its length is known.
@@ -236,6 +242,11 @@ impl Store {
         self.objects.get_mut(key)
     }
 
+    /// The key `key`'s object is held under.
+    pub fn key_of(&self, key: &str) -> Option<Arc<str>> {
+        self.objects.get_key_value(key).map(|(k, _)| k.clone())
+    }
+
     /// Counts a reader of `key`, made by `make` when new; returns the key
     /// the store holds it under and the object.
     pub fn visit(&mut self, key: &str, make: impl FnOnce() -> Object) -> (Arc<str>, &mut Object) {
@@ -289,10 +300,23 @@ impl Store {
     /// Marks a ready block as just used.
     pub fn touch(&mut self, key: &Arc<str>, b: u64) {
         let tick = self.next_tick();
-        if let Some(Block::Ready { tick: t, .. }) = self.objects.get_mut(key).and_then(|o| o.blocks.get_mut(&b)) {
+        let Some(obj) = self.objects.get_mut(key).filter(|o| !o.pinned) else { return };
+        if let Some(Block::Ready { tick: t, .. }) = obj.blocks.get_mut(&b) {
             self.lru.remove(t);
             *t = tick;
             self.lru.insert(tick, (key.clone(), b));
+        }
+    }
+
+    /// Lets the budget take a pinned object's blocks from now on (see
+    /// [`Object`]'s `pinned`), as the least recently used.
+    pub fn unpin(&mut self, key: &Arc<str>) {
+        let Some(obj) = self.objects.get_mut(key).filter(|o| o.pinned) else { return };
+        obj.pinned = false;
+        let ready: Vec<u64> =
+            obj.blocks.iter().filter(|(_, b)| matches!(b, Block::Ready { .. })).map(|(b, _)| *b).collect();
+        for b in ready {
+            self.touch(key, b);
         }
     }
 
@@ -330,7 +354,9 @@ impl Store {
             pieces
         };
         obj.blocks.insert(b, Block::Ready { pieces: pieces.clone(), tick });
-        self.lru.insert(tick, (key.clone(), b));
+        if !obj.pinned {
+            self.lru.insert(tick, (key.clone(), b));
+        }
         fill.notify.notify_waiters();
         Some(pieces)
     }
@@ -344,7 +370,9 @@ impl Store {
             fill.notify.notify_waiters();
         }
         self.used += n;
-        self.lru.insert(tick, (key.clone(), b));
+        if !obj.pinned {
+            self.lru.insert(tick, (key.clone(), b));
+        }
     }
 
     /// Drops a block whatever its state; waiters of a filling or loading one

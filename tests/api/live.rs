@@ -475,3 +475,41 @@ async fn ffmpeg_live_hls_through_the_real_ytdlp() {
     let _ = ffmpeg.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Listed live segments are kept whatever else the store holds: a VOD
+/// read far past the store's budget (8 MiB here, 64 MiB read) evicts none
+/// of them, and each is fetched from the origin once.
+#[tokio::test]
+async fn listed_live_segments_survive_a_vod_flood() {
+    let app = spawn().arg("--stream-cache-memory", "8MiB").start().await;
+    let link = "/api/v2/stream/proxy/twitch/pinnedchannel?quality=720p";
+    let (listed, _) = segments_of(&app.get(link).await.text().await.unwrap());
+    let fetched = |n: i64| app.origin.requests(&format!("/live/pinnedchannel/720p60/{n}.ts")).len();
+    for _ in 0..100 {
+        if listed.iter().all(|(_, n, _)| fetched(*n) > 0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed.iter().all(|(_, n, _)| fetched(*n) == 1), "each listed segment fetched ahead, once");
+    // The flood: a VOD file read through the same store.
+    let evicted = app.prom_with("reelay_relay_evictions_total", &[("tier", "memory")]).await;
+    let mut resp = app.get(&format!("/api/v2/stream/proxy/youtube/{}?quality=360p", yt_id("bigbigbigbi"))).await;
+    let mut read = 0usize;
+    while read < 64 << 20 {
+        read += resp.chunk().await.unwrap().expect("the file goes on").len();
+    }
+    drop(resp);
+    let evictions = app.prom_with("reelay_relay_evictions_total", &[("tier", "memory")]).await - evicted;
+    assert!(evictions >= 40.0, "the flood pressed the store: {evictions} blocks evicted");
+    // What is still listed plays from the store: the origin's bytes, no
+    // second fetch.
+    let (now, _) = segments_of(&app.get(link).await.text().await.unwrap());
+    let still: Vec<&(u64, i64, String)> = listed.iter().filter(|s| now.iter().any(|t| t.0 == s.0)).collect();
+    assert!(!still.is_empty(), "the window moved past every segment during the flood");
+    for (_, n, l) in still {
+        let bytes = app.get(l).await.bytes().await.unwrap();
+        assert_eq!(bytes.as_ref(), crate::live_origin::segment_bytes(*n).as_slice());
+        assert_eq!(fetched(*n), 1, "segment {n} was evicted and fetched again");
+    }
+}
