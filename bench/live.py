@@ -15,7 +15,9 @@ origin, at the same time:
   (p50 and p99 of the difference of the distributions);
 - stalls, media sequence going back, playlists naming the origin;
 - at 200 and at 1,000 players; then 50 channels x 20 players at once:
-  reelay's CPU and peak RSS.
+  reelay's CPU and peak RSS;
+- a channel that ends (its session refused, then "not live"): how long
+  after the origin's refusal players get EXT-X-ENDLIST.
 
     bench/live.py [--seconds 30] [--no-write]
 
@@ -67,6 +69,8 @@ class Counts:
 
 COUNTS = Counts()
 PAYLOAD = os.urandom(SEGMENT_BYTES)
+# When the origin first refused each channel's session (its `until=` passed).
+REFUSED = {}
 
 
 class LiveOrigin(BaseHTTPRequestHandler):
@@ -85,6 +89,11 @@ class LiveOrigin(BaseHTTPRequestHandler):
         _, channel, variant, name = parts
         if name == "index.m3u8":
             COUNTS.add(COUNTS.playlists, (channel, variant, who))
+            until = q.get("until", [None])[0]
+            if until and time.time() > int(until):
+                # The session is over (a Twitch token ran out): 403.
+                REFUSED.setdefault(channel, time.time())
+                return self.reply(403, b"", "text/plain")
             return self.reply(200, self.playlist(channel, variant, u.query).encode(), "application/vnd.apple.mpegurl")
         n = int(name.split(".")[0])
         if n >= now_n():
@@ -291,6 +300,24 @@ def many(app, channels, each, seconds):
             "store_mb": app.prom("reelay_relay_store_bytes") / 1e6}
 
 
+def ending(app):
+    """An ended channel ('ending…' in the stand-in: its session is refused
+    after 10 s and the next extraction says it is not live), watched by a
+    player reloading every 0.1 s: seconds from the origin's first refusal
+    to the first playlist ending with EXT-X-ENDLIST."""
+    url = f"{app.base}/api/v2/stream/proxy/twitch/endingbench?quality=720p"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            status, body = run.get(url)
+        except OSError as e:  # urllib's HTTPError: an error status
+            raise SystemExit(f"bench: the ended channel answered {e}") from e
+        if status == 200 and body.endswith(b"#EXT-X-ENDLIST\n"):
+            return time.time() - REFUSED["endingbench"]
+        time.sleep(0.1)
+    raise SystemExit("bench: the ended channel never got EXT-X-ENDLIST")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=30)
@@ -318,6 +345,8 @@ def main():
             results.append(r)
         m = many(app, 50, 20, args.seconds)
         run.log(f"bench: 50 x 20: {m}")
+        ended = ending(app)
+        run.log(f"bench: ended channel: ENDLIST {ended:.2f} s after the origin's refusal")
         app.stop()
     rows = []
     for r in results:
@@ -333,6 +362,7 @@ def main():
              f"{r['stalls_origin']} stalls; {r['errors']} errors)"),
             (f"{n} players: reelay CPU", f"{r['cpu_s'] / r['elapsed'] * 100:.0f}% of a core, peak RSS {r['peak_rss']:.0f} MB"),
         ]
+    rows += [("an ended channel: origin's first refusal to EXT-X-ENDLIST (target duration 2 s)", f"{ended:.2f} s")]
     rows += [("50 channels x 20 players: reelay CPU, peak RSS",
               f"{m['cpu_s'] / m['elapsed'] * 100:.0f}% of a core, {m['peak_rss']:.0f} MB (idle {idle_rss:.0f} MB; "
               f"store {m['store_mb']:.1f} MB; {m['stalls']} stalls, {m['errors']} errors)")]
