@@ -101,7 +101,9 @@ impl ManifestRequest {
             )));
         }
         let lang = parse_lang(q.lang.as_deref())?;
-        let muxed = q.muxed.unwrap_or(player == Player::Avpro) && !direct;
+        // Muxed segments are reelay's own (no origin URL to name), so they
+        // are muxed in direct mode too: AVPro gets sound on every route.
+        let muxed = q.muxed.unwrap_or(player == Player::Avpro);
         Ok(ManifestRequest { video, quality, direct, player, lang, muxed })
     }
 }

@@ -26,7 +26,9 @@ use crate::http::error::ApiError;
 use crate::output::filename::{Style, content_disposition};
 use crate::output::{AudioFormat, Bitrate, Output, VideoCodec, parse_container};
 use crate::platform::VideoRef;
-use crate::relay::merge::TextTrack;
+
+use crate::relay::compose::{ComposeError, Merge};
+use crate::relay::merge::{Container, Inputs, MergeSpec, Recipe, TextTrack};
 use crate::relay::{ProxyError, Reply};
 use crate::select::{Mode, Quality};
 use crate::service::Purpose;
@@ -370,10 +372,33 @@ async fn carry_out(
                     .map_err(ApiError::from)?;
                 spec.text = Some(TextTrack { lang: track.lang.clone(), vtt });
             }
+            if let Some(merge) = composable(state, &spec).await {
+                match state.relay.serve_composed(merge, &req.method, &req.headers).await {
+                    Ok(reply) => return Ok(with_format(reply, &label)),
+                    Err(ComposeError::Relay(e)) => return Err(e.into()),
+                    Err(e) => tracing::info!(key = %spec.key, error = %e, "merge not composable; ffmpeg merges it"),
+                }
+            }
             let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
             Ok(with_format(reply, &label))
         }
     }
+}
+
+/// A plain MP4 merge of two DASH files that both have an index: composed
+/// in process from their fragments, no ffmpeg (`relay::compose`). Anything
+/// else (other containers, subtitles, progressive or WebM inputs) is
+/// ffmpeg's.
+async fn composable(state: &AppState, spec: &MergeSpec) -> Option<Merge> {
+    let Inputs::Pair { video, audio } = &spec.inputs else { return None };
+    if spec.recipe != Recipe::Merge(Container::Mp4) || spec.text.is_some() {
+        return None;
+    }
+    let (v, a) = tokio::join!(
+        state.indexes.get(&state.relay, || video.clone()),
+        state.indexes.get(&state.relay, || audio.clone())
+    );
+    Some(Merge { key: spec.key.clone(), video: (video.clone(), v.ok()?), audio: (audio.clone(), a.ok()?) })
 }
 
 /// Adds `Content-Disposition` to a successful answer.

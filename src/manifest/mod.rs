@@ -4,8 +4,9 @@
 //! AVPlayer, hls.js, dash.js, mpv, VLC, ffmpeg) fetch the parts by byte
 //! range, seek, and switch quality, with no ffmpeg on the server.
 //!
-//! The layout of each file comes from its `sidx` box ([`sidx`]), read
-//! through the relay once and kept ([`indexes`]); the manifests are
+//! The layout of each file comes from its `sidx` box (read by the relay's
+//! composer, [`crate::relay::compose::sidx`]), read through the relay once
+//! and kept ([`indexes`]); the manifests are
 //! written with m3u8-rs ([`hls`]) and quick-xml ([`dash`]).
 //! Nothing here knows about HTTP: the caller says where each URI points.
 //!
@@ -14,12 +15,11 @@
 pub mod dash;
 pub mod hls;
 pub mod indexes;
-pub mod sidx;
 
 use std::sync::Arc;
 
+pub use crate::relay::compose::sidx::{Index, IndexError};
 pub use indexes::{IndexFailure, Indexes};
-pub use sidx::{Index, IndexError};
 
 /// One file of a manifest: a video or an audio rendition.
 #[derive(Debug, Clone)]

@@ -13,6 +13,10 @@
 //! - [`merge`]: one ffmpeg per merged stream, reading its inputs from the
 //!   relay itself ([`internal`]), writing an object that late viewers join
 //!   and that, once complete, is served like a file.
+//! - [`compose`]: files laid out over other objects' bytes from their
+//!   indexes (`sidx`), with no ffmpeg: a DASH video and audio merged into
+//!   one MP4 that has its length and seeks from the first request; it
+//!   reads a DASH file's index ([`compose::sidx`]) for the manifests too.
 //! - `remux`: one time range of a video and an audio file as an MPEG-TS
 //!   segment (muxed HLS), ffmpeg reading both from the relay.
 //! - [`serve`]: a client's request (`Range`, `If-Range`, `HEAD`,
@@ -30,6 +34,7 @@
 //! whose failure it carries as it is. May import `upstream`, `egress`,
 //! `metrics`, `net` and `process`.
 
+pub mod compose;
 pub mod disk;
 mod fetch;
 pub mod internal;
@@ -154,6 +159,7 @@ impl Source for Fixed {
 }
 
 /// An object to serve: what it is and where its bytes come from.
+#[derive(Clone)]
 pub struct Spec {
     /// What the bytes are: the video's cache key (with its sign-in scope)
     /// and the format, or the merge plan, or the segment.
@@ -273,7 +279,10 @@ impl Shared {
     /// What the reader at `pos` of `key` can do now. `entering` is true on
     /// its first look at a block: the block counts as used, and the rest of
     /// its range and the next range are fetched ahead.
-    fn step(self: &Arc<Self>, key: &Arc<str>, pos: u64, entering: bool, counted: bool) -> Step {
+    ///
+    /// `run` is how many blocks the reader has read in a row, this one
+    /// included: what it is fetched ahead grows with it (see [`ahead`]).
+    fn step(self: &Arc<Self>, key: &Arc<str>, pos: u64, entering: bool, run: u64, counted: bool) -> Step {
         let mut store = self.lock();
         let Some(obj) = store.get_mut(key) else {
             return Step::Fail(RelayError::Gone("the stream ended".into()));
@@ -295,7 +304,7 @@ impl Shared {
                 if ready {
                     store.touch(key, b);
                 }
-                self.read_ahead(&mut store, key, b);
+                self.read_ahead(&mut store, key, b, run);
             }
             return Step::Data(data);
         }
@@ -306,10 +315,14 @@ impl Shared {
                 if let Kind::Merged(p) = &obj.kind {
                     return merge::step_missing(p, b, obj.meta.as_ref());
                 }
+                let blocks = match &obj.kind {
+                    Kind::Fetched { range_blocks, .. } => ahead(run, *range_blocks),
+                    Kind::Merged(_) => 1,
+                };
                 if let Some(fill) = self.load_from_disk(&mut store, key, b) {
                     return Step::Wait(fill);
                 }
-                match self.claim(&mut store, key, b) {
+                match self.claim(&mut store, key, b, blocks) {
                     Some(fill) => Step::Wait(fill),
                     None => Step::End,
                 }
@@ -317,16 +330,24 @@ impl Shared {
         }
     }
 
-    /// Fetches ahead of a reader in block `b`: from the first missing
-    /// block after it, up to the end of the next range.
-    fn read_ahead(self: &Arc<Self>, store: &mut Store, key: &Arc<str>, b: u64) {
+    /// Fetches ahead of a reader in block `b` that has read `run` blocks in
+    /// a row: from the first missing block after it, [`ahead`] blocks, and
+    /// never past the end of the next range. A reader's first block (a
+    /// seek, an index read) fetches nothing ahead.
+    fn read_ahead(self: &Arc<Self>, store: &mut Store, key: &Arc<str>, b: u64, run: u64) {
+        if run < 2 {
+            return;
+        }
         let Some(obj) = store.get(key) else { return };
         let Kind::Fetched { range_blocks, .. } = obj.kind else { return };
         let Some(count) = obj.block_count() else { return };
-        let horizon = ((b / range_blocks + 2) * range_blocks).min(count);
+        let want = ahead(run, range_blocks);
+        let horizon = (b + 1 + want).min((b / range_blocks + 2) * range_blocks).min(count);
         let missing = (b + 1..horizon).find(|j| !obj.has(*j) && !self.on_disk(key, *j));
         if let Some(j) = missing {
-            self.claim(store, key, j);
+            // As much as the reader has earned, within `j`'s range: fetches
+            // stay range-sized once it reads on, not a block at a time.
+            self.claim(store, key, j, want);
         }
     }
 
@@ -341,9 +362,9 @@ impl Shared {
     }
 
     /// Claims missing block `b` and those after it that one fetch should
-    /// bring (the rest of its range; everything missing when the origin
-    /// ignores ranges), and starts the fetch. Returns `b`'s fill.
-    fn claim(self: &Arc<Self>, store: &mut Store, key: &Arc<str>, b: u64) -> Option<Arc<Fill>> {
+    /// bring (up to `blocks`, within its range; everything missing when the
+    /// origin ignores ranges), and starts the fetch. Returns `b`'s fill.
+    fn claim(self: &Arc<Self>, store: &mut Store, key: &Arc<str>, b: u64, blocks: u64) -> Option<Arc<Fill>> {
         let obj = store.get(key)?;
         let Kind::Fetched { range_blocks, .. } = obj.kind else { return None };
         let count = obj.block_count();
@@ -351,8 +372,11 @@ impl Shared {
             return None;
         }
         let whole = obj.meta.as_ref().is_some_and(|m| !m.ranged);
-        let (first, last) =
-            if whole { (0, count.unwrap_or(b + 1)) } else { (b, ((b / range_blocks) + 1) * range_blocks) };
+        let (first, last) = if whole {
+            (0, count.unwrap_or(b + 1))
+        } else {
+            (b, (((b / range_blocks) + 1) * range_blocks).min(b + blocks.max(1)))
+        };
         let last = count.map_or(last, |n| last.min(n));
         let mut claims = std::collections::BTreeMap::new();
         if obj.meta.as_ref().is_some_and(|m| !m.stored) {
@@ -468,6 +492,14 @@ impl Drop for Visit {
     }
 }
 
+/// Blocks fetched for (and ahead of) a reader that has read `run` blocks in
+/// a row: one for its first (a seek or an index read costs a block, not a
+/// range), then doubling while it reads on, up to the object's range
+/// (`http_chunk_size`).
+fn ahead(run: u64, range_blocks: u64) -> u64 {
+    (1u64 << run.saturating_sub(1).min(20)).min(range_blocks.max(1))
+}
+
 /// A client's position in an object, and the bytes from there as they can
 /// be had. Dropping it is how a client leaves.
 pub struct Reader {
@@ -477,6 +509,9 @@ pub struct Reader {
     end: Option<u64>,
     /// The block of the last step, to tell when a new one is entered.
     block: Option<u64>,
+    /// Blocks read in a row up to this one: what is fetched ahead of the
+    /// reader grows while it reads on, and starts small after a seek.
+    run: u64,
     /// Its bytes count as served (not for the server's own prefetches).
     counted: bool,
 }
@@ -488,7 +523,7 @@ impl Reader {
     }
 
     fn new(visit: Visit, pos: u64, end: Option<u64>) -> Self {
-        Reader { visit, pos, end, block: None, counted: true }
+        Reader { visit, pos, end, block: None, run: 0, counted: true }
     }
 
     /// The next bytes, as many as can be had at once; `None` at the end.
@@ -501,7 +536,10 @@ impl Reader {
             }
             let b = self.pos / BLOCK;
             let entering = self.block != Some(b);
-            let fill = match shared.step(&key, self.pos, entering, self.counted) {
+            if entering {
+                self.run = if self.block.is_some_and(|last| last + 1 == b) { self.run + 1 } else { 1 };
+            }
+            let fill = match shared.step(&key, self.pos, entering, self.run, self.counted) {
                 Step::Data(data) => return Some(Ok(self.take(b, data))),
                 Step::End => return None,
                 Step::Fail(e) => return Some(Err(e)),
@@ -512,7 +550,7 @@ impl Reader {
             tokio::pin!(notified);
             notified.as_mut().enable();
             // Published between the look and the registration: no wait.
-            match shared.step(&key, self.pos, false, self.counted) {
+            match shared.step(&key, self.pos, false, self.run, self.counted) {
                 Step::Data(data) => return Some(Ok(self.take(b, data))),
                 Step::End => return None,
                 Step::Fail(e) => return Some(Err(e)),

@@ -35,6 +35,20 @@ impl Relay {
         Ok(out)
     }
 
+    /// A reader of `range` of a stored object (a composed file's input),
+    /// whose bytes count as served by what it is read for, not by itself.
+    pub(crate) async fn reader(&self, spec: Spec, range: Range<u64>) -> Result<Reader, RelayError> {
+        let visit = self.0.register(spec);
+        let (meta, _) = self.0.meta(&visit.key, range.start).await?;
+        if !meta.stored {
+            return Err(RelayError::Gone("the file is not one the store keeps".into()));
+        }
+        let end = meta.len.map_or(range.end, |len| range.end.min(len));
+        let mut reader = Reader::new(visit, range.start, Some(end));
+        reader.counted = false;
+        Ok(reader)
+    }
+
     /// Fetches the whole of `spec` into the store ahead of its readers (a
     /// live segment as soon as the playlist names it), who follow the fetch
     /// as bytes arrive. Its bytes are not counted as served. Returns their

@@ -163,6 +163,18 @@ pub(super) fn streamed(metrics: &Arc<Metrics>, first: Bytes, reader: Reader, len
     Body::Stream(Streamed { first: Some(first), rest: Box::pin(rest), remaining: len, guard })
 }
 
+/// A body of `len` bytes from `stream` (a composed file's), counted as a
+/// client's stream of the object `key`.
+pub(super) fn composed_body(
+    metrics: &Arc<Metrics>,
+    key: &str,
+    stream: impl Stream<Item = Result<Bytes, RelayError>> + Send + 'static,
+    len: u64,
+) -> Body {
+    let guard = Some(StreamGuard::of(metrics.clone(), key));
+    Body::Stream(Streamed { first: None, rest: Box::pin(stream), remaining: Some(len), guard })
+}
+
 /// The response for an object of known length; `waited` says whether the
 /// request already counted as joining another's fetch.
 pub(super) async fn answer(
@@ -258,7 +270,7 @@ impl Shared {
                     }
                     Some(Look::Ready) => return Err(RelayError::Gone("the stream has no length".into())),
                     None => self
-                        .claim(&mut store, key, b)
+                        .claim(&mut store, key, b, 1)
                         .ok_or_else(|| RelayError::Gone("the stream is not available".into()))?,
                 }
             };

@@ -220,11 +220,12 @@ fn plan_bytes<'a>(
         && let Ok(StreamPlan::Merge { .. }) = select(info, req.quality, Mode::Proxy)
         && (mode == Mode::Proxy || !req.strict)
     {
-        // AVPro plays separate video and audio through a manifest: seekable, no ffmpeg.
-        let direct = if mode == Mode::Direct { "&mode=direct" } else { "" };
+        // AVPro plays separate video and audio as muxed HLS (every segment
+        // with sound; AVPro ignores separate audio renditions), made by
+        // reelay whatever the mode: seekable from the first request.
         let lang = req.lang.as_ref().map(|l| format!("&lang={l}")).unwrap_or_default();
         let path = req.video.manifest_path("master.m3u8", &req.quality_name);
-        return Ok(Play::Manifest(format!("{path}&player=avpro{direct}{lang}")));
+        return Ok(Play::Manifest(format!("{path}&player=avpro{lang}")));
     }
     if req.player == Player::Avpro
         && mode == Mode::Proxy

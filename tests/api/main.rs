@@ -7,6 +7,7 @@ mod helpers;
 mod batch;
 mod cluster;
 mod cobalt;
+mod compose;
 mod edge;
 mod egress;
 mod extras;

@@ -464,3 +464,33 @@ async fn avpro_gets_muxed_hls_that_seeks() {
     assert!((duration - 8.0).abs() < 0.3, "the whole video: {duration}");
     let _ = std::fs::remove_file(out);
 }
+
+/// AVPro gets sound on every route and in either mode: separate video and
+/// audio lead to muxed HLS (no audio rendition group, every variant's
+/// segments MPEG-TS with both streams, as ffprobe reads one).
+#[tokio::test]
+async fn avpro_gets_muxed_hls_on_every_route() {
+    let app = spawn_app().await;
+    let id = yt_id("dashd");
+    let manifest = format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=720p&player=avpro");
+    for route in [
+        format!("/api/v2/stream/proxy/youtube/{id}?quality=720p&player=avpro"),
+        format!("/api/v2/stream/direct/youtube/{id}?quality=720p&player=avpro"),
+        format!("/api/v2/stream/youtube/{id}?quality=720p&player=avpro"),
+        format!("/api/v2/stream/youtube/{id}?quality=720p&player=avpro&mode=direct"),
+    ] {
+        let resp = app.get(&route).await;
+        assert_eq!(resp.status(), 302, "{route}");
+        assert_eq!(resp.headers()["location"], manifest.as_str(), "{route}");
+    }
+    for master in [manifest.clone(), format!("{manifest}&mode=direct")] {
+        let text = text(&app, &master).await;
+        assert!(!text.contains("TYPE=AUDIO"), "{master}: no separate audio: {text}");
+        let variant = text.lines().find(|l| l.starts_with('/')).expect("a variant");
+        let media = self::text(&app, variant).await;
+        let segment = media.lines().find(|l| l.starts_with('/')).expect("a segment");
+        let (streams, _) = probe_times(&format!("{}{segment}", app.base)).await;
+        let kinds: Vec<&str> = streams.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["video", "audio"], "{master}: {segment}");
+    }
+}

@@ -9,8 +9,8 @@
 //! - `throttle`: sends the first 10 MiB of a response at full speed and the
 //!   rest at 2 MiB/s (YouTube's throttling of long requests);
 //! - `paced`: everything at 2 MiB/s (a stream that takes a while);
-//! - `stall`: the first response for `?once=K` stops sending after 1 MiB
-//!   and keeps the connection open;
+//! - `stall`: the first response for `?once=K` stops sending halfway
+//!   (however much it was asked for) and keeps the connection open;
 //! - `expiring`: `?tok=T` where `T` ends in `-0` (the first extraction's)
 //!   stops working after 5 MB were sent for it: the response in flight is
 //!   cut and later ones answer 403 (a signed URL expiring mid-playback);
@@ -143,7 +143,9 @@ pub async fn quirky(
         "stall" => {
             let once = q.get("once").cloned().unwrap_or_default();
             let first = STALLED.get_or_init(Default::default).lock().unwrap().insert(once);
-            let fault = if first { Fault::StallAfter(MIB) } else { Fault::None };
+            let len = file(&name).len() as u64;
+            let asked = range(&headers, len).map_or(len, |(a, b)| b + 1 - a);
+            let fault = if first { Fault::StallAfter((asked / 2).max(64 * 1024)) } else { Fault::None };
             answer(&name, path, &headers, sent, fault, |_| true)
         }
         "expiring" => {

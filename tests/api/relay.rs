@@ -92,6 +92,38 @@ async fn a_throttling_origin_is_asked_in_the_formats_chunk_size() {
     assert!(lengths.iter().all(|n| *n <= 10 << 20), "no request past http_chunk_size: {lengths:?}");
 }
 
+/// What is fetched is sized to what is read: a seek costs the origin the
+/// one block (1 MiB) it lands in, not a range; a reader that goes on gets
+/// ranges that grow as it reads, up to the chunk size (8 MiB here) and
+/// never past it.
+#[tokio::test]
+async fn a_seek_fetches_its_block_and_reading_on_fetches_more() {
+    let app = spawn_app().await;
+    let id = yt_id("qshare");
+    let url = format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", app.base);
+    // A seek to 40 MB, cold: its block's response also says the length.
+    let mut seek = app.http.get(&url).header("range", "bytes=40000000-").send().await.unwrap();
+    assert_eq!(seek.status(), 206);
+    assert!(seek.chunk().await.unwrap().is_some());
+    drop(seek);
+    let asked: Vec<String> = app
+        .origin
+        .requests("/q/ranged/rand64.bin")
+        .iter()
+        .map(|(_, h)| h["range"].to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(asked, ["bytes=39845888-40894463"], "the block the seek lands in, nothing ahead");
+    // A whole download of another video: growing ranges, within the chunk.
+    let body = download(&app, &yt_id("qshare")).await;
+    assert_eq!(digest(&body), noise());
+    let lengths = range_lengths(&app.origin, "/q/ranged/");
+    let lengths = &lengths[asked.len()..];
+    assert_eq!(lengths[0], 1 << 20, "{lengths:?}");
+    assert!(lengths.iter().all(|n| *n <= 8 << 20), "{lengths:?}");
+    assert!(lengths.contains(&(8 << 20)), "ranges grow to the chunk size: {lengths:?}");
+    assert!(lengths.len() < 20, "64 MiB in few requests: {lengths:?}");
+}
+
 #[tokio::test]
 async fn googlevideo_gets_its_range_in_the_query() {
     let app = spawn_app().await;

@@ -19,6 +19,9 @@ pub struct Index {
     pub sidx: (u64, u64),
     /// Ticks per second of the durations below.
     pub timescale: u32,
+    /// When the first subsegment starts, in `timescale` ticks (the
+    /// `sidx`'s earliest presentation time).
+    pub earliest: u64,
     /// One per subsegment, in order.
     pub segments: Vec<Segment>,
 }
@@ -63,8 +66,8 @@ impl Index {
                     let init_len = init_len.ok_or(IndexError::NotDash("the sidx box comes before moov"))?;
                     let end = pos + size;
                     let body = head.get(to_usize(pos + header)?..to_usize(end)?).ok_or(IndexError::NeedMore(end))?;
-                    let (timescale, segments) = read_sidx(body, end)?;
-                    return Ok(Index { init_len, sidx: (pos, end - 1), timescale, segments });
+                    let (timescale, earliest, segments) = read_sidx(body, end)?;
+                    return Ok(Index { init_len, sidx: (pos, end - 1), timescale, earliest, segments });
                 }
                 b"moof" | b"mdat" => return Err(IndexError::NotDash("no sidx box before the media")),
                 _ => {}
@@ -153,18 +156,13 @@ impl Cursor<'_> {
 
 /// ISO/IEC 14496-12 §8.16.3: the subsegments start right after the box
 /// (`anchor`), plus `first_offset`.
-fn read_sidx(body: &[u8], anchor: u64) -> Result<(u32, Vec<Segment>), IndexError> {
+fn read_sidx(body: &[u8], anchor: u64) -> Result<(u32, u64, Vec<Segment>), IndexError> {
     let mut c = Cursor(body);
     let version = c.take::<4>()?[0];
     let _reference_id = c.u32()?;
     let timescale = c.u32()?;
-    let first_offset = if version == 0 {
-        let _earliest = c.u32()?;
-        u64::from(c.u32()?)
-    } else {
-        let _earliest = c.u64()?;
-        c.u64()?
-    };
+    let (earliest, first_offset) =
+        if version == 0 { (u64::from(c.u32()?), u64::from(c.u32()?)) } else { (c.u64()?, c.u64()?) };
     let _reserved = c.u16()?;
     let count = usize::from(c.u16()?);
     if timescale == 0 {
@@ -186,7 +184,7 @@ fn read_sidx(body: &[u8], anchor: u64) -> Result<(u32, Vec<Segment>), IndexError
         segments.push(Segment { offset, size, duration });
         offset = offset.checked_add(u64::from(size)).ok_or(IndexError::NotDash("a sidx offset past 2^64"))?;
     }
-    Ok((timescale, segments))
+    Ok((timescale, earliest, segments))
 }
 
 #[cfg(test)]

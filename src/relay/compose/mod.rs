@@ -1,0 +1,358 @@
+//! Composed objects: a file laid out over other objects' bytes, computed
+//! from their indexes before a media byte is fetched, and served like a
+//! stored file from the first request (length, `HEAD`, `Range`,
+//! `If-Range`, an `ETag` naming the layout). Nothing is stored twice: a
+//! range of the composed file is read from its inputs' blocks, through
+//! the shared fetch, so viewers of the inputs and of the composition share
+//! them, and a film of any length stays seekable whatever the store's
+//! budget.
+//!
+//! The one composition so far is the MP4 merge ([`Merge`]): a DASH video
+//! file and a DASH audio file (each `ftyp`, `moov`, one `sidx`, then
+//! `moof`/`mdat` fragments) become one fragmented MP4 whose header names
+//! both tracks and the whole duration, followed by every fragment of both,
+//! interleaved by time, with a `sidx` that indexes the video's fragments so
+//! players seek without reading from the start. Fragments are copied as
+//! they are but for a few bytes of each `moof` (its track and sequence
+//! numbers).
+//!
+//! Layout: [`sidx`] reads a DASH file's index, [`mp4`] writes and patches
+//! the few boxes, this module lays the parts out and serves them.
+
+mod mp4;
+pub mod sidx;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use sha2::{Digest, Sha256};
+
+use super::range::{self, Answer, Validators};
+use super::serve::{Body, Reply};
+use super::{Relay, RelayError, Spec};
+use sidx::Index;
+
+/// The video and audio of an MP4 merge, with their indexes.
+pub struct Merge {
+    /// The relay key of the merged file (it names the inputs).
+    pub key: String,
+    pub video: (Spec, Arc<Index>),
+    pub audio: (Spec, Arc<Index>),
+}
+
+/// One stretch of the composed file.
+enum Part {
+    /// Bytes written by the composer (the header).
+    Made(Bytes),
+    /// A fragment of input `input` (0 video, 1 audio): `size` bytes from
+    /// `from`, its `moof` renumbered to `track` and `sequence`.
+    Fragment { input: usize, from: u64, size: u64, track: u32, sequence: u32 },
+}
+
+/// Where every byte of a composed file comes from.
+pub struct Layout {
+    /// Each part and the composed offset it starts at, in order.
+    parts: Vec<(u64, Part)>,
+    len: u64,
+    etag: String,
+}
+
+impl Layout {
+    /// The merged file's length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Why a merge cannot be composed (the caller merges with ffmpeg instead).
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("{0}")]
+    Layout(#[from] mp4::BoxError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+}
+
+impl Relay {
+    /// The layout of an MP4 merge, from its inputs' indexes and init
+    /// sections (read through the store: a few KB each).
+    pub async fn merge_layout(&self, merge: &Merge) -> Result<Layout, ComposeError> {
+        let (vspec, vindex) = &merge.video;
+        let (aspec, aindex) = &merge.audio;
+        let vinit = self.read(vspec.clone(), 0..vindex.init_len).await?;
+        let ainit = self.read(aspec.clone(), 0..aindex.init_len).await?;
+        if vinit.len() as u64 != vindex.init_len || ainit.len() as u64 != aindex.init_len {
+            return Err(mp4::BoxError("an init section cut short").into());
+        }
+        let (vi, ai) = (mp4::Init::read(&vinit)?, mp4::Init::read(&ainit)?);
+        let movie = u64::from(vi.movie_timescale()?.max(1));
+        let seconds = vindex.duration().max(aindex.duration());
+        let duration = (seconds * movie as f64).round() as u64;
+        let head = mp4::merged_head(&vi, &ai, duration)?;
+
+        // Every fragment with its start time; video first at a tie, and no
+        // audio before the first video fragment (the sidx starts there).
+        let starts = |index: &Index| {
+            let ts = f64::from(index.timescale.max(1));
+            let mut t = index.earliest;
+            index
+                .segments
+                .iter()
+                .map(move |s| {
+                    let start = t as f64 / ts;
+                    t += u64::from(s.duration);
+                    (start, *s)
+                })
+                .collect::<Vec<_>>()
+        };
+        let (video, audio) = (starts(vindex), starts(aindex));
+        let first = video.first().map_or(0.0, |(t, _)| *t);
+        let mut order: Vec<(f64, usize, sidx::Segment)> = video.iter().map(|(t, s)| (*t, 0, *s)).collect();
+        order.extend(audio.iter().map(|(t, s)| (t.max(first), 1, *s)));
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+
+        // Where each fragment lands: after the head and one sidx per track.
+        let counts = [video.len(), audio.len()];
+        let sidx_lens = counts.map(mp4::sidx_len);
+        let mut at = head.len() as u64 + sidx_lens[0] + sidx_lens[1];
+        let mut fragments = Vec::with_capacity(order.len());
+        for (n, (_, input, seg)) in order.iter().enumerate() {
+            let sequence = u32::try_from(n + 1).unwrap_or(u32::MAX);
+            let size = u64::from(seg.size);
+            fragments.push((
+                at,
+                Part::Fragment { input: *input, from: seg.offset, size, track: *input as u32 + 1, sequence },
+            ));
+            at += size;
+        }
+        let len = at;
+        // Each track's references: from one of its fragments to its next
+        // (the last to the end of the file).
+        let mut sidxes = Vec::new();
+        let mut anchor = head.len() as u64;
+        for (input, index) in [(0usize, vindex), (1, aindex)] {
+            anchor += sidx_lens[input];
+            let starts: Vec<(u64, u32)> = fragments
+                .iter()
+                .zip(&order)
+                .filter(|(_, o)| o.1 == input)
+                .map(|((at, _), o)| (*at, o.2.duration))
+                .collect();
+            let first = starts.first().map_or(len, |(at, _)| *at);
+            let refs: Vec<mp4::Reference> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, (at, duration))| {
+                    let next = starts.get(i + 1).map_or(len, |(n, _)| *n);
+                    let size = u32::try_from(next - at).map_err(|_| mp4::BoxError("a fragment of 4 GiB"))?;
+                    Ok(mp4::Reference { size, duration: *duration })
+                })
+                .collect::<Result<_, mp4::BoxError>>()?;
+            let track = input as u32 + 1;
+            sidxes.extend(mp4::sidx(track, index.timescale, index.earliest, first - anchor, &refs)?);
+        }
+        let mut made = head;
+        made.extend(sidxes);
+        if made.len() as u64 != fragments.first().map_or(len, |(at, _)| *at) {
+            return Err(mp4::BoxError("the header's length was mislaid").into());
+        }
+        let mut etag = Sha256::new();
+        etag.update(merge.key.as_bytes());
+        etag.update(&made);
+        let etag = format!("\"m-{}\"", hex(&etag.finalize()[..12]));
+        let mut parts = Vec::with_capacity(fragments.len() + 1);
+        parts.push((0, Part::Made(Bytes::from(made))));
+        parts.extend(fragments);
+        Ok(Layout { parts, len, etag })
+    }
+
+    /// Serves a GET or HEAD of a composed merge: the layout first (from the
+    /// inputs' heads), then the bytes asked for as they are read.
+    pub async fn serve_composed(
+        &self,
+        merge: Merge,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Reply, ComposeError> {
+        let layout = Arc::new(self.merge_layout(&merge).await?);
+        let len = layout.len;
+        let validators = Validators { etag: Some(layout.etag.clone()), last_modified: None };
+        let (status, start, end) = match range::answer(headers, len, &validators) {
+            Answer::NotModified => return Ok(reply(StatusCode::NOT_MODIFIED, &layout, Body::Empty)),
+            Answer::Unsatisfiable => {
+                let mut r = reply(StatusCode::RANGE_NOT_SATISFIABLE, &layout, Body::Empty);
+                r.headers_mut().insert(header::CONTENT_RANGE, value(format!("bytes */{len}")));
+                return Ok(r);
+            }
+            Answer::Full => (StatusCode::OK, 0, len),
+            Answer::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+        };
+        let body = if method == Method::HEAD || start == end {
+            Body::Empty
+        } else {
+            let stream = bytes_of(self.clone(), layout.clone(), [merge.video.0, merge.audio.0], start, end);
+            super::serve::composed_body(&self.0.metrics, &merge.key, stream, end - start)
+        };
+        let mut r = reply(status, &layout, body);
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+        if status == StatusCode::PARTIAL_CONTENT {
+            h.insert(header::CONTENT_RANGE, value(format!("bytes {start}-{}/{len}", end - 1)));
+        }
+        Ok(r)
+    }
+}
+
+fn reply(status: StatusCode, layout: &Layout, body: Body) -> Reply {
+    let mut r = http::Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&layout.etag) {
+        h.insert(header::ETAG, v);
+    }
+    r
+}
+
+fn value(s: String) -> HeaderValue {
+    HeaderValue::try_from(s).expect("digits and ASCII are a valid header")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes `start..end` of the composed file, part by part: made bytes from
+/// the layout, fragments from the inputs (a `moof` read whole and
+/// renumbered, the rest streamed as the store has it).
+fn bytes_of(
+    relay: Relay,
+    layout: Arc<Layout>,
+    inputs: [Spec; 2],
+    start: u64,
+    end: u64,
+) -> impl Stream<Item = Result<Bytes, RelayError>> + Send + 'static {
+    async_stream(move |tx| async move {
+        let first = layout.parts.partition_point(|(at, _)| *at <= start).saturating_sub(1);
+        for (at, part) in &layout.parts[first..] {
+            if *at >= end {
+                break;
+            }
+            match part {
+                Part::Made(bytes) => {
+                    let from = start.saturating_sub(*at) as usize;
+                    let to = ((end - at) as usize).min(bytes.len());
+                    if tx.send(Ok(bytes.slice(from..to))).await.is_err() {
+                        return;
+                    }
+                }
+                Part::Fragment { input, from, size, track, sequence } => {
+                    let (lo, hi) = (start.saturating_sub(*at), (end - at).min(*size));
+                    let spec = &inputs[*input];
+                    let sent = fragment(
+                        &relay,
+                        spec,
+                        *from,
+                        *size,
+                        (*track, *sequence, *at as i64 - *from as i64),
+                        lo..hi,
+                        &tx,
+                    )
+                    .await;
+                    if let Err(e) = sent {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+            }
+        }
+    })
+}
+
+type Sender = tokio::sync::mpsc::Sender<Result<Bytes, RelayError>>;
+
+/// Sends bytes `want` of the fragment at input offset `from`: each `moof`
+/// in it read whole and renumbered, everything else streamed.
+async fn fragment(
+    relay: &Relay,
+    spec: &Spec,
+    from: u64,
+    size: u64,
+    (track, sequence, moved): (u32, u32, i64),
+    want: std::ops::Range<u64>,
+    tx: &Sender,
+) -> Result<(), RelayError> {
+    let bad = |e: mp4::BoxError| RelayError::Gone(format!("a fragment of the merge cannot be read: {e}"));
+    let mut pos = 0u64;
+    while pos < size && pos < want.end {
+        let head = relay.read(spec.clone(), from + pos..from + pos + 16).await?;
+        let (kind, box_size, _) = mp4::header_at(&head, 0).map_err(bad)?;
+        let box_end = (pos + box_size).min(size);
+        if box_end > want.start {
+            let (lo, hi) = (want.start.max(pos), want.end.min(box_end));
+            if &kind == b"moof" {
+                let mut moof = relay.read(spec.clone(), from + pos..from + pos + box_size).await?;
+                mp4::patch_moof(&mut moof, track, sequence, moved).map_err(bad)?;
+                let slice = Bytes::from(moof).slice((lo - pos) as usize..(hi - pos) as usize);
+                if tx.send(Ok(slice)).await.is_err() {
+                    return Ok(());
+                }
+            } else if !stream_range(relay, spec, from + lo..from + hi, tx).await? {
+                return Ok(());
+            }
+        }
+        pos = box_end;
+    }
+    Ok(())
+}
+
+/// Streams `range` of an input as the store has it; false when the reader
+/// of the composed file has gone.
+async fn stream_range(
+    relay: &Relay,
+    spec: &Spec,
+    range: std::ops::Range<u64>,
+    tx: &Sender,
+) -> Result<bool, RelayError> {
+    let mut reader = relay.reader(spec.clone(), range).await?;
+    while let Some(data) = reader.next().await {
+        if tx.send(Ok(data?)).await.is_err() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A stream fed by a task: the task stops when the stream is dropped (its
+/// sends fail), so a client hanging up stops the reads.
+fn async_stream<F, Fut>(make: F) -> impl Stream<Item = Result<Bytes, RelayError>> + Send + 'static
+where
+    F: FnOnce(Sender) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let task = tokio::spawn(make(tx));
+    let abort = AbortOnDrop(task);
+    futures_util::stream::unfold(
+        (rx, abort),
+        |(mut rx, abort)| async move { rx.recv().await.map(|i| (i, (rx, abort))) },
+    )
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,268 @@
+//! Composed files (`relay::compose`): a two-hour film served the way
+//! YouTube serves it above 360p, as separate DASH video (5 s fragments,
+//! each with its `sidx`) and audio (AAC in fragments of about 10 s that
+//! straddle the video's), merged in process. What a player checks: the
+//! length and the duration from the first request, a seek anywhere on a
+//! cold store that fetches only what it covers, the source's own picture
+//! where a cut starts, the same bytes from every instance.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+/// The film's files in the media folder (video, audio), made once: 320x180
+/// at 2 fps with a keyframe every 5 s (about 100 MB), and 8 kHz AAC (15 MB).
+fn film() -> &'static (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = media_dir();
+        let jobs: [(&str, &[&str]); 2] = [
+            (
+                "film-v.mp4",
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=320x180:rate=2",
+                    "-t",
+                    "7200",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                ]
+                .into_iter()
+                .chain(["-g", "10", "-keyint_min", "10", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-an"])
+                .collect::<Vec<_>>(),
+            ),
+            (
+                "film-a.m4a",
+                &[
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "sine=frequency=440:sample_rate=8000",
+                    "-t",
+                    "7200",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "16k",
+                ]
+                .into_iter()
+                .chain(["-ac", "1", "-frag_duration", "10000000"])
+                .collect::<Vec<_>>(),
+            ),
+        ];
+        for (name, args) in jobs {
+            let out = dir.join(name);
+            if out.exists() {
+                continue;
+            }
+            let tmp = dir.join(format!("tmp-{}-{name}", std::process::id()));
+            let status = Command::new("ffmpeg")
+                .args(["-y", "-loglevel", "error"])
+                .args(args)
+                .args(["-movflags", "+dash+global_sidx", "-f", "mp4"])
+                .arg(&tmp)
+                .status()
+                .expect("ffmpeg runs");
+            assert!(status.success(), "ffmpeg made {name}");
+            std::fs::rename(&tmp, &out).unwrap();
+        }
+        (dir.join("film-v.mp4"), dir.join("film-a.m4a"))
+    })
+}
+
+fn film_bytes() -> u64 {
+    let (v, a) = film();
+    std::fs::metadata(v).unwrap().len() + std::fs::metadata(a).unwrap().len()
+}
+
+/// An app whose origin ranges are small (256 KiB), so what a seek fetches
+/// is measured finely.
+async fn app() -> TestApp {
+    film();
+    spawn().arg("--stream-chunk-size", "256KiB").start().await
+}
+
+fn link(id: &str) -> String {
+    format!("/api/v2/stream/proxy/youtube/{id}?quality=720p")
+}
+
+/// Bytes of the film's files the origin was asked for (the ranges asked:
+/// at least what it sent).
+fn asked(app: &TestApp) -> u64 {
+    let whole = |p: &str| if p.contains("film-v") { film().0.clone() } else { film().1.clone() };
+    app.origin
+        .requests("/media/film-")
+        .iter()
+        .map(|(p, h)| {
+            let len = std::fs::metadata(whole(p)).unwrap().len();
+            let range = h.get("range").and_then(|r| r.to_str().ok()).and_then(|r| r.strip_prefix("bytes="));
+            match range.and_then(|r| r.split_once('-')) {
+                Some((a, b)) => {
+                    let a: u64 = a.parse().unwrap();
+                    let b: u64 = b.parse().map_or(len - 1, |b: u64| b.min(len - 1));
+                    b + 1 - a
+                }
+                None => len,
+            }
+        })
+        .sum()
+}
+
+async fn probe(url: &str) -> Value {
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams", url])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{url}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn kinds(p: &Value) -> Vec<String> {
+    p["streams"].as_array().unwrap().iter().map(|s| s["codec_type"].as_str().unwrap().to_owned()).collect()
+}
+
+/// The first picture of `input` from `t` s on, as grey bytes.
+async fn picture(input: &str, t: f64) -> Vec<u8> {
+    let out = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-ss",
+            &t.to_string(),
+            "-i",
+            input,
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+        ])
+        .arg("-")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout.len() == 320 * 180,
+        "{input} at {t}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Cold, the merged film answers as a file: `HEAD` has its length and
+/// ranges, a first request from 75% is a `206` with those bytes, ffprobe
+/// reads both streams and the whole two hours; nothing of the film was
+/// fetched but its heads and what was asked, and no ffmpeg ran.
+#[tokio::test]
+async fn a_merged_film_has_its_length_and_duration_from_the_first_request() {
+    let app = app().await;
+    let id = yt_id("film");
+    let head = app.http.head(format!("{}{}", app.base, link(&id))).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let h = head.headers();
+    let len: u64 = h["content-length"].to_str().unwrap().parse().unwrap();
+    assert!(
+        len > film_bytes() - 64 * 1024 && len < film_bytes() + 64 * 1024,
+        "{len} for {} bytes of film",
+        film_bytes()
+    );
+    assert_eq!((h["accept-ranges"].to_str().unwrap(), h["content-type"].to_str().unwrap()), ("bytes", "video/mp4"));
+    assert_eq!(h["x-reelay-format"], "136+140");
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    // The heads only: one block per file (the store's 1 MiB blocks are the
+    // least a fetch asks for; nothing is fetched ahead of a first read).
+    assert!(asked(&app) <= 2 << 20, "the heads only: {} bytes asked", asked(&app));
+
+    let from = len * 3 / 4;
+    let mut resp = app
+        .http
+        .get(format!("{}{}", app.base, link(&id)))
+        .header("range", format!("bytes={from}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["content-range"], format!("bytes {from}-{}/{len}", len - 1).as_str());
+    assert_eq!(resp.headers()["etag"], etag.as_str());
+    assert!(resp.chunk().await.unwrap().is_some_and(|c| !c.is_empty()));
+    drop(resp);
+
+    let p = probe(&format!("{}{}", app.base, link(&id))).await;
+    assert_eq!(kinds(&p), ["video", "audio"], "{p}");
+    let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - 7200.0).abs() < 1.0, "a player reads {duration} s");
+    assert!(asked(&app) < 16 << 20, "{} of {} bytes asked", asked(&app), film_bytes());
+    assert_eq!(app.prom("reelay_relay_merges_total").await, 0.0, "no ffmpeg");
+}
+
+/// A cut made as a player seeks (`ffmpeg -ss T -i <link> -c copy`), near
+/// the start, in the middle and near the end, each on a cold store: both
+/// streams, the source's own picture at T, and the origin asked for a
+/// small part of the film.
+#[tokio::test]
+async fn a_cut_anywhere_starts_at_the_sources_picture() {
+    let source = film().0.to_str().unwrap();
+    for t in [60.0, 3600.0, 7140.0] {
+        let app = app().await;
+        let id = yt_id("film");
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cut-{}-{t}.mp4", std::process::id()));
+        let status = tokio::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-ss", &t.to_string(), "-i", &format!("{}{}", app.base, link(&id))])
+            .args(["-t", "4", "-c", "copy", "-f", "mp4"])
+            .arg(&out)
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "ffmpeg cut at {t}");
+        let cut = out.to_str().unwrap();
+        assert_eq!(kinds(&probe(cut).await), ["video", "audio"], "cut at {t}");
+        assert_eq!(picture(cut, 0.0).await, picture(source, t).await, "the cut at {t} starts at the source's picture");
+        let asked = asked(&app);
+        assert!(asked < 16 << 20, "a cut at {t} asked the origin for {asked} of {} bytes", film_bytes());
+        let _ = std::fs::remove_file(Path::new(cut));
+    }
+}
+
+/// The same bytes and validator from two instances that share nothing but
+/// the origin; `If-Range` with a stale validator gets the whole file, with
+/// the right one the range; `If-None-Match` a `304`.
+#[tokio::test]
+async fn composed_bytes_are_the_same_everywhere() {
+    let one = app().await;
+    let two = spawn().origin(&one.origin).start().await;
+    let id = yt_id("film");
+    let get = |app: &TestApp, range: &str, extra: Option<(&'static str, String)>| {
+        let mut req = app.http.get(format!("{}{}", app.base, link(&id))).header("range", range.to_owned());
+        if let Some((k, v)) = extra {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let mut etags = Vec::new();
+    for range in ["bytes=0-65535", "bytes=9000000-9100000"] {
+        let (a, b) = (get(&one, range, None).await.unwrap(), get(&two, range, None).await.unwrap());
+        etags.push(a.headers()["etag"].to_str().unwrap().to_owned());
+        assert_eq!(a.headers()["etag"], b.headers()["etag"]);
+        assert_eq!(a.bytes().await.unwrap(), b.bytes().await.unwrap(), "{range}");
+    }
+    let etag = etags[0].clone();
+    let stale = get(&one, "bytes=0-9", Some(("if-range", "\"m-stale\"".into()))).await.unwrap();
+    assert_eq!(stale.status(), 200, "a stale If-Range gets the whole file");
+    let len: u64 = stale.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    assert!(len > film_bytes() / 2);
+    drop(stale);
+    let fresh = get(&one, "bytes=0-9", Some(("if-range", etag.clone()))).await.unwrap();
+    assert_eq!((fresh.status().as_u16(), fresh.bytes().await.unwrap().len()), (206, 10));
+    let same = one.http.get(format!("{}{}", one.base, link(&id))).header("if-none-match", etag).send().await.unwrap();
+    assert_eq!(same.status(), 304);
+}
