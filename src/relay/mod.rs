@@ -522,6 +522,19 @@ impl Reader {
         &self.visit.key
     }
 
+    /// Carries on from another reader of the same object that stopped
+    /// where this one starts (a composed file reads each input in pieces):
+    /// its last block and run, so what is fetched ahead keeps growing.
+    pub(crate) fn carry_on(&mut self, last_block: Option<u64>, run: u64) {
+        self.block = last_block;
+        self.run = run;
+    }
+
+    /// Where it is: its last block and its run (see [`Reader::carry_on`]).
+    pub(crate) fn progress(&self) -> (Option<u64>, u64) {
+        (self.block, self.run)
+    }
+
     fn new(visit: Visit, pos: u64, end: Option<u64>) -> Self {
         Reader { visit, pos, end, block: None, run: 0, counted: true }
     }

@@ -266,3 +266,36 @@ async fn composed_bytes_are_the_same_everywhere() {
     let same = one.http.get(format!("{}{}", one.base, link(&id))).header("if-none-match", etag).send().await.unwrap();
     assert_eq!(same.status(), 304);
 }
+
+/// Chromium's `<video>`, given the link: it reads the two hours, seeks to
+/// 1:30:00 and plays on from there. (What it reads ahead is its own media
+/// cache's choice: over loopback it takes the whole film in seconds.)
+#[tokio::test]
+async fn chromium_reads_the_duration_and_seeks_to_the_last_half_hour() {
+    let browser = PathBuf::from(MANIFEST_DIR).join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        "chromium and playwright-core are missing; run scripts/setup --test"
+    );
+    let app = app().await;
+    let config = serde_json::json!({"url": format!("{}{}", app.base, link(&yt_id("film"))), "seek": 5400});
+    let out = tokio::process::Command::new("node")
+        .arg(browser.join("film.mjs"))
+        .arg(config.to_string())
+        .current_dir(&browser)
+        .output()
+        .await
+        .expect("node runs");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("not JSON: {} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    });
+    assert!(report["failure"].is_null() && report["error"].is_null(), "{report}");
+    let (duration, at, later) = (
+        report["duration"].as_f64().unwrap(),
+        report["seeked_to"].as_f64().unwrap(),
+        report["playing_at"].as_f64().unwrap(),
+    );
+    assert!((duration - 7200.0).abs() < 1.0, "Chromium reads {duration} s");
+    assert!((at - 5400.0).abs() < 1.0 && later > at + 0.5, "seeked to {at}, then at {later}: {report}");
+    assert_eq!(report["width"], 320);
+}

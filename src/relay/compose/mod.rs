@@ -240,6 +240,7 @@ fn bytes_of(
     end: u64,
 ) -> impl Stream<Item = Result<Bytes, RelayError>> + Send + 'static {
     async_stream(move |tx| async move {
+        let mut runs = [Run::default(), Run::default()];
         let first = layout.parts.partition_point(|(at, _)| *at <= start).saturating_sub(1);
         for (at, part) in &layout.parts[first..] {
             if *at >= end {
@@ -256,16 +257,13 @@ fn bytes_of(
                 Part::Fragment { input, from, size, track, sequence } => {
                     let (lo, hi) = (start.saturating_sub(*at), (end - at).min(*size));
                     let spec = &inputs[*input];
-                    let sent = fragment(
-                        &relay,
-                        spec,
-                        *from,
-                        *size,
-                        (*track, *sequence, *at as i64 - *from as i64),
-                        lo..hi,
-                        &tx,
-                    )
-                    .await;
+                    let piece = Piece {
+                        from: *from,
+                        size: *size,
+                        renumber: (*track, *sequence, *at as i64 - *from as i64),
+                        want: lo..hi,
+                    };
+                    let sent = fragment(&relay, spec, piece, &tx, &mut runs[*input]).await;
                     if let Err(e) = sent {
                         let _ = tx.send(Err(e)).await;
                         return;
@@ -281,17 +279,31 @@ fn bytes_of(
 
 type Sender = tokio::sync::mpsc::Sender<Result<Bytes, RelayError>>;
 
-/// Sends bytes `want` of the fragment at input offset `from`: each `moof`
-/// in it read whole and renumbered, everything else streamed.
-async fn fragment(
-    relay: &Relay,
-    spec: &Spec,
+/// What of one fragment to send: the fragment (`size` bytes at input
+/// offset `from`), its renumbering (track, sequence, how far its moof
+/// moved), and the bytes of it wanted.
+struct Piece {
     from: u64,
     size: u64,
-    (track, sequence, moved): (u32, u32, i64),
+    renumber: (u32, u32, i64),
     want: std::ops::Range<u64>,
-    tx: &Sender,
-) -> Result<(), RelayError> {
+}
+
+/// How far the composed file's reader has read one input in a row: the
+/// next pieces it reads there carry on the run, so the relay fetches ahead
+/// of a sequential reader as it would for the file itself.
+#[derive(Default)]
+struct Run {
+    /// Where the last piece read of the input ended.
+    next: u64,
+    block: Option<u64>,
+    run: u64,
+}
+
+/// Sends bytes `want` of the fragment at input offset `from`: each `moof`
+/// in it read whole and renumbered, everything else streamed.
+async fn fragment(relay: &Relay, spec: &Spec, piece: Piece, tx: &Sender, run: &mut Run) -> Result<(), RelayError> {
+    let Piece { from, size, renumber: (track, sequence, moved), want } = piece;
     let bad = |e: mp4::BoxError| RelayError::Gone(format!("a fragment of the merge cannot be read: {e}"));
     let mut pos = 0u64;
     while pos < size && pos < want.end {
@@ -307,7 +319,7 @@ async fn fragment(
                 if tx.send(Ok(slice)).await.is_err() {
                     return Ok(());
                 }
-            } else if !stream_range(relay, spec, from + lo..from + hi, tx).await? {
+            } else if !stream_range(relay, spec, from + lo..from + hi, tx, run).await? {
                 return Ok(());
             }
         }
@@ -323,14 +335,25 @@ async fn stream_range(
     spec: &Spec,
     range: std::ops::Range<u64>,
     tx: &Sender,
+    run: &mut Run,
 ) -> Result<bool, RelayError> {
+    let (start, end) = (range.start, range.end);
     let mut reader = relay.reader(spec.clone(), range).await?;
+    // Within a few KB of where the last piece ended (a moof between): the
+    // same sequential read.
+    if run.run > 0 && start >= run.next && start - run.next < 64 * 1024 {
+        reader.carry_on(run.block, run.run);
+    }
+    let mut gone = false;
     while let Some(data) = reader.next().await {
         if tx.send(Ok(data?)).await.is_err() {
-            return Ok(false);
+            gone = true;
+            break;
         }
     }
-    Ok(true)
+    (run.block, run.run) = reader.progress();
+    run.next = end;
+    Ok(!gone)
 }
 
 /// A stream fed by a task: the task stops when the stream is dropped (its
