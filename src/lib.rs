@@ -31,7 +31,9 @@
 //! - [`extract`]: yt-dlp (a process per run, or a worker pool), its JSON as
 //!   `VideoInfo`, its refusals, its extras and its updates. [`relay`]: the
 //!   byte engine, which knows nothing of yt-dlp: a block store keyed by what
-//!   the bytes are, shared ranged fetches, ffmpeg merges, `read` for the
+//!   the bytes are, shared ranged fetches sized to what is read, composed
+//!   files (`relay::compose`: DASH video and audio merged from their
+//!   indexes, no ffmpeg), ffmpeg merges and transcodes, `read` for the
 //!   server's own use and `serve` for HTTP. [`ratelimit`]: GCRA in process
 //!   and on Redis.
 //! - [`upstream`]: the pooled HTTP client and its header rules; [`egress`]:
