@@ -53,6 +53,17 @@ const DASH_TYPE: &str = "application/dash+xml";
 /// may outlive one; a day covers a paused film.
 const LINK_TTL_SECS: i64 = 24 * 3600;
 
+/// Link expiries are rounded up to the hour: every render in that hour, on
+/// every instance with the same `URL_SIGNING_KEY` and after a restart,
+/// writes byte-identical links, so players and caches in front share them.
+const EXPIRY_STEP_SECS: i64 = 3600;
+
+/// The expiry of links written now: a day on, rounded up to the hour.
+fn link_expiry() -> i64 {
+    let at = now_unix() + LINK_TTL_SECS;
+    at + (EXPIRY_STEP_SECS - at.rem_euclid(EXPIRY_STEP_SECS)) % EXPIRY_STEP_SECS
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct ManifestQuery {
     /// The highest video rendition listed (`best` lists every one).
@@ -166,7 +177,7 @@ async fn manifest_response(
     let master = rendered(state, &key, || async {
         Ok(renditions(state, &req, &cached).await?.map(|r| match kind {
             Kind::Hls if req.muxed && r.audio.is_some() && !r.video.is_empty() => {
-                let links = Links::new(&req.video, now_unix() + LINK_TTL_SECS);
+                let links = Links::new(&req.video, link_expiry());
                 let audio = &r.audio.as_ref().expect("checked").id;
                 let uris: Vec<String> =
                     r.video.iter().map(|v| links.muxed(state, &format!("{}+{audio}", v.id), None)).collect();
@@ -244,7 +255,7 @@ fn wrapped(state: &AppState, req: &ManifestRequest, cached: &Arc<CachedInfo>) ->
             )));
         }
     };
-    let links = Links::new(&req.video, now_unix() + LINK_TTL_SECS);
+    let links = Links::new(&req.video, link_expiry());
     let uri = if req.direct { file.url.clone() } else { links.part(state, file, PartKind::Bytes, false) };
     let mut resp = text(HLS_TYPE, manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &uri));
     resp.headers_mut().insert(FORMAT_HEADER, format_header(&file.format_id));
@@ -303,7 +314,7 @@ async fn renditions(
     if video.is_empty() && audio.is_none() {
         return Ok(None);
     }
-    let links = Links::new(&req.video, now_unix() + LINK_TTL_SECS);
+    let links = Links::new(&req.video, link_expiry());
     let default_audio = audio.map(|a| a.format_id.clone());
     let listed = video.iter().copied().chain(audio).chain(other_audio.iter().copied());
     let tracks = join_all(listed.map(|f| track(state, req, cached, f, &links))).await;
