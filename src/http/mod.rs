@@ -91,13 +91,22 @@ pub fn router(state: AppState) -> Router {
 
 /// `CORS_ORIGINS`: `*` or a comma list of origins.
 fn cors(origins: &str) -> CorsLayer {
-    let allow = if origins.trim() == "*" {
+    let any = origins.trim() == "*";
+    let allow = if any {
         AllowOrigin::any()
     } else {
         AllowOrigin::list(origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
     };
     let h = |s: &'static str| HeaderName::from_static(s);
+    // With `*` every answer is the same whatever the Origin: no `Vary`
+    // that would split a shared cache's entries per site.
+    let vary: Vec<HeaderName> = if any {
+        Vec::new()
+    } else {
+        vec![header::ORIGIN, header::ACCESS_CONTROL_REQUEST_METHOD, header::ACCESS_CONTROL_REQUEST_HEADERS]
+    };
     CorsLayer::new()
+        .vary(vary)
         .allow_origin(allow)
         .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
         .allow_headers([header::RANGE, header::AUTHORIZATION, header::CONTENT_TYPE, h("x-api-key"), h("x-request-id")])

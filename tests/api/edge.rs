@@ -174,11 +174,17 @@ async fn cors_and_security_headers() {
     assert_eq!(header(&resp, "access-control-allow-origin"), "*");
     assert!(header(&resp, "access-control-allow-headers").to_ascii_lowercase().contains("x-api-key"));
     assert_eq!(app.fake.runs(), 0);
+    // `*` answers every site alike: nothing for a shared cache to vary on.
+    let get = app.http.get(format!("{}/health", app.base)).header("origin", "https://player.example").send().await;
+    let get = get.unwrap();
+    assert_eq!(header(&get, "access-control-allow-origin"), "*");
+    assert!(get.headers().get("vary").is_none_or(|v| !v.to_str().unwrap().contains("origin")), "{:?}", get.headers());
 
     let app = spawn().arg("--cors-origins", "https://a.example, https://b.example").start().await;
     let allowed =
         app.http.get(format!("{}/health", app.base)).header("origin", "https://b.example").send().await.unwrap();
     assert_eq!(header(&allowed, "access-control-allow-origin"), "https://b.example");
+    assert!(header(&allowed, "vary").contains("origin"), "a list answers per site");
     let other =
         app.http.get(format!("{}/health", app.base)).header("origin", "https://evil.example").send().await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
