@@ -187,15 +187,9 @@ pub(super) async fn answer(
 ) -> Result<Reply, RelayError> {
     let len = meta.len.unwrap_or(0);
     let validators = Validators { etag: meta.etag.clone(), last_modified: meta.last_modified.clone() };
-    let (status, start, end) = match range::answer(headers, len, &validators) {
-        Answer::NotModified => return Ok(head(StatusCode::NOT_MODIFIED, meta, Body::Empty)),
-        Answer::Unsatisfiable => {
-            let mut reply = head(StatusCode::RANGE_NOT_SATISFIABLE, meta, Body::Empty);
-            reply.headers_mut().insert(header::CONTENT_RANGE, value(format!("bytes */{len}")));
-            return Ok(reply);
-        }
-        Answer::Full => (StatusCode::OK, 0, len),
-        Answer::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+    let (status, start, end) = match decide(headers, len, &validators) {
+        Ok(range) => range,
+        Err(status) => return Ok(early(head(status, meta, Body::Empty), len)),
     };
     let body = if method == Method::HEAD || start == end {
         Body::Empty
@@ -213,14 +207,44 @@ pub(super) async fn answer(
             Some(Ok(first)) => streamed(&shared.metrics, first, reader, Some(end - start), counted),
         }
     };
-    let mut reply = head(status, meta, body);
-    let h = reply.headers_mut();
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(header::CONTENT_RANGE, value(format!("bytes {start}-{}/{len}", end - 1)));
+    Ok(framed(head(status, meta, body), start..end, len))
+}
+
+/// How a request for an object of `len` bytes is answered: the status and
+/// the bytes to send, or the status of an answer with no body (`304`,
+/// `416`: see [`early`]).
+pub(super) fn decide(
+    headers: &HeaderMap,
+    len: u64,
+    validators: &Validators,
+) -> Result<(StatusCode, u64, u64), StatusCode> {
+    match range::answer(headers, len, validators) {
+        Answer::NotModified => Err(StatusCode::NOT_MODIFIED),
+        Answer::Unsatisfiable => Err(StatusCode::RANGE_NOT_SATISFIABLE),
+        Answer::Full => Ok((StatusCode::OK, 0, len)),
+        Answer::Part { start, end } => Ok((StatusCode::PARTIAL_CONTENT, start, end + 1)),
     }
-    Ok(reply)
+}
+
+/// `reply`, an answer with no body, with the length a `416` names.
+pub(super) fn early(mut reply: Reply, len: u64) -> Reply {
+    if reply.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+        reply.headers_mut().insert(header::CONTENT_RANGE, value(format!("bytes */{len}")));
+    }
+    reply
+}
+
+/// `reply` (a `200` or `206` of `bytes` of `len`) with its length, ranges
+/// and, for a part, which part.
+pub(super) fn framed(mut reply: Reply, bytes: std::ops::Range<u64>, len: u64) -> Reply {
+    let partial = reply.status() == StatusCode::PARTIAL_CONTENT;
+    let h = reply.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.end - bytes.start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if partial {
+        h.insert(header::CONTENT_RANGE, value(format!("bytes {}-{}/{len}", bytes.start, bytes.end - 1)));
+    }
+    reply
 }
 
 fn value(s: String) -> HeaderValue {

@@ -29,8 +29,8 @@ use futures_util::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use sha2::{Digest, Sha256};
 
-use super::range::{self, Answer, Validators};
-use super::serve::{Body, Reply};
+use super::range::Validators;
+use super::serve::{self, Body, Reply};
 use super::{Relay, RelayError, Spec};
 use sidx::Index;
 
@@ -57,17 +57,6 @@ pub struct Layout {
     parts: Vec<(u64, Part)>,
     len: u64,
     etag: String,
-}
-
-impl Layout {
-    /// The merged file's length.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
 }
 
 /// Why a merge cannot be composed (the caller merges with ffmpeg instead).
@@ -183,29 +172,17 @@ impl Relay {
         let layout = Arc::new(self.merge_layout(&merge).await?);
         let len = layout.len;
         let validators = Validators { etag: Some(layout.etag.clone()), last_modified: None };
-        let (status, start, end) = match range::answer(headers, len, &validators) {
-            Answer::NotModified => return Ok(reply(StatusCode::NOT_MODIFIED, &layout, Body::Empty)),
-            Answer::Unsatisfiable => {
-                let mut r = reply(StatusCode::RANGE_NOT_SATISFIABLE, &layout, Body::Empty);
-                r.headers_mut().insert(header::CONTENT_RANGE, value(format!("bytes */{len}")));
-                return Ok(r);
-            }
-            Answer::Full => (StatusCode::OK, 0, len),
-            Answer::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1),
+        let (status, start, end) = match serve::decide(headers, len, &validators) {
+            Ok(range) => range,
+            Err(status) => return Ok(serve::early(reply(status, &layout, Body::Empty), len)),
         };
         let body = if method == Method::HEAD || start == end {
             Body::Empty
         } else {
             let stream = bytes_of(self.clone(), layout.clone(), [merge.video.0, merge.audio.0], start, end);
-            super::serve::composed_body(&self.0.metrics, &merge.key, stream, end - start)
+            serve::composed_body(&self.0.metrics, &merge.key, stream, end - start)
         };
-        let mut r = reply(status, &layout, body);
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-        if status == StatusCode::PARTIAL_CONTENT {
-            h.insert(header::CONTENT_RANGE, value(format!("bytes {start}-{}/{len}", end - 1)));
-        }
-        Ok(r)
+        Ok(serve::framed(reply(status, &layout, body), start..end, len))
     }
 }
 
@@ -214,15 +191,10 @@ fn reply(status: StatusCode, layout: &Layout, body: Body) -> Reply {
     *r.status_mut() = status;
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&layout.etag) {
         h.insert(header::ETAG, v);
     }
     r
-}
-
-fn value(s: String) -> HeaderValue {
-    HeaderValue::try_from(s).expect("digits and ASCII are a valid header")
 }
 
 fn hex(bytes: &[u8]) -> String {
