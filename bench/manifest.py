@@ -42,13 +42,20 @@ def cpu_s(pid):
     return ticks / 100.0
 
 
-def make_media(www: Path):
+def make_dash_pair(www: Path):
+    """60 s of 1080p and its audio as YouTube's DASH files (the stand-in's
+    `benchdash` videos)."""
     lavfi = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi"]
     subprocess.run(lavfi + ["-i", "testsrc2=size=1920x1080:rate=30", "-t", "60", "-c:v", "libx264", "-preset", "ultrafast",
                             "-g", "150", "-sc_threshold", "0", "-movflags", "+dash+global_sidx", "-f", "mp4",
                             str(www / "dash1080.mp4")], check=True)
     subprocess.run(lavfi + ["-i", "sine=frequency=440:sample_rate=44100", "-t", "60", "-c:a", "aac", "-frag_duration",
                             "5000000", "-movflags", "+dash+global_sidx", "-f", "mp4", str(www / "dash-a.m4a")], check=True)
+
+
+def make_media(www: Path):
+    make_dash_pair(www)
+    lavfi = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi"]
     # A 2-hour film, small: 5 s video fragments and 10 s audio ones, as YouTube's.
     subprocess.run(lavfi + ["-i", "testsrc=size=320x180:rate=10", "-t", "7200", "-c:v", "libx264", "-preset", "ultrafast",
                             "-g", "50", "-sc_threshold", "0", "-b:v", "100k", "-movflags", "+dash+global_sidx", "-f", "mp4",

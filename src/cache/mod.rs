@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 pub use self::tiered::{Entry, Settings, Tiered};
 use crate::extract::{ExtractError, Playlist, VideoInfo};
@@ -41,6 +42,8 @@ pub struct CachedInfo {
     pub info: VideoInfo,
     /// `to_api_json()` of `info`: hits are served from these bytes.
     pub api_json: Bytes,
+    /// A digest of `api_json` (hex), worked out once: the info's entity tag.
+    pub api_digest: String,
     /// Unix time of the extraction, so streams can refuse old URLs.
     pub fetched_at: i64,
 }
@@ -48,7 +51,8 @@ pub struct CachedInfo {
 impl CachedInfo {
     fn new(key: &str, info: VideoInfo, fetched_at: i64) -> Self {
         let api_json = Bytes::from(info.to_api_json());
-        CachedInfo { key: key.to_owned(), info, api_json, fetched_at }
+        let api_digest = sha2::Sha256::digest(&api_json)[..12].iter().map(|b| format!("{b:02x}")).collect();
+        CachedInfo { key: key.to_owned(), info, api_json, api_digest, fetched_at }
     }
 }
 

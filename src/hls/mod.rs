@@ -8,4 +8,4 @@
 pub mod rewrite;
 pub mod signing;
 
-pub use signing::{Grant, LiveGrant, PartGrant, PartKind, SignError, Signer};
+pub use signing::{EXPIRY_STEP_SECS, Grant, LiveGrant, PartGrant, PartKind, SignError, Signer, link_expiry};

@@ -6,8 +6,6 @@
 //! Poly1305): a client reads nothing of it. Manifests reelay builds name
 //! their parts with [`PartGrant`]s, which name no URL and are signed (HMAC).
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chacha20poly1305::XChaCha20Poly1305;
@@ -136,12 +134,24 @@ pub struct Signer {
     /// Seals grants that name an origin URL; its key is derived from `key`
     /// (so every instance sharing `URL_SIGNING_KEY` opens the others').
     sealer: XChaCha20Poly1305,
-    /// The first 16 bytes of every nonce: random per process, so instances
-    /// sharing the key never share a nonce.
-    nonce_prefix: [u8; 16],
-    /// The last 8: a count, so no nonce repeats within the process (and a
-    /// playlist of a thousand segments costs no thousand `getrandom` calls).
-    sealed: AtomicU64,
+    /// Derives each nonce from the grant it seals (a synthetic IV, as in
+    /// AES-SIV): the same grant sealed anywhere with the same key is the
+    /// same link, so caches in front share it; two different grants share
+    /// a nonce with odds of 2^-96, and one grant sealed twice shows only
+    /// that it is the same grant. Its key is derived from `key` too.
+    nonces: HmacSha256,
+}
+
+/// Link expiries are rounded up to this step: every link written within
+/// it, by any instance sharing `URL_SIGNING_KEY` and after a restart, is
+/// byte-identical, so players and caches in front share them.
+pub const EXPIRY_STEP_SECS: i64 = 3600;
+
+/// The expiry of a link written at `now` to live at least `ttl` seconds:
+/// `now + ttl` rounded up to [`EXPIRY_STEP_SECS`].
+pub fn link_expiry(now: i64, ttl: i64) -> i64 {
+    let at = now + ttl;
+    at + (EXPIRY_STEP_SECS - at.rem_euclid(EXPIRY_STEP_SECS)) % EXPIRY_STEP_SECS
 }
 
 /// The nonce's length (XChaCha20's).
@@ -157,15 +167,20 @@ impl Signer {
         let mut derive = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length");
         derive.update(b"reelay: the key of sealed links");
         let sealer = XChaCha20Poly1305::new(&derive.finalize().into_bytes());
-        Signer { key, sealer, nonce_prefix: uuid::Uuid::new_v4().into_bytes(), sealed: AtomicU64::new(0) }
+        let mut derive = HmacSha256::new_from_slice(&key).expect("HMAC takes keys of any length");
+        derive.update(b"reelay: the key of sealed links' nonces");
+        let nonces = HmacSha256::new_from_slice(&derive.finalize().into_bytes()).expect("any length");
+        Signer { key, sealer, nonces }
     }
 
-    /// `grant` encrypted and authenticated, base64url: nonce, then ciphertext.
+    /// `grant` encrypted and authenticated, base64url: nonce, then
+    /// ciphertext. The same grant gives the same token.
     pub fn seal(&self, grant: &impl Serialize) -> String {
-        let mut nonce = [0u8; NONCE];
-        nonce[..16].copy_from_slice(&self.nonce_prefix);
-        nonce[16..].copy_from_slice(&self.sealed.fetch_add(1, Ordering::Relaxed).to_le_bytes());
         let plain = serde_json::to_vec(grant).expect("plain struct");
+        let mut mac = self.nonces.clone();
+        mac.update(&plain);
+        let mut nonce = [0u8; NONCE];
+        nonce.copy_from_slice(&mac.finalize().into_bytes()[..NONCE]);
         let sealed = self.sealer.encrypt(&nonce.into(), plain.as_slice()).expect("a grant is far below the limit");
         B64.encode([&nonce[..], &sealed].concat())
     }
@@ -259,8 +274,11 @@ mod tests {
         let t = s.seal(&g);
         let raw = B64.decode(&t).unwrap();
         assert!(!String::from_utf8_lossy(&raw).contains("origin.example"), "the URL is not readable");
-        assert_ne!(t, s.seal(&g), "a fresh nonce each time");
-        assert_ne!(&raw[..16], &B64.decode(Signer::new(Some("k")).seal(&g)).unwrap()[..16], "and per process");
+        assert_eq!(t, Signer::new(Some("k")).seal(&g), "the same grant is the same link on every instance");
+        let other = Grant { e: 101, ..g.clone() };
+        let raw_other = B64.decode(s.seal(&other)).unwrap();
+        assert_ne!(&raw[..NONCE], &raw_other[..NONCE], "another grant, another nonce");
+        assert_ne!(&raw[..NONCE], &B64.decode(Signer::new(Some("k2")).seal(&g)).unwrap()[..NONCE], "another key too");
         assert_eq!(s.open(&t, 50), Ok(g.clone()));
         assert_eq!(s.open::<Grant>(&t, 101), Err(SignError::Expired));
         assert_eq!(Signer::new(Some("k")).open(&t, 50), Ok(g.clone()), "another instance with the same key");

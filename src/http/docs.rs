@@ -381,6 +381,7 @@ fn proxy_by_id() {}
     responses(
         (status = 200, description = "The stream", content_type = "video/mp4"),
         (status = 206, description = "Part of a file, for a Range request"),
+        (status = 307, description = "To the canonical form of the request (a known platform's link to its path, another site's link spelled as its parts' v=): the routing key balancers hash on"),
         (status = "4XX", description = video_errors!(), body = ErrorResponse),
         (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
 fn proxy_by_url() {}
@@ -400,6 +401,7 @@ fn smart_by_id() {}
     responses(
         (status = 200, description = "Proxied"),
         (status = 302, description = "Redirected"),
+        (status = 307, description = "To the canonical form of the request (a known platform's link to its path, another site's link spelled as its parts' v=): the routing key balancers hash on"),
         (status = "4XX", description = video_errors!(), body = ErrorResponse),
         (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
 fn smart_by_url() {}
@@ -441,6 +443,7 @@ fn master_by_id() {}
     responses(
         (status = 200, description = "HLS master playlist", content_type = "application/vnd.apple.mpegurl"),
         (status = 409, description = "No separate DASH files, or player=unity", body = ErrorResponse),
+        (status = 307, description = "To the canonical form of the request (a known platform's link to its path, another site's link spelled as its parts' v=): the routing key balancers hash on"),
         (status = "4XX", description = video_errors!(), body = ErrorResponse),
         (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
 fn master_by_url() {}
@@ -460,6 +463,7 @@ fn mpd_by_id() {}
     responses(
         (status = 200, description = "Static DASH MPD", content_type = "application/dash+xml"),
         (status = 409, description = "No separate DASH files, the source is HLS only, or player=unity", body = ErrorResponse),
+        (status = 307, description = "To the canonical form of the request (a known platform's link to its path, another site's link spelled as its parts' v=): the routing key balancers hash on"),
         (status = "4XX", description = video_errors!(), body = ErrorResponse),
         (status = "5XX", description = "See 4XX", body = ErrorResponse)))]
 fn mpd_by_url() {}

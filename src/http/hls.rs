@@ -13,9 +13,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 
+use super::caching;
 use super::error::ApiError;
 use super::reply::{FORMAT_HEADER, HLS_TYPE, format_header};
-use super::state::AppState;
+use super::state::{AppState, Text};
 use crate::cache::now_unix;
 use crate::egress::Route;
 use crate::extract::{Format, Headers};
@@ -72,15 +73,21 @@ pub async fn open_playlist(
         .await
         .map_err(|detail| PlaylistFailure::Body(ApiError::BadGateway { error: "Upstream error", detail }))?;
     let text = String::from_utf8_lossy(&body);
-    let expires = now_unix() + LINK_TTL_SECS;
+    // Quantised, and sealed deterministically: a VOD playlist rewritten on
+    // any instance within the hour names the same links.
+    let expires = crate::hls::link_expiry(now_unix(), LINK_TTL_SECS);
     let route = VideoRef::from_cache_key(video_key).map(|v| v.route_query()).unwrap_or_default();
     let rewritten = hls::rewrite(&text, &base, |u, nested| {
         let grant = Grant { u: u.to_string(), v: video_key.to_owned(), f: format_id.to_owned(), e: expires, p: nested };
         format!("/api/v2/stream/hls/{}/{}?v={route}", state.signer.seal(&grant), link_name(u))
     });
-    let mut resp = Response::new(Body::from(rewritten));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let text = Text::new(rewritten);
+    let mut resp = Response::new(Body::from(text.body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
+    h.insert(header::ETAG, text.etag);
+    // A VOD playlist: public while its links keep half their life.
+    caching::listing(h, expires, LINK_TTL_SECS);
     Ok(resp)
 }
 
@@ -144,7 +151,9 @@ async fn hls_link(
         let opened = open_playlist(&state, &grant.u, &via, &HeaderMap::new(), &grant.v, &grant.f).await;
         return opened.map_err(|e| e.into_api(part));
     }
-    Ok(reply.map(Body::new))
+    let mut resp = reply.map(Body::new);
+    caching::immutable_until(resp.headers_mut(), grant.e);
+    Ok(resp)
 }
 
 /// A segment's refusal says which part was refused.

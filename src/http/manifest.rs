@@ -20,13 +20,14 @@ use axum::routing::{MethodRouter, get};
 use futures_util::future::join_all;
 use serde::Deserialize;
 
+use super::caching;
 use super::edge::{Video, parse_lang, parse_player};
 use super::hls::source_playlist;
 use super::reply::{FORMAT_HEADER, HLS_TYPE, format_header, found};
-use super::state::{AppState, Client, Rendered};
+use super::state::{AppState, Client, Rendered, Text};
 use crate::cache::{CachedInfo, now_unix};
 use crate::extract::{Format, Subtitles};
-use crate::hls::{PartGrant, PartKind};
+use crate::hls::{EXPIRY_STEP_SECS, PartGrant, PartKind};
 use crate::http::error::ApiError;
 use crate::manifest::hls::LiveVariant;
 use crate::manifest::{self, Index, IndexFailure, Renditions, TextTrack, Track};
@@ -53,15 +54,10 @@ const DASH_TYPE: &str = "application/dash+xml";
 /// may outlive one; a day covers a paused film.
 const LINK_TTL_SECS: i64 = 24 * 3600;
 
-/// Link expiries are rounded up to the hour: every render in that hour, on
-/// every instance with the same `URL_SIGNING_KEY` and after a restart,
-/// writes byte-identical links, so players and caches in front share them.
-const EXPIRY_STEP_SECS: i64 = 3600;
-
-/// The expiry of links written now: a day on, rounded up to the hour.
+/// The expiry of links written now: a day on, rounded up to the hour
+/// (`hls::link_expiry`: the same links on every instance within the hour).
 fn link_expiry() -> i64 {
-    let at = now_unix() + LINK_TTL_SECS;
-    at + (EXPIRY_STEP_SECS - at.rem_euclid(EXPIRY_STEP_SECS)) % EXPIRY_STEP_SECS
+    crate::hls::link_expiry(now_unix(), LINK_TTL_SECS)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -168,9 +164,9 @@ async fn manifest_response(
         req.muxed
     );
     if !req.direct
-        && let Some(text_) = rendered_hit(state, &key).await
+        && let Some(t) = rendered_hit(state, &key).await
     {
-        return Ok(text(content_type, text_));
+        return Ok(listing(content_type, t));
     }
     let cached = state.lookup(&req.video, Purpose::Stream, client).await?;
     let key = if req.direct { format!("{key}@{}", cached.fetched_at) } else { key };
@@ -188,8 +184,8 @@ async fn manifest_response(
         }))
     })
     .await?;
-    if let Some(text_) = master {
-        return Ok(text(content_type, text_));
+    if let Some(t) = master {
+        return Ok(if req.direct { text(content_type, t.body) } else { listing(content_type, t) });
     }
     if cached.info.is_live && !req.direct && matches!(kind, Kind::Hls) {
         return live_master(state, &req, &cached);
@@ -257,7 +253,8 @@ fn wrapped(state: &AppState, req: &ManifestRequest, cached: &Arc<CachedInfo>) ->
     };
     let links = Links::new(&req.video, link_expiry());
     let uri = if req.direct { file.url.clone() } else { links.part(state, file, PartKind::Bytes, false) };
-    let mut resp = text(HLS_TYPE, manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &uri));
+    let playlist = manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &uri);
+    let mut resp = if req.direct { text(HLS_TYPE, playlist) } else { listing(HLS_TYPE, Text::new(playlist)) };
     resp.headers_mut().insert(FORMAT_HEADER, format_header(&file.format_id));
     Ok(resp)
 }
@@ -475,7 +472,7 @@ async fn part(
         && !grant.d
         && let Some(playlist) = rendered_hit(&state, &media_key).await
     {
-        return Ok(text(HLS_TYPE, playlist));
+        return Ok(linked(HLS_TYPE, playlist, grant.e));
     }
     let cached = state.lookup(&video, Purpose::Stream, &client).await?;
     if matches!(grant.k, PartKind::SubtitlePlaylist | PartKind::Subtitles) {
@@ -501,7 +498,8 @@ async fn part(
                 Ok(Some(manifest::hls::media(&index, &file_uri)))
             })
             .await?;
-            Ok(text(HLS_TYPE, playlist.unwrap_or_default()))
+            let playlist = playlist.unwrap_or_else(|| Text::new(Bytes::new()));
+            Ok(if grant.d { text(HLS_TYPE, playlist.body) } else { linked(HLS_TYPE, playlist, grant.e) })
         }
         PartKind::SubtitlePlaylist | PartKind::Subtitles => subtitle_part(&state, &video, &cached, &grant).await,
         PartKind::MuxedPlaylist | PartKind::MuxedSegment => {
@@ -517,6 +515,7 @@ async fn part(
                 h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
             }
             h.insert(FORMAT_HEADER, format_header(&f.format_id));
+            caching::immutable_until(h, grant.e);
             Ok(resp)
         }
     }
@@ -549,7 +548,7 @@ async fn muxed_part(
             Ok(Some(manifest::hls::muxed_media(&index, |n| links.muxed(state, &grant.f, Some(n as u32)))))
         })
         .await?;
-        return Ok(text(HLS_TYPE, playlist.unwrap_or_default()));
+        return Ok(linked(HLS_TYPE, playlist.unwrap_or_else(|| Text::new(Bytes::new())), grant.e));
     };
     let index: Arc<Index> = state.indexes.get(&state.relay, || spec(vf)).await?;
     let from: u64 = index.segments.iter().take(n as usize).map(|s| u64::from(s.duration)).sum();
@@ -566,7 +565,10 @@ async fn muxed_part(
     let mut resp = Response::new(Body::from(bytes));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400, immutable"));
+    // Named by what it is made of, so every instance names it the same.
+    let n = n.to_le_bytes();
+    h.insert(header::ETAG, caching::etag_naming(&[grant.v.as_bytes(), grant.f.as_bytes(), &n]));
+    caching::immutable_until(h, grant.e);
     h.insert(FORMAT_HEADER, format_header(&grant.f));
     Ok(resp)
 }
@@ -583,36 +585,60 @@ async fn subtitle_part(
     if grant.k == PartKind::SubtitlePlaylist {
         let links = Links::new(video, grant.e);
         let file = links.text(state, track, PartKind::Subtitles);
-        return Ok(text(HLS_TYPE, manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &file)));
+        let playlist = manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &file);
+        return Ok(linked(HLS_TYPE, Text::new(playlist), grant.e));
     }
     let vtt = state.subtitles.webvtt(state.relay.upstream(), &cached.key, &cached.info, track).await?;
-    let mut resp = text("text/vtt; charset=utf-8", vtt);
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    Ok(resp)
+    Ok(linked("text/vtt; charset=utf-8", Text::new(vtt), grant.e))
 }
 
 /// The text under `key` in the rendered cache, if it is there.
-async fn rendered_hit(state: &AppState, key: &str) -> Option<Bytes> {
+async fn rendered_hit(state: &AppState, key: &str) -> Option<Text> {
     state.rendered.get(key).await.and_then(|r| r.0.clone())
 }
 
 /// The text under `key` in the rendered cache, or `render`'s, kept briefly
 /// (`None`: nothing to render). Concurrent misses render once.
-async fn rendered<F, Fut>(state: &AppState, key: &str, render: F) -> Result<Option<Bytes>, ApiError>
+async fn rendered<F, Fut>(state: &AppState, key: &str, render: F) -> Result<Option<Text>, ApiError>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Option<String>, ApiError>>,
 {
-    let load = || async { render().await.map(|text| Rendered(text.map(Bytes::from))) };
+    let load = || async { render().await.map(|text| Rendered(text.map(Text::new))) };
     let (found, _) = state.rendered.get_or_fetch(key, |_| true, load).await.map_err(Arc::unwrap_or_clone)?;
     Ok(found.0.clone())
 }
 
+/// Text no shared cache keeps: what names the origin's own URLs (direct
+/// mode), which expire on the origin's clock.
 fn text(content_type: &'static str, body: impl Into<Body>) -> Response {
     let mut resp = Response::new(body.into());
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // The links inside are signed for a day, and the manifest is cheap to make again.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// A manifest at a stable route, whose links were written now: public while
+/// they keep half their life (an expiry rendered up to 30 s ago may be an
+/// hour earlier than one written now, hence the step).
+fn listing(content_type: &'static str, t: Text) -> Response {
+    let mut resp = tagged(content_type, t);
+    caching::listing(resp.headers_mut(), link_expiry() - EXPIRY_STEP_SECS, LINK_TTL_SECS);
+    resp
+}
+
+/// The text a signed link expiring at `expires` names: it cannot change.
+fn linked(content_type: &'static str, t: Text, expires: i64) -> Response {
+    let mut resp = tagged(content_type, t);
+    caching::immutable_until(resp.headers_mut(), expires);
+    resp
+}
+
+fn tagged(content_type: &'static str, t: Text) -> Response {
+    let mut resp = Response::new(Body::from(t.body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::ETAG, t.etag);
     resp
 }

@@ -1,7 +1,7 @@
 //! The outer middleware around every route: request id, the client's
 //! address, size limits and load shedding, security headers, the JSON error
-//! shape for every 4xx/5xx (ours and axum's own rejections alike), metrics,
-//! and one log line per request.
+//! shape for every 4xx/5xx (ours and axum's own rejections alike), caching's
+//! last word (`caching::finish`), metrics, and one log line per request.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -106,6 +106,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     req.extensions_mut().insert(Client { ip, key: None });
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
     let route = req.extensions().get::<MatchedPath>().cloned();
     // Monitoring traffic (health checks, metrics polls and scrapes) logs at
     // debug and does nothing that logs on its own: no request id to carry.
@@ -154,6 +155,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     if status.is_client_error() || status.is_server_error() {
         resp = error_json(resp, &request_id).await;
     }
+    let mut resp = super::caching::finish(resp, if_none_match.as_ref());
+    let status = resp.status();
     let h = resp.headers_mut();
     h.insert(REQUEST_ID, HeaderValue::from_str(&request_id).expect("ids are plain ASCII"));
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));

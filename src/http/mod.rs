@@ -2,15 +2,17 @@
 //! group, each with its `routes()`, the middleware every request goes through
 //! (`middleware`: request ids, limits, logs; `guard`: IP lists, API keys, rate
 //! limits), `AppState` and `Client` (`state`), `ApiError` (`error`), the
-//! shared response shapes (`reply`), input read at the edge (`edge`), and the
-//! OpenAPI document with `GET /` (`docs`).
+//! shared response shapes (`reply`), input read at the edge (`edge`), what
+//! shared caches may keep (`caching`), and the OpenAPI document with `GET /`
+//! (`docs`).
 //!
 //! Owns: routes, status codes and headers. May import everything below it
 //! (`config`, `service`, `relay`, ...) but not `app`; route modules share
-//! `reply`, `edge`, `error` and `hls`, never each other.
+//! `reply`, `edge`, `error`, `caching` and `hls`, never each other.
 
 pub mod access;
 mod batch;
+mod caching;
 mod captions;
 mod cobalt;
 pub mod conn;

@@ -90,11 +90,26 @@ pub struct Inner {
 
 /// A rendered manifest or media playlist; `None`: the video has no DASH
 /// files to list.
-pub struct Rendered(pub Option<bytes::Bytes>);
+pub struct Rendered(pub Option<Text>);
+
+/// Text reelay rendered, with its entity tag (worked out once per render,
+/// not once per hit).
+#[derive(Clone)]
+pub struct Text {
+    pub body: bytes::Bytes,
+    pub etag: axum::http::HeaderValue,
+}
+
+impl Text {
+    pub fn new(body: impl Into<bytes::Bytes>) -> Self {
+        let body = body.into();
+        Text { etag: super::caching::etag_of(&body), body }
+    }
+}
 
 impl Entry for Rendered {
     fn weight(&self) -> u32 {
-        self.0.as_ref().map_or(64, |b| b.len() as u32 + 64)
+        self.0.as_ref().map_or(64, |t| t.body.len() as u32 + 128)
     }
 }
 

@@ -219,7 +219,24 @@ async fn proxy(
     Video(video): Video,
     Query(q): Query<StreamQuery>,
 ) -> Result<Response, ApiError> {
-    serve(&state, &StreamRequest::new(video, &q, method, headers, client)?, Mode::Proxy).await
+    let resp = serve(&state, &StreamRequest::new(video, &q, method, headers, client)?, Mode::Proxy).await?;
+    Ok(keepable(resp, state.access.keys_required()))
+}
+
+/// The bytes of a stable route (not a signed link): the format it names may
+/// change with a new extraction, so shared caches keep them an hour;
+/// `private` where a cache must not share them (API keys; the smart route,
+/// whose answer depends on the client). Answers that said already (live and
+/// HLS playlists, ffmpeg's merges) keep theirs.
+fn keepable(mut resp: Response, private: bool) -> Response {
+    let status = resp.status();
+    let h = resp.headers_mut();
+    if (status.is_success() || status == axum::http::StatusCode::NOT_MODIFIED)
+        && !h.contains_key(axum::http::header::CACHE_CONTROL)
+    {
+        super::caching::for_secs(h, super::caching::STABLE_ROUTE_SECS, private);
+    }
+    resp
 }
 
 /// Chooses the mode: `mode=` forces it; else a country in `PROXY_COUNTRIES`
@@ -256,7 +273,7 @@ async fn smart(
             }
         }
     };
-    serve(&state, &req, mode).await
+    Ok(keepable(serve(&state, &req, mode).await?, true))
 }
 
 /// Why one attempt at serving failed.

@@ -31,7 +31,14 @@ async fn info(
     Video(video): Video,
 ) -> Result<Response, ApiError> {
     let cached = state.lookup(&video, Purpose::Info, &client).await?;
-    Ok(success("Video information retrieved successfully", cached.api_json.clone()))
+    let mut resp = success("Video information retrieved successfully", cached.api_json.clone());
+    let h = resp.headers_mut();
+    // Weak: the envelope's timestamp changes, what it says does not.
+    if let Ok(tag) = HeaderValue::from_str(&format!("W/\"i-{}\"", cached.api_digest)) {
+        h.insert(header::ETAG, tag);
+    }
+    super::caching::for_secs(h, super::caching::INFO_SECS, state.access.keys_required());
+    Ok(resp)
 }
 
 /// The video's thumbnail through the server, for clients that cannot reach

@@ -241,6 +241,9 @@ impl Job {
             Some(_) => {}
             None => {
                 let mut meta = head.meta.clone();
+                if let Some(len) = meta.len {
+                    meta.etag = Some(own_etag(&self.key, len));
+                }
                 if !meta.ranged {
                     // The whole file, every time: keep it only if it fits.
                     meta.stored = meta.len.is_some_and(|len| len <= self.shared.settings.memory / 2);
@@ -387,6 +390,17 @@ fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
     Some((first, total))
 }
 
+/// The entity tag reelay gives a stored object: strong, and the same on
+/// every instance and after every restart (it names what the bytes are and
+/// their length, not which origin server sent them), so a cache in front,
+/// a resuming download (`If-Range`) and nginx's slices agree on it.
+fn own_etag(key: &str, len: u64) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(key.as_bytes()).chain_update(len.to_le_bytes()).finalize();
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"r-{hex}\"")
+}
+
 fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
     headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
@@ -400,7 +414,6 @@ fn interpret(status: StatusCode, headers: &HeaderMap, plan: &Plan) -> Result<Hea
         content_type: header_text(headers, header::CONTENT_TYPE),
         etag: header_text(headers, header::ETAG),
         last_modified: header_text(headers, header::LAST_MODIFIED),
-        cache_control: header_text(headers, header::CACHE_CONTROL),
         ranged: true,
         stored: true,
     };

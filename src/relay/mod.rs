@@ -119,7 +119,6 @@ pub struct Meta {
     pub content_type: Option<String>,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-    pub cache_control: Option<String>,
     /// The origin answers ranges; when false the object is fetched whole.
     pub ranged: bool,
     /// The object is kept in blocks; when false each client gets its own

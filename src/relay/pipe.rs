@@ -16,15 +16,16 @@ use hyper::body::Incoming;
 use super::Fetched;
 use crate::metrics::StreamGuard;
 
-/// Upstream response headers that may reach the client. Never Set-Cookie.
-const TO_CLIENT: [HeaderName; 7] = [
+/// Upstream response headers that may reach the client. Never Set-Cookie,
+/// and never the origin's `Cache-Control`: what a shared cache in front may
+/// keep is reelay's to say (each route sets it; unset means `no-store`).
+const TO_CLIENT: [HeaderName; 6] = [
     header::CONTENT_TYPE,
     header::CONTENT_LENGTH,
     header::CONTENT_RANGE,
     header::ACCEPT_RANGES,
     header::ETAG,
     header::LAST_MODIFIED,
-    header::CACHE_CONTROL,
 ];
 
 /// Turns an upstream response into the client's: same status, allowed

@@ -251,7 +251,8 @@ fn value(s: String) -> HeaderValue {
     HeaderValue::try_from(s).expect("digits and ASCII are a valid header")
 }
 
-/// A response with the object's type and validators.
+/// A response with the object's type and validators (the origin's
+/// `Cache-Control` stays behind: the route says what caches may keep).
 fn head(status: StatusCode, meta: &Meta, body: Body) -> Reply {
     let mut reply = http::Response::new(body);
     *reply.status_mut() = status;
@@ -259,11 +260,7 @@ fn head(status: StatusCode, meta: &Meta, body: Body) -> Reply {
     let text = |s: &Option<String>| s.as_deref().and_then(|s| HeaderValue::from_str(s).ok());
     let content_type = text(&meta.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, content_type);
-    for (name, v) in [
-        (header::ETAG, &meta.etag),
-        (header::LAST_MODIFIED, &meta.last_modified),
-        (header::CACHE_CONTROL, &meta.cache_control),
-    ] {
+    for (name, v) in [(header::ETAG, &meta.etag), (header::LAST_MODIFIED, &meta.last_modified)] {
         if let Some(v) = text(v) {
             h.insert(name, v);
         }

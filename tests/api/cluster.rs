@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-/// nginx with the project's load-balancer configuration, pointed at `a`
-/// and `b`.
-struct Balancer {
+/// A balancer or edge (nginx or HAProxy) the tests started, stopped when
+/// dropped.
+pub struct Balancer {
     child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
+    pub base: String,
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Balancer {
@@ -24,37 +24,45 @@ impl Drop for Balancer {
     }
 }
 
-fn nginx() -> PathBuf {
-    ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .into_iter()
+fn installed(names: &[&str], what: &str) -> PathBuf {
+    names
+        .iter()
         .map(PathBuf::from)
         .find(|p| p.exists())
-        .expect("nginx must be installed (scripts/setup --test)")
+        .unwrap_or_else(|| panic!("{what} must be installed (scripts/setup --test)"))
 }
 
-async fn balancer(a: &TestApp, b: &TestApp) -> Balancer {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let conf = std::fs::read_to_string(format!("{MANIFEST_DIR}/deploy/nginx.conf")).unwrap();
-    let host = |app: &TestApp| app.base.trim_start_matches("http://").to_owned();
-    let conf = conf
-        .replace("server reelay1:8001;", &format!("server {};", host(a)))
-        .replace("server reelay2:8001;", &format!("server {};", host(b)))
-        .replace("listen 8080;", &format!("listen 127.0.0.1:{port};"))
-        .replace("worker_processes auto;", "worker_processes 1;");
-    for needed in ["hash $reelay_video consistent", "127.0.0.1"] {
-        assert!(conf.contains(needed), "deploy/nginx.conf changed shape: {needed}");
+fn spare_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn host(app: &TestApp) -> String {
+    app.base.trim_start_matches("http://").to_owned()
+}
+
+/// nginx with `conf` (a project config, its `listen` and upstream servers
+/// already replaced; `{port}` and `{dir}` are filled here), waiting until
+/// `/health` answers through it.
+pub async fn nginx(conf: &str, checks: &[&str]) -> Balancer {
+    for needed in checks {
+        assert!(conf.contains(needed), "the config changed shape: {needed}");
     }
-    let d = dir.path().display();
-    let conf = conf.replace(
-        "http {",
-        &format!(
-            "http {{\n    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;"
-        ),
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = spare_port();
+    let d = dir.path().display().to_string();
+    let conf = conf
+        .replace("{port}", &port.to_string())
+        .replace("{dir}", &d)
+        .replace("worker_processes auto;", "worker_processes 1;")
+        .replace(
+            "http {",
+            &format!(
+                "http {{\n    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;"
+            ),
+        );
     let path = dir.path().join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
-    let child = Command::new(nginx())
+    let child = Command::new(installed(&["/usr/sbin/nginx", "/usr/bin/nginx"], "nginx"))
         .arg("-c")
         .arg(&path)
         .args(["-e", &format!("{d}/error.log"), "-g", &format!("daemon off; pid {d}/nginx.pid;")])
@@ -62,14 +70,55 @@ async fn balancer(a: &TestApp, b: &TestApp) -> Balancer {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let lb = Balancer { child, base: format!("http://127.0.0.1:{port}"), _dir: dir };
+    up(Balancer { child, base: format!("http://127.0.0.1:{port}"), dir }, "error.log").await
+}
+
+async fn up(lb: Balancer, log: &str) -> Balancer {
     for _ in 0..100 {
         if reqwest::get(format!("{}/health", lb.base)).await.is_ok_and(|r| r.status().is_success()) {
             return lb;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("nginx did not start: {}", std::fs::read_to_string(lb._dir.path().join("error.log")).unwrap_or_default());
+    panic!("the balancer did not start: {}", std::fs::read_to_string(lb.dir.path().join(log)).unwrap_or_default());
+}
+
+/// nginx with the project's load-balancer configuration, pointed at `a`
+/// and `b`.
+async fn balancer(a: &TestApp, b: &TestApp) -> Balancer {
+    let conf = std::fs::read_to_string(format!("{MANIFEST_DIR}/deploy/nginx.conf")).unwrap();
+    let conf = conf
+        .replace("server reelay1:8001;", &format!("server {};", host(a)))
+        .replace("server reelay2:8001;", &format!("server {};", host(b)))
+        .replace("listen 8080;", "listen 127.0.0.1:{port};");
+    nginx(&conf, &["hash $reelay_video consistent", "127.0.0.1:{port}"]).await
+}
+
+/// HAProxy with the README's configuration (deploy/haproxy.cfg), pointed
+/// at `a` and `b`.
+async fn haproxy(a: &TestApp, b: &TestApp) -> Balancer {
+    let conf = std::fs::read_to_string(format!("{MANIFEST_DIR}/deploy/haproxy.cfg")).unwrap();
+    let port = spare_port();
+    let conf = conf
+        .replace("reelay1:8001", &host(a))
+        .replace("reelay2:8001", &host(b))
+        .replace("bind :8080", &format!("bind 127.0.0.1:{port}"));
+    for needed in ["balance hdr(X-Reelay-Route)", "hash-type consistent", &format!("127.0.0.1:{port}")] {
+        assert!(conf.contains(needed), "deploy/haproxy.cfg changed shape: {needed}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, conf).unwrap();
+    let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
+    let child = Command::new(installed(&["/usr/sbin/haproxy", "/usr/bin/haproxy"], "haproxy"))
+        .arg("-f")
+        .arg(&path)
+        .arg("-db")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    up(Balancer { child, base: format!("http://127.0.0.1:{port}"), dir }, "haproxy.log").await
 }
 
 /// Two instances sharing one origin, one Redis and one signing key, behind
@@ -240,4 +289,98 @@ async fn manifests_their_parts_and_subtitles_stay_on_one_instance() {
         assert!(da + db >= links.len() as f64 + 1.0);
     }
     assert!(served(&a).await > 0.0 && served(&b).await > 0.0, "the videos spread over both instances");
+}
+
+/// Requests by link (`?url=`) reach the instance their video hashes to,
+/// behind the shipped nginx and behind HAProxy with the README's config:
+/// reelay answers them with a `307` to their canonical form, whose routing
+/// key is the `v=` of every part they lead to. Several videos of each kind,
+/// so that a split cannot pass by luck.
+#[tokio::test]
+async fn links_by_url_stay_on_one_instance_behind_nginx_and_haproxy() {
+    let origin = spawn_origin().await;
+    let redis = OwnRedis::start().await;
+    let instance = || spawn().origin(&origin).redis(&redis.url).arg("--url-signing-key", "shared");
+    let (a, b) = (instance().start().await, instance().start().await);
+    let http = reqwest::Client::new();
+    // Requests each instance answered on `routes` so far.
+    let counts = |routes: &'static [&'static str]| {
+        let (a, b) = (a.base.clone(), b.base.clone());
+        async move {
+            let mut out = [0.0; 2];
+            for (i, app) in [a, b].iter().enumerate() {
+                let text = reqwest::get(format!("{app}/metrics")).await.unwrap().text().await.unwrap();
+                out[i] = parse_prometheus(&text)
+                    .iter()
+                    .filter(|(k, _)| {
+                        routes.iter().any(|r| k.starts_with(&format!("reelay_http_requests_total{{route=\"{r}\"")))
+                    })
+                    .map(|(_, v)| *v)
+                    .sum::<f64>();
+            }
+            out
+        }
+    };
+    let one_instance = |before: [f64; 2], after: [f64; 2], least: f64, what: &str| {
+        let (da, db) = (after[0] - before[0], after[1] - before[1]);
+        assert!(da == 0.0 || db == 0.0, "{what}: split over both instances ({da} and {db})");
+        assert!(da + db >= least, "{what}: {da} + {db}");
+        usize::from(da == 0.0)
+    };
+    let enc = |s: &str| -> String { url::form_urlencoded::byte_serialize(s.as_bytes()).collect() };
+    const MANIFEST: &[&str] =
+        &["/api/v2/stream/manifest/{platform}/{video_id}/master.m3u8", "/api/v2/stream/media/{token}/{name}"];
+    const HLS: &[&str] = &["/api/v2/stream/proxy", "/api/v2/stream/hls/{token}/{name}"];
+    for (which, lb) in [("nginx", balancer(&a, &b).await), ("haproxy", haproxy(&a, &b).await)] {
+        let mut used = [0usize; 2];
+        for n in 0..5 {
+            // A live channel pasted as its link: moved to its path, and its
+            // segments (which only the instance polling it has) play.
+            let channel = format!("urllive{which}{n}");
+            let url = format!("{}/api/v2/stream/proxy?url=https://www.twitch.tv/{channel}", lb.base);
+            let resp = http.get(&url).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{which}: {url}");
+            assert!(resp.url().path().ends_with(&format!("/proxy/twitch/{channel}")), "moved to {}", resp.url());
+            let playlist = resp.text().await.unwrap();
+            let segs: Vec<&str> = playlist.lines().filter(|l| l.starts_with("/api/v2/stream/live/")).collect();
+            assert!(!segs.is_empty(), "{playlist}");
+            assert!(segs[0].ends_with(&format!("?v=twitch/{channel}")), "{}", segs[0]);
+            for seg in segs.iter().take(2) {
+                assert_eq!(http.get(format!("{}{seg}", lb.base)).send().await.unwrap().status(), 200, "{which}: {seg}");
+            }
+
+            // A YouTube video by its link: the manifest and its parts on one instance.
+            let before = counts(MANIFEST).await;
+            let id = yt_id("dashu");
+            let link = enc(&format!("https://www.youtube.com/watch?v={id}"));
+            let master = http.get(format!("{}/api/v2/stream/manifest/master.m3u8?url={link}", lb.base)).send();
+            let master = master.await.unwrap();
+            assert_eq!(master.status(), 200);
+            assert_eq!(master.url().path(), format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8"));
+            let master = master.text().await.unwrap();
+            let media: Vec<&str> = master.lines().filter(|l| l.starts_with("/api/v2/stream/media/")).collect();
+            assert!(media[0].ends_with(&format!("?v=youtube/{id}")), "{}", media[0]);
+            for m in &media {
+                assert_eq!(http.get(format!("{}{m}", lb.base)).send().await.unwrap().status(), 200);
+            }
+            used[one_instance(before, counts(MANIFEST).await, 1.0 + media.len() as f64, which)] += 1;
+
+            // Another site's HLS by its link, as a user pastes it: moved to
+            // the spelling its parts carry, and they follow it.
+            let page = format!("{}/media/hls/master.m3u8?n={which}{n}", origin.base);
+            let resp = http.get(format!("{}/api/v2/stream/proxy?url={page}", lb.base)).send().await.unwrap();
+            assert_eq!(resp.status(), 200, "{page}");
+            assert_eq!(resp.url().query(), Some(format!("url={}", enc(&page)).as_str()), "the canonical spelling");
+            let before = counts(HLS).await;
+            let canonical = resp.url().to_string();
+            let playlist = http.get(&canonical).send().await.unwrap().text().await.unwrap();
+            let links: Vec<&str> = playlist.lines().filter(|l| l.starts_with("/api/v2/stream/hls/")).collect();
+            assert!(links[0].ends_with(&format!("?v={}", enc(&page))), "{}", links[0]);
+            for l in links.iter().take(2) {
+                assert!(http.get(format!("{}{l}", lb.base)).send().await.unwrap().status().is_success(), "{l}");
+            }
+            used[one_instance(before, counts(HLS).await, 2.0, which)] += 1;
+        }
+        assert!(used[0] > 0 && used[1] > 0, "{which}: the videos spread over both instances: {used:?}");
+    }
 }

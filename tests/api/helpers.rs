@@ -541,9 +541,23 @@ impl TestApp {
         self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
     }
 
-    /// Status and JSON body of a GET.
+    /// A GET that follows reelay's `307`s to a request's canonical form
+    /// (stream and manifest routes by `?url=`), as players do.
+    pub async fn follow(&self, path: &str) -> reqwest::Response {
+        let mut resp = self.get(path).await;
+        for _ in 0..3 {
+            if resp.status() != StatusCode::TEMPORARY_REDIRECT {
+                break;
+            }
+            let to = resp.headers()["location"].to_str().unwrap().to_owned();
+            resp = self.get(&to).await;
+        }
+        resp
+    }
+
+    /// Status and JSON body of a GET (after any `307` to its canonical form).
     pub async fn json(&self, path: &str) -> (StatusCode, Value) {
-        let resp = self.get(path).await;
+        let resp = self.follow(path).await;
         let status = resp.status();
         let body = resp.bytes().await.unwrap();
         let value = serde_json::from_slice(&body)

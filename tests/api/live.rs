@@ -443,7 +443,7 @@ async fn ffmpeg_live_hls_through_the_real_ytdlp() {
     assert_eq!((status.as_u16(), &body["data"]["is_live"]), (200, &true.into()), "{body}");
 
     let link = format!("/api/v2/stream/proxy?url={source}");
-    let first = app.get(&link).await.text().await.unwrap();
+    let first = app.follow(&link).await.text().await.unwrap();
     let seq =
         |t: &str| -> u64 { t.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:")).unwrap().parse().unwrap() };
     // Until ffmpeg's window of five has moved past where it was (ffmpeg
@@ -454,7 +454,7 @@ async fn ffmpeg_live_hls_through_the_real_ytdlp() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        second = app.get(&link).await.text().await.unwrap();
+        second = app.follow(&link).await.text().await.unwrap();
     }
     for text in [&first, &second] {
         // Each link names the page it plays (`?v=`, the link the client gave), never a segment's URL.

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod batch;
+mod caching;
 mod cluster;
 mod cobalt;
 mod compose;

@@ -32,7 +32,7 @@ fn media_of(text: &str) -> MediaPlaylist {
 }
 
 async fn text(app: &TestApp, path: &str) -> String {
-    let resp = app.get(path).await;
+    let resp = app.follow(path).await;
     assert_eq!(resp.status(), 200, "{path}");
     resp.text().await.unwrap()
 }
@@ -259,7 +259,7 @@ async fn mode_direct_names_the_origins_urls() {
 async fn sources_without_dash_files_say_what_to_play() {
     let app = spawn_app().await;
     // Twitch serves HLS already: its own playlist, rewritten, from the master route.
-    let resp = app.get("/api/v2/stream/manifest/master.m3u8?url=https://www.twitch.tv/videos/4242").await;
+    let resp = app.follow("/api/v2/stream/manifest/master.m3u8?url=https://www.twitch.tv/videos/4242").await;
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
     assert!(body.contains("/api/v2/stream/hls/") && body.contains("#EXT-X-STREAM-INF"), "{body}");
@@ -299,7 +299,7 @@ async fn each_player_profile_gets_what_it_promises() {
     let heights: Vec<u64> =
         master_of(&text(&app, &location).await).variants.iter().map(|v| v.resolution.unwrap().height).collect();
     assert_eq!(heights, [720, 360], "every H.264 rendition up to the quality");
-    let twitch = app.get("/api/v2/stream/proxy?url=https://www.twitch.tv/videos/99&player=avpro").await;
+    let twitch = app.follow("/api/v2/stream/proxy?url=https://www.twitch.tv/videos/99&player=avpro").await;
     assert_eq!(twitch.headers()["content-type"], "application/vnd.apple.mpegurl", "a source's own HLS");
     // Unity: a progressive MP4 with H.264/AAC, never HLS.
     let resp = app.get(&format!("/api/v2/stream/direct/youtube/{id}?player=unity")).await;
@@ -366,13 +366,13 @@ async fn avpro_always_gets_hls() {
     let (_, file_duration) = probe_times(media_dir().join("clip.mp4").to_str().unwrap()).await;
     assert!((duration - file_duration).abs() < 0.5, "the playlist lasts {duration} s, the file {file_duration} s");
     // A Twitch VOD: its own HLS, not a file.
-    let twitch = app.get("/api/v2/stream/proxy?url=https://www.twitch.tv/videos/97&player=avpro").await;
+    let twitch = app.follow("/api/v2/stream/proxy?url=https://www.twitch.tv/videos/97&player=avpro").await;
     assert_eq!(twitch.headers()["content-type"], "application/vnd.apple.mpegurl");
     // An X video with its own HLS and a progressive MP4 of the same height:
     // the HLS, through the proxy and in direct mode; the MP4 otherwise.
     let x = "https://twitter.com/i/status/1234567";
     let files = app.origin.requests("/media/clip.mp4").len();
-    let proxied = app.get(&format!("/api/v2/stream/proxy?url={x}&player=avpro")).await;
+    let proxied = app.follow(&format!("/api/v2/stream/proxy?url={x}&player=avpro")).await;
     assert_eq!(proxied.status(), 200, "the source's HLS, not a playlist made of the file");
     assert_eq!(proxied.headers()["content-type"], "application/vnd.apple.mpegurl");
     assert!(proxied.text().await.unwrap().contains("#EXT-X-STREAM-INF"), "the source's master, rewritten");

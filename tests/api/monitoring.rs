@@ -148,7 +148,7 @@ async fn every_dashboard_query_runs_on_a_real_prometheus() {
         format!("/api/v2/stream/manifest/youtube/{}/master.m3u8", yt("dashd")),
         "/api/v2/stream/proxy?url=https://www.twitch.tv/monitorchannel".to_owned(),
     ] {
-        let resp = app.get(&path).await;
+        let resp = app.follow(&path).await;
         let live = path.contains("twitch");
         let body = resp.bytes().await.unwrap();
         if live {
@@ -164,7 +164,7 @@ async fn every_dashboard_query_runs_on_a_real_prometheus() {
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // Keep the live variant watched and requests flowing while Prometheus scrapes.
-        app.get("/api/v2/stream/proxy?url=https://www.twitch.tv/monitorchannel").await.bytes().await.unwrap();
+        app.follow("/api/v2/stream/proxy?url=https://www.twitch.tv/monitorchannel").await.bytes().await.unwrap();
         let up = "count_over_time(up{job=\"reelay\"}[1m])";
         let q: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("query", up).finish();
         if let Ok(r) = http.get(format!("{prom}/api/v1/query?{q}")).send().await

@@ -155,7 +155,7 @@ async fn real_ytdlp_lists_the_videos_of_a_local_page() {
 
     // Each entry's url is a link the video routes take.
     let entry = urls[0].replace('?', "%3F");
-    let resp = app.get(&format!("/api/v2/stream/proxy?url={entry}")).await;
+    let resp = app.follow(&format!("/api/v2/stream/proxy?url={entry}")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), media("clip.mp4").as_slice());
     // A single video is not a playlist: the answer points at /api/v2/videos.

@@ -15,7 +15,7 @@ async fn real_ytdlp_on_a_direct_media_url() {
     assert_eq!(resp.status(), 302);
     assert_eq!(resp.headers()["location"], media_url.as_str());
 
-    let resp = app.get(&format!("/api/v2/stream/proxy?url={media_url}")).await;
+    let resp = app.follow(&format!("/api/v2/stream/proxy?url={media_url}")).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), media("clip.mp4").as_slice());
 }
@@ -54,7 +54,7 @@ async fn worker_mode_extracts_with_a_warm_yt_dlp_and_survives_losing_it() {
     let (status, body) = app.json(&format!("/api/v2/playlists?url={}/list.html", app.origin.base)).await;
     assert_eq!((status.as_u16(), &body["data"]["entry_count"]), (200, &3.into()), "flat listing in a worker: {body}");
     // A warm extraction is fast; the figure belongs to the benchmark, this only shows the pool is reused.
-    let resp = app.get(&format!("/api/v2/stream/proxy?url={}/media/clip.mp4%3Fx=1", app.origin.base)).await;
+    let resp = app.follow(&format!("/api/v2/stream/proxy?url={}/media/clip.mp4%3Fx=1", app.origin.base)).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), media("clip.mp4").as_slice());
 

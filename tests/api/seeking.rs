@@ -130,7 +130,11 @@ async fn smart_mode_chooses_by_country_binding_and_settings() {
     let app = spawn().arg("--proxy-countries", "DE,FR").start().await;
     assert_eq!(status_of(app.get(&format!("/api/v2/stream/youtube/{id}?quality=360p&country=fr")).await), 200);
     assert_eq!(status_of(app.get(&format!("/api/v2/stream/youtube/{id}?quality=360p&country=CN")).await), 302);
+    // By link: first to the canonical path (what balancers hash), then the same choice.
     let by_url = app.get(&format!("/api/v2/stream?url=https://youtu.be/{id}&quality=360p")).await;
+    assert_eq!(by_url.status(), 307);
+    assert_eq!(by_url.headers()["location"], format!("/api/v2/stream/youtube/{id}?quality=360p").as_str());
+    let by_url = app.follow(&format!("/api/v2/stream?url=https://youtu.be/{id}&quality=360p")).await;
     assert_eq!(by_url.status(), 302);
 }
 
