@@ -52,7 +52,8 @@ class Edge:
     def __init__(self, root: Path, upstream: str, name: str):
         self.port = run.free_port()
         d = root / name
-        d.mkdir()
+        d.mkdir(mode=0o777)
+        d.chmod(0o777)  # the workers (nobody) write the cache and temp files here
         conf = (ROOT / "deploy" / "edge-nginx.conf").read_text()
         conf = (conf.replace("server balancer:8080;", f"server {upstream};")
                 .replace("listen 8090;", f"listen 127.0.0.1:{self.port};")
@@ -166,6 +167,7 @@ def main():
     if not run.BIN.exists():
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     work = Path(tempfile.mkdtemp(prefix="reelay-edge-"))
+    work.chmod(0o755)  # nginx's workers run as nobody
     www = work / "www"
     www.mkdir()
     manifest.make_dash_pair(www)
@@ -192,22 +194,30 @@ def main():
         file_bytes = sum(t for _, t in files)
         sent = after[3] - before[3]
         rows.append((f"{args.hls_players} HLS players through 2 edges (master, {len(lists)} media playlists, every segment)",
-                     f"{int(reached)} requests reached reelay for {objects} objects ({reached / objects:.2f} per object); "
+                     f"{int(reached)} requests reached reelay for {objects} objects ({reached / objects:.2f} per object; "
+                     f"masters {int(after[0] - before[0])}); "
                      f"reelay sent {sent / 1e6:.1f} MB for files of {file_bytes / 1e6:.1f} MB ({sent / file_bytes:.2f}×); "
                      f"players read {read / 1e6:.0f} MB",
                      "≤ 2 per object (once per edge)"))
-        # 1,000 players of one proxied file within a second.
-        before = routes(reelay)
-        path = "/api/v2/stream/proxy/youtube/bench64E1xx?quality=360p"
-        out = asyncio.run(crowd([e.port for e in edges], path, run.R64, args.file_players))
-        after = routes(reelay)
-        ok = [o for o in out if o[0] == 206 and o[2] == SLICE]
-        firsts = [o[1] for o in out]
-        sent = after[3] - before[3]
-        rows.append((f"{args.file_players} players of one proxied 64 MiB file through 2 edges, within 1 s (1 MiB each)",
-                     f"reelay sent {sent / run.R64:.2f}× the file in {int(after[2] - before[2])} requests; "
-                     f"first byte p50 {pct(firsts, 50):.0f} ms, p99 {pct(firsts, 99):.0f} ms; {len(ok)}/{len(out)} whole",
-                     "egress ≤ 2.1×, p99 ≤ 300 ms"))
+        # 1,000 players of one proxied file within a second: a video nobody
+        # watched (cold: extraction, store and edges), one whose info is
+        # known (the store and the edges cold), and the same crowd again
+        # (every slice at the edges: their own answer, the yardstick).
+        ports = [e.port for e in edges]
+        for kind, vid in (("cold", "bench64E1xx"), ("known video", "bench64E2xx"), ("again (all at the edges)", "bench64E2xx")):
+            path = f"/api/v2/stream/proxy/youtube/{vid}?quality=360p"
+            if kind == "known video":
+                run.get(f"{reelay.base}/api/v2/videos/youtube/{vid}")
+            before = routes(reelay)
+            out = asyncio.run(crowd(ports, path, run.R64, args.file_players))
+            after = routes(reelay)
+            ok = [o for o in out if o[0] == 206 and o[2] == SLICE]
+            firsts = [o[1] for o in out]
+            sent = after[3] - before[3]
+            rows.append((f"{args.file_players} players of one proxied 64 MiB file through 2 edges within 1 s, 1 MiB each: {kind}",
+                         f"reelay sent {sent / run.R64:.2f}× the file in {int(after[2] - before[2])} requests; "
+                         f"first byte p50 {pct(firsts, 50):.0f} ms, p99 {pct(firsts, 99):.0f} ms; {len(ok)}/{len(out)} whole",
+                         "egress ≤ 2.1×, p99 ≤ 300 ms"))
     finally:
         for e in edges:
             e.stop()

@@ -217,20 +217,23 @@ async fn a_crowd_through_two_edges_reaches_reelay_once_per_object_per_edge() {
                         .await
                         .unwrap();
                     assert_eq!(resp.status(), 206, "{}", seg.uri);
+                    let status = resp.headers().get("x-cache-status").map(|v| v.to_str().unwrap().to_owned());
                     let total: u64 =
                         resp.headers()["content-range"].to_str().unwrap().rsplit('/').next().unwrap().parse().unwrap();
                     assert_eq!(resp.bytes().await.unwrap().len() as u64, len);
-                    got.push((seg.uri.clone(), total, len));
+                    got.push((seg.uri.clone(), total, len, status));
                 }
             }
             (got, lists)
         }
     });
+    let mut hits = 0;
     for (got, lists) in futures_util::future::join_all(crowd).await {
         playlists.extend(lists);
-        for (uri, total, len) in got {
+        for (uri, total, len, status) in got {
             files.insert((uri, total));
             read += len;
+            hits += usize::from(status.as_deref() == Some("HIT"));
         }
     }
     let after = reelay_requests().await;
@@ -248,4 +251,5 @@ async fn a_crowd_through_two_edges_reaches_reelay_once_per_object_per_edge() {
     // About one copy per edge (the bound: 2.1 copies for two edges).
     assert!(served <= 2.1 * file_bytes as f64, "about one copy of the files per edge: {served} of {file_bytes}");
     assert!(read > 4 * file_bytes, "the players read many copies: {read}");
+    assert!(hits > 0, "the edges say they answered from their cache (X-Cache-Status: HIT)");
 }

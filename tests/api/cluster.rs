@@ -48,6 +48,12 @@ pub async fn nginx(conf: &str, checks: &[&str]) -> Balancer {
         assert!(conf.contains(needed), "the config changed shape: {needed}");
     }
     let dir = tempfile::tempdir().unwrap();
+    // nginx's workers run as nobody: they must reach the folder, and write
+    // the cache an edge keeps in it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir(dir.path().join("cache")).unwrap();
+    std::fs::set_permissions(dir.path().join("cache"), std::fs::Permissions::from_mode(0o777)).unwrap();
     let port = spare_port();
     let d = dir.path().display().to_string();
     let conf = conf
