@@ -173,15 +173,22 @@ def main():
         t = time.perf_counter()
         run.get(app.base + segs[0])
         r["cold_ms"] = (time.perf_counter() - t) * 1000
+        long_sent = lambda: nginx.sent("/dash2h.mp4") + nginx.sent("/dash2h-a.m4a")  # noqa: E731
+        before_sent = long_sent()
         t = time.perf_counter()
-        run.get(app.base + segs[-6])  # 30 s before the end: the last minute
+        r["seek_bytes"] = len(run.get(app.base + segs[-6])[1])  # 30 s before the end: the last minute
         r["seek_ms"] = (time.perf_counter() - t) * 1000
-        before_cpu = cpu_s(app.proc.pid)
+        r["seek_origin"] = long_sent() - before_sent
+        before_cpu, written = cpu_s(app.proc.pid), app.prom("reelay_relay_muxed_segments_total")
+        remuxes = app.prom("reelay_relay_remuxed_segments_total")
         for s in segs[100:120]:
             run.get(app.base + s)
         r["remux_cpu_per_segment"] = (cpu_s(app.proc.pid) - before_cpu) / 20
+        r["segments_written"] = app.prom("reelay_relay_muxed_segments_total") - written
+        r["segments_remuxed"] = app.prom("reelay_relay_remuxed_segments_total") - remuxes
 
         remuxes, before_sent = app.prom("reelay_relay_remuxed_segments_total"), sent()
+        written = app.prom("reelay_relay_muxed_segments_total")
         path = "/api/v2/stream/manifest/youtube/benchdash04/master.m3u8?player=avpro"
         media = run.get(app.base + playlist_uris(run.get(app.base + path)[1].decode())[0])[1].decode()
         segs = playlist_uris(media)
@@ -196,6 +203,7 @@ def main():
         r["muxed_cpu"] = cpu_s(app.proc.pid) - before_cpu
         r["muxed_segments"] = len(segs)
         r["muxed_remuxes"] = app.prom("reelay_relay_remuxed_segments_total") - remuxes
+        r["muxed_written"] = app.prom("reelay_relay_muxed_segments_total") - written
         r["muxed_copies"] = (sent() - before_sent) / size
         app.stop()
     finally:
@@ -209,11 +217,14 @@ def main():
         (f"{VIEWERS} viewers of one 60 s 1080p video + audio, through the manifest", f"CPU {r['manifest_cpu']:.2f} s, no ffmpeg, origin {r['manifest_copies']:.2f}× the files, {r['manifest_s']:.1f} s"),
         ("the same through the merge (`proxy?quality=1080p`)", f"CPU {r['merge_cpu']:.2f} s with {r['merge_ffmpegs']:.0f} ffmpeg, origin {r['merge_copies']:.2f}× the files, {r['merge_s']:.1f} s"),
         ("muxed HLS (`player=avpro`) of a 2-hour film: a segment from a cold store; a seek to the last minute",
-         f"{r['cold_ms']:.0f} ms; {r['seek_ms']:.0f} ms ({r['long_segments']} segments of 5 s)"),
-        ("muxed HLS: CPU per segment made (ffmpeg included), against the merge's per second of video",
-         f"{r['remux_cpu_per_segment'] * 1000:.0f} ms per 5 s segment of 180p; the merge {r['merge_cpu'] / 60 * 1000:.0f} ms per second of 1080p"),
+         f"{r['cold_ms']:.0f} ms; {r['seek_ms']:.0f} ms ({r['long_segments']} segments of 5 s); the seek's segment "
+         f"{r['seek_bytes'] / 1024:.0f} KiB, the origin sent {r['seek_origin'] / 1024:.0f} KiB for it"),
+        ("muxed HLS: CPU per segment made (ffmpeg included, if any), against the merge's per second of video",
+         f"{r['remux_cpu_per_segment'] * 1000:.1f} ms per 5 s segment of 180p ({r['segments_written']:.0f} written in process, "
+         f"{r['segments_remuxed']:.0f} by ffmpeg); the merge {r['merge_cpu'] / 60 * 1000:.0f} ms per second of 1080p"),
         (f"{VIEWERS} players of one muxed HLS (60 s 1080p + audio, every segment)",
-         f"{r['muxed_remuxes']:.0f} remuxes for {r['muxed_segments']} segments, origin {r['muxed_copies']:.2f}× the files, "
+         f"{r['muxed_written']:.0f} written in process and {r['muxed_remuxes']:.0f} by ffmpeg for {r['muxed_segments']} segments, "
+         f"origin {r['muxed_copies']:.2f}× the files, "
          f"CPU {r['muxed_cpu']:.2f} s ({r['muxed_cpu'] / 60 * 1000:.0f} ms per second of video; the merge's above: "
          f"{r['merge_cpu'] / 60 * 1000:.0f} ms)"),
     ]

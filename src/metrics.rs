@@ -182,6 +182,8 @@ pub struct RelayMetrics {
     pub transcodes: Counter,
     /// Muxed HLS segments made by ffmpeg (each once for all viewers).
     pub remuxes: Counter,
+    /// Muxed HLS segments written in process (no ffmpeg).
+    pub muxed: Counter,
     /// Streams piped from an origin unstored (it ignores ranges, too big).
     pub pipes: Counter,
 }
@@ -216,6 +218,7 @@ impl RelayMetrics {
             merges: Counter::default(),
             transcodes: Counter::default(),
             remuxes: Counter::default(),
+            muxed: Counter::default(),
             pipes: Counter::default(),
         };
         let r = registry;
@@ -258,6 +261,7 @@ impl RelayMetrics {
         r.register("reelay_relay_merges", "ffmpeg merges started.", m.merges.clone());
         r.register("reelay_relay_transcodes", "ffmpeg audio transcodes and mutes started.", m.transcodes.clone());
         r.register("reelay_relay_remuxed_segments", "Muxed HLS segments made by ffmpeg.", m.remuxes.clone());
+        r.register("reelay_relay_muxed_segments", "Muxed HLS segments written in process.", m.muxed.clone());
         r.register(
             "reelay_relay_pipes",
             "Streams piped unstored (the origin ignores ranges and the file is too big).",

@@ -320,6 +320,12 @@ struct StreamParams {
     /// A subtitle language (from the info's subtitles) written into the file with the video: mov_text in MP4, WebVTT in
     /// mkv/webm; a progressive file is remuxed for it; a language the video lacks leaves the file as it is.
     subtitles: Option<String>,
+    /// A clip's first second (decimals allowed; 0 to 604800): the proxy route composes the fragments covering start..end
+    /// into one MP4 whose edit lists start it exactly at start (videos served as separate DASH video and audio with their
+    /// index; others are a 422, the direct route a 409; the smart route proxies a clip).
+    start: Option<String>,
+    /// A clip's last second, after start; without it, to the end.
+    end: Option<String>,
 }
 
 /// Parameters of the manifest routes.

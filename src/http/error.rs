@@ -52,6 +52,10 @@ pub enum ApiError {
     /// whose quality needs the proxy); the detail says what to ask instead.
     #[error("{0}")]
     Conflict(String),
+    /// 422: the request is well formed but this video cannot give it (a
+    /// clip of a video that is not separate DASH video and audio).
+    #[error("{detail}")]
+    Unprocessable { error: &'static str, detail: String },
     /// 413: a request body over its limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -99,6 +103,7 @@ impl ApiError {
             ApiError::GeoBlocked(_) => StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS,
             ApiError::Blocked { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
@@ -119,6 +124,7 @@ impl ApiError {
         let (error, detail) = match self {
             ApiError::BadRequest { error, detail }
             | ApiError::NotFound { error, detail }
+            | ApiError::Unprocessable { error, detail }
             | ApiError::BadGateway { error, detail } => (error.to_string(), detail.clone()),
             ApiError::Unauthorized(d) => ("API key required".into(), d.clone()),
             ApiError::Forbidden(d) => ("Forbidden".into(), d.clone()),

@@ -32,6 +32,7 @@ use crate::http::error::ApiError;
 use crate::manifest::hls::LiveVariant;
 use crate::manifest::{self, Index, IndexFailure, Renditions, TextTrack, Track};
 use crate::platform::VideoRef;
+use crate::relay::compose::Muxed;
 use crate::select::{AudioLang, Player, Quality, rank_audio};
 use crate::service::Purpose;
 use crate::service::play::{PlayError, format_spec};
@@ -551,15 +552,16 @@ async fn muxed_part(
         return Ok(linked(HLS_TYPE, playlist.unwrap_or_else(|| Text::new(Bytes::new())), grant.e));
     };
     let index: Arc<Index> = state.indexes.get(&state.relay, || spec(vf)).await?;
-    let from: u64 = index.segments.iter().take(n as usize).map(|s| u64::from(s.duration)).sum();
-    let seg = index.segments.get(n as usize).ok_or_else(gone)?;
-    let ts = f64::from(index.timescale);
-    let (start, end) = (from as f64 / ts, (from + u64::from(seg.duration)) as f64 / ts);
+    if index.segments.get(n as usize).is_none() {
+        return Err(gone());
+    }
+    let audio: Arc<Index> = state.indexes.get(&state.relay, || spec(af)).await?;
+    let muxed = Muxed { video: (spec(vf), index), audio: (spec(af), audio), n: n as usize };
     let key = format!("{}|mux:{}|{n}", cached.key, grant.f);
     let relay = state.relay.clone();
     let bytes = state
         .muxed
-        .try_get_with(key, async move { relay.remux_segment(spec(vf), spec(af), start, end).await })
+        .try_get_with(key, async move { relay.muxed_segment(muxed).await })
         .await
         .map_err(|e| ApiError::from(Arc::unwrap_or_clone(e)))?;
     let mut resp = Response::new(Body::from(bytes));

@@ -27,7 +27,7 @@ use crate::output::filename::{Style, content_disposition};
 use crate::output::{AudioFormat, Bitrate, Output, VideoCodec, parse_container};
 use crate::platform::VideoRef;
 
-use crate::relay::compose::{ComposeError, Merge};
+use crate::relay::compose::{Clip, ComposeError, Merge};
 use crate::relay::merge::{Container, Inputs, MergeSpec, Recipe, TextTrack};
 use crate::relay::{ProxyError, Reply};
 use crate::select::{Mode, Quality};
@@ -80,6 +80,10 @@ pub struct StreamQuery {
     container: Option<String>,
     /// A subtitle language written into the file with the video.
     subtitles: Option<String>,
+    /// A clip's first second (`start=5400`, decimals allowed).
+    start: Option<String>,
+    /// A clip's last second; without it, to the end.
+    end: Option<String>,
 }
 
 /// A stream request: what to play, checked at the edge, and how it was asked.
@@ -91,6 +95,8 @@ struct StreamRequest {
     headers: HeaderMap,
     /// Who asks: for the extraction budget.
     client: Client,
+    /// `start=`/`end=`: a part of the film, composed (proxy route only).
+    clip: Option<Clip>,
 }
 
 impl StreamRequest {
@@ -139,8 +145,30 @@ impl StreamRequest {
             (None, false) => None,
             (style, attachment) => Some((style.unwrap_or_default(), attachment)),
         };
-        Ok(StreamRequest { play, save_as, method, headers, client })
+        let clip = parse_clip(q.start.as_deref(), q.end.as_deref())?;
+        Ok(StreamRequest { play, save_as, method, headers, client, clip })
     }
+}
+
+/// `start=` and `end=`, in seconds: both finite, not negative, `end` after
+/// `start`, within a week.
+fn parse_clip(start: Option<&str>, end: Option<&str>) -> Result<Option<Clip>, ApiError> {
+    let seconds = |name: &str, v: &str| {
+        v.trim().parse::<f64>().ok().filter(|t| t.is_finite() && (0.0..=604_800.0).contains(t)).ok_or_else(|| {
+            ApiError::bad_request("Invalid clip", format!("{name} is a number of seconds (0 to 604800)"))
+        })
+    };
+    let (start, end) = match (start.filter(|s| !s.is_empty()), end.filter(|s| !s.is_empty())) {
+        (None, None) => return Ok(None),
+        (start, end) => (
+            start.map(|v| seconds("start", v)).transpose()?.unwrap_or(0.0),
+            end.map(|v| seconds("end", v)).transpose()?.unwrap_or(f64::INFINITY),
+        ),
+    };
+    if end <= start {
+        return Err(ApiError::bad_request("Invalid clip", "end is after start"));
+    }
+    Ok(Some(Clip { start, end }))
 }
 
 /// `format=`, `bitrate=`, `audio=`, `metadata=`, checked.
@@ -265,6 +293,8 @@ async fn smart(
     let mode = match forced {
         Some(m) => m,
         None if country.is_some_and(|c| state.proxy_countries.contains(&c)) => Mode::Proxy,
+        // A clip is cut by the server.
+        None if req.clip.is_some() => Mode::Proxy,
         None => {
             req.play.redirect_only_for = Some(req.client.ip);
             match state.config.default_stream_mode {
@@ -298,10 +328,15 @@ pub(super) async fn serve_proxied(
     headers: HeaderMap,
     client: Client,
 ) -> Result<Response, ApiError> {
-    serve(state, &StreamRequest { play, save_as, method, headers, client }, Mode::Proxy).await
+    serve(state, &StreamRequest { play, save_as, method, headers, client, clip: None }, Mode::Proxy).await
 }
 
 async fn serve(state: &AppState, req: &StreamRequest, mode: Mode) -> Result<Response, ApiError> {
+    if req.clip.is_some() && mode == Mode::Direct {
+        return Err(ApiError::Conflict(
+            "a clip (start=, end=) is cut by the server: ask the proxy route, /api/v2/stream/proxy/…".into(),
+        ));
+    }
     let mut refreshed = false;
     loop {
         let cached = match state.lookup(&req.play.video, Purpose::Stream, &req.client).await {
@@ -357,6 +392,9 @@ async fn carry_out(
     cached: &CachedInfo,
     play: Play<'_>,
 ) -> Result<Response, Attempt> {
+    if req.clip.is_some() && !matches!(play, Play::Merge { .. }) {
+        return Err(unclippable("this video is served as one stream").into());
+    }
     match play {
         Play::Redirect(format) => {
             let mut resp = found(&format.url)?;
@@ -389,12 +427,16 @@ async fn carry_out(
                     .map_err(ApiError::from)?;
                 spec.text = Some(TextTrack { lang: track.lang.clone(), vtt });
             }
-            if let Some(merge) = composable(state, &spec).await {
+            if let Some(merge) = composable(state, &spec, req.clip).await {
                 match state.relay.serve_composed(merge, &req.method, &req.headers).await {
                     Ok(reply) => return Ok(with_format(reply, &label)),
                     Err(ComposeError::Relay(e)) => return Err(e.into()),
+                    Err(e) if req.clip.is_some() => return Err(unclippable(&e.to_string()).into()),
                     Err(e) => tracing::info!(key = %spec.key, error = %e, "merge not composable; ffmpeg merges it"),
                 }
+            }
+            if req.clip.is_some() {
+                return Err(unclippable("its parts are not DASH MP4 files with an index").into());
             }
             let reply = state.relay.serve_merge(spec, &req.method, &req.headers).await?;
             Ok(with_format(reply, &label))
@@ -406,7 +448,7 @@ async fn carry_out(
 /// in process from their fragments, no ffmpeg (`relay::compose`). Anything
 /// else (other containers, subtitles, progressive or WebM inputs) is
 /// ffmpeg's.
-async fn composable(state: &AppState, spec: &MergeSpec) -> Option<Merge> {
+async fn composable(state: &AppState, spec: &MergeSpec, clip: Option<Clip>) -> Option<Merge> {
     let Inputs::Pair { video, audio } = &spec.inputs else { return None };
     if spec.recipe != Recipe::Merge(Container::Mp4) || spec.text.is_some() {
         return None;
@@ -415,7 +457,17 @@ async fn composable(state: &AppState, spec: &MergeSpec) -> Option<Merge> {
         state.indexes.get(&state.relay, || video.clone()),
         state.indexes.get(&state.relay, || audio.clone())
     );
-    Some(Merge { key: spec.key.clone(), video: (video.clone(), v.ok()?), audio: (audio.clone(), a.ok()?) })
+    Some(Merge { key: spec.key.clone(), video: (video.clone(), v.ok()?), audio: (audio.clone(), a.ok()?), clip })
+}
+
+/// Why a clip cannot be cut of this video.
+fn unclippable(why: &str) -> ApiError {
+    ApiError::Unprocessable {
+        error: "Cannot clip",
+        detail: format!(
+            "a clip is cut from separate DASH video and audio with their index (YouTube above 360p, Bilibili): {why}"
+        ),
+    }
 }
 
 /// Adds `Content-Disposition` to a successful answer.

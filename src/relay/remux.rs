@@ -1,5 +1,8 @@
-//! One segment of a muxed HLS: a time range of a video file and of an audio
-//! file, joined by ffmpeg into MPEG-TS without re-encoding. ffmpeg reads
+//! One segment of a muxed HLS. H.264 with AAC from DASH files with their
+//! index is written in process ([`compose::Muxed`]); anything else (VP9,
+//! AV1, Opus, a file the writer cannot read) is a time range of a video
+//! file and of an audio file joined by ffmpeg into MPEG-TS without
+//! re-encoding, as below. ffmpeg reads
 //! both from the relay's loopback listener (so their bytes come from the
 //! store, fetched once for every segment and viewer), seeks to the range
 //! itself, and keeps the files' own timestamps (`-copyts`), so segments
@@ -14,6 +17,7 @@ use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+use super::compose::{self, ComposeError};
 use super::{Relay, RelayError, Spec};
 use crate::process::GroupGuard;
 
@@ -21,6 +25,24 @@ use crate::process::GroupGuard;
 const MAX_SEGMENT_BYTES: usize = 256 * 1024 * 1024;
 
 impl Relay {
+    /// Subsegment `n` of a video with its audio, as one MPEG-TS segment:
+    /// written in process when it can be, else by ffmpeg.
+    pub async fn muxed_segment(&self, muxed: compose::Muxed) -> Result<Bytes, RelayError> {
+        match self.ts_segment(&muxed).await {
+            Ok(bytes) => {
+                self.0.metrics.relay.muxed.inc();
+                Ok(bytes)
+            }
+            Err(ComposeError::Relay(e)) => Err(e),
+            Err(ComposeError::Layout(why)) => {
+                tracing::debug!(%why, "a muxed segment goes to ffmpeg");
+                let (vspec, vindex) = muxed.video;
+                let (from, to) = compose::span_seconds(&vindex, muxed.n).ok_or(RelayError::MergeFailed)?;
+                self.remux_segment(vspec, muxed.audio.0, from, to).await
+            }
+        }
+    }
+
     /// Seconds `from..to` of `video` and `audio` as one MPEG-TS segment.
     pub async fn remux_segment(&self, video: Spec, audio: Spec, from: f64, to: f64) -> Result<Bytes, RelayError> {
         let shared = &self.0;

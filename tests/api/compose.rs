@@ -132,28 +132,23 @@ fn kinds(p: &Value) -> Vec<String> {
 
 /// The first picture of `input` from `t` s on, as grey bytes.
 async fn picture(input: &str, t: f64) -> Vec<u8> {
+    frame(&["-ss", &t.to_string(), "-i", input]).await
+}
+
+/// The first picture ffmpeg decodes with `input_args` (`-i` among them),
+/// as grey bytes.
+async fn frame(input_args: &[&str]) -> Vec<u8> {
     let out = tokio::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-ss",
-            &t.to_string(),
-            "-i",
-            input,
-            "-frames:v",
-            "1",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-        ])
-        .arg("-")
+        .arg("-v")
+        .arg("error")
+        .args(input_args)
+        .args(["-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .await
         .unwrap();
     assert!(
         out.status.success() && out.stdout.len() == 320 * 180,
-        "{input} at {t}: {}",
+        "{input_args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
@@ -298,4 +293,113 @@ async fn chromium_reads_the_duration_and_seeks_to_the_last_half_hour() {
     assert!((duration - 7200.0).abs() < 1.0, "Chromium reads {duration} s");
     assert!((at - 5400.0).abs() < 1.0 && later > at + 0.5, "seeked to {at}, then at {later}: {report}");
     assert_eq!(report["width"], 320);
+}
+
+/// `ffprobe`'s start time of each stream of `url`, video first.
+async fn starts(url: &str) -> Vec<f64> {
+    let p = probe(url).await;
+    let mut out: Vec<(String, f64)> = p["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["codec_type"].as_str().unwrap().to_owned(), s["start_time"].as_str().unwrap().parse().unwrap()))
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Muxed HLS of the film for AVPro, a segment at 1:30:00 asked for first on
+/// a cold store: written in process (no ffmpeg), MPEG-TS with both streams
+/// starting together 5400 s after the first segment does, its first picture
+/// the source's at 5400 s, and the origin asked for the blocks holding its
+/// fragments and the two heads, nothing more.
+#[tokio::test]
+async fn a_muxed_segment_at_an_hour_and_a_half_is_written_in_process() {
+    let app = app().await;
+    let id = yt_id("film");
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            let resp = app.get(&path).await;
+            assert_eq!(resp.status(), 200, "{path}");
+            resp.text().await.unwrap()
+        }
+    };
+    let master = get(format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?player=avpro")).await;
+    assert!(!master.contains("TYPE=AUDIO"), "{master}");
+    let variant = master.lines().find(|l| l.starts_with('/')).unwrap().to_owned();
+    let media = get(variant).await;
+    let segments: Vec<String> =
+        media.lines().filter(|l| l.starts_with('/')).map(|l| format!("{}{l}", app.base)).collect();
+    assert_eq!(segments.len(), 1440, "one per 5 s fragment");
+    let before = asked(&app);
+    let at = &segments[5400 / 5];
+    let resp = app.http.get(at).send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "video/mp2t");
+    let bytes = resp.bytes().await.unwrap();
+    let asked = asked(&app) - before;
+    // One store block per file (1 MiB: this film's fragments are ~70 KB)
+    // and each file's head.
+    assert!(asked <= 4 << 20, "a cold segment of {} bytes asked the origin for {asked}", bytes.len());
+    assert_eq!(app.prom("reelay_relay_muxed_segments_total").await, 1.0);
+    assert_eq!(app.prom("reelay_relay_remuxed_segments_total").await, 0.0, "no ffmpeg");
+    let here = starts(at).await;
+    let first = starts(&segments[0]).await;
+    assert_eq!((here.len(), first.len()), (2, 2), "video and audio: {here:?}");
+    assert!((here[0] - first[0] - 5400.0).abs() < 0.01, "video at {here:?}, the film's start at {first:?}");
+    assert!((here[1] - here[0]).abs() < 0.2, "audio with the video: {here:?}");
+    let source = film().0.to_str().unwrap();
+    assert_eq!(picture(at, 0.0).await, picture(source, 5400.0).await, "the source's picture at 5400 s");
+}
+
+/// A clip (`start=5402&end=5432`, not on a keyframe): a file of its own,
+/// both streams starting together, its first picture the source's at
+/// 5402 s (the edit list starts it there, not at the keyframe 2 s before,
+/// which the decoder reads first), the origin asked for a small part of the
+/// film; bad or impossible clips are refused.
+#[tokio::test]
+async fn a_clip_is_the_part_asked_for() {
+    let app = app().await;
+    let id = yt_id("film");
+    let url = format!("{}{}&start=5402&end=5432", app.base, link(&id));
+    let head = app.http.head(&url).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    let len: u64 = head.headers()["content-length"].to_str().unwrap().parse().unwrap();
+    assert!(len < film_bytes() / 100, "a clip of {len} bytes");
+    let whole = app.http.head(format!("{}{}", app.base, link(&id))).send().await.unwrap();
+    assert_ne!(head.headers()["etag"], whole.headers()["etag"], "the clip is its own file");
+    let p = probe(&url).await;
+    assert_eq!(kinds(&p), ["video", "audio"], "{p}");
+    // The header and each track's edit list say 30 s; ffmpeg reads the
+    // length of the fragments the clip is cut from (whole fragments: at
+    // most one video (5 s) and one audio (~10 s) fragment past the end).
+    let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((30.0..=46.0).contains(&duration), "a player reads {duration} s: {p}");
+    let starts: Vec<f64> =
+        p["streams"].as_array().unwrap().iter().map(|s| s["start_time"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(starts.iter().all(|t| (-2.5..=0.0).contains(t)), "both streams start at the clip's start: {starts:?}");
+    let source = film().0.to_str().unwrap();
+    // The picture at the clip's time zero, on the file's own timeline
+    // (decoded from the keyframe 2 s before it, whose times are below zero:
+    // what a player that honours the edit list shows first).
+    let at_zero = frame(&["-copyts", "-i", &url, "-ss", "0"]).await;
+    assert_eq!(at_zero, picture(source, 5402.0).await, "the source's picture at 5402 s");
+    assert!(asked(&app) < 16 << 20, "{} of {} bytes asked", asked(&app), film_bytes());
+    assert_eq!(app.prom("reelay_relay_merges_total").await, 0.0, "no ffmpeg");
+
+    for (query, status) in
+        [("&start=-1", 400), ("&start=abc", 400), ("&start=10&end=5", 400), ("&end=inf", 400), ("&start=7300", 422)]
+    {
+        let resp = app.get(&format!("{}{query}", link(&id))).await;
+        assert_eq!(resp.status(), status, "{query}");
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["error"].is_string() && body["detail"].is_string(), "{query}: {body}");
+    }
+    // Direct mode cannot cut: it says which route can.
+    let direct = app.get(&format!("/api/v2/stream/direct/youtube/{id}?quality=720p&start=60")).await;
+    assert_eq!(direct.status(), 409);
+    // A video that is one file cannot be clipped.
+    let one = app.get(&format!("/api/v2/stream/proxy/youtube/{}?start=1", yt_id("proxy"))).await;
+    assert_eq!(one.status(), 422);
+    assert!(one.text().await.unwrap().contains("Cannot clip"));
 }

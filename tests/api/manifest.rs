@@ -416,8 +416,8 @@ async fn probe_times(url: &str) -> (Vec<(String, f64)>, f64) {
 /// Muxed HLS for AVPro: every segment MPEG-TS with video and audio, the
 /// playlist complete from the first request; a segment asked for cold, out
 /// of order (a seek to the end), starts where the timeline says, audio and
-/// video together; ten players of one segment cost one ffmpeg; the whole
-/// variant plays for the video's length.
+/// video together; ten players of one segment cost one segment written in
+/// process and no ffmpeg; the whole variant plays for the video's length.
 #[tokio::test]
 async fn avpro_gets_muxed_hls_that_seeks() {
     let app = spawn_app().await;
@@ -444,19 +444,32 @@ async fn avpro_gets_muxed_hls_that_seeks() {
     let (streams, _) = probe_times(&last).await;
     let kinds: Vec<&str> = streams.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(kinds, ["video", "audio"], "{streams:?}");
-    for (kind, start) in &streams {
-        assert!((start - 6.0).abs() < 0.1, "{kind} starts at {start}, where the segment is: {streams:?}");
+    let (first, _) = probe_times(&format!("{}{}", app.base, segments[0])).await;
+    for ((kind, start), (_, zero)) in streams.iter().zip(&first) {
+        assert!((start - zero - 6.0).abs() < 0.1, "{kind} starts at {start}, 6 s after the first segment's {zero}");
     }
 
-    let before = app.prom("reelay_relay_remuxed_segments_total").await;
+    let before = app.prom("reelay_relay_muxed_segments_total").await;
     let second = format!("{}{}", app.base, segments[1]);
     let got = futures_util::future::join_all(
         (0..10).map(|_| async { app.http.get(&second).send().await.unwrap().bytes().await.unwrap() }),
     )
     .await;
     assert!(got.iter().all(|b| b == &got[0] && !b.is_empty()));
-    assert_eq!(app.prom("reelay_relay_remuxed_segments_total").await - before, 1.0, "one ffmpeg for ten players");
+    assert_eq!(app.prom("reelay_relay_muxed_segments_total").await - before, 1.0, "written once for ten players");
+    assert_eq!(app.prom("reelay_relay_remuxed_segments_total").await, 0.0, "without ffmpeg");
 
+    // A decoder reading the whole variant has nothing to say: no broken
+    // packets, no continuity or timestamp complaints.
+    let decoded = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "warning", "-i"])
+        .arg(format!("{}{}", app.base, variants[0]))
+        .args(["-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&decoded.stderr);
+    assert!(decoded.status.success() && said.trim().is_empty(), "ffmpeg decoding the variant: {said}");
     let (streams, duration) = probe_times(&format!("{}{}", app.base, variants[0])).await;
     assert!(streams.iter().any(|(k, _)| k == "audio") && streams.iter().any(|(k, _)| k == "video"), "{streams:?}");
     assert!((duration - 8.0).abs() < 0.3, "the whole video: {duration}");

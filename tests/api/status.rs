@@ -163,7 +163,10 @@ async fn an_operator_watches_it_in_chromium() {
     assert_eq!((row[1].as_str(), row[3].as_str()), (Some("youtube"), Some("3")), "{later:#}");
     assert!(row[4].as_str().unwrap().ends_with("/s") && row[4] != "0 B/s", "bytes flow: {row}");
     assert_ne!(first["meta"], later["meta"], "the page refreshed");
-    assert_ne!(first["requests"], later["requests"], "the numbers change: {first} {later}");
+    // A steady load keeps one rate steady (1.4/s twice is right), so the
+    // check is that the board's figures as a whole move between refreshes.
+    let figures = |r: &Value| ["requests", "out", "origin", "store"].map(|k| r[k].clone());
+    assert_ne!(figures(first), figures(later), "the numbers change: {first} {later}");
     let drawn: Vec<u64> = later["drawn"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).collect();
     assert_eq!(drawn.len(), 4);
     assert!(drawn[0] > 0 && drawn[1] > 0, "the bytes and requests charts are drawn: {drawn:?}");

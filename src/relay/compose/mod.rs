@@ -16,11 +16,22 @@
 //! they are but for a few bytes of each `moof` (its track and sequence
 //! numbers).
 //!
+//! The same inputs make muxed HLS segments ([`Muxed`]): one subsegment of
+//! the video and the audio that starts within it, written as MPEG-TS in
+//! process (no ffmpeg per segment).
+//!
 //! Layout: [`sidx`] reads a DASH file's index, [`mp4`] writes and patches
-//! the few boxes, this module lays the parts out and serves them.
+//! the few boxes, this module lays the parts out and serves them;
+//! [`track`] reads samples out of fragments, [`ts`] writes MPEG-TS
+//! packets, [`segment`] makes a muxed segment of the two.
 
 mod mp4;
+mod segment;
 pub mod sidx;
+mod track;
+mod ts;
+
+pub use segment::{Muxed, span_seconds};
 
 use std::sync::Arc;
 
@@ -40,6 +51,16 @@ pub struct Merge {
     pub key: String,
     pub video: (Spec, Arc<Index>),
     pub audio: (Spec, Arc<Index>),
+    /// A clip: seconds `start..end` of the film only (the fragments that
+    /// cover them, with an edit list that starts playback at `start`).
+    pub clip: Option<Clip>,
+}
+
+/// Seconds `start..end` of a film (`end` past its length: to the end).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clip {
+    pub start: f64,
+    pub end: f64,
 }
 
 /// One stretch of the composed file.
@@ -47,8 +68,9 @@ enum Part {
     /// Bytes written by the composer (the header).
     Made(Bytes),
     /// A fragment of input `input` (0 video, 1 audio): `size` bytes from
-    /// `from`, its `moof` renumbered to `track` and `sequence`.
-    Fragment { input: usize, from: u64, size: u64, track: u32, sequence: u32 },
+    /// `from`, its `moof` renumbered to `track` and `sequence`, its decode
+    /// time moved back by `rebase` ticks (a clip starts near zero).
+    Fragment { input: usize, from: u64, size: u64, track: u32, sequence: u32, rebase: u64 },
 }
 
 /// Where every byte of a composed file comes from.
@@ -72,18 +94,19 @@ impl Relay {
     /// The layout of an MP4 merge, from its inputs' indexes and init
     /// sections (read through the store: a few KB each).
     pub async fn merge_layout(&self, merge: &Merge) -> Result<Layout, ComposeError> {
-        let (vspec, vindex) = &merge.video;
-        let (aspec, aindex) = &merge.audio;
-        let vinit = self.read(vspec.clone(), 0..vindex.init_len).await?;
-        let ainit = self.read(aspec.clone(), 0..aindex.init_len).await?;
-        if vinit.len() as u64 != vindex.init_len || ainit.len() as u64 != aindex.init_len {
-            return Err(mp4::BoxError("an init section cut short").into());
-        }
+        let (_, vindex) = &merge.video;
+        let (_, aindex) = &merge.audio;
+        let (vinit, ainit) = self.inits(&merge.video, &merge.audio).await?;
         let (vi, ai) = (mp4::Init::read(&vinit)?, mp4::Init::read(&ainit)?);
         let movie = u64::from(vi.movie_timescale()?.max(1));
-        let seconds = vindex.duration().max(aindex.duration());
+        let whole = vindex.duration().max(aindex.duration());
+        let clip = match merge.clip {
+            Some(c) if c.start >= whole => return Err(mp4::BoxError("a clip that starts past the end").into()),
+            Some(c) => Some(Clip { start: c.start, end: c.end.min(whole) }),
+            None => None,
+        };
+        let seconds = clip.map_or(whole, |c| c.end - c.start);
         let duration = (seconds * movie as f64).round() as u64;
-        let head = mp4::merged_head(&vi, &ai, duration)?;
 
         // Every fragment with its start time; video first at a tie, and no
         // audio before the first video fragment (the sidx starts there).
@@ -100,7 +123,35 @@ impl Relay {
                 })
                 .collect::<Vec<_>>()
         };
-        let (video, audio) = (starts(vindex), starts(aindex));
+        // A clip keeps the fragments that overlap it.
+        let keep = |list: Vec<(f64, sidx::Segment)>, index: &Index| match clip {
+            None => list,
+            Some(c) => {
+                let ts = f64::from(index.timescale.max(1));
+                list.into_iter().filter(|(t, s)| t + f64::from(s.duration) / ts > c.start && *t < c.end).collect()
+            }
+        };
+        let (video, audio) = (keep(starts(vindex), vindex), keep(starts(aindex), aindex));
+        if video.is_empty() || audio.is_empty() {
+            return Err(mp4::BoxError("nothing to clip").into());
+        }
+        // A clip's fragments keep their decode times less their track's
+        // first (so players that take the last sample's time for the
+        // duration read the clip's), and each track's edit list starts
+        // playing at the clip's start, in its own clock.
+        let ticks = |t: f64, index: &Index| (t * f64::from(index.timescale)).round() as u64;
+        let rebase = match clip {
+            Some(_) => [ticks(video[0].0, vindex), ticks(audio[0].0, aindex)],
+            None => [0, 0],
+        };
+        let edits = match clip {
+            Some(c) => Some([
+                track::media_time(&vinit, c.start)? - rebase[0] as i64,
+                track::media_time(&ainit, c.start)? - rebase[1] as i64,
+            ]),
+            None => None,
+        };
+        let head = mp4::merged_head(&vi, &ai, duration, edits)?;
         let first = video.first().map_or(0.0, |(t, _)| *t);
         let mut order: Vec<(f64, usize, sidx::Segment)> = video.iter().map(|(t, s)| (*t, 0, *s)).collect();
         order.extend(audio.iter().map(|(t, s)| (t.max(first), 1, *s)));
@@ -108,7 +159,10 @@ impl Relay {
 
         // Where each fragment lands: after the head and one sidx per track.
         let counts = [video.len(), audio.len()];
-        let sidx_lens = counts.map(mp4::sidx_len);
+        // A clip has no sidx: a sidx's times are the film's, and players
+        // take its end for the clip's duration (a clip is short enough to
+        // seek in by its fragments).
+        let sidx_lens = counts.map(|n| if clip.is_some() { 0 } else { mp4::sidx_len(n) });
         let mut at = head.len() as u64 + sidx_lens[0] + sidx_lens[1];
         let mut fragments = Vec::with_capacity(order.len());
         for (n, (_, input, seg)) in order.iter().enumerate() {
@@ -116,7 +170,14 @@ impl Relay {
             let size = u64::from(seg.size);
             fragments.push((
                 at,
-                Part::Fragment { input: *input, from: seg.offset, size, track: *input as u32 + 1, sequence },
+                Part::Fragment {
+                    input: *input,
+                    from: seg.offset,
+                    size,
+                    track: *input as u32 + 1,
+                    sequence,
+                    rebase: rebase[*input],
+                },
             ));
             at += size;
         }
@@ -125,7 +186,8 @@ impl Relay {
         // (the last to the end of the file).
         let mut sidxes = Vec::new();
         let mut anchor = head.len() as u64;
-        for (input, index) in [(0usize, vindex), (1, aindex)] {
+        let indexed = if clip.is_some() { &[][..] } else { &[(0usize, vindex), (1, aindex)][..] };
+        for &(input, index) in indexed {
             anchor += sidx_lens[input];
             let starts: Vec<(u64, u32)> = fragments
                 .iter()
@@ -144,7 +206,9 @@ impl Relay {
                 })
                 .collect::<Result<_, mp4::BoxError>>()?;
             let track = input as u32 + 1;
-            sidxes.extend(mp4::sidx(track, index.timescale, index.earliest, first - anchor, &refs)?);
+            let kept = if input == 0 { &video } else { &audio };
+            let earliest = (kept[0].0 * f64::from(index.timescale)).round() as u64;
+            sidxes.extend(mp4::sidx(track, index.timescale, earliest, first - anchor, &refs)?);
         }
         let mut made = head;
         made.extend(sidxes);
@@ -153,12 +217,30 @@ impl Relay {
         }
         let mut etag = Sha256::new();
         etag.update(merge.key.as_bytes());
+        if let Some(c) = clip {
+            etag.update(format!("|clip {}-{}", c.start, c.end).as_bytes());
+        }
         etag.update(&made);
         let etag = format!("\"m-{}\"", hex(&etag.finalize()[..12]));
         let mut parts = Vec::with_capacity(fragments.len() + 1);
         parts.push((0, Part::Made(Bytes::from(made))));
         parts.extend(fragments);
         Ok(Layout { parts, len, etag })
+    }
+
+    /// The init sections (`ftyp` + `moov`) of a video and an audio input,
+    /// read through the store (a few KB each).
+    async fn inits(
+        &self,
+        (vspec, vindex): &(Spec, Arc<Index>),
+        (aspec, aindex): &(Spec, Arc<Index>),
+    ) -> Result<(Vec<u8>, Vec<u8>), ComposeError> {
+        let vinit = self.read(vspec.clone(), 0..vindex.init_len).await?;
+        let ainit = self.read(aspec.clone(), 0..aindex.init_len).await?;
+        if vinit.len() as u64 != vindex.init_len || ainit.len() as u64 != aindex.init_len {
+            return Err(mp4::BoxError("an init section cut short").into());
+        }
+        Ok((vinit, ainit))
     }
 
     /// Serves a GET or HEAD of a composed merge: the layout first (from the
@@ -226,13 +308,13 @@ fn bytes_of(
                         return;
                     }
                 }
-                Part::Fragment { input, from, size, track, sequence } => {
+                Part::Fragment { input, from, size, track, sequence, rebase } => {
                     let (lo, hi) = (start.saturating_sub(*at), (end - at).min(*size));
                     let spec = &inputs[*input];
                     let piece = Piece {
                         from: *from,
                         size: *size,
-                        renumber: (*track, *sequence, *at as i64 - *from as i64),
+                        renumber: (*track, *sequence, *at as i64 - *from as i64, *rebase),
                         want: lo..hi,
                     };
                     let sent = fragment(&relay, spec, piece, &tx, &mut runs[*input]).await;
@@ -253,11 +335,12 @@ type Sender = tokio::sync::mpsc::Sender<Result<Bytes, RelayError>>;
 
 /// What of one fragment to send: the fragment (`size` bytes at input
 /// offset `from`), its renumbering (track, sequence, how far its moof
-/// moved), and the bytes of it wanted.
+/// moved, the ticks its decode time moves back), and the bytes of it
+/// wanted.
 struct Piece {
     from: u64,
     size: u64,
-    renumber: (u32, u32, i64),
+    renumber: (u32, u32, i64, u64),
     want: std::ops::Range<u64>,
 }
 
@@ -275,7 +358,7 @@ struct Run {
 /// Sends bytes `want` of the fragment at input offset `from`: each `moof`
 /// in it read whole and renumbered, everything else streamed.
 async fn fragment(relay: &Relay, spec: &Spec, piece: Piece, tx: &Sender, run: &mut Run) -> Result<(), RelayError> {
-    let Piece { from, size, renumber: (track, sequence, moved), want } = piece;
+    let Piece { from, size, renumber: (track, sequence, moved, rebase), want } = piece;
     let bad = |e: mp4::BoxError| RelayError::Gone(format!("a fragment of the merge cannot be read: {e}"));
     let mut pos = 0u64;
     while pos < size && pos < want.end {
@@ -286,7 +369,7 @@ async fn fragment(relay: &Relay, spec: &Spec, piece: Piece, tx: &Sender, run: &m
             let (lo, hi) = (want.start.max(pos), want.end.min(box_end));
             if &kind == b"moof" {
                 let mut moof = relay.read(spec.clone(), from + pos..from + pos + box_size).await?;
-                mp4::patch_moof(&mut moof, track, sequence, moved).map_err(bad)?;
+                mp4::patch_moof(&mut moof, track, sequence, moved, rebase).map_err(bad)?;
                 let slice = Bytes::from(moof).slice((lo - pos) as usize..(hi - pos) as usize);
                 if tx.send(Ok(slice)).await.is_err() {
                     return Ok(());

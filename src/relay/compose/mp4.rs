@@ -145,7 +145,10 @@ impl<'a> Init<'a> {
 /// whole `duration`, in its timescale, and room for two tracks), the
 /// video's track as track 1 and the audio's as track 2, and an `mvex` whose
 /// `mehd` says the duration too (players read either).
-pub fn merged_head(video: &Init, audio: &Init, duration: u64) -> Result<Vec<u8>, BoxError> {
+///
+/// A clip (`edits`: each track's media time that plays first) gets an
+/// edit list per track in place of the inputs' own.
+pub fn merged_head(video: &Init, audio: &Init, duration: u64, edits: Option<[i64; 2]>) -> Result<Vec<u8>, BoxError> {
     let mut mvhd = child(video.buf, &video.moov, b"mvhd")?.all(video.buf).to_vec();
     let version = *mvhd.get(8).ok_or(BoxError("mvhd cut short"))?;
     let times = if version == 1 { 16 } else { 8 };
@@ -165,6 +168,9 @@ pub fn merged_head(video: &Init, audio: &Init, duration: u64) -> Result<Vec<u8>,
         let id_at = tkhd.start + 12 + if v == 1 { 16 } else { 8 };
         put_u32(&mut trak_bytes, id_at, id)?;
         put_duration(&mut trak_bytes, id_at + 8, v, duration)?;
+        if let Some(edits) = edits {
+            trak_bytes = with_edit(&trak_bytes, duration, edits[id as usize - 1])?;
+        }
         moov.extend(trak_bytes);
         let mut trex_bytes = trex.all(init.buf).to_vec();
         put_u32(&mut trex_bytes, 12, id)?;
@@ -174,6 +180,28 @@ pub fn merged_head(video: &Init, audio: &Init, duration: u64) -> Result<Vec<u8>,
     let mut out = video.ftyp.all(video.buf).to_vec();
     out.extend(wrap(b"moov", &moov));
     Ok(out)
+}
+
+/// `trak` with one edit in place of its edit list: `duration` (in the
+/// movie's timescale) of its media from `media_time` (in its own).
+fn with_edit(trak: &[u8], duration: u64, media_time: i64) -> Result<Vec<u8>, BoxError> {
+    let (_, _, header) = header_at(trak, 0)?;
+    let mut body = Vec::with_capacity(trak.len() + 36);
+    for b in children(trak, header, trak.len())? {
+        if &b.kind == b"edts" {
+            continue;
+        }
+        body.extend_from_slice(b.all(trak));
+        if &b.kind == b"tkhd" {
+            let mut elst = vec![1, 0, 0, 0, 0, 0, 0, 1];
+            elst.extend_from_slice(&duration.to_be_bytes());
+            elst.extend_from_slice(&media_time.to_be_bytes());
+            // Rate 1.0.
+            elst.extend_from_slice(&[0, 1, 0, 0]);
+            body.extend(wrap(b"edts", &wrap(b"elst", &elst)));
+        }
+    }
+    Ok(wrap(b"trak", &body))
 }
 
 /// One reference of a `sidx`: the bytes from one of its track's fragments
@@ -223,7 +251,7 @@ pub fn sidx(
 /// Renumbers a `moof` in place: its fragment's sequence number, and each
 /// `traf`'s track; an explicit base data offset (rare: most files say the
 /// data starts at the moof) moves by `moved`, the bytes the moof moved.
-pub fn patch_moof(moof: &mut [u8], track: u32, sequence: u32, moved: i64) -> Result<(), BoxError> {
+pub fn patch_moof(moof: &mut [u8], track: u32, sequence: u32, moved: i64, rebase: u64) -> Result<(), BoxError> {
     let (kind, size, header) = header_at(moof, 0)?;
     if &kind != b"moof" || size != moof.len() as u64 {
         return Err(BoxError("not a whole moof"));
@@ -233,6 +261,19 @@ pub fn patch_moof(moof: &mut [u8], track: u32, sequence: u32, moved: i64) -> Res
             b"mfhd" => put_u32(moof, b.start + b.header + 4, sequence)?,
             b"traf" => {
                 for t in children(moof, b.start + b.header, b.start + b.size)? {
+                    if &t.kind == b"tfdt" && rebase > 0 {
+                        let at = t.start + t.header;
+                        let late = || BoxError("a fragment before its clip's base");
+                        if moof.get(at) == Some(&1) {
+                            let moved = get_u64(moof, at + 4)?.checked_sub(rebase).ok_or_else(late)?;
+                            moof.get_mut(at + 4..at + 12)
+                                .ok_or(BoxError("tfdt cut short"))?
+                                .copy_from_slice(&moved.to_be_bytes());
+                        } else {
+                            let moved = u64::from(get_u32(moof, at + 4)?).checked_sub(rebase).ok_or_else(late)?;
+                            put_u32(moof, at + 4, u32::try_from(moved).map_err(|_| late())?)?;
+                        }
+                    }
                     if &t.kind != b"tfhd" {
                         continue;
                     }
@@ -269,7 +310,7 @@ mod tests {
         let tfhd = wrap(b"tfhd", &[&[0, 0, 0, 1][..], &1u32.to_be_bytes(), &1000u64.to_be_bytes()].concat());
         let traf = wrap(b"traf", &tfhd);
         let mut moof = wrap(b"moof", &[mfhd, traf].concat());
-        patch_moof(&mut moof, 2, 42, 500).unwrap();
+        patch_moof(&mut moof, 2, 42, 500, 0).unwrap();
         let kids = children(&moof, 8, moof.len()).unwrap();
         assert_eq!(get_u32(&moof, kids[0].start + 12).unwrap(), 42);
         let tfhd_at = kids[1].start + 8;
@@ -279,7 +320,7 @@ mod tests {
 
     #[test]
     fn broken_boxes_are_errors_not_panics() {
-        assert!(patch_moof(&mut [0, 0, 0, 9, b'm', b'o', b'o', b'f', 0], 1, 1, 0).is_err());
+        assert!(patch_moof(&mut [0, 0, 0, 9, b'm', b'o', b'o', b'f', 0], 1, 1, 0, 0).is_err());
         assert!(Init::read(&[0, 0, 0, 4]).is_err());
         assert!(children(&[0, 0, 0, 64, b'm', b'o', b'o', b'v'], 0, 8).is_err());
         let refs = [Reference { size: 1 << 31, duration: 1 }];
