@@ -263,28 +263,23 @@ async fn composed_bytes_are_the_same_everywhere() {
 }
 
 /// Chromium's `<video>`, given the link: it reads the two hours, seeks to
-/// 1:30:00 and plays on from there. (What it reads ahead is its own media
+/// 1:30:00 and plays on from there; given a clip's, its 30 s. (What it reads ahead is its own media
 /// cache's choice: over loopback it takes the whole film in seconds.)
 #[tokio::test]
 async fn chromium_reads_the_duration_and_seeks_to_the_last_half_hour() {
-    let browser = PathBuf::from(MANIFEST_DIR).join("tests/browser");
-    assert!(
-        browser.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
-        "chromium and playwright-core are missing; run scripts/setup --test"
-    );
     let app = app().await;
-    let config = serde_json::json!({"url": format!("{}{}", app.base, link(&yt_id("film"))), "seek": 5400});
-    let out = tokio::process::Command::new("node")
-        .arg(browser.join("film.mjs"))
-        .arg(config.to_string())
-        .current_dir(&browser)
-        .output()
-        .await
-        .expect("node runs");
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!("not JSON: {} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    });
-    assert!(report["failure"].is_null() && report["error"].is_null(), "{report}");
+    let play = |url: String, seek: f64| async move {
+        let report = browser_report("film.mjs", &serde_json::json!({"url": url, "seek": seek})).await;
+        assert!(report["error"].is_null(), "{report}");
+        report
+    };
+    let id = yt_id("film");
+    // A clip of it: Chromium reads its 30 s and plays within it.
+    let clip = play(format!("{}{}&start=5400&end=5430", app.base, link(&id)), 10.0).await;
+    let duration = clip["duration"].as_f64().unwrap();
+    assert!((duration - 30.0).abs() < 0.5, "Chromium reads a clip of {duration} s: {clip}");
+    assert!(clip["playing_at"].as_f64().unwrap() > 10.5, "{clip}");
+    let report = play(format!("{}{}", app.base, link(&id)), 5400.0).await;
     let (duration, at, later) = (
         report["duration"].as_f64().unwrap(),
         report["seeked_to"].as_f64().unwrap(),
@@ -370,11 +365,24 @@ async fn a_clip_is_the_part_asked_for() {
     assert_ne!(head.headers()["etag"], whole.headers()["etag"], "the clip is its own file");
     let p = probe(&url).await;
     assert_eq!(kinds(&p), ["video", "audio"], "{p}");
-    // The header and each track's edit list say 30 s; ffmpeg reads the
-    // length of the fragments the clip is cut from (whole fragments: at
-    // most one video (5 s) and one audio (~10 s) fragment past the end).
+    // The header and each track's edit list say 30 s; each track's last
+    // fragment is cut at 5432 s, so ffmpeg reads 30 s and the 2 s lead-in
+    // from the keyframe before the start (its times below zero).
     let duration: f64 = p["format"]["duration"].as_str().unwrap().parse().unwrap();
-    assert!((30.0..=46.0).contains(&duration), "a player reads {duration} s: {p}");
+    assert!((32.0..=32.5).contains(&duration), "a player reads {duration} s: {p}");
+    // Decoded whole, nothing to complain about (the cut fragments' moofs
+    // and mdats agree).
+    let decoded = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "warning", "-i", &url, "-f", "null", "-"])
+        .output()
+        .await
+        .unwrap();
+    let said = String::from_utf8_lossy(&decoded.stderr);
+    assert!(decoded.status.success() && said.trim().is_empty(), "ffmpeg decoding the clip: {said}");
+    // On a keyframe there is no lead-in: the clip is 30 s.
+    let aligned = probe(&format!("{}{}&start=5400&end=5430", app.base, link(&id))).await;
+    let duration: f64 = aligned["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - 30.0).abs() < 0.3, "5400–5430 reads {duration} s: {aligned}");
     let starts: Vec<f64> =
         p["streams"].as_array().unwrap().iter().map(|s| s["start_time"].as_str().unwrap().parse().unwrap()).collect();
     assert!(starts.iter().all(|t| (-2.5..=0.0).contains(t)), "both streams start at the clip's start: {starts:?}");

@@ -732,3 +732,27 @@ impl Drop for Binary {
         let _ = self.child.wait();
     }
 }
+
+/// Runs `tests/browser/<script>` (Debian's Chromium through
+/// playwright-core) with `config` as its one argument and returns the JSON
+/// report it prints, after checking it ran and reported no failure.
+pub async fn browser_report(script: &str, config: &Value) -> Value {
+    let dir = PathBuf::from(MANIFEST_DIR).join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists() && Path::new("/usr/bin/chromium").exists(),
+        "chromium and playwright-core are missing; run scripts/setup --test"
+    );
+    let out = tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .arg(config.to_string())
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("node runs (scripts/setup --test installs it)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{script} failed: {stderr}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{script}: not JSON: {} {stderr}", String::from_utf8_lossy(&out.stdout)));
+    assert!(report["failure"].is_null(), "{script}: {report:#}");
+    report
+}

@@ -51,11 +51,6 @@ async fn browsers_asking_for_the_root_are_sent_to_the_page() {
 
 #[tokio::test]
 async fn a_person_pastes_a_link_and_watches_in_chromium() {
-    let browser_dir = PathBuf::from(MANIFEST_DIR).join("tests/browser");
-    assert!(
-        browser_dir.join("node_modules/playwright-core").exists() && std::path::Path::new("/usr/bin/chromium").exists(),
-        "chromium and playwright-core are missing; run scripts/setup --test"
-    );
     let app = spawn_app().await;
     let real = spawn().ytdlp(real_ytdlp()).start().await;
     let limited = spawn().arg("--rate-limit-max-requests", 1).start().await;
@@ -77,18 +72,7 @@ async fn a_person_pastes_a_link_and_watches_in_chromium() {
         "subs": format!("https://www.youtube.com/watch?v={}", yt_id("dubs")),
         "muxed": format!("/api/v2/stream/manifest/youtube/{}/master.m3u8?player=avpro", yt_id("dashd")),
     });
-    let out = tokio::process::Command::new("node")
-        .arg(browser_dir.join("ui.mjs"))
-        .arg(config.to_string())
-        .current_dir(&browser_dir)
-        .output()
-        .await
-        .expect("node runs (scripts/setup --test installs it)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ui.mjs failed: {stderr}");
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("not JSON: {} {stderr}", String::from_utf8_lossy(&out.stdout)));
-    assert!(report["failure"].is_null(), "{:#}", report);
+    let report = browser_report("ui.mjs", &config).await;
     assert_eq!(report["landing_url"], format!("{}/ui", app.base));
 
     let video = &report["video"];

@@ -71,6 +71,17 @@ enum Part {
     /// `from`, its `moof` renumbered to `track` and `sequence`, its decode
     /// time moved back by `rebase` ticks (a clip starts near zero).
     Fragment { input: usize, from: u64, size: u64, track: u32, sequence: u32, rebase: u64 },
+    /// Bytes of input `input` copied as they are (a cut fragment's payload).
+    Bytes { input: usize, from: u64, size: u64 },
+}
+
+/// A fragment at input offset `offset` cut short for a clip: its `moof`
+/// (`moof_len` bytes in the input) as rewritten, and how much of its
+/// payload is kept.
+struct Cut {
+    offset: u64,
+    moof_len: u64,
+    trimmed: track::Trimmed,
 }
 
 /// Where every byte of a composed file comes from.
@@ -152,6 +163,13 @@ impl Relay {
             None => None,
         };
         let head = mp4::merged_head(&vi, &ai, duration, edits)?;
+        let cuts = match clip {
+            Some(c) => [
+                self.cut_end(&merge.video.0, &vinit, video.last(), vindex, c.end).await?,
+                self.cut_end(&merge.audio.0, &ainit, audio.last(), aindex, c.end).await?,
+            ],
+            None => [None, None],
+        };
         let first = video.first().map_or(0.0, |(t, _)| *t);
         let mut order: Vec<(f64, usize, sidx::Segment)> = video.iter().map(|(t, s)| (*t, 0, *s)).collect();
         order.extend(audio.iter().map(|(t, s)| (t.max(first), 1, *s)));
@@ -167,6 +185,21 @@ impl Relay {
         let mut fragments = Vec::with_capacity(order.len());
         for (n, (_, input, seg)) in order.iter().enumerate() {
             let sequence = u32::try_from(n + 1).unwrap_or(u32::MAX);
+            if let Some(cut) = cuts[*input].as_ref().filter(|c| c.offset == seg.offset) {
+                // A clip's last fragment of a track, cut short: its moof
+                // rewritten (and renumbered now), an mdat header for what is
+                // kept, then that much of its payload.
+                let mut moof = cut.trimmed.moof.clone();
+                mp4::patch_moof(&mut moof, *input as u32 + 1, sequence, 0, rebase[*input])?;
+                let mdat = [&(8 + cut.trimmed.kept as u32).to_be_bytes()[..], b"mdat"].concat();
+                let from = seg.offset + cut.moof_len + 8;
+                let moof_len = moof.len() as u64;
+                fragments.push((at, Part::Made(Bytes::from(moof))));
+                fragments.push((at + moof_len, Part::Made(Bytes::from(mdat))));
+                fragments.push((at + moof_len + 8, Part::Bytes { input: *input, from, size: cut.trimmed.kept }));
+                at += moof_len + 8 + cut.trimmed.kept;
+                continue;
+            }
             let size = u64::from(seg.size);
             fragments.push((
                 at,
@@ -226,6 +259,36 @@ impl Relay {
         parts.push((0, Part::Made(Bytes::from(made))));
         parts.extend(fragments);
         Ok(Layout { parts, len, etag })
+    }
+
+    /// A clip's last fragment of one input cut at `end` seconds, when it
+    /// runs past it and is laid out so it can be cut (else it is copied
+    /// whole).
+    async fn cut_end(
+        &self,
+        spec: &Spec,
+        init: &[u8],
+        last: Option<&(f64, sidx::Segment)>,
+        index: &Index,
+        end: f64,
+    ) -> Result<Option<Cut>, ComposeError> {
+        let Some((t, seg)) = last else { return Ok(None) };
+        if t + f64::from(seg.duration) / f64::from(index.timescale.max(1)) <= end {
+            return Ok(None);
+        }
+        let at = seg.offset;
+        let head = self.read(spec.clone(), at..at + 16).await?;
+        let (kind, size, _) = mp4::header_at(&head, 0)?;
+        if &kind != b"moof" || size + 8 > u64::from(seg.size) {
+            return Ok(None);
+        }
+        let moof = self.read(spec.clone(), at..at + size + 8).await?;
+        let (kind, mdat_size, header) = mp4::header_at(&moof, size as usize)?;
+        if &kind != b"mdat" || header != 8 || size + mdat_size != u64::from(seg.size) {
+            return Ok(None);
+        }
+        let trimmed = track::Track::read(init)?.trim(&moof[..size as usize], end)?;
+        Ok(trimmed.map(|trimmed| Cut { offset: at, moof_len: size, trimmed }))
     }
 
     /// The init sections (`ftyp` + `moov`) of a video and an audio input,
@@ -306,6 +369,17 @@ fn bytes_of(
                     let to = ((end - at) as usize).min(bytes.len());
                     if tx.send(Ok(bytes.slice(from..to))).await.is_err() {
                         return;
+                    }
+                }
+                Part::Bytes { input, from, size } => {
+                    let (lo, hi) = (start.saturating_sub(*at), (end - at).min(*size));
+                    match stream_range(&relay, &inputs[*input], from + lo..from + hi, &tx, &mut runs[*input]).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
                     }
                 }
                 Part::Fragment { input, from, size, track, sequence, rebase } => {

@@ -2,9 +2,11 @@
 //! init section, the track's clock, its edit shift and its codec's setup
 //! (H.264's parameter sets and NAL length size, AAC's profile, rate and
 //! channels); from a fragment, each sample's time, key flag and bytes.
-//! Only H.264 video and AAC audio are read: what MPEG-TS segments for
-//! players that want one stream with sound carry. Anything else is an
-//! error, and the caller falls back to ffmpeg. Never panics on any input.
+//! Only H.264's and AAC's setups are read: what MPEG-TS segments for
+//! players that want one stream with sound carry (other codecs are
+//! [`Codec::Other`], and the muxer falls back to ffmpeg). A fragment's
+//! `moof` can be cut short too, for a clip that ends inside it
+//! ([`Track::trim`]). Never panics on any input.
 
 use std::ops::Range;
 
@@ -18,6 +20,8 @@ pub enum Codec {
     H264 { length_size: usize, sps: Vec<Vec<u8>>, pps: Vec<Vec<u8>> },
     /// AAC in `mp4a`: raw frames; ADTS headers are made of these three.
     Aac { profile: u8, rate_index: u8, channels: u8 },
+    /// Anything else (VP9, AV1, Opus): its samples are read, not written.
+    Other,
 }
 
 /// One track of a DASH file, as its init section describes it.
@@ -140,7 +144,7 @@ impl Track {
                 let esds = inner.iter().find(|b| &b.kind == b"esds").ok_or(BoxError("no esds"))?;
                 aac_config(&init[esds.start + esds.header + 4..esds.start + esds.size])?
             }
-            _ => return Err(BoxError("neither H.264 nor AAC")),
+            _ => Codec::Other,
         };
         let mut defaults = Defaults::default();
         if let Ok(trex) = path(init, &moov, &[b"mvex", b"trex"]) {
@@ -161,7 +165,7 @@ impl Track {
         let mut out = Vec::new();
         for moof in children(buf, 0, buf.len())?.iter().filter(|b| &b.kind == b"moof") {
             for traf in kids(buf, moof)?.iter().filter(|b| &b.kind == b"traf") {
-                self.traf(buf, moof, traf, file_offset, &mut out)?;
+                self.traf(buf, moof, traf, file_offset, buf.len(), &mut out)?;
             }
         }
         Ok(out)
@@ -173,6 +177,7 @@ impl Track {
         moof: &Found,
         traf: &Found,
         file_offset: u64,
+        limit: usize,
         out: &mut Vec<Sample>,
     ) -> Result<(), BoxError> {
         let boxes = kids(buf, traf)?;
@@ -239,7 +244,7 @@ impl Track {
                 let cto = if version == 0 { i64::from(cto) } else { i64::from(cto as i32) };
                 let start = usize::try_from(pos).map_err(|_| BoxError("a sample out of range"))?;
                 let end = start.checked_add(size as usize).ok_or(BoxError("a sample out of range"))?;
-                if end > buf.len() {
+                if end > limit {
                     return Err(BoxError("a sample past the fragment"));
                 }
                 // sample_is_non_sync_sample is bit 16.
@@ -249,6 +254,78 @@ impl Track {
             }
         }
         Ok(())
+    }
+}
+
+/// A fragment cut short: its `moof` rewritten to list the first samples
+/// only, and how many bytes of its `mdat`'s payload those take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trimmed {
+    pub moof: Vec<u8>,
+    pub kept: u64,
+}
+
+impl Track {
+    /// `moof` (a whole box, whose `mdat` follows it directly) listing only
+    /// the samples decoded before `end` seconds of the film; `None` when
+    /// all are (or the fragment is laid out in a way this does not cut:
+    /// several tracks or runs, an explicit base offset, data not right
+    /// after the `mdat` header).
+    pub fn trim(&self, moof: &[u8], end: f64) -> Result<Option<Trimmed>, BoxError> {
+        let end = (end * f64::from(self.timescale)).round() as i64 + self.shift;
+        let whole = Found { kind: *b"moof", start: 0, size: moof.len(), header: 8 };
+        if super::mp4::header_at(moof, 0)?.2 != 8 {
+            return Ok(None);
+        }
+        let trafs: Vec<Found> = kids(moof, &whole)?.into_iter().filter(|b| &b.kind == b"traf").collect();
+        let [traf] = trafs[..] else { return Ok(None) };
+        let boxes = kids(moof, &traf)?;
+        let runs: Vec<&Found> = boxes.iter().filter(|b| &b.kind == b"trun").collect();
+        let [trun] = runs[..] else { return Ok(None) };
+        let samples = self.samples_of(moof, &traf)?;
+        let n = samples.iter().take_while(|s| (s.dts as i64) < end).count();
+        if n == samples.len() || n == 0 || traf.header != 8 || trun.header != 8 {
+            return Ok(None);
+        }
+        let at = trun.start + trun.header;
+        let flags = u32_at(moof, at)? & 0x00ff_ffff;
+        let tfhd = boxes.iter().find(|b| &b.kind == b"tfhd").ok_or(BoxError("no tfhd"))?;
+        let explicit = u32_at(moof, tfhd.start + tfhd.header)? & 0x01 != 0;
+        if flags & 0x01 == 0 || explicit {
+            return Ok(None);
+        }
+        let offset = u32_at(moof, at + 8)?;
+        if u64::from(offset) != moof.len() as u64 + 8 {
+            return Ok(None);
+        }
+        let entry = 4 * ((flags >> 8) & 0xf).count_ones() as usize;
+        let head = 8 + 4 + if flags & 0x04 != 0 { 4 } else { 0 };
+        let keep_to = at + head + n * entry;
+        let cut = trun.start + trun.size - keep_to;
+        let mut out = Vec::with_capacity(moof.len() - cut);
+        out.extend_from_slice(&moof[..keep_to]);
+        out.extend_from_slice(&moof[trun.start + trun.size..]);
+        let shrink = |out: &mut Vec<u8>, at: usize| -> Result<(), BoxError> {
+            let size = u32_at(out, at)? as usize - cut;
+            out[at..at + 4].copy_from_slice(&(size as u32).to_be_bytes());
+            Ok(())
+        };
+        shrink(&mut out, 0)?;
+        shrink(&mut out, traf.start)?;
+        shrink(&mut out, trun.start)?;
+        out[at + 4..at + 8].copy_from_slice(&(n as u32).to_be_bytes());
+        out[at + 8..at + 12].copy_from_slice(&(offset - cut as u32).to_be_bytes());
+        let kept = samples[..n].iter().map(|s| (s.data.end - s.data.start) as u64).sum();
+        Ok(Some(Trimmed { moof: out, kept }))
+    }
+
+    /// The samples one `traf` lists, their data ranges as the `moof` says
+    /// (not checked against a buffer: the `mdat` is not in it).
+    fn samples_of(&self, moof: &[u8], traf: &Found) -> Result<Vec<Sample>, BoxError> {
+        let whole = Found { kind: *b"moof", start: 0, size: moof.len(), header: 8 };
+        let mut out = Vec::new();
+        self.traf(moof, &whole, traf, 0, usize::MAX, &mut out)?;
+        Ok(out)
     }
 }
 
@@ -367,6 +444,52 @@ mod tests {
         let mut b = vec![0x03, 25, 0, 1, 0, 0x04, 17, 0x40, 0x15, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         b.extend([0x05, 2, 0x12, 0x10, 0x06, 1, 2]);
         assert_eq!(aac_config(&b), Ok(Codec::Aac { profile: 1, rate_index: 4, channels: 2 }));
+    }
+
+    fn boxed(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        super::super::mp4::wrap(kind, body)
+    }
+
+    /// A moof of one track with three samples of 10 bytes, 1000 ticks each
+    /// from tick 0, data right after the mdat header.
+    fn moof() -> Vec<u8> {
+        let tfhd = boxed(b"tfhd", &[0, 2, 0, 0, 0, 0, 0, 1]);
+        let tfdt = boxed(b"tfdt", &[0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut trun = vec![0, 0, 3, 1, 0, 0, 0, 3, 0, 0, 0, 0];
+        for _ in 0..3 {
+            trun.extend_from_slice(&[0, 0, 3, 0xe8, 0, 0, 0, 10]);
+        }
+        let traf = boxed(b"traf", &[tfhd, tfdt, boxed(b"trun", &trun)].concat());
+        let mut moof = boxed(b"moof", &traf);
+        let offset = moof.len() as u32 + 8;
+        let at = moof.len() - 3 * 8 - 4;
+        moof[at..at + 4].copy_from_slice(&offset.to_be_bytes());
+        moof
+    }
+
+    #[test]
+    fn a_moof_is_cut_to_the_samples_before_the_end() {
+        let track = Track {
+            timescale: 1000,
+            shift: 0,
+            codec: Codec::Other,
+            defaults: Defaults { duration: 0, size: 0, flags: 0 },
+        };
+        let whole = moof();
+        let cut = track.trim(&whole, 1.5).unwrap().expect("cut");
+        assert_eq!((cut.kept, cut.moof.len()), (20, whole.len() - 8));
+        let samples = track
+            .samples_of(
+                &cut.moof,
+                &kids(&cut.moof, &Found { kind: *b"moof", start: 0, size: cut.moof.len(), header: 8 }).unwrap()[0],
+            )
+            .unwrap();
+        assert_eq!(samples.len(), 2);
+        assert_eq!(samples[0].data.start, cut.moof.len() + 8, "the data follows the shorter moof's mdat header");
+        assert_eq!(track.trim(&whole, 5.0).unwrap(), None, "nothing past the end");
+        for n in 0..whole.len() {
+            let _ = track.trim(&whole[..n], 1.5);
+        }
     }
 
     #[test]
