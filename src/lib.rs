@@ -33,7 +33,8 @@
 //!   byte engine, which knows nothing of yt-dlp: a block store keyed by what
 //!   the bytes are, shared ranged fetches sized to what is read, composed
 //!   files (`relay::compose`: DASH video and audio merged from their
-//!   indexes, no ffmpeg), ffmpeg merges and transcodes, `read` for the
+//!   indexes, clips of them, muxed MPEG-TS segments, no ffmpeg), ffmpeg
+//!   merges and transcodes for the rest, `read` for the
 //!   server's own use and `serve` for HTTP. [`ratelimit`]: GCRA in process
 //!   and on Redis.
 //! - [`upstream`]: the pooled HTTP client and its header rules; [`egress`]:

@@ -15,10 +15,13 @@
 //!   and that, once complete, is served like a file.
 //! - [`compose`]: files laid out over other objects' bytes from their
 //!   indexes (`sidx`), with no ffmpeg: a DASH video and audio merged into
-//!   one MP4 that has its length and seeks from the first request; it
-//!   reads a DASH file's index ([`compose::sidx`]) for the manifests too.
-//! - `remux`: one time range of a video and an audio file as an MPEG-TS
-//!   segment (muxed HLS), ffmpeg reading both from the relay.
+//!   one MP4 that has its length and seeks from the first request, or a
+//!   clip of it; one subsegment of both as an MPEG-TS segment (muxed
+//!   HLS); it reads a DASH file's index ([`compose::sidx`]) for the
+//!   manifests too.
+//! - `remux`: a muxed HLS segment, written in process by [`compose`] when
+//!   it can be (H.264 with AAC), else ffmpeg reading that time range of
+//!   both files from the relay.
 //! - [`serve`]: a client's request (`Range`, `If-Range`, `HEAD`,
 //!   revalidation) answered from the store; [`range`] decides it. The
 //!   server's own reads (`Relay::read`) take the same path without HTTP.
