@@ -403,6 +403,10 @@ async fn a_clip_is_the_part_asked_for() {
         let body: Value = resp.json().await.unwrap();
         assert!(body["error"].is_string() && body["detail"].is_string(), "{query}: {body}");
     }
+    // The smart route proxies a clip (whatever its default mode): the same file.
+    let smart = app.http.head(format!("{}/api/v2/stream/youtube/{id}?quality=720p&start=5402&end=5432", app.base));
+    let smart = smart.send().await.unwrap();
+    assert_eq!((smart.status().as_u16(), &smart.headers()["etag"]), (200, &head.headers()["etag"]));
     // Direct mode cannot cut: it says which route can.
     let direct = app.get(&format!("/api/v2/stream/direct/youtube/{id}?quality=720p&start=60")).await;
     assert_eq!(direct.status(), 409);

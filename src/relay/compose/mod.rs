@@ -123,16 +123,7 @@ impl Relay {
         // audio before the first video fragment (the sidx starts there).
         let starts = |index: &Index| {
             let ts = f64::from(index.timescale.max(1));
-            let mut t = index.earliest;
-            index
-                .segments
-                .iter()
-                .map(move |s| {
-                    let start = t as f64 / ts;
-                    t += u64::from(s.duration);
-                    (start, *s)
-                })
-                .collect::<Vec<_>>()
+            index.spans().zip(&index.segments).map(|((start, _), s)| (start as f64 / ts, *s)).collect::<Vec<_>>()
         };
         // A clip keeps the fragments that overlap it.
         let keep = |list: Vec<(f64, sidx::Segment)>, index: &Index| match clip {
@@ -239,9 +230,7 @@ impl Relay {
                 })
                 .collect::<Result<_, mp4::BoxError>>()?;
             let track = input as u32 + 1;
-            let kept = if input == 0 { &video } else { &audio };
-            let earliest = (kept[0].0 * f64::from(index.timescale)).round() as u64;
-            sidxes.extend(mp4::sidx(track, index.timescale, earliest, first - anchor, &refs)?);
+            sidxes.extend(mp4::sidx(track, index.timescale, index.earliest, first - anchor, &refs)?);
         }
         let mut made = head;
         made.extend(sidxes);

@@ -36,17 +36,10 @@ pub struct Muxed {
     pub n: usize,
 }
 
-/// Where subsegment `n` of `index` starts and ends, in its ticks.
-fn span(index: &Index, n: usize) -> Option<(u64, u64)> {
-    let seg = index.segments.get(n)?;
-    let from = index.earliest + index.segments[..n].iter().map(|s| u64::from(s.duration)).sum::<u64>();
-    Some((from, from + u64::from(seg.duration)))
-}
-
 /// Where subsegment `n` of `index` starts and ends, in seconds from the
 /// first (the playlist's timeline).
 pub fn span_seconds(index: &Index, n: usize) -> Option<(f64, f64)> {
-    let (from, to) = span(index, n)?;
+    let (from, to) = index.spans().nth(n)?;
     let ts = f64::from(index.timescale.max(1));
     Some(((from - index.earliest) as f64 / ts, (to - index.earliest) as f64 / ts))
 }
@@ -69,7 +62,7 @@ impl Relay {
         };
         let n = muxed.n;
         let seg = vindex.segments.get(n).ok_or(BoxError("no such subsegment"))?;
-        let (from, to) = span(vindex, n).ok_or(BoxError("no such subsegment"))?;
+        let (from, to) = vindex.spans().nth(n).ok_or(BoxError("no such subsegment"))?;
         let video = self.read(vspec.clone(), seg.offset..seg.offset + u64::from(seg.size)).await?;
         let vsamples = vt.samples(&video, seg.offset)?;
 
@@ -81,8 +74,9 @@ impl Relay {
         let (t0, t1) = (from as f64 / vts, to as f64 / vts);
         // The audio fragments holding frames that start in that time.
         let seconds = |t: u64| (t as i64 - at.shift) as f64 / f64::from(at.timescale);
-        let covering: Vec<usize> = (0..aindex.segments.len())
-            .filter(|&i| span(aindex, i).is_some_and(|(a, b)| (last || seconds(a) < t1) && (first || seconds(b) > t0)))
+        let covering: Vec<usize> = (aindex.spans().enumerate())
+            .filter(|&(_, (a, b))| (last || seconds(a) < t1) && (first || seconds(b) > t0))
+            .map(|(i, _)| i)
             .collect();
         let (audio, aoffset) = match (covering.first(), covering.last()) {
             (Some(&i), Some(&j)) => {

@@ -81,6 +81,16 @@ impl Index {
         self.segments.iter().map(|s| f64::from(s.duration)).sum::<f64>() / f64::from(self.timescale)
     }
 
+    /// Where each subsegment starts and ends, in `timescale` ticks from
+    /// the file's time zero, in order.
+    pub fn spans(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.segments.iter().scan(self.earliest, |t, s| {
+            let start = *t;
+            *t += u64::from(s.duration);
+            Some((start, *t))
+        })
+    }
+
     /// Seconds of one subsegment.
     pub fn seconds(&self, s: &Segment) -> f64 {
         f64::from(s.duration) / f64::from(self.timescale)
