@@ -9,17 +9,25 @@
 //!   until a shutdown signal. [`telemetry`] sets up the logs (its own
 //!   JSON line, written in batches by a thread of its own).
 //! - [`http`]: the only axum user: one module per route group (each with
-//!   `routes()`), the middleware (request ids, limits, logs, CORS, the
-//!   access guard), `AppState`, `ApiError` (status + JSON), the OpenAPI
-//!   document and the page at `/ui`.
+//!   `routes()`: parse the request, call one use case, write its
+//!   `service::answer::Answer`), the middleware (request ids, limits, logs,
+//!   CORS, the access guard), `AppState`, how an `ApiError` is written, the
+//!   OpenAPI document and the page at `/ui`. No file of it imports `relay`,
+//!   `cache` or `extract` (`tests/api/layout.rs` keeps it so).
 //! - [`cobalt`]: cobalt's API as a second front door (`/cobalt/`): its
 //!   request schema checked, translated into reelay's stream requests, and
-//!   its answers and error codes; `http::cobalt` carries them.
+//!   its answers and error codes; `cobalt::plays` decides what a looked-up
+//!   video gets and serves its tunnels; `http::cobalt` carries them.
 //! - [`service`]: the use cases, with no HTTP: "what is this video?"
 //!   (cache, single-flight, the extraction budget, sign-in), `play` (a
-//!   stream request becomes a Redirect, Relay, Merge, Hls or Manifest),
-//!   `health`, and `status` (the operators' board: streams now, the store,
-//!   extractions, ten minutes of history, sampled off the byte path).
+//!   stream request becomes a Redirect, Relay, Merge, Hls or Manifest) and
+//!   `stream` (that plan carried out), `manifests` (renditions, tracks and
+//!   signed links; what each link answers), `rewritten` (a source's own HLS
+//!   through signed links), `live_links`, all sharing `media::Media` and
+//!   answering an `answer::Answer` or an `error::ApiError` (every failure a
+//!   client can see, with its status); `health`, and `status` (the
+//!   operators' board: streams now, the store, extractions, ten minutes of
+//!   history, sampled off the byte path).
 //! - [`manifest`]: HLS and DASH manifests built from a video's DASH files'
 //!   `sidx`; [`subtitles`]: a video's subtitle tracks as WebVTT; [`select`]: quality and player profiles over the cached
 //!   formats; [`cache`]: the in-process and Redis tiers of video info and
@@ -47,9 +55,9 @@
 //!   (child process groups), [`redis`] (the connection and its health),
 //!   [`request_id`] (the request a task serves, for its log lines).
 //!
-//! Where a request becomes bytes: `http::stream` → `service::play` →
-//! `relay` (`serve`, `read`); for a live stream, `http::live` → `live` →
-//! `relay`.
+//! Where a request becomes bytes: `http::stream` → `service::stream` →
+//! `service::play` → `relay` (`serve`, `read`); for a live stream,
+//! `http::live` → `service::live_links` → `live` → `relay`.
 #![forbid(unsafe_code)]
 
 pub mod app;

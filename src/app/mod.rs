@@ -35,6 +35,7 @@ use crate::ratelimit::Limiter;
 use crate::redis::RedisTier;
 use crate::relay::{Relay, Upstream};
 use crate::service::health::Health;
+use crate::service::media::Media;
 use crate::service::signin::SignIn;
 use crate::service::{Settings, VideoService};
 
@@ -161,7 +162,7 @@ impl App {
             .await
             .map_err(|e| format!("cannot start the relay: {e}"))?;
         let signer = Arc::new(Signer::new(config.url_signing_key.as_deref()));
-        let links = Arc::new(crate::http::live::SignedLinks(signer.clone()));
+        let links = Arc::new(crate::service::live_links::SignedLinks(signer.clone()));
         let live = crate::live::Live::new(relay.clone(), metrics.clone(), links, config.live());
         let board = Arc::new(crate::service::status::Board::new(
             metrics.clone(),
@@ -171,22 +172,25 @@ impl App {
             env!("CARGO_PKG_VERSION"),
         ));
         tasks.push(tokio::spawn(board.clone().run()));
-        let state = AppState::new(Inner {
-            board,
+        let media = Media {
+            service: service.clone(),
             relay,
             signer,
             live,
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
-            rendered: crate::http::rendered_cache(),
+            rendered: crate::service::media::rendered_cache(),
             subtitles: crate::subtitles::SubtitleCache::new(Some(impersonation)),
             muxed: moka::future::Cache::builder()
                 .weigher(|_: &String, b: &bytes::Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
                 .max_capacity(MUXED_BUDGET)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
+        };
+        let state = AppState::new(Inner {
+            board,
+            media,
             proxy_countries: config.proxy_countries(),
             config,
-            service,
             access,
             request_limit,
             redis,

@@ -1,8 +1,11 @@
 //! cobalt's API as a second front door: its request body checked the way
 //! cobalt checks it (every field, unknown ones refused), translated into
 //! reelay's own stream request, and its answers (`tunnel`, `redirect`,
-//! `local-processing`, `error`) in cobalt's shapes and codes. No HTTP here:
-//! `http::cobalt` carries the requests and answers.
+//! `local-processing`, `error`) in cobalt's shapes and codes; `plays` decides
+//! which answer a looked-up video gets and serves its tunnels. No HTTP
+//! here: `http::cobalt` carries the requests and answers.
+
+pub mod plays;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +15,7 @@ use crate::output::AudioFormat;
 use crate::output::filename::Style;
 use crate::output::{Bitrate, Output, parse_container};
 use crate::select::{AudioLang, Quality};
+use crate::service::stream::Clip;
 
 /// The version reelay answers as, in cobalt's instance info: the cobalt API
 /// release whose request schema and answers this module follows.
@@ -57,6 +61,10 @@ pub struct CobaltRequest {
     pub youtube_hls: bool,
     #[serde(default)]
     pub youtube_better_audio: bool,
+    /// reelay's own: a clip's start, in seconds (cobalt has no clips).
+    pub start: Option<f64>,
+    /// reelay's own: a clip's end, in seconds.
+    pub end: Option<f64>,
 }
 
 fn d_bitrate() -> String {
@@ -117,6 +125,9 @@ pub struct Checked {
     pub local: LocalProcessing,
     /// `convertGif`: a platform's GIF (X's silent MP4) as a real GIF.
     pub convert_gif: bool,
+    /// `start`/`end` (reelay's own fields): a part of the film, always a
+    /// tunnel, composed by the server.
+    pub clip: Option<Clip>,
 }
 
 /// Why a body is refused, as cobalt says it.
@@ -222,6 +233,7 @@ impl CobaltRequest {
             DownloadMode::Auto => Output { no_tags: self.disable_metadata, ..Output::default() },
         };
         output.container = container;
+        let clip = crate::service::stream::clip(self.start, self.end).map_err(|_| BodyError::Invalid)?;
         Ok(Checked {
             url,
             mode,
@@ -235,6 +247,7 @@ impl CobaltRequest {
             always_proxy: self.always_proxy,
             local,
             convert_gif: self.convert_gif,
+            clip,
         })
     }
 }
@@ -403,7 +416,7 @@ pub struct Git {
 /// `POST /cobalt/` answered, signed, so the client fetches it without a key
 /// and nothing else can be asked through it. It names the video and the
 /// request, never an origin URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TunnelGrant {
     /// The video's cache key.
@@ -447,6 +460,9 @@ pub struct TunnelGrant {
     /// The video as an animated GIF (`convertGif` on a platform's GIF).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub g: bool,
+    /// A clip: its start and end (none: the film's end), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r: Option<(f64, Option<f64>)>,
 }
 
 impl crate::hls::signing::Expiring for TunnelGrant {

@@ -67,7 +67,7 @@ pub struct BatchResult {
     success: bool,
     /// The same object as `data` of `GET /api/v2/videos/...`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::extract::ApiVideo>)]
+    #[schema(value_type = Option<crate::service::ApiVideo>)]
     video_info: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -118,6 +118,6 @@ async fn resolve(state: &AppState, client: &Client, item: &BatchItem) -> Result<
         q.parse::<Quality>().map_err(|e| ApiError::bad_request("Invalid quality", e))?;
     }
     let video = VideoRef::from_url(&item.url)?;
-    let cached = state.lookup(&video, Purpose::Info, client).await?;
+    let cached = state.media.lookup(&video, Purpose::Info, || client.id()).await?;
     serde_json::from_slice(&cached.api_json).map_err(|e| ApiError::Internal(e.to_string()))
 }

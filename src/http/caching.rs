@@ -16,9 +16,8 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use sha2::{Digest, Sha256};
 
-use crate::cache::now_unix;
+use crate::service::now_unix;
 
 /// How long the proxy route's file may be kept: the format it names may
 /// change with a new extraction, rarely within an hour.
@@ -47,27 +46,6 @@ pub fn listing(h: &mut HeaderMap, expires: i64, lifetime: i64) {
 pub fn for_secs(h: &mut HeaderMap, secs: u64, private: bool) {
     let scope = if private { "private" } else { "public" };
     h.insert(header::CACHE_CONTROL, value(format!("{scope}, max-age={secs}")));
-}
-
-/// A strong entity tag for a body reelay renders: its digest, so every
-/// instance that renders the same bytes names them the same.
-pub fn etag_of(body: &[u8]) -> HeaderValue {
-    etag_with("t", Sha256::digest(body).as_slice())
-}
-
-/// A strong entity tag for what `parts` name (a muxed segment's plan).
-pub fn etag_naming(parts: &[&[u8]]) -> HeaderValue {
-    let mut d = Sha256::new();
-    for p in parts {
-        d.update((p.len() as u64).to_le_bytes());
-        d.update(p);
-    }
-    etag_with("n", d.finalize().as_slice())
-}
-
-fn etag_with(kind: &str, digest: &[u8]) -> HeaderValue {
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    value(format!("\"{kind}-{hex}\""))
 }
 
 fn value(s: String) -> HeaderValue {

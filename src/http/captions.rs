@@ -12,7 +12,7 @@ use super::edge::Video;
 use super::error::ApiError;
 use super::state::{AppState, Client};
 use crate::service::Purpose;
-use crate::subtitles::{SubtitleError, pick};
+use crate::subtitles::pick;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![("/api/v2/subtitles/{platform}/{video_id}", get(subtitles)), ("/api/v2/subtitles", get(subtitles))]
@@ -38,23 +38,13 @@ async fn subtitles(
     {
         return Err(ApiError::bad_request("Invalid lang", "lang is a language code such as en, de or pt-BR"));
     }
-    let cached = state.lookup(&video, Purpose::Info, &client).await?;
+    let cached = state.media.lookup(&video, Purpose::Info, || client.id()).await?;
     let track = pick(&cached.info, q.lang.as_deref(), q.auto)?;
-    let vtt = state.subtitles.webvtt(state.relay.upstream(), &cached.key, &cached.info, track).await?;
+    let vtt = state.media.webvtt(&cached, track).await?;
     let mut resp = Response::new(axum::body::Body::from(vtt));
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/vtt; charset=utf-8"));
     // A track changes as rarely as the video; players and caches may keep it.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
     Ok(resp)
-}
-
-impl From<SubtitleError> for ApiError {
-    fn from(e: SubtitleError) -> Self {
-        match e {
-            SubtitleError::NoTrack(detail) => ApiError::NotFound { error: "Subtitles unavailable", detail },
-            SubtitleError::Upstream(e) => ApiError::from_upstream(e, "the subtitles"),
-            SubtitleError::Unreadable(detail) => ApiError::BadGateway { error: "Upstream error", detail },
-        }
-    }
 }

@@ -17,11 +17,11 @@ use super::batch::{BatchItem, BatchRequest, BatchResponse, BatchResult};
 use super::reply::{json_response, timestamp};
 use super::state::AppState;
 use super::system::{Health, Ready, VERSION};
-use crate::extract::{ApiFormat, ApiVideo, PlaylistEntry, PlaylistPage};
 use crate::metrics::MetricsSnapshot;
 use crate::platform::Platform;
 use crate::service::health::Memory;
 use crate::service::signin::AuthStatus;
+use crate::service::{ApiFormat, ApiVideo, PlaylistEntry, PlaylistPage};
 
 /// Every error: `code` is the HTTP reason phrase.
 #[derive(Serialize, ToSchema)]
@@ -103,7 +103,8 @@ fn cobalt_info() {}
     description = "cobalt's POST / (its instance URL for reelay is https://host/cobalt): a body as cobalt's schema \
         (url; videoQuality, downloadMode auto|audio|mute, audioFormat best|mp3|ogg|wav|opus, audioBitrate, filenameStyle, \
         youtubeVideoCodec, youtubeVideoContainer, youtubeDubLang, subtitleLang, disableMetadata, alwaysProxy, \
-        localProcessing, …) with Accept and Content-Type application/json; Authorization: Api-Key <key> when API_KEYS is set. \
+        localProcessing, …; and reelay's own start and end, in seconds: a clip, always a tunnel) with Accept and \
+        Content-Type application/json; Authorization: Api-Key <key> when API_KEYS is set. \
         Answers {status: tunnel|redirect|local-processing, url, filename} or {status: error, error: {code, context}} \
         with cobalt's codes (error.api.link.invalid, error.api.content.video.unavailable, error.api.rate_exceeded, …).",
     responses(

@@ -43,7 +43,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use state::{AppState, Client, Inner, Rendered, RequestIds, rendered_cache};
+pub use state::{AppState, Client, Inner, RequestIds};
 
 /// Every API route, as registered: what `/openapi.json` must describe.
 pub fn route_paths() -> Vec<&'static str> {

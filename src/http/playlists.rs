@@ -59,10 +59,11 @@ async fn playlist(
     };
     let start = number(params.start.as_deref(), "start", 1, None)?;
     let limit = number(params.limit.as_deref(), "limit", DEFAULT_LIMIT, Some(MAX_LIMIT))?;
-    let playlist = state.lookup_playlist(&list, &client).await.map_err(|e| match e {
-        ApiError::NotFound { detail, .. } => ApiError::NotFound { error: "Playlist unavailable", detail },
-        other => other,
-    })?;
+    let playlist =
+        state.media.service.lookup_playlist(&list, || client.id()).await.map_err(|e| match ApiError::from(e) {
+            ApiError::NotFound { detail, .. } => ApiError::NotFound { error: "Playlist unavailable", detail },
+            other => other,
+        })?;
     let page = serde_json::to_vec(&playlist.page(start, limit)).expect("plain structs always serialise");
     Ok(success("Playlist retrieved successfully", Bytes::from(page)))
 }

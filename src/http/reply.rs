@@ -6,7 +6,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::caching;
 use super::error::ApiError;
+use crate::service::answer::{self, Answer, Keep};
 
 /// Header naming the format (or `video+audio` formats) a stream comes from.
 pub const FORMAT_HEADER: HeaderName = HeaderName::from_static("x-reelay-format");
@@ -28,7 +30,7 @@ pub fn format_header(id: &str) -> HeaderValue {
     HeaderValue::from_str(id).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
-pub const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+pub use crate::service::rewritten::HLS_TYPE;
 
 /// An RFC 3339 UTC timestamp to the second, as the reference prints them.
 /// Formatted once a second per thread, not once a response.
@@ -92,5 +94,56 @@ impl http_body::Body for Parts {
 pub fn json_response(status: StatusCode, body: Bytes) -> Response {
     let mut resp = (status, Body::from(body)).into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// A use case's [`Answer`] as a response: its body, `Content-Type` (on a
+/// relay reply, only when it succeeded), the format header, the name it is
+/// saved under, and what a shared cache may keep (`caching`).
+pub fn write(a: Answer) -> Response {
+    let mut resp = match a.body {
+        answer::Body::Text(t) => {
+            let mut resp = Response::new(Body::from(t.body));
+            resp.headers_mut().insert(header::ETAG, t.etag);
+            resp
+        }
+        answer::Body::Untagged(b) => Response::new(Body::from(b)),
+        answer::Body::Relay(reply) => reply.map(Body::new),
+        answer::Body::Found(url) => match found(&url) {
+            Ok(resp) => resp,
+            Err(e) => return e.into_response(),
+        },
+    };
+    let ok = resp.status().is_success();
+    let h = resp.headers_mut();
+    if let Some(t) = a.content_type.filter(|_| ok) {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(t));
+    }
+    if let Some(f) = &a.format {
+        h.insert(FORMAT_HEADER, format_header(f));
+    }
+    if let Some(d) = a.disposition.filter(|_| ok)
+        && let Ok(v) = HeaderValue::from_str(&d)
+    {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    match a.keep {
+        Keep::Unsaid => {}
+        Keep::NoStore => {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        Keep::NoCache => {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        }
+        Keep::Listing { expires, lifetime } => caching::listing(h, expires, lifetime),
+        Keep::Until(expires) => caching::immutable_until(h, expires),
+        Keep::Briefly(secs) => {
+            h.insert(header::CACHE_CONTROL, format!("max-age={secs}").parse::<HeaderValue>().expect("digits"));
+        }
+        Keep::Public(secs) => caching::for_secs(h, secs, false),
+        Keep::LivePart => {
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=3600, immutable"));
+        }
+    }
     resp
 }

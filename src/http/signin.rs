@@ -21,7 +21,7 @@ const ALL: [Platform; 5] =
 async fn all(State(state): State<AppState>) -> Response {
     let mut statuses = Vec::with_capacity(ALL.len());
     for p in ALL {
-        statuses.push(state.service.signin.reading(p).await.status.clone());
+        statuses.push(state.media.service.signin.reading(p).await.status.clone());
     }
     let body = serde_json::to_vec(&statuses).expect("plain structs always serialise");
     success("Authentication status retrieved successfully", Bytes::from(body))
@@ -29,7 +29,7 @@ async fn all(State(state): State<AppState>) -> Response {
 
 async fn one(State(state): State<AppState>, Path(platform): Path<String>) -> Result<Response, ApiError> {
     let platform: Platform = platform.parse()?;
-    let status = &state.service.signin.reading(platform).await.status;
+    let status = &state.media.service.signin.reading(platform).await.status;
     let body = serde_json::to_vec(status).expect("plain structs always serialise");
     Ok(success("Authentication status retrieved successfully", Bytes::from(body)))
 }

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 use super::reply::{json_response, success, timestamp};
 use super::state::AppState;
 use crate::config::UpdateChannel;
-use crate::extract::update::UpdateStatus;
 use crate::metrics::Readings;
+use crate::service::health::UpdateStatus;
 use crate::service::health::{Memory, format_uptime};
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
@@ -108,7 +108,7 @@ async fn prometheus(State(state): State<AppState>) -> Response {
     let readings = Readings {
         redis_up: state.redis.as_ref().map(|r| r.is_healthy()),
         rss_bytes: state.health.readings().rss_bytes,
-        store_memory_bytes: state.relay.memory_used(),
+        store_memory_bytes: state.media.relay.memory_used(),
         tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks() as u64,
         open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
     };

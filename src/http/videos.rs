@@ -2,19 +2,16 @@
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 
 use super::edge::Video;
-use super::reply::success;
+use super::reply::{success, write};
 use super::state::{AppState, Client};
-use crate::extract::Headers;
 use crate::http::error::ApiError;
 use crate::metrics::StreamGuard;
-use crate::relay::pipe::pipe;
 use crate::service::Purpose;
-use crate::upstream::Via;
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -30,7 +27,7 @@ async fn info(
     Extension(client): Extension<Client>,
     Video(video): Video,
 ) -> Result<Response, ApiError> {
-    let cached = state.lookup(&video, Purpose::Info, &client).await?;
+    let cached = state.media.lookup(&video, Purpose::Info, || client.id()).await?;
     let mut resp = success("Video information retrieved successfully", cached.api_json.clone());
     let h = resp.headers_mut();
     // Weak: the envelope's timestamp changes, what it says does not.
@@ -41,35 +38,15 @@ async fn info(
     Ok(resp)
 }
 
-/// The video's thumbnail through the server, for clients that cannot reach
-/// the image host; images change rarely, so clients may cache them a day.
+/// The video's thumbnail through the server (`service::media::Media::thumbnail`).
 async fn thumbnail(
     State(state): State<AppState>,
     Extension(client): Extension<Client>,
     method: Method,
     Video(video): Video,
 ) -> Result<Response, ApiError> {
-    let cached = state.lookup(&video, Purpose::Info, &client).await?;
-    let url = cached.info.thumbnail.as_deref().ok_or_else(|| ApiError::NotFound {
-        error: "No thumbnail",
-        detail: "the extractor found no thumbnail for this video".into(),
-    })?;
-    let upstream = state
-        .relay
-        .upstream()
-        .open(&method, url, &Via { headers: &Headers::new(), route: &cached.info.route }, &HeaderMap::new())
-        .await
-        .map_err(|e| ApiError::from_upstream(e, "the URL"))?;
-    let is_image =
-        upstream.response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"image/"));
-    if !is_image {
-        return Err(ApiError::BadGateway {
-            error: "Upstream error",
-            detail: "the thumbnail URL did not answer an image".into(),
-        });
-    }
+    let cached = state.media.lookup(&video, Purpose::Info, || client.id()).await?;
     let idle = std::time::Duration::from_secs(state.config.stream_idle_timeout);
-    let mut resp = pipe(upstream, Some(StreamGuard::new(state.metrics.clone())), idle).map(axum::body::Body::new);
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=86400"));
-    Ok(resp)
+    let guard = StreamGuard::new(state.metrics.clone());
+    Ok(write(state.media.thumbnail(&cached, &method, guard, idle).await?))
 }

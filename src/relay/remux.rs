@@ -5,9 +5,10 @@
 //! re-encoding, as below. ffmpeg reads
 //! both from the relay's loopback listener (so their bytes come from the
 //! store, fetched once for every segment and viewer), seeks to the range
-//! itself, and keeps the files' own timestamps (`-copyts`), so segments
-//! made one by one, in any order, line up on one timeline: a player that
-//! seeks to the last minute gets that minute's segment and nothing before.
+//! itself, and keeps the files' own timestamps (`-copyts`, moved by the
+//! in-process writer's offset), so segments made one by one, in any order,
+//! by either writer, line up on one timeline: a player that seeks to the
+//! last minute gets that minute's segment and nothing before.
 //! The audio is cut to the range too, or segments would overlap (audio
 //! fragments straddle the video's).
 
@@ -59,7 +60,12 @@ impl Relay {
         cmd.args(["-rw_timeout", "60000000", "-i", &video.url]);
         range(&mut cmd);
         cmd.args(["-rw_timeout", "60000000", "-i", &audio.url])
-            .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-muxdelay", "0", "-f", "mpegts", "pipe:1"])
+            .args(["-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-muxdelay", "0"])
+            // On the in-process writer's timeline (the film's, plus its
+            // offset), so a segment ffmpeg makes in a stream of segments
+            // written in process (one the writer could not read) lines up.
+            .args(["-output_ts_offset", &format!("{:.3}", compose::OFFSET as f64 / 90_000.0)])
+            .args(["-f", "mpegts", "pipe:1"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::redis::RedisTier;
 use tokio::sync::Notify;
 
-use crate::extract::update::UpdateStatus;
+/// What the last yt-dlp update check found, as `/health` reports it.
+pub use crate::extract::update::UpdateStatus;
 use crate::extract::{Capabilities, Extractor};
 use crate::metrics::YtdlpMetrics;
 

@@ -8,15 +8,28 @@
 //! `extract`, `relay` (its object specs), `select`, `platform` and the leaves;
 //! not `http`, `config` or `app`.
 
+pub mod answer;
+pub mod error;
 pub mod health;
+pub mod live_links;
+pub mod manifests;
+pub mod media;
 pub mod play;
+pub mod rewritten;
 pub mod signin;
 pub mod status;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The clock every grant, link expiry and cache entry is read against
+/// (Unix seconds).
+pub use crate::cache::now_unix;
 use crate::cache::{CachedInfo, PlaylistCache, Source, VideoCache};
+/// The JSON shapes the API answers in (video info, its formats, playlist
+/// pages), as the extraction makes them; `http::docs` lists them in OpenAPI.
+pub use crate::extract::{ApiFormat, ApiVideo, PlaylistEntry, PlaylistPage};
 use crate::extract::{ExtractError, Extractor, Playlist};
 use crate::metrics::Metrics;
 use crate::net;

@@ -9,7 +9,7 @@ use crate::helpers::{TestApp, spawn, spawn_app, yt_id};
 use crate::outputs::{codecs, disposition_name, duration, probe_bytes};
 
 /// `POST /cobalt/` as cobalt's clients send it.
-async fn post(app: &TestApp, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+pub async fn post(app: &TestApp, body: Value) -> (StatusCode, Value, reqwest::header::HeaderMap) {
     let resp = app
         .http
         .post(format!("{}/cobalt/", app.base))

@@ -343,6 +343,24 @@ async fn a_muxed_segment_at_an_hour_and_a_half_is_written_in_process() {
     assert_eq!((here.len(), first.len()), (2, 2), "video and audio: {here:?}");
     assert!((here[0] - first[0] - 5400.0).abs() < 0.01, "video at {here:?}, the film's start at {first:?}");
     assert!((here[1] - here[0]).abs() < 0.2, "audio with the video: {here:?}");
+    // On the timeline ffmpeg writes for the same range of the source files
+    // (what the relay's ffmpeg fallback runs: the files' own times, plus the
+    // 1 s every muxed segment carries), so segments of either writer line up.
+    let (v, a) = film();
+    let range = ["-ss", "5400", "-to", "5405"];
+    let ts = media_dir().join("film-5400.ts");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-copyts"])
+        .args(range)
+        .args(["-i", v.to_str().unwrap()])
+        .args(range)
+        .args(["-i", a.to_str().unwrap(), "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-muxdelay", "0"])
+        .args(["-output_ts_offset", "1", "-f", "mpegts", ts.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let ffmpeg = starts(ts.to_str().unwrap()).await;
+    assert!((here[0] - ffmpeg[0]).abs() < 0.001 && (here[0] - 5401.0).abs() < 0.001, "{here:?}, ffmpeg {ffmpeg:?}");
     let source = film().0.to_str().unwrap();
     assert_eq!(picture(at, 0.0).await, picture(source, 5400.0).await, "the source's picture at 5400 s");
 }
@@ -407,6 +425,32 @@ async fn a_clip_is_the_part_asked_for() {
     let smart = app.http.head(format!("{}/api/v2/stream/youtube/{id}?quality=720p&start=5402&end=5432", app.base));
     let smart = smart.send().await.unwrap();
     assert_eq!((smart.status().as_u16(), &smart.headers()["etag"]), (200, &head.headers()["etag"]));
+    // cobalt's API takes the same clip as reelay's own fields: a tunnel
+    // (whatever localProcessing says) to the same file, saved under a name.
+    let ask = |extra: Value| {
+        let mut body =
+            serde_json::json!({"url": format!("https://www.youtube.com/watch?v={id}"), "videoQuality": "720"});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for local in ["disabled", "forced"] {
+        let body = ask(serde_json::json!({"start": 5402, "end": 5432, "localProcessing": local}));
+        let (status, answer, _) = crate::cobalt::post(&app, body).await;
+        assert_eq!((status.as_u16(), answer["status"].as_str()), (200, Some("tunnel")), "{local}: {answer}");
+        let tunnel = app.http.head(answer["url"].as_str().unwrap()).send().await.unwrap();
+        assert_eq!(tunnel.status(), 200);
+        assert_eq!(tunnel.headers()["content-length"], head.headers()["content-length"], "the same clip");
+        assert!(tunnel.headers()["content-disposition"].to_str().unwrap().contains("attachment"));
+    }
+    for bad in
+        [serde_json::json!({"start": -1}), serde_json::json!({"start": 10, "end": 5}), serde_json::json!({"end": "x"})]
+    {
+        let (status, answer, _) = crate::cobalt::post(&app, ask(bad.clone())).await;
+        assert_eq!((status.as_u16(), &answer["error"]["code"]), (400, &Value::from("error.api.invalid_body")), "{bad}");
+    }
+    let one = serde_json::json!({"url": format!("https://www.youtube.com/watch?v={}", yt_id("proxy")), "start": 1});
+    let (status, answer, _) = crate::cobalt::post(&app, one).await;
+    assert_eq!((status.as_u16(), answer["status"].as_str()), (400, Some("error")), "a one-file video: {answer}");
     // Direct mode cannot cut: it says which route can.
     let direct = app.get(&format!("/api/v2/stream/direct/youtube/{id}?quality=720p&start=60")).await;
     assert_eq!(direct.status(), 409);

@@ -383,6 +383,33 @@ fn every_import_points_down() {
     assert_eq!(circle(&graph.top), None);
 }
 
+/// What `http/` may not import: the use cases (`service`, `cobalt::plays`)
+/// do the work of the layers below; a route parses, calls one of them and
+/// writes the answer.
+const NOT_FOR_HTTP: &[&str] = &["relay", "cache", "extract"];
+
+/// No file of `src/http/` imports the relay, the cache or the extractor:
+/// manifests, cobalt's plays, HLS rewriting and the stream plans live in
+/// the use cases, where no route can grow them back.
+#[test]
+fn routes_leave_the_work_to_the_use_cases() {
+    let src = Path::new(MANIFEST_DIR).join("src");
+    let mut files = Vec::new();
+    sources(&src.join("http"), &mut files);
+    assert!(files.len() > 10, "the guard reads src/http/");
+    let mut found = Vec::new();
+    for file in files {
+        let reader = Reader::read(module_of(&src, &file), &std::fs::read_to_string(&file).unwrap());
+        for path in reader.paths.iter().filter(|p| NOT_FOR_HTTP.contains(&p[0].as_str())) {
+            found.push(format!("{} imports crate::{}", file.strip_prefix(&src).unwrap().display(), path.join("::")));
+        }
+    }
+    assert!(found.is_empty(), "routes doing a use case's work:\n{}", found.join("\n"));
+    // The same reader sees such an import when one is there.
+    let reader = Reader::read(vec!["http".into(), "x".into()], "use crate::relay::Relay;\nfn f() {}\n");
+    assert!(reader.paths.iter().any(|p| p[0] == "relay"));
+}
+
 /// The guard sees what the code is known to import, for every module.
 #[test]
 fn the_guard_sees_a_known_import_of_every_module() {

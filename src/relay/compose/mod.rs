@@ -31,7 +31,7 @@ pub mod sidx;
 mod track;
 mod ts;
 
-pub use segment::{Muxed, span_seconds};
+pub use segment::{Muxed, OFFSET, span_seconds};
 
 use std::sync::Arc;
 
@@ -43,6 +43,7 @@ use sha2::{Digest, Sha256};
 use super::range::Validators;
 use super::serve::{self, Body, Reply};
 use super::{Relay, RelayError, Spec};
+use mp4::Renumber;
 use sidx::Index;
 
 /// The video and audio of an MP4 merge, with their indexes.
@@ -181,7 +182,8 @@ impl Relay {
                 // rewritten (and renumbered now), an mdat header for what is
                 // kept, then that much of its payload.
                 let mut moof = cut.trimmed.moof.clone();
-                mp4::patch_moof(&mut moof, *input as u32 + 1, sequence, 0, rebase[*input])?;
+                let to = Renumber { track: *input as u32 + 1, sequence, moved: 0, rebase: rebase[*input] };
+                mp4::patch_moof(&mut moof, to)?;
                 let mdat = [&(8 + cut.trimmed.kept as u32).to_be_bytes()[..], b"mdat"].concat();
                 let from = seg.offset + cut.moof_len + 8;
                 let moof_len = moof.len() as u64;
@@ -377,7 +379,12 @@ fn bytes_of(
                     let piece = Piece {
                         from: *from,
                         size: *size,
-                        renumber: (*track, *sequence, *at as i64 - *from as i64, *rebase),
+                        renumber: Renumber {
+                            track: *track,
+                            sequence: *sequence,
+                            moved: *at as i64 - *from as i64,
+                            rebase: *rebase,
+                        },
                         want: lo..hi,
                     };
                     let sent = fragment(&relay, spec, piece, &tx, &mut runs[*input]).await;
@@ -397,13 +404,11 @@ fn bytes_of(
 type Sender = tokio::sync::mpsc::Sender<Result<Bytes, RelayError>>;
 
 /// What of one fragment to send: the fragment (`size` bytes at input
-/// offset `from`), its renumbering (track, sequence, how far its moof
-/// moved, the ticks its decode time moves back), and the bytes of it
-/// wanted.
+/// offset `from`), what its `moof` becomes, and the bytes of it wanted.
 struct Piece {
     from: u64,
     size: u64,
-    renumber: (u32, u32, i64, u64),
+    renumber: Renumber,
     want: std::ops::Range<u64>,
 }
 
@@ -421,7 +426,7 @@ struct Run {
 /// Sends bytes `want` of the fragment at input offset `from`: each `moof`
 /// in it read whole and renumbered, everything else streamed.
 async fn fragment(relay: &Relay, spec: &Spec, piece: Piece, tx: &Sender, run: &mut Run) -> Result<(), RelayError> {
-    let Piece { from, size, renumber: (track, sequence, moved, rebase), want } = piece;
+    let Piece { from, size, renumber, want } = piece;
     let bad = |e: mp4::BoxError| RelayError::Gone(format!("a fragment of the merge cannot be read: {e}"));
     let mut pos = 0u64;
     while pos < size && pos < want.end {
@@ -432,7 +437,7 @@ async fn fragment(relay: &Relay, spec: &Spec, piece: Piece, tx: &Sender, run: &m
             let (lo, hi) = (want.start.max(pos), want.end.min(box_end));
             if &kind == b"moof" {
                 let mut moof = relay.read(spec.clone(), from + pos..from + pos + box_size).await?;
-                mp4::patch_moof(&mut moof, track, sequence, moved, rebase).map_err(bad)?;
+                mp4::patch_moof(&mut moof, renumber).map_err(bad)?;
                 let slice = Bytes::from(moof).slice((lo - pos) as usize..(hi - pos) as usize);
                 if tx.send(Ok(slice)).await.is_err() {
                     return Ok(());

@@ -248,10 +248,25 @@ pub fn sidx(
     Ok(wrap(b"sidx", &body))
 }
 
-/// Renumbers a `moof` in place: its fragment's sequence number, and each
-/// `traf`'s track; an explicit base data offset (rare: most files say the
-/// data starts at the moof) moves by `moved`, the bytes the moof moved.
-pub fn patch_moof(moof: &mut [u8], track: u32, sequence: u32, moved: i64, rebase: u64) -> Result<(), BoxError> {
+/// What a fragment's `moof` becomes in a composed file.
+#[derive(Debug, Clone, Copy)]
+pub struct Renumber {
+    /// The track it belongs to there (1 video, 2 audio).
+    pub track: u32,
+    /// Its fragment's sequence number there.
+    pub sequence: u32,
+    /// How far the moof moved (composed offset minus input offset), for an
+    /// explicit base data offset.
+    pub moved: i64,
+    /// Ticks its decode time moves back (a clip starts near zero).
+    pub rebase: u64,
+}
+
+/// Renumbers a `moof` in place: its fragment's sequence number, each
+/// `traf`'s track and decode time; an explicit base data offset (rare: most
+/// files say the data starts at the moof) moves by as much as the moof did.
+pub fn patch_moof(moof: &mut [u8], to: Renumber) -> Result<(), BoxError> {
+    let Renumber { track, sequence, moved, rebase } = to;
     let (kind, size, header) = header_at(moof, 0)?;
     if &kind != b"moof" || size != moof.len() as u64 {
         return Err(BoxError("not a whole moof"));
@@ -310,7 +325,7 @@ mod tests {
         let tfhd = wrap(b"tfhd", &[&[0, 0, 0, 1][..], &1u32.to_be_bytes(), &1000u64.to_be_bytes()].concat());
         let traf = wrap(b"traf", &tfhd);
         let mut moof = wrap(b"moof", &[mfhd, traf].concat());
-        patch_moof(&mut moof, 2, 42, 500, 0).unwrap();
+        patch_moof(&mut moof, Renumber { track: 2, sequence: 42, moved: 500, rebase: 0 }).unwrap();
         let kids = children(&moof, 8, moof.len()).unwrap();
         assert_eq!(get_u32(&moof, kids[0].start + 12).unwrap(), 42);
         let tfhd_at = kids[1].start + 8;
@@ -320,7 +335,8 @@ mod tests {
 
     #[test]
     fn broken_boxes_are_errors_not_panics() {
-        assert!(patch_moof(&mut [0, 0, 0, 9, b'm', b'o', b'o', b'f', 0], 1, 1, 0, 0).is_err());
+        let to = Renumber { track: 1, sequence: 1, moved: 0, rebase: 0 };
+        assert!(patch_moof(&mut [0, 0, 0, 9, b'm', b'o', b'o', b'f', 0], to).is_err());
         assert!(Init::read(&[0, 0, 0, 4]).is_err());
         assert!(children(&[0, 0, 0, 64, b'm', b'o', b'o', b'v'], 0, 8).is_err());
         let refs = [Reference { size: 1 << 31, duration: 1 }];
