@@ -8,6 +8,7 @@ use std::ops::Range;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 
+use super::store::BLOCK;
 use super::{Reader, Relay, RelayError, Spec};
 
 impl Relay {
@@ -33,6 +34,31 @@ impl Relay {
             out.extend_from_slice(&data?);
         }
         Ok(out)
+    }
+
+    /// Bytes `range` of `spec` for a reader that seeks (a muxed segment's
+    /// few fragments): from the store where it holds a block of the range
+    /// (in memory, being fetched, or on disk), else one origin request for
+    /// exactly the range, not stored. A store block would fetch from its
+    /// start, up to 1 MiB before a small range, and a seek's bytes are
+    /// rarely read again by anyone but what is made of them once (muxed
+    /// segments are kept, one per segment for every viewer).
+    pub async fn read_exact(&self, spec: Spec, range: Range<u64>) -> Result<Vec<u8>, RelayError> {
+        let shared = &self.0;
+        let visit = shared.register(spec.clone());
+        let (meta, _) = shared.meta(&visit.key, range.start).await?;
+        let blocks = range.start / BLOCK..range.end.saturating_sub(1) / BLOCK + 1;
+        let held = {
+            let store = shared.lock();
+            let obj = store.get(&visit.key);
+            blocks.clone().any(|b| obj.is_some_and(|o| o.has(b)) || shared.on_disk(&visit.key, b))
+        };
+        if held || !meta.stored || range.is_empty() {
+            drop(visit);
+            return self.read(spec, range).await;
+        }
+        let out = Vec::with_capacity(range.end.saturating_sub(range.start) as usize);
+        self.read_piped(&visit.key, range, out).await
     }
 
     /// A reader of `range` of a stored object (a composed file's input),

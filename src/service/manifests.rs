@@ -98,7 +98,7 @@ pub async fn manifest(
     let cached = media.lookup(&req.video, Purpose::Stream, who).await?;
     let key = if req.direct { format!("{key}@{}", cached.fetched_at) } else { key };
     let master = media
-        .rendered(&key, || async {
+        .rendered(&key, None, || async {
             Ok(renditions(media, &req, &cached).await?.map(|r| match kind {
                 Kind::Hls if req.muxed && r.audio.is_some() && !r.video.is_empty() => {
                     let links = Links::new(&req.video, link_expiry());
@@ -388,18 +388,20 @@ pub async fn part(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<Answer, ApiError> {
-    let grant: PartGrant = media.signer.verify(token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    // A media playlist through the proxy names no origin URL: one rendered
+    // for this very link is served without looking the video up (see
+    // `manifest`), and without checking the link again: the same token was
+    // checked when it was rendered; only its expiry can have changed.
+    let media_key = format!("media|{token}");
+    let now = now_unix();
+    if let Some((playlist, expires)) = media.linked_hit(&media_key).await
+        && expires > now
+    {
+        return Ok(linked(HLS_TYPE, playlist, expires));
+    }
+    let grant: PartGrant = media.signer.verify(token, now).map_err(|e| ApiError::Forbidden(e.to_string()))?;
     let video =
         VideoRef::from_cache_key(&grant.v).ok_or_else(|| ApiError::Forbidden("the link names no video".into()))?;
-    // A media playlist through the proxy names no origin URL: a rendered one
-    // is served without looking the video up (see `manifest`).
-    let media_key = format!("media|{token}");
-    if matches!(grant.k, PartKind::Playlist | PartKind::MuxedPlaylist)
-        && !grant.d
-        && let Some(playlist) = media.rendered_hit(&media_key).await
-    {
-        return Ok(linked(HLS_TYPE, playlist, grant.e));
-    }
     let cached = media.lookup(&video, Purpose::Stream, who).await?;
     if matches!(grant.k, PartKind::SubtitlePlaylist | PartKind::Subtitles) {
         return subtitle_part(media, &video, &cached, &grant).await;
@@ -415,7 +417,7 @@ pub async fn part(
         PartKind::Playlist => {
             let key = if grant.d { format!("{media_key}@{}", cached.fetched_at) } else { media_key };
             let playlist = media
-                .rendered(&key, || async {
+                .rendered(&key, (!grant.d).then_some(grant.e), || async {
                     let index: Arc<Index> =
                         media.indexes.get(&media.relay, || format_spec(&media.service, &video, &cached, f)).await?;
                     let file_uri = match grant.d {
@@ -463,7 +465,7 @@ async fn muxed_part(
         // Rendered once per link for a while, like the other media playlists:
         // a crowd reloading it costs a cache hit, not one signature per segment.
         let playlist = media
-            .rendered(media_key, || async {
+            .rendered(media_key, Some(grant.e), || async {
                 let index: Arc<Index> = media.indexes.get(&media.relay, || spec(vf)).await?;
                 let links = Links::new(video, grant.e);
                 Ok(Some(manifest::hls::muxed_media(&index, |n| links.muxed(media, &grant.f, Some(n as u32)))))
@@ -476,8 +478,12 @@ async fn muxed_part(
         return Err(gone());
     }
     let audio: Arc<Index> = media.indexes.get(&media.relay, || spec(af)).await?;
-    let muxed = Muxed { video: (spec(vf), index), audio: (spec(af), audio), n: n as usize };
-    let key = format!("{}|mux:{}|{n}", cached.key, grant.f);
+    let key = |n: u32| format!("{}|mux:{}|{n}", cached.key, grant.f);
+    // A player going on from the segment before reads through the store's
+    // blocks; one that seeks here reads just the fragments.
+    let seek = n == 0 || !media.muxed.contains_key(&key(n - 1));
+    let muxed = Muxed { video: (spec(vf), index), audio: (spec(af), audio), n: n as usize, seek };
+    let key = key(n);
     let relay = media.relay.clone();
     let bytes = media
         .muxed

@@ -97,29 +97,42 @@ impl Media {
 
     /// The text under `key` in the rendered cache, if it is there.
     pub async fn rendered_hit(&self, key: &str) -> Option<Text> {
-        self.rendered.get(key).await.and_then(|r| r.0.clone())
+        self.rendered.get(key).await.and_then(|r| r.text.clone())
+    }
+
+    /// The text a signed link rendered, under `key`, with the link's expiry
+    /// (set by [`Media::rendered`] when it rendered it for that link).
+    pub async fn linked_hit(&self, key: &str) -> Option<(Text, i64)> {
+        let r = self.rendered.get(key).await?;
+        Some((r.text.clone()?, r.expires?))
     }
 
     /// The text under `key` in the rendered cache, or `render`'s, kept
-    /// briefly (`None`: nothing to render). Concurrent misses render once.
-    pub async fn rendered<F, Fut>(&self, key: &str, render: F) -> Result<Option<Text>, ApiError>
+    /// briefly (`None`: nothing to render); `expires`: the expiry of the
+    /// signed link it is rendered for, if it is. Concurrent misses render
+    /// once.
+    pub async fn rendered<F, Fut>(&self, key: &str, expires: Option<i64>, render: F) -> Result<Option<Text>, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Option<String>, ApiError>>,
     {
-        let load = || async { render().await.map(|text| Rendered(text.map(Text::new))) };
+        let load = || async { render().await.map(|text| Rendered { text: text.map(Text::new), expires }) };
         let (found, _) = self.rendered.get_or_fetch(key, |_| true, load).await.map_err(Arc::unwrap_or_clone)?;
-        Ok(found.0.clone())
+        Ok(found.text.clone())
     }
 }
 
-/// A rendered manifest or media playlist; `None`: the video has no DASH
-/// files to list.
-pub struct Rendered(pub Option<Text>);
+/// A rendered manifest or media playlist.
+pub struct Rendered {
+    /// `None`: the video has no DASH files to list.
+    pub text: Option<Text>,
+    /// For the text of a signed link: when the link expires.
+    pub expires: Option<i64>,
+}
 
 impl Entry for Rendered {
     fn weight(&self) -> u32 {
-        self.0.as_ref().map_or(64, |t| t.body.len() as u32 + 128)
+        self.text.as_ref().map_or(64, |t| t.body.len() as u32 + 128)
     }
 }
 

@@ -34,6 +34,12 @@ pub struct Muxed {
     pub audio: (Spec, Arc<Index>),
     /// Which subsegment of the video.
     pub n: usize,
+    /// A seek (no segment before it was made lately): exactly the
+    /// fragments are read, not the store blocks around them, which would
+    /// fetch up to 1 MiB before a small fragment. A player going on from
+    /// the segment before reads through the store, whose blocks the next
+    /// segments (and the straddling audio fragments) share.
+    pub seek: bool,
 }
 
 /// Where subsegment `n` of `index` starts and ends, in seconds from the
@@ -63,7 +69,16 @@ impl Relay {
         let n = muxed.n;
         let seg = vindex.segments.get(n).ok_or(BoxError("no such subsegment"))?;
         let (from, to) = vindex.spans().nth(n).ok_or(BoxError("no such subsegment"))?;
-        let video = self.read(vspec.clone(), seg.offset..seg.offset + u64::from(seg.size)).await?;
+        let read = |spec: &Spec, range: std::ops::Range<u64>| {
+            let spec = spec.clone();
+            async move {
+                match muxed.seek {
+                    true => self.read_exact(spec, range).await,
+                    false => self.read(spec, range).await,
+                }
+            }
+        };
+        let video = read(vspec, seg.offset..seg.offset + u64::from(seg.size)).await?;
         let vsamples = vt.samples(&video, seg.offset)?;
 
         // The segment's time in seconds; the first and the last segments
@@ -82,7 +97,7 @@ impl Relay {
             (Some(&i), Some(&j)) => {
                 let (a, b) = (aindex.segments[i], aindex.segments[j]);
                 let end = b.offset + u64::from(b.size);
-                (self.read(aspec.clone(), a.offset..end).await?, a.offset)
+                (read(aspec, a.offset..end).await?, a.offset)
             }
             _ => (Vec::new(), 0),
         };
