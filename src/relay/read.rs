@@ -36,29 +36,37 @@ impl Relay {
         Ok(out)
     }
 
-    /// Bytes `range` of `spec` for a reader that seeks (a muxed segment's
-    /// few fragments): from the store where it holds a block of the range
-    /// (in memory, being fetched, or on disk), else one origin request for
-    /// exactly the range, not stored. A store block would fetch from its
-    /// start, up to 1 MiB before a small range, and a seek's bytes are
-    /// rarely read again by anyone but what is made of them once (muxed
-    /// segments are kept, one per segment for every viewer).
+    /// Bytes `range` of `spec` for a reader that seeks (a file's head for
+    /// its index, a muxed segment's few fragments): from the store where it
+    /// holds a block of the range (in memory, being fetched, or on disk),
+    /// else one origin request for exactly the range, not stored. A store
+    /// block would fetch from its start, up to 1 MiB around a small range,
+    /// and what a seek reads is kept where it is used (the index, the muxed
+    /// segment made once for every viewer); players of the file fetch the
+    /// blocks they read.
     pub async fn read_exact(&self, spec: Spec, range: Range<u64>) -> Result<Vec<u8>, RelayError> {
         let shared = &self.0;
         let visit = shared.register(spec.clone());
-        let (meta, _) = shared.meta(&visit.key, range.start).await?;
         let blocks = range.start / BLOCK..range.end.saturating_sub(1) / BLOCK + 1;
-        let held = {
+        let (held, stored) = {
             let store = shared.lock();
             let obj = store.get(&visit.key);
-            blocks.clone().any(|b| obj.is_some_and(|o| o.has(b)) || shared.on_disk(&visit.key, b))
+            let held = blocks.clone().any(|b| obj.is_some_and(|o| o.has(b)) || shared.on_disk(&visit.key, b));
+            (held, obj.and_then(|o| o.meta.as_ref()).is_none_or(|m| m.stored))
         };
-        if held || !meta.stored || range.is_empty() {
+        if held || !stored || range.is_empty() {
             drop(visit);
             return self.read(spec, range).await;
         }
         let out = Vec::with_capacity(range.end.saturating_sub(range.start) as usize);
-        self.read_piped(&visit.key, range, out).await
+        match self.read_piped(&visit.key, range.clone(), out).await {
+            // Asked past the end (a head read of a file shorter than asked).
+            Err(RelayError::Status(http::StatusCode::RANGE_NOT_SATISFIABLE)) => {
+                drop(visit);
+                self.read(spec, range).await
+            }
+            other => other,
+        }
     }
 
     /// A reader of `range` of a stored object (a composed file's input),

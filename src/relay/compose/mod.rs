@@ -286,15 +286,13 @@ impl Relay {
     /// read through the store (a few KB each).
     async fn inits(
         &self,
-        (vspec, vindex): &(Spec, Arc<Index>),
-        (aspec, aindex): &(Spec, Arc<Index>),
+        (_, vindex): &(Spec, Arc<Index>),
+        (_, aindex): &(Spec, Arc<Index>),
     ) -> Result<(Vec<u8>, Vec<u8>), ComposeError> {
-        let vinit = self.read(vspec.clone(), 0..vindex.init_len).await?;
-        let ainit = self.read(aspec.clone(), 0..aindex.init_len).await?;
-        if vinit.len() as u64 != vindex.init_len || ainit.len() as u64 != aindex.init_len {
+        if vindex.init.len() as u64 != vindex.init_len || aindex.init.len() as u64 != aindex.init_len {
             return Err(mp4::BoxError("an init section cut short").into());
         }
-        Ok((vinit, ainit))
+        Ok((vindex.init.to_vec(), aindex.init.to_vec()))
     }
 
     /// Serves a GET or HEAD of a composed merge: the layout first (from the

@@ -15,6 +15,10 @@ pub struct Index {
     /// Length of the initialization section (`ftyp` through `moov`),
     /// which starts at byte 0.
     pub init_len: u64,
+    /// The initialization section itself, kept from the head the index was
+    /// read from: what composing and muxing need of the file's head, with
+    /// no read of it per request.
+    pub init: bytes::Bytes,
     /// The `sidx` box itself, first and last byte (DASH's `indexRange`).
     pub sidx: (u64, u64),
     /// Ticks per second of the durations below.
@@ -67,7 +71,10 @@ impl Index {
                     let end = pos + size;
                     let body = head.get(to_usize(pos + header)?..to_usize(end)?).ok_or(IndexError::NeedMore(end))?;
                     let (timescale, earliest, segments) = read_sidx(body, end)?;
-                    return Ok(Index { init_len, sidx: (pos, end - 1), timescale, earliest, segments });
+                    let init = bytes::Bytes::copy_from_slice(
+                        head.get(..to_usize(init_len)?).ok_or(IndexError::NeedMore(end))?,
+                    );
+                    return Ok(Index { init_len, init, sidx: (pos, end - 1), timescale, earliest, segments });
                 }
                 b"moof" | b"mdat" => return Err(IndexError::NotDash("no sidx box before the media")),
                 _ => {}
@@ -116,7 +123,7 @@ impl Index {
 
     /// Bytes held, for the cache's weigher.
     pub fn weight(&self) -> u32 {
-        (64 + self.segments.len() * std::mem::size_of::<Segment>()).try_into().unwrap_or(u32::MAX)
+        (64 + self.init.len() + self.segments.len() * std::mem::size_of::<Segment>()).try_into().unwrap_or(u32::MAX)
     }
 }
 
