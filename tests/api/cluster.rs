@@ -103,6 +103,21 @@ async fn balancer(a: &TestApp, b: &TestApp) -> Balancer {
 /// HAProxy with the README's configuration (deploy/haproxy.cfg), pointed
 /// at `a` and `b`.
 async fn haproxy(a: &TestApp, b: &TestApp) -> Balancer {
+    // HAProxy marks a server down on its first failed check of `/ready`, as
+    // it should an instance still starting (its yt-dlp not checked yet):
+    // started once both instances are ready, as a deployment's balancer
+    // would find them, so no request of the test is routed around one.
+    for app in [a, b] {
+        let mut ready = false;
+        for _ in 0..200 {
+            ready = reqwest::get(format!("{}/ready", app.base)).await.is_ok_and(|r| r.status().is_success());
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(ready, "{} never became ready", app.base);
+    }
     let conf = std::fs::read_to_string(format!("{MANIFEST_DIR}/deploy/haproxy.cfg")).unwrap();
     let port = spare_port();
     let conf = conf
