@@ -120,6 +120,13 @@ impl Format {
         self.protocol.starts_with("m3u8") || self.ext == "m3u8"
     }
 
+    /// A format that comes only through YouTube's SABR protocol (yt-dlp's
+    /// `"protocol": "sabr"`): its URL answers a POST of the protocol's
+    /// requests, not a GET, so it is left out of what reelay serves.
+    pub fn is_sabr(&self) -> bool {
+        self.protocol == "sabr"
+    }
+
     /// A DASH manifest or other format the proxy cannot fetch as one file.
     pub fn is_manifest(&self) -> bool {
         self.protocol.contains("dash") || self.ext == "mpd" || self.protocol == "f4m" || self.protocol == "ism"
@@ -163,6 +170,11 @@ pub enum ParseError {
     NotAPlaylist,
     #[error("the extractor found no playable formats")]
     NoFormats,
+    #[error(
+        "YouTube offers this video only through its own streaming protocol (SABR), which reelay does not relay yet; \
+         no format has a plain URL"
+    )]
+    SabrOnly,
 }
 
 pub(super) fn str_of(v: &Value, key: &str) -> Option<String> {
@@ -263,9 +275,10 @@ impl VideoInfo {
             // Single-format results carry the URL at the top level.
             formats.extend(parse_format(&v, &top_headers));
         }
-        formats.retain(|f| !f.is_manifest() && !f.format_id.starts_with("sb"));
+        let sabr = formats.iter().any(Format::is_sabr);
+        formats.retain(|f| !f.is_manifest() && !f.is_sabr() && !f.format_id.starts_with("sb"));
         if formats.is_empty() {
-            return Err(ParseError::NoFormats);
+            return Err(if sabr { ParseError::SabrOnly } else { ParseError::NoFormats });
         }
         let expires_at = formats.iter().filter_map(|f| url_expiry(&f.url)).min();
         let platform = if platform == "generic" {

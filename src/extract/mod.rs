@@ -78,6 +78,11 @@ pub enum ExtractError {
     /// retry after this many seconds (429).
     #[error("too many uncached lookups; retry in {0} s")]
     RateLimited(u64),
+    /// Every format the extractor found comes only through YouTube's own
+    /// streaming protocol (SABR: a POST answered in UMP), which reelay does
+    /// not relay yet; a format with a plain URL is always preferred (501).
+    #[error("{0}")]
+    SabrOnly(String),
     /// The extractor program could not be started (503).
     #[error("the extractor could not be started: {0}")]
     NotRunnable(String),
@@ -147,6 +152,7 @@ impl ExtractError {
             ExtractError::RateLimited(_) => "rate_limited",
             ExtractError::NotRunnable(_) => "not_runnable",
             ExtractError::EgressCooling(_) => "egress_cooling",
+            ExtractError::SabrOnly(_) => "sabr_only",
         }
     }
 
@@ -160,6 +166,7 @@ impl ExtractError {
                 | ExtractError::NotLive(_)
                 | ExtractError::SignInRequired(_)
                 | ExtractError::GeoBlocked(_)
+                | ExtractError::SabrOnly(_)
         )
     }
 }
@@ -291,6 +298,7 @@ impl Extractor {
                 ParseError::NoFormats | ParseError::Playlist | ParseError::NotAPlaylist => {
                     ExtractError::Unavailable(e.to_string())
                 }
+                ParseError::SabrOnly => ExtractError::SabrOnly(e.to_string()),
                 other => ExtractError::Failed(other.to_string()),
             })
         });

@@ -177,6 +177,7 @@ impl From<Arc<ExtractError>> for ApiError {
             ExtractError::Failed(_) => ApiError::BadGateway { error: "Extraction failed", detail },
             ExtractError::Timeout(_) => ApiError::Timeout(detail),
             ExtractError::NotRunnable(_) => ApiError::Unavailable(detail),
+            ExtractError::SabrOnly(_) => ApiError::NotImplemented(detail),
             ExtractError::Refused(_) => ApiError::Forbidden(detail),
             ExtractError::Unresolvable(_) => ApiError::BadGateway { error: "Host not found", detail },
             ExtractError::RateLimited(secs) => ApiError::TooManyRequests { retry_after: *secs, detail },

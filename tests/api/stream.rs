@@ -119,3 +119,34 @@ async fn an_unreachable_origin_is_bad_gateway() {
     assert_error_shape(status, &body);
     assert_eq!(app.metrics().await["active_streams"], 0);
 }
+
+/// A video YouTube serves only through SABR (every format `protocol: sabr`,
+/// as a SABR-capable yt-dlp lists them): reelay says so plainly (501, the
+/// error shape, the protocol named) instead of sending the SABR URL a GET
+/// and answering the origin's 405 as a 502; the refusal is remembered like
+/// the video's other lasting states. While a format with a plain URL
+/// exists beside the SABR ones, that one is played.
+#[tokio::test]
+async fn a_video_only_in_sabr_is_refused_plainly_and_plain_urls_are_preferred() {
+    let app = spawn_app().await;
+    let id = yt_id("sabronly");
+    for path in [format!("/api/v2/stream/proxy/youtube/{id}"), format!("/api/v2/videos/youtube/{id}")] {
+        let resp = app.get(&path).await;
+        assert_eq!(resp.status(), 501, "{path}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["success"], false);
+        assert!(body["detail"].as_str().unwrap().contains("SABR"), "{body}");
+    }
+    assert_eq!(app.fake.runs(), 1, "remembered");
+    assert!(app.origin.requests("/videoplayback").is_empty(), "no GET of a SABR URL");
+
+    let mixed = yt_id("sabrmixed");
+    let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{mixed}")).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-reelay-format"], "18");
+    let (status, info) = app.json(&format!("/api/v2/videos/youtube/{mixed}")).await;
+    assert_eq!(status, 200);
+    let ids: Vec<&str> =
+        info["data"]["formats"].as_array().unwrap().iter().map(|f| f["format_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["18"], "SABR formats are not listed as playable: {info}");
+}
