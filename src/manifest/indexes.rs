@@ -2,9 +2,9 @@
 //! from a warm cache costs no upstream request.
 //!
 //! The first bytes are read through the relay, so the origin's quirks
-//! (ignored ranges, cut connections, expired URLs) are handled where they
-//! are for every other byte, and the block they land in is the one players
-//! ask for first. Indexes are keyed like the relay's objects (the video's
+//! (ignored ranges, expired URLs) are handled where they are for every
+//! other byte: exactly the first 64 KiB when the store holds none of them
+//! (see `read`), through the store's blocks past that. Indexes are keyed like the relay's objects (the video's
 //! key with its sign-in scope, and the format), not by URL: a new
 //! extraction changes the URL, not the bytes.
 
@@ -62,8 +62,18 @@ impl Indexes {
 
 async fn read(relay: &Relay, spec: &impl Fn() -> Spec) -> Result<Index, IndexFailure> {
     let mut want = FIRST_READ;
+    // The first read asks the origin for just the head (unless the store
+    // holds it): a master lists every rendition and reads each one's index,
+    // and most renditions are never played; a played one's first block is
+    // then fetched by its first player (the head twice, 64 KiB, against a
+    // 1 MiB block per rendition read for its index alone). A head that
+    // needs more, or an origin that fails the exact read, goes through the
+    // store, whose fetches resume and share.
+    let mut head = match relay.read_exact(spec(), 0..want).await {
+        Ok(head) => head,
+        Err(_) => relay.read(spec(), 0..want).await?,
+    };
     loop {
-        let head = relay.read(spec(), 0..want).await?;
         match Index::parse(&head) {
             Ok(index) => return Ok(index),
             Err(IndexError::NeedMore(n)) if n <= MAX_HEAD && (head.len() as u64) >= want => want = n,
@@ -72,5 +82,6 @@ async fn read(relay: &Relay, spec: &impl Fn() -> Spec) -> Result<Index, IndexFai
             }
             Err(IndexError::NotDash(why)) => return Err(IndexFailure::NotDash(why.into())),
         }
+        head = relay.read(spec(), 0..want).await?;
     }
 }

@@ -322,6 +322,8 @@ async fn a_muxed_segment_at_an_hour_and_a_half_is_written_in_process() {
     };
     let master = get(format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?player=avpro")).await;
     assert!(!master.contains("TYPE=AUDIO"), "{master}");
+    // Each file's index read asked the origin for its head, not a block.
+    assert!(asked(&app) <= 2 * (256 << 10), "the two indexes asked the origin for {} bytes", asked(&app));
     let variant = master.lines().find(|l| l.starts_with('/')).unwrap().to_owned();
     let media = get(variant).await;
     let segments: Vec<String> =

@@ -330,8 +330,10 @@ async fn ten_viewers_of_a_merge_share_one_ffmpeg_and_then_seek_in_it() {
     assert!(outputs.iter().all(|o| *o == outputs[0]), "every viewer got the same bytes");
     assert_eq!(app.prom("reelay_relay_merges_total").await, 1.0, "one ffmpeg");
     for input in ["v720.mp4", "a.m4a"] {
-        let sent = app.origin.sent(&format!("/q/ranged/{input}"));
-        assert_eq!(sent, media(input).len() as u64, "{input} fetched once");
+        // Once, besides the head read that looked for a DASH index (these
+        // files have none, so ffmpeg merges them): at most 64 KiB.
+        let (sent, len) = (app.origin.sent(&format!("/q/ranged/{input}")), media(input).len() as u64);
+        assert!((len..=len + (64 << 10)).contains(&sent), "{input} fetched once: {sent} of {len}");
     }
 
     // Complete: a file with a length, ranges and seeking.
