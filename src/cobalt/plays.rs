@@ -281,7 +281,7 @@ pub async fn tunnel(
     method: Method,
     headers: HeaderMap,
 ) -> Result<Served, ApiError> {
-    let g: TunnelGrant = media.signer.verify(token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let g: TunnelGrant = media.signer.verify(token, now_unix())?;
     let video = VideoRef::from_cache_key(&g.v).ok_or_else(|| ApiError::Forbidden("the link names no video".into()))?;
     if g.f.is_some() || g.x.is_some() {
         return part(media, || client, &video, &g, &method, &headers).await;

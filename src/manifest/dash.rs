@@ -117,7 +117,7 @@ fn adaptation_set(w: &mut Writer<Vec<u8>>, tracks: &[Track], role: Option<&str>)
         base.push_attribute(("indexRangeExact", "true"));
         w.write_event(Event::Start(base))?;
         let mut init = BytesStart::new("Initialization");
-        init.push_attribute(("range", format!("0-{}", t.index.init_len.saturating_sub(1)).as_str()));
+        init.push_attribute(("range", format!("0-{}", t.index.init_len().saturating_sub(1)).as_str()));
         w.write_event(Event::Empty(init))?;
         w.write_event(Event::End(BytesEnd::new("SegmentBase")))?;
         w.write_event(Event::End(BytesEnd::new("Representation")))?;

@@ -226,7 +226,7 @@ pub fn media(index: &Index, file_uri: &str) -> String {
     if let Some(first) = segments.first_mut() {
         first.map = Some(Map {
             uri: file_uri.to_owned(),
-            byte_range: Some(ByteRange { length: index.init_len, offset: Some(0) }),
+            byte_range: Some(ByteRange { length: index.init_len(), offset: Some(0) }),
             ..Default::default()
         });
     }

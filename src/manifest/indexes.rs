@@ -67,12 +67,8 @@ async fn read(relay: &Relay, spec: &impl Fn() -> Spec) -> Result<Index, IndexFai
     // and most renditions are never played; a played one's first block is
     // then fetched by its first player (the head twice, 64 KiB, against a
     // 1 MiB block per rendition read for its index alone). A head that
-    // needs more, or an origin that fails the exact read, goes through the
-    // store, whose fetches resume and share.
-    let mut head = match relay.read_exact(spec(), 0..want).await {
-        Ok(head) => head,
-        Err(_) => relay.read(spec(), 0..want).await?,
-    };
+    // needs more goes through the store, whose fetches share.
+    let mut head = relay.read_exact(spec(), 0..want).await?;
     loop {
         match Index::parse(&head) {
             Ok(index) => return Ok(index),

@@ -39,7 +39,8 @@ impl Relay {
     /// Bytes `range` of `spec` for a reader that seeks (a file's head for
     /// its index, a muxed segment's few fragments): from the store where it
     /// holds a block of the range (in memory, being fetched, or on disk),
-    /// else one origin request for exactly the range, not stored. A store
+    /// else one origin request for exactly the range, not stored (through
+    /// the store after all if that request fails). A store
     /// block would fetch from its start, up to 1 MiB around a small range,
     /// and what a seek reads is kept where it is used (the index, the muxed
     /// segment made once for every viewer); players of the file fetch the
@@ -60,12 +61,13 @@ impl Relay {
         }
         let out = Vec::with_capacity(range.end.saturating_sub(range.start) as usize);
         match self.read_piped(&visit.key, range.clone(), out).await {
-            // Asked past the end (a head read of a file shorter than asked).
-            Err(RelayError::Status(http::StatusCode::RANGE_NOT_SATISFIABLE)) => {
+            Ok(bytes) => Ok(bytes),
+            // A cut connection, a range past the end: the store's fetch
+            // resumes, and knows the length.
+            Err(_) => {
                 drop(visit);
                 self.read(spec, range).await
             }
-            other => other,
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use crate::extract::ExtractError;
+use crate::hls::SignError;
 use crate::manifest::IndexFailure;
 use crate::platform::InputError;
 use crate::relay::RelayError;
@@ -261,5 +262,12 @@ impl From<SubtitleError> for ApiError {
             SubtitleError::Upstream(e) => ApiError::from_upstream(e, "the subtitles"),
             SubtitleError::Unreadable(detail) => ApiError::BadGateway { error: "Upstream error", detail },
         }
+    }
+}
+
+/// A signed link that is forged, damaged or expired.
+impl From<SignError> for ApiError {
+    fn from(e: SignError) -> Self {
+        ApiError::Forbidden(e.to_string())
     }
 }

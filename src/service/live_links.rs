@@ -92,7 +92,7 @@ fn live_error(e: LiveError) -> ApiError {
 
 /// A signed live link: a variant's playlist, or a segment, map or key.
 pub async fn part(media: &Media, token: &str, method: &Method, headers: &HeaderMap) -> Result<Answer, ApiError> {
-    let grant: LiveGrant = media.signer.verify(token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let grant: LiveGrant = media.signer.verify(token, now_unix())?;
     let key = VariantKey { stream: grant.v.clone(), variant: grant.f.clone() };
     let part = match (grant.s, grant.a) {
         (Some(n), _) => Part::Segment(n),

@@ -399,7 +399,7 @@ pub async fn part(
     {
         return Ok(linked(HLS_TYPE, playlist, expires));
     }
-    let grant: PartGrant = media.signer.verify(token, now).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let grant: PartGrant = media.signer.verify(token, now)?;
     let video =
         VideoRef::from_cache_key(&grant.v).ok_or_else(|| ApiError::Forbidden("the link names no video".into()))?;
     let cached = media.lookup(&video, Purpose::Stream, who).await?;

@@ -101,7 +101,7 @@ fn link_name(u: &url::Url) -> String {
 /// A signed link from a rewritten playlist: a nested playlist (rewritten
 /// again), or a segment, key or init section (from the relay).
 pub async fn link(media: &Media, token: &str, method: &Method, headers: &HeaderMap) -> Result<Answer, ApiError> {
-    let grant = media.signer.open(token, now_unix()).map_err(|e| ApiError::Forbidden(e.to_string()))?;
+    let grant = media.signer.open(token, now_unix())?;
     let (format_headers, route) = headers_for(media, &grant).await;
     let via = Via { headers: &format_headers, route: &route };
     let url = url::Url::parse(&grant.u).map_err(|_| ApiError::Forbidden("the link names no URL".into()))?;

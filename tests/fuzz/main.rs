@@ -144,7 +144,7 @@ proptest! {
         // Any bytes: an index, a request for more, or a plain refusal, never a panic;
         // an index read is consistent with the bytes it came from.
         if let Ok(index) = Index::parse(&head) {
-            prop_assert!(index.init_len <= index.sidx.0 && index.sidx.1 < head.len() as u64);
+            prop_assert!(index.init_len() <= index.sidx.0 && index.sidx.1 < head.len() as u64);
             prop_assert!(index.segments.first().is_some_and(|s| s.offset > index.sidx.1));
             prop_assert!(index.timescale > 0);
         }

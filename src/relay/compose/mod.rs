@@ -103,13 +103,13 @@ pub enum ComposeError {
 }
 
 impl Relay {
-    /// The layout of an MP4 merge, from its inputs' indexes and init
-    /// sections (read through the store: a few KB each).
+    /// The layout of an MP4 merge, from its inputs' indexes and the init
+    /// sections they keep.
     pub async fn merge_layout(&self, merge: &Merge) -> Result<Layout, ComposeError> {
         let (_, vindex) = &merge.video;
         let (_, aindex) = &merge.audio;
-        let (vinit, ainit) = self.inits(&merge.video, &merge.audio).await?;
-        let (vi, ai) = (mp4::Init::read(&vinit)?, mp4::Init::read(&ainit)?);
+        let (vinit, ainit) = (&vindex.init, &aindex.init);
+        let (vi, ai) = (mp4::Init::read(vinit)?, mp4::Init::read(ainit)?);
         let movie = u64::from(vi.movie_timescale()?.max(1));
         let whole = vindex.duration().max(aindex.duration());
         let clip = match merge.clip {
@@ -149,16 +149,16 @@ impl Relay {
         };
         let edits = match clip {
             Some(c) => Some([
-                track::media_time(&vinit, c.start)? - rebase[0] as i64,
-                track::media_time(&ainit, c.start)? - rebase[1] as i64,
+                track::media_time(vinit, c.start)? - rebase[0] as i64,
+                track::media_time(ainit, c.start)? - rebase[1] as i64,
             ]),
             None => None,
         };
         let head = mp4::merged_head(&vi, &ai, duration, edits)?;
         let cuts = match clip {
             Some(c) => [
-                self.cut_end(&merge.video.0, &vinit, video.last(), vindex, c.end).await?,
-                self.cut_end(&merge.audio.0, &ainit, audio.last(), aindex, c.end).await?,
+                self.cut_end(&merge.video.0, vinit, video.last(), vindex, c.end).await?,
+                self.cut_end(&merge.audio.0, ainit, audio.last(), aindex, c.end).await?,
             ],
             None => [None, None],
         };
@@ -280,19 +280,6 @@ impl Relay {
         }
         let trimmed = track::Track::read(init)?.trim(&moof[..size as usize], end)?;
         Ok(trimmed.map(|trimmed| Cut { offset: at, moof_len: size, trimmed }))
-    }
-
-    /// The init sections (`ftyp` + `moov`) of a video and an audio input,
-    /// read through the store (a few KB each).
-    async fn inits(
-        &self,
-        (_, vindex): &(Spec, Arc<Index>),
-        (_, aindex): &(Spec, Arc<Index>),
-    ) -> Result<(Vec<u8>, Vec<u8>), ComposeError> {
-        if vindex.init.len() as u64 != vindex.init_len || aindex.init.len() as u64 != aindex.init_len {
-            return Err(mp4::BoxError("an init section cut short").into());
-        }
-        Ok((vindex.init.to_vec(), aindex.init.to_vec()))
     }
 
     /// Serves a GET or HEAD of a composed merge: the layout first (from the

@@ -61,8 +61,7 @@ impl Relay {
     pub async fn ts_segment(&self, muxed: &Muxed) -> Result<Bytes, ComposeError> {
         let (vspec, vindex) = &muxed.video;
         let (aspec, aindex) = &muxed.audio;
-        let (vinit, ainit) = self.inits(&muxed.video, &muxed.audio).await?;
-        let (vt, at) = (Track::read(&vinit)?, Track::read(&ainit)?);
+        let (vt, at) = (Track::read(&vindex.init)?, Track::read(&aindex.init)?);
         let (Codec::H264 { .. }, Codec::Aac { .. }) = (&vt.codec, &at.codec) else {
             return Err(BoxError("MPEG-TS is written for H.264 with AAC").into());
         };

@@ -12,12 +12,9 @@
 /// Where a file's parts are, in bytes from its start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Index {
-    /// Length of the initialization section (`ftyp` through `moov`),
-    /// which starts at byte 0.
-    pub init_len: u64,
-    /// The initialization section itself, kept from the head the index was
-    /// read from: what composing and muxing need of the file's head, with
-    /// no read of it per request.
+    /// The initialization section (`ftyp` through `moov`, from byte 0),
+    /// kept from the head the index was read from: what composing and
+    /// muxing need of the file's head, with no read of it per request.
     pub init: bytes::Bytes,
     /// The `sidx` box itself, first and last byte (DASH's `indexRange`).
     pub sidx: (u64, u64),
@@ -74,13 +71,18 @@ impl Index {
                     let init = bytes::Bytes::copy_from_slice(
                         head.get(..to_usize(init_len)?).ok_or(IndexError::NeedMore(end))?,
                     );
-                    return Ok(Index { init_len, init, sidx: (pos, end - 1), timescale, earliest, segments });
+                    return Ok(Index { init, sidx: (pos, end - 1), timescale, earliest, segments });
                 }
                 b"moof" | b"mdat" => return Err(IndexError::NotDash("no sidx box before the media")),
                 _ => {}
             }
             pos += size;
         }
+    }
+
+    /// Length of the initialization section.
+    pub fn init_len(&self) -> u64 {
+        self.init.len() as u64
     }
 
     /// The whole duration, in seconds.
@@ -241,7 +243,7 @@ mod tests {
         file.extend(s);
         file.extend(boxed(b"moof", &[0; 10]));
         let index = Index::parse(&file).unwrap();
-        assert_eq!(index.init_len, init);
+        assert_eq!(index.init_len(), init);
         assert_eq!(index.sidx, (init, init + sidx_len - 1));
         let start = init + sidx_len;
         assert_eq!(index.segments[0], Segment { offset: start, size: 500, duration: 2000 });
