@@ -179,6 +179,19 @@ def main():
         r["seek_bytes"] = len(run.get(app.base + segs[-6])[1])  # 30 s before the end: the last minute
         r["seek_ms"] = (time.perf_counter() - t) * 1000
         r["seek_origin"] = long_sent() - before_sent
+        # The film's plain HLS (byte ranges of its DASH video file), its
+        # segment at 1:30:00 asked first: a seek's exact read.
+        plain = run.get(app.base + "/api/v2/stream/manifest/youtube/benchlong01/master.m3u8")[1].decode()
+        plain_media = run.get(app.base + playlist_uris(plain)[0])[1].decode()
+        ranges = re.findall(r"#EXT-X-BYTERANGE:(\d+)@(\d+)\n([^\n]+)", plain_media)
+        length, offset, uri = ranges[5400 // 5]
+        before_sent = long_sent()
+        t = time.perf_counter()
+        rng = f"bytes={offset}-{int(offset) + int(length) - 1}"
+        r["plain_bytes"] = len(run.get(app.base + uri, {"Range": rng})[1])
+        r["plain_ms"] = (time.perf_counter() - t) * 1000
+        r["plain_origin"] = long_sent() - before_sent
+
         before_cpu, written = cpu_s(app.proc.pid), app.prom("reelay_relay_muxed_segments_total")
         remuxes = app.prom("reelay_relay_remuxed_segments_total")
         for s in segs[100:120]:
@@ -219,6 +232,9 @@ def main():
         ("muxed HLS (`player=avpro`) of a 2-hour film: a segment from a cold store; a seek to the last minute",
          f"{r['cold_ms']:.0f} ms; {r['seek_ms']:.0f} ms ({r['long_segments']} segments of 5 s); the seek's segment "
          f"{r['seek_bytes'] / 1024:.0f} KiB, the origin sent {r['seek_origin'] / 1024:.0f} KiB for it"),
+        ("the film's plain HLS (byte ranges of the DASH video), its segment at 1:30:00 asked first",
+         f"{r['plain_ms']:.0f} ms; the segment {r['plain_bytes'] / 1024:.0f} KiB, "
+         f"the origin sent {r['plain_origin'] / 1024:.0f} KiB for it"),
         ("muxed HLS: CPU per segment made (ffmpeg included, if any), against the merge's per second of video",
          f"{r['remux_cpu_per_segment'] * 1000:.1f} ms per 5 s segment of 180p ({r['segments_written']:.0f} written in process, "
          f"{r['segments_remuxed']:.0f} by ffmpeg); the merge {r['merge_cpu'] / 60 * 1000:.0f} ms per second of 1080p"),

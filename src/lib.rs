@@ -47,6 +47,9 @@
 //!   and on Redis.
 //! - [`upstream`]: the pooled HTTP client and its header rules; [`egress`]:
 //!   proxies and source addresses, and the connector each route uses.
+//! - [`sabr`]: YouTube's SABR protocol without I/O: UMP framing, its
+//!   protobuf messages, one session's state (what to ask next, what each
+//!   part of an answer brought).
 //! - [`platform`]: platforms, video ids, playlist names and URLs, parsed at
 //!   the edge; [`hls`]: origins' playlists rewritten and the links signed
 //!   (sealed where they name an origin URL).
@@ -79,6 +82,7 @@ pub mod ratelimit;
 pub mod redis;
 pub mod relay;
 pub mod request_id;
+pub mod sabr;
 pub mod select;
 pub mod service;
 pub mod subtitles;

@@ -61,10 +61,10 @@ impl Drop for Job {
 }
 
 /// How the origin answered one request.
-struct Head {
+pub(super) struct Head {
     /// Offset of the body's first byte in the object.
-    start: u64,
-    meta: Meta,
+    pub(super) start: u64,
+    pub(super) meta: Meta,
 }
 
 pub(super) async fn run(shared: Arc<Shared>, key: Arc<str>, claims: BTreeMap<u64, Arc<Fill>>) {
@@ -240,15 +240,7 @@ impl Job {
             }
             Some(_) => {}
             None => {
-                let mut meta = head.meta.clone();
-                if let Some(len) = meta.len {
-                    meta.etag = Some(own_etag(&self.key, len));
-                }
-                if !meta.ranged {
-                    // The whole file, every time: keep it only if it fits.
-                    meta.stored = meta.len.is_some_and(|len| len <= self.shared.settings.memory / 2);
-                }
-                obj.meta = Some(meta);
+                obj.meta = Some(own_meta(&self.shared, &self.key, head.meta.clone()));
                 if let Some(disk) = self.shared.disk_for(Some(obj)) {
                     disk.save_meta(&self.key, obj.meta.as_ref().expect("just set"));
                 }
@@ -297,7 +289,7 @@ impl Job {
 }
 
 /// Why reading a response stopped short.
-enum Retry {
+pub(super) enum Retry {
     /// Try again from the next missing byte (after a pause).
     Again(String),
     /// The URL was refused: get a new one and try again.
@@ -331,19 +323,19 @@ impl From<Retry> for RelayError {
 }
 
 /// One request: its URL, and the `Range` header when the header asks.
-struct Plan {
-    url: String,
-    header: Option<(u64, u64)>,
+pub(super) struct Plan {
+    pub(super) url: String,
+    pub(super) header: Option<(u64, u64)>,
     /// The first byte asked for.
     start: u64,
     /// googlevideo's `range=`: a 200 carries exactly the range.
-    query: bool,
+    pub(super) query: bool,
     /// `clen=` of a googlevideo URL: the file's length.
     clen: Option<u64>,
 }
 
 impl Plan {
-    fn new(url: &str, start: u64, end: u64, whole: bool) -> Plan {
+    pub(super) fn new(url: &str, start: u64, end: u64, whole: bool) -> Plan {
         let parsed = Url::parse(url).ok();
         let googlevideo = parsed.as_ref().and_then(Url::host_str).is_some_and(|h| h.ends_with(".googlevideo.com"));
         let clen =
@@ -390,6 +382,18 @@ fn content_range(headers: &HeaderMap) -> Option<(u64, Option<u64>)> {
     Some((first, total))
 }
 
+/// What an object's first answer makes its meta: reelay's own entity tag;
+/// a file the origin sends whole, every time, kept only if it fits.
+pub(super) fn own_meta(shared: &Shared, key: &str, mut meta: Meta) -> Meta {
+    if let Some(len) = meta.len {
+        meta.etag = Some(own_etag(key, len));
+    }
+    if !meta.ranged {
+        meta.stored = meta.len.is_some_and(|len| len <= shared.settings.memory / 2);
+    }
+    meta
+}
+
 /// The entity tag reelay gives a stored object: strong, and the same on
 /// every instance and after every restart (it names what the bytes are and
 /// their length, not which origin server sent them), so a cache in front,
@@ -407,7 +411,7 @@ fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> 
 
 /// Reads a response head: where its body starts and what it says of the
 /// object.
-fn interpret(status: StatusCode, headers: &HeaderMap, plan: &Plan) -> Result<Head, Retry> {
+pub(super) fn interpret(status: StatusCode, headers: &HeaderMap, plan: &Plan) -> Result<Head, Retry> {
     let content_length = || header_text(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     let mut meta = Meta {
         len: None,

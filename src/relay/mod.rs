@@ -22,6 +22,11 @@
 //! - `remux`: a muxed HLS segment, written in process by [`compose`] when
 //!   it can be (H.264 with AAC), else ffmpeg reading that time range of
 //!   both files from the relay.
+//! - `seek`: a small range where the store holds nothing (a player's
+//!   seek, a segment's fragments, an index) read from the origin exactly,
+//!   once for everyone asking, instead of the blocks around it.
+//! - [`sabr`]: a SABR session carried over the upstream's connections
+//!   (the protocol itself is [`crate::sabr`]).
 //! - [`serve`]: a client's request (`Range`, `If-Range`, `HEAD`,
 //!   revalidation) answered from the store; [`range`] decides it. The
 //!   server's own reads (`Relay::read`) take the same path without HTTP.
@@ -46,6 +51,8 @@ pub mod pipe;
 pub mod range;
 mod read;
 mod remux;
+pub mod sabr;
+mod seek;
 mod serve;
 mod store;
 mod writer;
@@ -96,6 +103,10 @@ pub enum RelayError {
     /// ffmpeg failed before producing anything.
     #[error("merging the video and audio streams failed")]
     MergeFailed,
+    /// A SABR session could not go on (refused, attestation required, the
+    /// video to be loaded again, an unreadable answer).
+    #[error("{0}")]
+    Sabr(crate::sabr::SabrFailure),
     /// The source says its stream is over (a live channel gone offline):
     /// nothing will be had by asking again.
     #[error("{0}")]
@@ -203,6 +214,8 @@ pub(crate) struct Shared {
     disk: Option<disk::Disk>,
     /// The loopback server ffmpeg reads merge inputs from.
     internal: internal::Internal,
+    /// Exact reads of seeks, one per range at a time ([`seek`]).
+    seeks: seek::Seeks,
 }
 
 /// What a reader finds at its position.
@@ -231,6 +244,7 @@ impl Relay {
             metrics,
             disk,
             internal,
+            seeks: seek::Seeks::new(),
         }));
         relay.0.internal.serve(relay.clone());
         Ok(relay)

@@ -67,6 +67,24 @@ pub fn first_byte(headers: &HeaderMap) -> u64 {
     specs.into_iter().find_map(|s| s.ok().and_then(|(first, _)| first)).unwrap_or(0)
 }
 
+/// The one closed range (`bytes=first-last`) a `Range` header asks for,
+/// before the length is known; `None` for anything else (open, suffix,
+/// several, unreadable).
+pub fn closed(headers: &HeaderMap) -> Option<(u64, u64)> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?;
+    match specs(value)?.as_slice() {
+        [Ok((Some(first), Some(last)))] => Some((*first, *last)),
+        _ => None,
+    }
+}
+
+/// Whether a request is conditional (its answer depends on validators).
+pub fn conditional(headers: &HeaderMap) -> bool {
+    [header::IF_RANGE, header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE, header::IF_MATCH, header::IF_UNMODIFIED_SINCE]
+        .iter()
+        .any(|h| headers.contains_key(h))
+}
+
 #[derive(Debug, PartialEq, Eq)]
 enum Parsed {
     Invalid,

@@ -8,7 +8,6 @@ use std::ops::Range;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 
-use super::store::BLOCK;
 use super::{Reader, Relay, RelayError, Spec};
 
 impl Relay {
@@ -37,33 +36,16 @@ impl Relay {
     }
 
     /// Bytes `range` of `spec` for a reader that seeks (a file's head for
-    /// its index, a muxed segment's few fragments): from the store where it
-    /// holds a block of the range (in memory, being fetched, or on disk),
-    /// else one origin request for exactly the range, not stored (through
-    /// the store after all if that request fails). A store
-    /// block would fetch from its start, up to 1 MiB around a small range,
-    /// and what a seek reads is kept where it is used (the index, the muxed
-    /// segment made once for every viewer); players of the file fetch the
-    /// blocks they read.
+    /// its index, a muxed segment's few fragments): exactly that range from
+    /// the origin where the store holds none of its blocks, once for all who
+    /// ask at once ([`super::seek`]), else (and on any failure) through the
+    /// store. A store block would fetch from its start, up to 1 MiB around a
+    /// small range; what a seek reads is kept where it is used (the index,
+    /// the muxed segment made once for every viewer).
     pub async fn read_exact(&self, spec: Spec, range: Range<u64>) -> Result<Vec<u8>, RelayError> {
-        let shared = &self.0;
-        let visit = shared.register(spec.clone());
-        let blocks = range.start / BLOCK..range.end.saturating_sub(1) / BLOCK + 1;
-        let (held, stored) = {
-            let store = shared.lock();
-            let obj = store.get(&visit.key);
-            let held = blocks.clone().any(|b| obj.is_some_and(|o| o.has(b)) || shared.on_disk(&visit.key, b));
-            (held, obj.and_then(|o| o.meta.as_ref()).is_none_or(|m| m.stored))
-        };
-        if held || !stored || range.is_empty() {
-            drop(visit);
-            return self.read(spec, range).await;
-        }
-        let out = Vec::with_capacity(range.end.saturating_sub(range.start) as usize);
-        match self.read_piped(&visit.key, range.clone(), out).await {
-            Ok(bytes) => Ok(bytes),
-            // A cut connection, a range past the end: the store's fetch
-            // resumes, and knows the length.
+        let visit = self.0.register(spec.clone());
+        match self.exact(&visit, range.clone()).await {
+            Ok(sought) => Ok(sought.bytes.to_vec()),
             Err(_) => {
                 drop(visit);
                 self.read(spec, range).await

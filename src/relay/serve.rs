@@ -115,6 +115,11 @@ impl Relay {
     ) -> Result<Reply, RelayError> {
         let shared = &self.0;
         let visit = shared.register(spec);
+        if method == Method::GET
+            && let Some(reply) = self.serve_seek(&visit, headers, counted).await
+        {
+            return Ok(reply);
+        }
         let (meta, waited) = shared.meta(&visit.key, range::first_byte(headers)).await?;
         if waited {
             // Another request's fetch brought the head: this one follows it.
@@ -161,6 +166,14 @@ pub(super) fn streamed(metrics: &Arc<Metrics>, first: Bytes, reader: Reader, len
     let guard = counted.then(|| StreamGuard::of(metrics.clone(), reader.key()));
     let rest = futures_util::stream::unfold(reader, |mut r| async move { r.next().await.map(|i| (i, r)) });
     Body::Stream(Streamed { first: Some(first), rest: Box::pin(rest), remaining: len, guard })
+}
+
+/// A body of bytes in hand (a seek's exact read), counted as a client's
+/// stream of `key` when `counted`.
+pub(super) fn whole(metrics: &Arc<Metrics>, key: &str, bytes: Bytes, counted: bool) -> Body {
+    let guard = counted.then(|| StreamGuard::of(metrics.clone(), key));
+    let remaining = Some(bytes.len() as u64);
+    Body::Stream(Streamed { first: Some(bytes), rest: Box::pin(futures_util::stream::empty()), remaining, guard })
 }
 
 /// A body of `len` bytes from `stream` (a composed file's), counted as a
@@ -253,7 +266,7 @@ fn value(s: String) -> HeaderValue {
 
 /// A response with the object's type and validators (the origin's
 /// `Cache-Control` stays behind: the route says what caches may keep).
-fn head(status: StatusCode, meta: &Meta, body: Body) -> Reply {
+pub(super) fn head(status: StatusCode, meta: &Meta, body: Body) -> Reply {
     let mut reply = http::Response::new(body);
     *reply.status_mut() = status;
     let h = reply.headers_mut();

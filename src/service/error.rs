@@ -201,6 +201,7 @@ impl From<RelayError> for ApiError {
             RelayError::Spawn(_) => ApiError::Unavailable(detail),
             RelayError::Unreachable(_) => ApiError::BadGateway { error: "Upstream unreachable", detail },
             RelayError::Ended(_) => ApiError::NotFound { error: "Not live", detail },
+            RelayError::Sabr(_) => ApiError::BadGateway { error: "SABR stream failed", detail },
             RelayError::Expired
             | RelayError::Status(_)
             | RelayError::Changed

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::{ConfigBuilderExt, HttpsConnector};
 use hyper_util::client::legacy::Client;
@@ -78,7 +78,7 @@ pub struct Fetched {
     pub url: Url,
 }
 
-type Pool = Client<HttpsConnector<Connector>, Empty<Bytes>>;
+type Pool = Client<HttpsConnector<Connector>, Full<Bytes>>;
 
 /// The two pools of one route.
 struct Pools {
@@ -173,7 +173,7 @@ impl Upstream {
             }
         }
         let method = if method == Method::HEAD { Method::HEAD } else { Method::GET };
-        self.request(Use::Pipe, route, method, url, headers).await
+        self.request(Use::Pipe, route, method, url, headers, Bytes::new()).await
     }
 
     /// Opens `url` for the store: the format's headers, an identity
@@ -186,7 +186,16 @@ impl Upstream {
             let value = HeaderValue::try_from(format!("bytes={first}-{last}")).expect("digits are a valid header");
             headers.insert(header::RANGE, value);
         }
-        self.request(Use::Fetch, route, Method::GET, url, headers).await
+        self.request(Use::Fetch, route, Method::GET, url, headers, Bytes::new()).await
+    }
+
+    /// A POST of `body` with `headers` (a streaming protocol's request, such
+    /// as SABR's), from the fetch pool, on the format's route.
+    pub async fn post(&self, url: &str, via: &Via<'_>, extra: HeaderMap, body: Bytes) -> Result<Fetched, ProxyError> {
+        let Via { headers: format_headers, route } = *via;
+        let mut headers = request_headers(format_headers);
+        headers.extend(extra);
+        self.request(Use::Fetch, route, Method::POST, url, headers, body).await
     }
 
     async fn request(
@@ -196,6 +205,7 @@ impl Upstream {
         method: Method,
         url: &str,
         mut headers: HeaderMap,
+        body: Bytes,
     ) -> Result<Fetched, ProxyError> {
         let pools = self.pools(route)?;
         let client = match pool {
@@ -207,7 +217,8 @@ impl Upstream {
             check_literal(&url, self.allow_private).map_err(ProxyError::Refused)?;
             let uri: Uri =
                 url.as_str().parse().map_err(|e: http::uri::InvalidUri| ProxyError::Connect(e.to_string()))?;
-            let mut req = Request::builder().method(method.clone()).uri(uri).body(Empty::new()).expect("valid parts");
+            let mut req =
+                Request::builder().method(method.clone()).uri(uri).body(Full::new(body.clone())).expect("valid parts");
             *req.headers_mut() = headers.clone();
             if let (Some(auth), "http") = (&pools.proxy_auth, url.scheme()) {
                 req.headers_mut().insert(header::PROXY_AUTHORIZATION, auth.clone());

@@ -116,6 +116,13 @@ fn asked(app: &TestApp) -> u64 {
         .sum()
 }
 
+/// The text of a `200` from `path`.
+async fn text(app: &TestApp, path: &str) -> String {
+    let resp = app.get(path).await;
+    assert_eq!(resp.status(), 200, "{path}");
+    resp.text().await.unwrap()
+}
+
 async fn probe(url: &str) -> Value {
     let out = tokio::process::Command::new("ffprobe")
         .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams", url])
@@ -312,20 +319,12 @@ async fn starts(url: &str) -> Vec<f64> {
 async fn a_muxed_segment_at_an_hour_and_a_half_is_written_in_process() {
     let app = app().await;
     let id = yt_id("film");
-    let get = |path: String| {
-        let app = &app;
-        async move {
-            let resp = app.get(&path).await;
-            assert_eq!(resp.status(), 200, "{path}");
-            resp.text().await.unwrap()
-        }
-    };
-    let master = get(format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?player=avpro")).await;
+    let master = text(&app, &format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?player=avpro")).await;
     assert!(!master.contains("TYPE=AUDIO"), "{master}");
     // Each file's index read asked the origin for its head, not a block.
     assert!(asked(&app) <= 2 * (256 << 10), "the two indexes asked the origin for {} bytes", asked(&app));
     let variant = master.lines().find(|l| l.starts_with('/')).unwrap().to_owned();
-    let media = get(variant).await;
+    let media = text(&app, &variant).await;
     let segments: Vec<String> =
         media.lines().filter(|l| l.starts_with('/')).map(|l| format!("{}{l}", app.base)).collect();
     assert_eq!(segments.len(), 1440, "one per 5 s fragment");
@@ -366,6 +365,58 @@ async fn a_muxed_segment_at_an_hour_and_a_half_is_written_in_process() {
     assert!((here[0] - ffmpeg[0]).abs() < 0.001 && (here[0] - 5401.0).abs() < 0.001, "{here:?}, ffmpeg {ffmpeg:?}");
     let source = film().0.to_str().unwrap();
     assert_eq!(picture(at, 0.0).await, picture(source, 5400.0).await, "the source's picture at 5400 s");
+}
+
+/// The film's plain HLS (the DASH files' fragments as byte ranges, what
+/// hls.js and most players take), its video segment at 1:30:00 asked for
+/// first on a cold store by six players of a room at once: each gets the
+/// file's bytes, and the origin is asked once, for that segment, not the
+/// 1 MiB block around it. The player going on reads through the store's
+/// blocks: the segment after the next costs the origin nothing.
+#[tokio::test]
+async fn a_plain_segment_at_an_hour_and_a_half_fetches_the_segment() {
+    let app = app().await;
+    let id = yt_id("film");
+    let master = text(&app, &format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?quality=720p")).await;
+    let Ok(m3u8_rs::Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(master.as_bytes()) else {
+        panic!("not a master: {master}")
+    };
+    let media = text(&app, &master.variants[0].uri).await;
+    let Ok(m3u8_rs::Playlist::MediaPlaylist(media)) = m3u8_rs::parse_playlist_res(media.as_bytes()) else {
+        panic!("not a media playlist: {media}")
+    };
+    let source = std::fs::read(&film().0).unwrap();
+    let get = |n: usize| {
+        let (app, seg, source) = (&app, &media.segments[n], &source);
+        async move {
+            let r = seg.byte_range.clone().unwrap();
+            let (from, to) = (r.offset.unwrap(), r.offset.unwrap() + r.length - 1);
+            let resp = app
+                .http
+                .get(format!("{}{}", app.base, seg.uri))
+                .header("range", format!("bytes={from}-{to}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 206, "segment {n}");
+            let range = format!("bytes {from}-{to}/{}", source.len());
+            assert_eq!(resp.headers()["content-range"], range.as_str());
+            let got = resp.bytes().await.unwrap();
+            assert!(got[..] == source[from as usize..=to as usize], "segment {n}: the file's bytes");
+            got.len() as u64
+        }
+    };
+    let (asked_before, requests_before) = (asked(&app), app.origin.requests("/media/film-v").len());
+    let n = 5400 / 5;
+    let sizes = futures_util::future::join_all((0..6).map(|_| get(n))).await;
+    let asked = asked(&app) - asked_before;
+    assert!(asked <= 2 * sizes[0], "a cold segment of {} bytes asked the origin for {asked}", sizes[0]);
+    let requests = app.origin.requests("/media/film-v").len() - requests_before;
+    assert_eq!(requests, 1, "six players of one segment: one origin request");
+    get(n + 1).await;
+    let requests = app.origin.requests("/media/film-v").len();
+    get(n + 2).await;
+    assert_eq!(app.origin.requests("/media/film-v").len(), requests, "fetched ahead for the player going on");
 }
 
 /// A clip (`start=5402&end=5432`, not on a keyframe): a file of its own,

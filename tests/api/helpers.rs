@@ -250,6 +250,7 @@ pub async fn spawn_origin() -> Origin {
         .nest_service("/bili", ServeDir::new(dir))
         .route("/live/{channel}/{variant}/index.m3u8", get(crate::live_origin::playlist))
         .route("/live/{channel}/{variant}/{name}", get(crate::live_origin::segment))
+        .route("/sabr/{quirks}/{name}", axum::routing::post(crate::sabr_origin::videoplayback))
         .route("/imp/{name}", get(browsers_only))
         .route("/slow/{name}", get(slow))
         .route("/norange/{name}", get(no_range))

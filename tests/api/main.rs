@@ -30,6 +30,8 @@ mod real_ytdlp;
 mod redis_tier;
 mod refusals;
 mod relay;
+mod sabr;
+mod sabr_origin;
 mod seeking;
 mod signin;
 mod soak;

@@ -1,0 +1,441 @@
+//! One SABR session for a video's pair of formats (a video and an audio:
+//! the protocol serves both in one exchange), with no I/O of its own: the
+//! caller POSTs what [`Session::request`] gives, feeds each UMP part of the
+//! answer to [`Session::absorb`], then asks [`Session::answered`] what to do
+//! next. So the protocol is tested part by part, and whoever owns the
+//! connection (the relay) decides where the bytes go.
+//!
+//! What a request says, as the protocol's own clients say it: where the
+//! player is (the end of what it holds of both formats, contiguous from
+//! where it started), every range it holds, the formats whose layout it
+//! has, the server's latest playback cookie and the SABR contexts it asked
+//! to have sent back, the PO token. A redirect changes where the next
+//! request goes; a backoff delays it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::{Bytes, BytesMut};
+use prost::Message;
+
+use super::proto::{self, FormatId};
+use super::ump::{self, Part, kind};
+
+/// What yt-dlp hands over for a SABR format, in reelay's own terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The streaming URL (`serverAbrStreamingUrl`).
+    pub url: String,
+    /// The player's opaque ustreamer config, decoded from base64.
+    pub ustreamer_config: Vec<u8>,
+    /// The GVS PO token, decoded from base64, when there is one.
+    pub po_token: Option<Vec<u8>>,
+    pub client: Client,
+    pub video_id: String,
+}
+
+/// The client the URL was issued to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Client {
+    /// innertube's number for it (WEB is 1).
+    pub name: i32,
+    pub version: String,
+    pub os_name: Option<String>,
+    pub os_version: Option<String>,
+}
+
+/// A format, as the protocol names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Format {
+    pub itag: i32,
+    pub last_modified: u64,
+    pub xtags: Option<String>,
+}
+
+impl Format {
+    fn id(&self) -> FormatId {
+        FormatId { itag: Some(self.itag), last_modified: Some(self.last_modified), xtags: self.xtags.clone() }
+    }
+}
+
+/// The session's two formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    Video = 0,
+    Audio = 1,
+}
+
+/// What a part of an answer brought.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A format's layout (sent once, before its bytes).
+    Layout {
+        track: Track,
+        last_segment: i64,
+        duration_ms: i64,
+        mime: String,
+    },
+    /// The format's initialization section.
+    Init {
+        track: Track,
+        bytes: Bytes,
+    },
+    Segment(Segment),
+}
+
+/// One media segment of a format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub track: Track,
+    pub sequence: i64,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    /// Where its bytes sit in the format's file, when the server says.
+    pub offset: Option<u64>,
+    pub bytes: Bytes,
+}
+
+/// What to do after an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Ask again, after this many milliseconds.
+    Ask { after_ms: u64 },
+    /// Both formats are held to their last segment from where the session
+    /// started.
+    Done,
+}
+
+/// Why a session cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SabrFailure {
+    #[error("the SABR server refused the request ({kind}, code {code})")]
+    Refused { kind: String, code: i32 },
+    #[error("the SABR server requires attestation (a PO token)")]
+    AttestationRequired,
+    #[error("the SABR server asked for the video to be loaded again")]
+    Reload,
+    #[error("the SABR answer could not be read: {0}")]
+    Malformed(String),
+    #[error("the SABR server sent nothing new three times in a row")]
+    Stalled,
+}
+
+/// How many answers in a row may bring nothing before the session gives up.
+const STALLS: u32 = 3;
+
+#[derive(Default)]
+struct Held {
+    /// The layout's last segment, once sent.
+    last_segment: Option<i64>,
+    /// Segments held: sequence → (start, duration) in ms.
+    segments: BTreeMap<i64, (i64, i64)>,
+}
+
+struct Pending {
+    track: Track,
+    header: proto::MediaHeader,
+    data: BytesMut,
+}
+
+struct Context {
+    value: Vec<u8>,
+    active: bool,
+}
+
+pub struct Session {
+    config: Config,
+    /// Where requests go now (a redirect moves it).
+    url: String,
+    /// The request number (`rn`), from 1.
+    rn: u32,
+    formats: [Format; 2],
+    held: [Held; 2],
+    /// Where the player is: the server sends what follows.
+    player_ms: i64,
+    /// Where the session started (a seek): segments before it are not sought.
+    from_ms: i64,
+    cookie: Option<Vec<u8>>,
+    contexts: BTreeMap<i32, Context>,
+    pending: HashMap<u64, Pending>,
+    backoff_ms: u64,
+    progressed: bool,
+    stalls: u32,
+}
+
+impl Session {
+    /// A session for `video` and `audio` from `from_ms` of the film.
+    pub fn new(config: Config, video: Format, audio: Format, from_ms: i64) -> Self {
+        Session {
+            url: config.url.clone(),
+            config,
+            rn: 0,
+            formats: [video, audio],
+            held: Default::default(),
+            player_ms: from_ms,
+            from_ms,
+            cookie: None,
+            contexts: BTreeMap::new(),
+            pending: HashMap::new(),
+            backoff_ms: 0,
+            progressed: false,
+            stalls: 0,
+        }
+    }
+
+    /// Where the next request goes and its body.
+    pub fn request(&mut self) -> (String, Vec<u8>) {
+        self.rn += 1;
+        self.progressed = false;
+        let url = with_rn(&self.url, self.rn);
+        let buffered = (0..2)
+            .flat_map(|t| runs(&self.held[t].segments).into_iter().map(move |r| (t, r)))
+            .map(|(t, (first, last, start, end))| proto::BufferedRange {
+                format_id: Some(self.formats[t].id()),
+                start_time_ms: Some(start),
+                duration_ms: Some(end - start),
+                start_segment_index: i32::try_from(first).ok(),
+                end_segment_index: i32::try_from(last).ok(),
+                time_range: Some(proto::TimeRange {
+                    start_ticks: Some(start),
+                    duration_ticks: Some(end - start),
+                    timescale: Some(1000),
+                }),
+            })
+            .collect();
+        let c = &self.config.client;
+        let body = proto::VideoPlaybackAbrRequest {
+            client_abr_state: Some(proto::ClientAbrState {
+                player_time_ms: Some(self.player_ms),
+                enabled_track_types_bitfield: Some(0),
+                playback_rate: Some(1.0),
+                visibility: Some(1),
+                drc_enabled: None,
+                sticky_resolution: None,
+            }),
+            selected_format_ids: (0..2)
+                .filter(|&t| self.held[t].last_segment.is_some())
+                .map(|t| self.formats[t].id())
+                .collect(),
+            buffered_ranges: buffered,
+            video_playback_ustreamer_config: Some(self.config.ustreamer_config.clone()),
+            preferred_audio_format_ids: vec![self.formats[1].id()],
+            preferred_video_format_ids: vec![self.formats[0].id()],
+            streamer_context: Some(proto::StreamerContext {
+                client_info: Some(proto::ClientInfo {
+                    client_name: Some(c.name),
+                    client_version: Some(c.version.clone()),
+                    os_name: c.os_name.clone(),
+                    os_version: c.os_version.clone(),
+                    ..Default::default()
+                }),
+                po_token: self.config.po_token.clone(),
+                playback_cookie: self.cookie.clone(),
+                sabr_contexts: (self.contexts.iter().filter(|(_, c)| c.active))
+                    .map(|(&kind, c)| proto::SabrContext { kind: Some(kind), value: Some(c.value.clone()) })
+                    .collect(),
+                unsent_sabr_contexts: self.contexts.iter().filter(|(_, c)| !c.active).map(|(&k, _)| k).collect(),
+            }),
+        };
+        (url, body.encode_to_vec())
+    }
+
+    /// Takes one part of the answer; what it brought, if anything a caller
+    /// keeps.
+    pub fn absorb(&mut self, part: Part) -> Result<Option<Event>, SabrFailure> {
+        match part.kind {
+            kind::MEDIA_HEADER => {
+                let header = proto::MediaHeader::decode(part.data).map_err(bad("a media header"))?;
+                if header.compression.unwrap_or(0) != 0 {
+                    return Err(SabrFailure::Malformed("compressed media".into()));
+                }
+                let track = self.track_of(header.format_id.as_ref(), header.itag)?;
+                let id = u64::from(header.header_id.unwrap_or(0));
+                let size = header.content_length.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
+                let data = BytesMut::with_capacity(size.min(ump::MAX_PART));
+                self.pending.insert(id, Pending { track, header, data });
+            }
+            kind::MEDIA => {
+                let (id, data) = ump::header_id(&part.data).ok_or_else(|| malformed("a media part"))?;
+                let pending = self.pending.get_mut(&id).ok_or_else(|| malformed("media for no header"))?;
+                pending.data.extend_from_slice(&data);
+            }
+            kind::MEDIA_END => {
+                let (id, _) = ump::header_id(&part.data).ok_or_else(|| malformed("a media end"))?;
+                let Pending { track, header, data } =
+                    self.pending.remove(&id).ok_or_else(|| malformed("an end for no header"))?;
+                if header.content_length.is_some_and(|n| n != data.len() as i64) {
+                    return Err(malformed("a segment of another length than its header said"));
+                }
+                self.progressed = true;
+                if header.is_init_seg == Some(true) {
+                    return Ok(Some(Event::Init { track, bytes: data.freeze() }));
+                }
+                let sequence = header.sequence_number.ok_or_else(|| malformed("a segment with no number"))?;
+                let (start_ms, duration_ms) = timing(&header);
+                self.held[track as usize].segments.insert(sequence, (start_ms, duration_ms));
+                let offset = header.start_range.and_then(|o| u64::try_from(o).ok());
+                return Ok(Some(Event::Segment(Segment {
+                    track,
+                    sequence,
+                    start_ms,
+                    duration_ms,
+                    offset,
+                    bytes: data.freeze(),
+                })));
+            }
+            kind::NEXT_REQUEST_POLICY => {
+                let policy = proto::NextRequestPolicy::decode(part.data).map_err(bad("a request policy"))?;
+                if policy.playback_cookie.is_some() {
+                    self.cookie = policy.playback_cookie;
+                }
+                self.backoff_ms = policy.backoff_time_ms.map_or(0, |ms| ms.max(0) as u64);
+            }
+            kind::FORMAT_INITIALIZATION_METADATA => {
+                let m = proto::FormatInitializationMetadata::decode(part.data).map_err(bad("a format's layout"))?;
+                let track = self.track_of(m.format_id.as_ref(), None)?;
+                let duration_ms = match (m.duration_units, m.duration_timescale) {
+                    (Some(units), Some(scale)) if scale > 0 => units.saturating_mul(1000) / scale,
+                    _ => m.end_time_ms.unwrap_or(0),
+                };
+                let last_segment = m.end_segment_number.ok_or_else(|| malformed("a layout with no last segment"))?;
+                self.held[track as usize].last_segment = Some(last_segment);
+                let mime = m.mime_type.unwrap_or_default();
+                return Ok(Some(Event::Layout { track, last_segment, duration_ms, mime }));
+            }
+            kind::SABR_REDIRECT => {
+                let redirect = proto::SabrRedirect::decode(part.data).map_err(bad("a redirect"))?;
+                self.url = redirect.url.ok_or_else(|| malformed("a redirect to nowhere"))?;
+            }
+            kind::SABR_ERROR => {
+                let e = proto::SabrError::decode(part.data).map_err(bad("an error"))?;
+                return Err(SabrFailure::Refused { kind: e.kind.unwrap_or_default(), code: e.code.unwrap_or(0) });
+            }
+            kind::STREAM_PROTECTION_STATUS => {
+                let s = proto::StreamProtectionStatus::decode(part.data).map_err(bad("a protection status"))?;
+                if s.status == Some(3) {
+                    return Err(SabrFailure::AttestationRequired);
+                }
+            }
+            kind::RELOAD_PLAYER_RESPONSE => return Err(SabrFailure::Reload),
+            kind::SABR_CONTEXT_UPDATE => {
+                let u = proto::SabrContextUpdate::decode(part.data).map_err(bad("a context update"))?;
+                if let (Some(kind), Some(value)) = (u.kind, u.value.filter(|v| !v.is_empty())) {
+                    let keep = u.write_policy == Some(2) && self.contexts.contains_key(&kind);
+                    if !keep {
+                        let active =
+                            u.send_by_default == Some(true) || self.contexts.get(&kind).is_some_and(|c| c.active);
+                        self.contexts.insert(kind, Context { value, active });
+                    }
+                }
+            }
+            kind::SABR_CONTEXT_SENDING_POLICY => {
+                let p = proto::SabrContextSendingPolicy::decode(part.data).map_err(bad("a context policy"))?;
+                for (kinds, active) in [(&p.start_policy, true), (&p.stop_policy, false)] {
+                    for k in kinds {
+                        if let Some(c) = self.contexts.get_mut(k) {
+                            c.active = active;
+                        }
+                    }
+                }
+                for k in &p.discard_policy {
+                    self.contexts.remove(k);
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// After an answer's last part: where the player is now, and whether to
+    /// ask again.
+    pub fn answered(&mut self) -> Result<Next, SabrFailure> {
+        self.pending.clear();
+        if self.progressed {
+            self.stalls = 0;
+        } else {
+            self.stalls += 1;
+            if self.stalls >= STALLS {
+                return Err(SabrFailure::Stalled);
+            }
+        }
+        let runs: Vec<Option<(i64, i64)>> = self.held.iter().map(|h| run_from(h, self.from_ms)).collect();
+        if let [Some((_, v)), Some((_, a))] = runs[..] {
+            self.player_ms = v.min(a).max(self.player_ms);
+        }
+        let done = (self.held.iter().zip(&runs))
+            .all(|(h, run)| h.last_segment.zip(*run).is_some_and(|(last, (reached, _))| reached >= last));
+        if done {
+            return Ok(Next::Done);
+        }
+        Ok(Next::Ask { after_ms: std::mem::take(&mut self.backoff_ms) })
+    }
+
+    /// The URL requests go to now.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn track_of(&self, id: Option<&FormatId>, itag: Option<i32>) -> Result<Track, SabrFailure> {
+        let itag = id.and_then(|f| f.itag).or(itag).ok_or_else(|| malformed("bytes of no format"))?;
+        match self.formats.iter().position(|f| f.itag == itag) {
+            Some(0) => Ok(Track::Video),
+            Some(_) => Ok(Track::Audio),
+            None => Err(malformed("bytes of a format not asked for")),
+        }
+    }
+}
+
+/// What a message that does not decode makes of the session.
+fn bad(what: &'static str) -> impl Fn(prost::DecodeError) -> SabrFailure {
+    move |e| SabrFailure::Malformed(format!("{what}: {e}"))
+}
+
+fn malformed(what: &str) -> SabrFailure {
+    SabrFailure::Malformed(what.to_owned())
+}
+
+/// A segment's start and duration in ms, from its header's fields or its
+/// time range.
+fn timing(h: &proto::MediaHeader) -> (i64, i64) {
+    let ranged = h.time_range.as_ref().and_then(|r| {
+        let scale = i64::from(r.timescale.filter(|&s| s > 0)?);
+        Some((r.start_ticks? * 1000 / scale, (r.duration_ticks? * 1000 + scale - 1) / scale))
+    });
+    let start = h.start_ms.or(ranged.map(|r| r.0)).unwrap_or(0);
+    let duration = h.duration_ms.or(ranged.map(|r| r.1)).unwrap_or(0);
+    (start, duration)
+}
+
+/// Runs of consecutive segments: (first, last, start ms, end ms).
+fn runs(segments: &BTreeMap<i64, (i64, i64)>) -> Vec<(i64, i64, i64, i64)> {
+    let mut out: Vec<(i64, i64, i64, i64)> = Vec::new();
+    for (&seq, &(start, duration)) in segments {
+        match out.last_mut() {
+            Some(run) if run.1 + 1 == seq => {
+                run.1 = seq;
+                run.3 = start + duration;
+            }
+            _ => out.push((seq, seq, start, start + duration)),
+        }
+    }
+    out
+}
+
+/// The run of segments that holds `from_ms`: its last segment and where it
+/// ends (ms).
+fn run_from(held: &Held, from_ms: i64) -> Option<(i64, i64)> {
+    let mut runs = runs(&held.segments).into_iter();
+    runs.find(|&(_, _, start, end)| start <= from_ms && from_ms < end.max(start + 1)).map(|r| (r.1, r.3))
+}
+
+/// `url` with its `rn` query parameter set to `rn`.
+fn with_rn(url: &str, rn: u32) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            let kept: Vec<(String, String)> =
+                u.query_pairs().filter(|(k, _)| k != "rn").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            u.query_pairs_mut().clear().extend_pairs(kept).append_pair("rn", &rn.to_string());
+            u.into()
+        }
+        Err(_) => url.to_owned(),
+    }
+}

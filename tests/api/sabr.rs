@@ -1,0 +1,199 @@
+//! SABR: the stand-in server (`sabr_origin`) checked by an independent
+//! client, googlevideo's `SabrStream` from npm (both formats byte for byte,
+//! through a redirect, a cookie that changes with every answer, a SABR
+//! context and a backoff, each of which withholds media from a client that
+//! ignores it); then reelay's own client (`reelay::sabr` driven by
+//! `reelay::relay::sabr`) against the same stand-in: the same bytes, a
+//! seek that fetches nothing before it, attestation asked for, a refused
+//! URL.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reelay::relay::RelayError;
+use reelay::sabr::{Client, Config, Event, Format, SabrFailure, Session, Track};
+use reelay::upstream::{Upstream, Via};
+
+use crate::helpers::*;
+use crate::sabr_origin::{Msg, stats};
+
+const LMT: u64 = 1_700_000_000_000_000;
+
+/// googlevideo's client against `url`: the two files it wrote, or its error.
+async fn googlevideo(url: &str, po_token: Option<&str>) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(dir.join("node_modules/googlevideo").exists(), "googlevideo is missing; run scripts/setup --test");
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join("sabr.mjs")).args([url, "134", "140", out.path().to_str().unwrap()]);
+    cmd.args(po_token).current_dir(&dir);
+    let run = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await.expect("googlevideo within 60 s");
+    let run = run.expect("node runs (scripts/setup --test installs it)");
+    if !run.status.success() {
+        return Err(format!("{} {}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr)));
+    }
+    Ok((std::fs::read(out.path().join("video")).unwrap(), std::fs::read(out.path().join("audio")).unwrap()))
+}
+
+#[tokio::test]
+async fn googlevideos_client_reads_the_stand_in_byte_for_byte() {
+    let origin = spawn_origin().await;
+    let (video, audio) = (media("dash-v360.mp4"), media("dash-a.m4a"));
+    for (quirks, token) in [("plain", None), ("redirect,cookie,context,backoff", None), ("attest", Some("dG9rZW4"))] {
+        let id = format!("gv-{}", quirks.replace(',', "-"));
+        let url = format!("{}/sabr/{quirks}/videoplayback?id={id}&sabr=1", origin.base);
+        let (v, a) = googlevideo(&url, token).await.unwrap_or_else(|e| panic!("{quirks}: {e}"));
+        assert!(
+            v == video && a == audio,
+            "{quirks}: {} and {} bytes for {} and {}",
+            v.len(),
+            a.len(),
+            video.len(),
+            audio.len()
+        );
+        let seen = stats(&id);
+        assert_eq!(seen.withheld, 0, "{quirks}: googlevideo does what the server asks: {seen:?}");
+        assert_eq!(seen.redirected > 0, quirks.contains("redirect"), "{quirks}: {seen:?}");
+    }
+}
+
+/// The quirks bite: a client that ignores the cookie, the context or the
+/// backoff gets no media, and a GET is refused.
+#[tokio::test]
+async fn the_stand_in_withholds_media_from_a_careless_client() {
+    let origin = spawn_origin().await;
+    let http = reqwest::Client::new();
+    let format = |itag| Msg::default().int(1, itag).int(2, LMT);
+    let body = Msg::default().msg(1, Msg::default().int(28, 0)).msg(16, format(140)).msg(17, format(134)).0;
+    for quirk in ["cookie", "context", "backoff"] {
+        let id = format!("careless-{quirk}");
+        let url = format!("{}/sabr/{quirk}/videoplayback?id={id}&sabr=1", origin.base);
+        for _ in 0..2 {
+            let resp = http.post(&url).body(body.clone()).send().await.unwrap();
+            assert_eq!(resp.headers()["content-type"], "application/vnd.yt-ump");
+            resp.bytes().await.unwrap();
+        }
+        assert_eq!(stats(&id).withheld, 1, "{quirk}: the same request again gets nothing");
+    }
+    let get = http.get(format!("{}/sabr/plain/videoplayback?id=x", origin.base)).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+}
+
+/// One segment: where it sits in the file, its time (start, duration, ms),
+/// its bytes.
+type Got1 = (Option<u64>, (i64, i64), Vec<u8>);
+
+/// What reelay's client brought: each format's init section and segments
+/// (by number), and where the segments said they sit in the file.
+#[derive(Default)]
+struct Got {
+    init: HashMap<usize, Vec<u8>>,
+    /// By number.
+    segments: [BTreeMap<i64, Got1>; 2],
+    last: [Option<i64>; 2],
+}
+
+impl Got {
+    /// A format's file: its init section, then its segments in order.
+    fn file(&self, track: Track) -> Vec<u8> {
+        let t = track as usize;
+        let mut out = self.init.get(&t).cloned().unwrap_or_default();
+        for (_, _, bytes) in self.segments[t].values() {
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+}
+
+async fn reelay_client(url: &str, po_token: Option<&[u8]>, from_ms: i64) -> Result<Got, RelayError> {
+    let egress = reelay::egress::Egress::new("", None, Duration::from_secs(60)).unwrap();
+    let upstream = Upstream::new(true, HashMap::new(), Arc::new(egress));
+    let config = Config {
+        url: url.to_owned(),
+        ustreamer_config: vec![0, 0, 0],
+        po_token: po_token.map(<[u8]>::to_vec),
+        client: Client { name: 1, version: "2.20261201.00.00".into(), ..Client::default() },
+        video_id: "sabr".into(),
+    };
+    let format = |itag| Format { itag, last_modified: LMT, xtags: None };
+    let mut session = Session::new(config, format(134), format(140), from_ms);
+    let mut got = Got::default();
+    let (headers, route) = (Default::default(), Default::default());
+    let via = Via { headers: &headers, route: &route };
+    reelay::relay::sabr::run(&upstream, &via, Duration::from_secs(10), &mut session, |event| {
+        match event {
+            Event::Layout { track, last_segment, .. } => got.last[track as usize] = Some(last_segment),
+            Event::Init { track, bytes } => drop(got.init.insert(track as usize, bytes.to_vec())),
+            Event::Segment(s) => {
+                let value = (s.offset, (s.start_ms, s.duration_ms), s.bytes.to_vec());
+                got.segments[s.track as usize].insert(s.sequence, value);
+            }
+        }
+        true
+    })
+    .await?;
+    Ok(got)
+}
+
+#[tokio::test]
+async fn reelays_client_gets_both_formats_through_every_quirk() {
+    let origin = spawn_origin().await;
+    let (video, audio) = (media("dash-v360.mp4"), media("dash-a.m4a"));
+    for quirks in ["plain", "redirect,cookie,context,backoff"] {
+        let id = format!("reelay-{}", quirks.replace(',', "-"));
+        let url = format!("{}/sabr/{quirks}/videoplayback?id={id}&sabr=1", origin.base);
+        let got = reelay_client(&url, None, 0).await.unwrap_or_else(|e| panic!("{quirks}: {e}"));
+        assert!(got.file(Track::Video) == video, "{quirks}: the video file, byte for byte");
+        assert!(got.file(Track::Audio) == audio, "{quirks}: the audio file, byte for byte");
+        assert_eq!(got.last, [Some(4), Some(4)], "{quirks}: four segments of 2 s each");
+        for (t, file) in [(0, &video), (1, &audio)] {
+            for (offset, _, bytes) in got.segments[t].values() {
+                let at = offset.expect("the stand-in says where") as usize;
+                assert!(file[at..at + bytes.len()] == bytes[..], "{quirks}: a segment sits where it says");
+            }
+        }
+        let seen = stats(&id);
+        assert_eq!(seen.withheld, 0, "{quirks}: the cookie and the context sent back, the backoff waited: {seen:?}");
+        assert_eq!(seen.redirected > 0, quirks.contains("redirect"), "{quirks}: {seen:?}");
+        assert_eq!(seen.segments.values().sum::<u32>(), 8, "{quirks}: each segment sent once: {seen:?}");
+    }
+}
+
+/// A session that starts at 4 s asks from there and gets, of each format,
+/// the segment holding 4 s and those after it, nothing before.
+#[tokio::test]
+async fn a_seek_starts_the_session_where_the_player_is() {
+    let origin = spawn_origin().await;
+    let url = format!("{}/sabr/plain/videoplayback?id=reelay-seek&sabr=1", origin.base);
+    let got = reelay_client(&url, None, 4000).await.unwrap();
+    for t in 0..2 {
+        let (first, &(_, (start, duration), _)) = got.segments[t].first_key_value().unwrap();
+        assert!(start <= 4000 && 4000 < start + duration, "track {t}: segment {first} is {start} ms + {duration} ms");
+        let numbers: Vec<i64> = got.segments[t].keys().copied().collect();
+        assert_eq!(numbers, (*first..=4).collect::<Vec<_>>(), "track {t}: from there to the end");
+    }
+    assert_eq!(got.segments[0].keys().copied().collect::<Vec<_>>(), [3, 4], "2 s video segments");
+    let seen = stats("reelay-seek");
+    assert_eq!(seen.player_ms[0], 4000, "{seen:?}");
+    let sent = seen.segments.values().sum::<u32>() as usize;
+    assert_eq!(sent, got.segments[0].len() + got.segments[1].len(), "nothing sent twice: {seen:?}");
+}
+
+/// Attestation required: without a PO token the session fails with that
+/// reason (for the caller to extract again with a fresh token); with one it
+/// goes on. A URL past its expiry is refused: `Expired`, for re-extraction.
+#[tokio::test]
+async fn attestation_and_expiry_are_said_plainly() {
+    let origin = spawn_origin().await;
+    let url = format!("{}/sabr/attest/videoplayback?id=reelay-attest&sabr=1", origin.base);
+    let refused = reelay_client(&url, None, 0).await.err();
+    assert!(matches!(refused, Some(RelayError::Sabr(SabrFailure::AttestationRequired))), "{refused:?}");
+    let got = reelay_client(&url, Some(b"token"), 0).await.unwrap();
+    let (a, want) = (got.file(Track::Audio), media("dash-a.m4a"));
+    assert!(a == want, "{} of {} bytes", a.len(), want.len());
+    let expired = format!("{}/sabr/plain/videoplayback?id=reelay-expired&expire=1000&sabr=1", origin.base);
+    let refused = reelay_client(&expired, None, 0).await.err();
+    assert!(matches!(refused, Some(RelayError::Expired)), "{refused:?}");
+}
