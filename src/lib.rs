@@ -43,13 +43,14 @@
 //!   files (`relay::compose`: DASH video and audio merged from their
 //!   indexes, clips of them, muxed MPEG-TS segments, no ffmpeg), ffmpeg
 //!   merges and transcodes for the rest, `read` for the
-//!   server's own use and `serve` for HTTP. [`ratelimit`]: GCRA in process
-//!   and on Redis.
+//!   server's own use and `serve` for HTTP; a SABR format's bytes come by
+//!   sessions (`relay::sabr`), placed where each fetch starts.
+//!   [`ratelimit`]: GCRA in process and on Redis.
 //! - [`upstream`]: the pooled HTTP client and its header rules; [`egress`]:
 //!   proxies and source addresses, and the connector each route uses.
 //! - [`sabr`]: YouTube's SABR protocol without I/O: UMP framing, its
 //!   protobuf messages, one session's state (what to ask next, what each
-//!   part of an answer brought).
+//!   part of an answer brought); the relay drives it.
 //! - [`platform`]: platforms, video ids, playlist names and URLs, parsed at
 //!   the edge; [`hls`]: origins' playlists rewritten and the links signed
 //!   (sealed where they name an origin URL).

@@ -319,6 +319,7 @@ mod tests {
             has_audio: a,
             http_headers: Default::default(),
             chunk_size: None,
+            sabr: None,
         }
     }
 

@@ -207,6 +207,9 @@ pub async fn respond(
 /// A file that plays from anywhere, as it is: a progressive file with what
 /// the mode needs, whose URL is not bound to this server's address.
 fn plays_anywhere(f: &Format, mode: DownloadMode) -> bool {
+    if f.is_sabr() {
+        return false;
+    }
     let bound = url::Url::parse(&f.url).is_ok_and(|u| u.query_pairs().any(|(k, _)| k == "ip"));
     let complete = match mode {
         DownloadMode::Auto => f.has_video && f.has_audio,

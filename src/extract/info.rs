@@ -110,6 +110,10 @@ pub struct Format {
     /// in one request (YouTube throttles longer responses).
     #[serde(default)]
     pub chunk_size: Option<u64>,
+    /// A SABR format's session parameters (yt-dlp's `_sabr_config`); its
+    /// `url` is the streaming URL, which takes no GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sabr: Option<super::sabr::SabrFormat>,
 }
 
 const AUDIO_EXTS: [&str; 8] = ["m4a", "mp3", "opus", "ogg", "oga", "aac", "flac", "wav"];
@@ -122,7 +126,8 @@ impl Format {
 
     /// A format that comes only through YouTube's SABR protocol (yt-dlp's
     /// `"protocol": "sabr"`): its URL answers a POST of the protocol's
-    /// requests, not a GET, so it is left out of what reelay serves.
+    /// requests, not a GET: the relay runs a session for it, and nothing
+    /// hands its URL to a client.
     pub fn is_sabr(&self) -> bool {
         self.protocol == "sabr"
     }
@@ -251,6 +256,8 @@ fn parse_format(v: &Value, fallback_headers: &Headers) -> Option<Format> {
         has_audio,
         http_headers,
         chunk_size: v.get("downloader_options").and_then(|d| u64_of(d, "http_chunk_size")).filter(|n| *n > 0),
+        // A session serves the file by its length: yt-dlp's exact one.
+        sabr: super::sabr::SabrFormat::parse(v).filter(|_| u64_of(v, "filesize").is_some()),
     })
 }
 
@@ -276,7 +283,15 @@ impl VideoInfo {
             formats.extend(parse_format(&v, &top_headers));
         }
         let sabr = formats.iter().any(Format::is_sabr);
-        formats.retain(|f| !f.is_manifest() && !f.is_sabr() && !f.format_id.starts_with("sb"));
+        formats.retain(|f| !f.is_manifest() && !f.format_id.starts_with("sb"));
+        // Plain URLs are preferred while there are any; else the SABR
+        // formats a session can be run for (their config read, their
+        // length known).
+        let plain = formats.iter().any(|f| !f.is_sabr());
+        formats.retain(|f| match f.is_sabr() {
+            true => !plain && f.sabr.is_some() && !(f.has_video && f.has_audio),
+            false => true,
+        });
         if formats.is_empty() {
             return Err(if sabr { ParseError::SabrOnly } else { ParseError::NoFormats });
         }

@@ -15,6 +15,7 @@ mod info;
 mod language;
 mod playlist;
 mod refusal;
+mod sabr;
 pub mod update;
 mod worker;
 
@@ -39,6 +40,7 @@ pub use info::{
 };
 pub use language::AudioLanguage;
 pub use playlist::{Playlist, PlaylistEntry, PlaylistPage};
+pub use sabr::SabrFormat;
 
 /// Why an extraction failed, by what the client should be told.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -241,6 +241,7 @@ impl Hub {
                 url: url.to_string(),
                 headers: session.headers.clone(),
                 route: session.route.clone(),
+                sabr: None,
             })),
             chunk_size: None,
             transient: true,

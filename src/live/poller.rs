@@ -63,7 +63,7 @@ pub(super) async fn run(hub: Arc<Hub>, variant: Arc<Variant>, source: Arc<dyn So
 }
 
 fn dummy() -> Locator {
-    Locator { url: String::new(), headers: Default::default(), route: Default::default() }
+    Locator { url: String::new(), headers: Default::default(), route: Default::default(), sabr: None }
 }
 
 struct Poller {

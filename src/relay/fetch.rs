@@ -118,11 +118,16 @@ impl Job {
                 let m = store.get(&self.key).and_then(|o| o.meta.clone());
                 (m.is_some(), m.is_some_and(|m| !m.ranged))
             };
-            let plan = Plan::new(&loc.url, pos, end, whole);
             shared.metrics.relay.upstream_ranges.inc();
-            let outcome = match shared.upstream.fetch(&plan.url, &loc.via(), plan.header).await {
-                Ok(fetched) => self.read(fetched, &plan, meta_known).await,
-                Err(e) => Err(e.into()),
+            let outcome = match &loc.sabr {
+                Some(sabr) => self.read_sabr(&loc, sabr, pos, end, meta_known).await,
+                None => {
+                    let plan = Plan::new(&loc.url, pos, end, whole);
+                    match shared.upstream.fetch(&plan.url, &loc.via(), plan.header).await {
+                        Ok(fetched) => self.read(fetched, &plan, meta_known).await,
+                        Err(e) => Err(e.into()),
+                    }
+                }
             };
             let progressed = self.span().is_none_or(|(now, _)| now > pos);
             let unfinished = self.span().is_some_and(|(now, stop)| now < stop);
@@ -181,6 +186,40 @@ impl Job {
                 Err(Retry::Again(format!("the origin ended the response at byte {end} of {stop}")))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Bytes `pos..end` of a SABR format, from a session placed there
+    /// (`super::sabr::read_range`), into the claimed blocks. The object's
+    /// length is the format's; a refused URL, attestation required or a
+    /// reload asked for is a refusal (the video is extracted again, once).
+    async fn read_sabr(
+        &mut self,
+        loc: &super::Locator,
+        sabr: &super::sabr::SabrSource,
+        pos: u64,
+        end: u64,
+        meta_known: bool,
+    ) -> Result<(), Retry> {
+        let meta = sabr.meta();
+        if !self.accept(Head { start: pos, meta }, meta_known)? {
+            return Ok(());
+        }
+        let (shared, traffic) = (self.shared.clone(), self.traffic.clone());
+        let writer = &mut self.writer;
+        let read = super::sabr::read_range(&shared, &self.key, loc, sabr, pos..end, false, |at, data| {
+            shared.metrics.relay.origin_bytes.inc_by(data.len() as u64);
+            traffic.fetched(data.len() as u64);
+            writer.write(at, data)
+        })
+        .await;
+        self.writer.flush();
+        use crate::sabr::SabrFailure::{AttestationRequired, Reload};
+        match read {
+            Ok(()) => Ok(()),
+            Err(RelayError::Expired | RelayError::Sabr(AttestationRequired | Reload)) => Err(Retry::Expired),
+            Err(e @ RelayError::Sabr(_)) => Err(Retry::Fatal(e)),
+            Err(e) => Err(Retry::Again(e.to_string())),
         }
     }
 

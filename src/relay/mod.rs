@@ -147,6 +147,8 @@ pub struct Locator {
     pub headers: Headers,
     /// The way the extraction that gave `url` left; fetches leave the same way.
     pub route: crate::egress::Route,
+    /// A SABR format: `url` takes the protocol's sessions, not GETs.
+    pub sabr: Option<Arc<sabr::SabrSource>>,
 }
 
 impl Locator {
@@ -216,6 +218,8 @@ pub(crate) struct Shared {
     internal: internal::Internal,
     /// Exact reads of seeks, one per range at a time ([`seek`]).
     seeks: seek::Seeks,
+    /// Where SABR formats' segments were seen to sit ([`sabr`]).
+    sabr_layouts: sabr::Layouts,
 }
 
 /// What a reader finds at its position.
@@ -245,6 +249,7 @@ impl Relay {
             disk,
             internal,
             seeks: seek::Seeks::new(),
+            sabr_layouts: sabr::Layouts::default(),
         }));
         relay.0.internal.serve(relay.clone());
         Ok(relay)

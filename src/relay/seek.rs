@@ -148,14 +148,32 @@ fn adopt(shared: &Shared, key: &Arc<str>, meta: Meta) -> Meta {
 }
 
 /// One origin request for exactly `range` of `key` (googlevideo's `range=`
-/// where the URL takes it); a refused URL is located again once. The
-/// object's meta is set from the answer when the store had none.
+/// where the URL takes it; a SABR session placed there for a SABR
+/// format); a refused URL is located again once. The object's meta is set
+/// from the answer when the store had none.
 async fn fetch_exact(shared: Arc<Shared>, key: Arc<str>, range: Range<u64>) -> Result<Sought, RelayError> {
     let source = match shared.lock().get(&key).map(|o| &o.kind) {
         Some(Kind::Fetched { source, .. }) => source.clone(),
         _ => return Err(RelayError::Gone("the stream is not available".into())),
     };
     let traffic = shared.metrics.traffic.video(&key);
+    let first = source.locate(None).await?;
+    if let Some(sabr) = first.sabr.clone() {
+        let want = (range.end - range.start) as usize;
+        let mut out = BytesMut::with_capacity(want);
+        super::sabr::read_range(&shared, &key, &first, &sabr, range.clone(), true, |_, data| {
+            shared.metrics.relay.origin_bytes.inc_by(data.len() as u64);
+            traffic.fetched(data.len() as u64);
+            out.extend_from_slice(&data[..data.len().min(want - out.len())]);
+            out.len() < want
+        })
+        .await?;
+        if out.len() < want && range.start + out.len() as u64 != sabr.len {
+            return Err(RelayError::Unreachable("the SABR session ended early".into()));
+        }
+        let meta = sabr.meta();
+        return Ok(Sought { bytes: out.freeze(), meta: adopt(&shared, &key, meta) });
+    }
     let mut stale = None;
     let fetched = loop {
         let loc = source.locate(stale.as_deref()).await?;

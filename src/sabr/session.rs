@@ -159,6 +159,9 @@ pub struct Session {
     backoff_ms: u64,
     progressed: bool,
     stalls: u32,
+    /// One track only (the other discarded, as the protocol's clients mark
+    /// it: held whole), or both.
+    only: Option<Track>,
 }
 
 impl Session {
@@ -178,7 +181,20 @@ impl Session {
             backoff_ms: 0,
             progressed: false,
             stalls: 0,
+            only: None,
         }
+    }
+
+    /// The session asks for `track` alone: the server sends the other
+    /// format nothing (one session per format, whoever reads it).
+    pub fn only(mut self, track: Track) -> Self {
+        self.only = Some(track);
+        self
+    }
+
+    /// Whether the session fetches `t`.
+    fn wants(&self, t: usize) -> bool {
+        self.only.is_none_or(|o| o as usize == t)
     }
 
     /// Where the next request goes and its body.
@@ -186,8 +202,14 @@ impl Session {
         self.rn += 1;
         self.progressed = false;
         let url = with_rn(&self.url, self.rn);
+        // A discarded track is marked held whole, as the protocol's own
+        // clients mark it.
+        let discarded =
+            (0..2).filter(|&t| !self.wants(t)).map(|t| (t, (0, i64::from(i32::MAX), 0, i64::from(i32::MAX))));
         let buffered = (0..2)
+            .filter(|&t| self.wants(t))
             .flat_map(|t| runs(&self.held[t].segments).into_iter().map(move |r| (t, r)))
+            .chain(discarded)
             .map(|(t, (first, last, start, end))| proto::BufferedRange {
                 format_id: Some(self.formats[t].id()),
                 start_time_ms: Some(start),
@@ -205,14 +227,18 @@ impl Session {
         let body = proto::VideoPlaybackAbrRequest {
             client_abr_state: Some(proto::ClientAbrState {
                 player_time_ms: Some(self.player_ms),
-                enabled_track_types_bitfield: Some(0),
+                enabled_track_types_bitfield: Some(match self.only {
+                    None => 0,
+                    Some(Track::Audio) => 1,
+                    Some(Track::Video) => 2,
+                }),
                 playback_rate: Some(1.0),
                 visibility: Some(1),
                 drc_enabled: None,
                 sticky_resolution: None,
             }),
             selected_format_ids: (0..2)
-                .filter(|&t| self.held[t].last_segment.is_some())
+                .filter(|&t| self.held[t].last_segment.is_some() || !self.wants(t))
                 .map(|t| self.formats[t].id())
                 .collect(),
             buffered_ranges: buffered,
@@ -358,11 +384,15 @@ impl Session {
             }
         }
         let runs: Vec<Option<(i64, i64)>> = self.held.iter().map(|h| run_from(h, self.from_ms)).collect();
-        if let [Some((_, v)), Some((_, a))] = runs[..] {
-            self.player_ms = v.min(a).max(self.player_ms);
+        let wanted: Vec<usize> = (0..2).filter(|&t| self.wants(t)).collect();
+        if let Some(reached) = wanted.iter().map(|&t| runs[t].map(|r| r.1)).collect::<Option<Vec<i64>>>() {
+            let least = reached.into_iter().min().unwrap_or(self.player_ms);
+            self.player_ms = least.max(self.player_ms);
         }
-        let done = (self.held.iter().zip(&runs))
-            .all(|(h, run)| h.last_segment.zip(*run).is_some_and(|(last, (reached, _))| reached >= last));
+        let done = wanted.iter().all(|&t| {
+            let h = &self.held[t];
+            h.last_segment.zip(runs[t]).is_some_and(|(last, (reached, _))| reached >= last)
+        });
         if done {
             return Ok(Next::Done);
         }

@@ -96,6 +96,10 @@ pub async fn manifest(
         return Ok(listing(content_type, t));
     }
     let cached = media.lookup(&req.video, Purpose::Stream, who).await?;
+    // SABR formats' URLs take no GET: their manifest links through reelay
+    // in either mode.
+    let mut req = req;
+    req.direct &= !cached.info.formats.iter().any(Format::is_sabr);
     let key = if req.direct { format!("{key}@{}", cached.fetched_at) } else { key };
     let master = media
         .rendered(&key, None, || async {

@@ -30,13 +30,15 @@ use crate::cache::{CachedInfo, PlaylistCache, Source, VideoCache};
 /// The JSON shapes the API answers in (video info, its formats, playlist
 /// pages), as the extraction makes them; `http::docs` lists them in OpenAPI.
 pub use crate::extract::{ApiFormat, ApiVideo, PlaylistEntry, PlaylistPage};
-use crate::extract::{ExtractError, Extractor, Playlist};
+use crate::extract::{ExtractError, Extractor, Format, Playlist, SabrFormat};
 use crate::metrics::Metrics;
 use crate::net;
 use crate::platform::PlaylistRef;
 use crate::platform::VideoRef;
 use crate::ratelimit::Limiter;
+use crate::relay::sabr::SabrSource;
 use crate::relay::{Locator, RelayError, Source as BytesSource};
+use crate::sabr;
 use crate::service::signin::{CookieJar, Reading, SignIn};
 use futures_util::future::BoxFuture;
 use url::Url;
@@ -260,6 +262,7 @@ impl FormatSource {
             url: String::new(),
             headers: Default::default(),
             route: Default::default(),
+            sabr: None,
         });
         FormatSource {
             service,
@@ -271,7 +274,8 @@ impl FormatSource {
 
     fn locator(cached: &CachedInfo, format_id: &str) -> Option<Locator> {
         let f = cached.info.formats.iter().find(|f| f.format_id == format_id)?;
-        Some(Locator { url: f.url.clone(), headers: f.http_headers.clone(), route: cached.info.route.clone() })
+        let sabr = f.sabr.as_ref().and_then(|s| sabr_source(cached, f, s)).map(Arc::new);
+        Some(Locator { url: f.url.clone(), headers: f.http_headers.clone(), route: cached.info.route.clone(), sabr })
     }
 
     fn current(&self) -> std::sync::MutexGuard<'_, (Arc<CachedInfo>, Locator)> {
@@ -317,6 +321,38 @@ impl BytesSource for FormatSource {
             }
         })
     }
+}
+
+/// A SABR format's session for the relay: its parameters, a format of the
+/// other kind from the same session (the protocol names both), the file's
+/// length and type.
+fn sabr_source(cached: &CachedInfo, f: &Format, s: &SabrFormat) -> Option<SabrSource> {
+    let partners = cached.info.formats.iter().filter(|p| p.has_video != f.has_video);
+    let partner = partners.filter_map(|p| Some((p.url == f.url, p.sabr.as_ref()?))).max_by_key(|(same, _)| *same)?.1;
+    let format = |s: &SabrFormat| sabr::Format { itag: s.itag, last_modified: s.last_modified, xtags: s.xtags.clone() };
+    let config = sabr::Config {
+        url: f.url.clone(),
+        ustreamer_config: s.ustreamer_bytes(),
+        po_token: s.po_token_bytes(),
+        client: sabr::Client {
+            name: s.client_name,
+            version: s.client_version.clone(),
+            os_name: s.os_name.clone(),
+            os_version: s.os_version.clone(),
+        },
+        video_id: s.video_id.clone(),
+    };
+    let (track, kind) = if f.has_video { (sabr::Track::Video, "video") } else { (sabr::Track::Audio, "audio") };
+    let container = if f.ext == "webm" { "webm" } else { "mp4" };
+    Some(SabrSource {
+        config,
+        format: format(s),
+        partner: format(partner),
+        track,
+        len: f.filesize?,
+        duration_ms: cached.info.duration.map_or(0, |d| (d * 1000.0) as i64),
+        content_type: format!("{kind}/{container}"),
+    })
 }
 
 /// The key an entry is cached under: the reference's `video:{platform}:{id}`

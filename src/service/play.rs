@@ -500,6 +500,11 @@ fn redirect<'a>(info: &'a VideoInfo, req: &PlayRequest) -> Result<Option<&'a For
     {
         return Ok(None);
     }
+    // A SABR format's URL takes the protocol's sessions, which the relay
+    // runs: it is never handed to a client.
+    if format.is_sabr() {
+        return Ok(None);
+    }
     Ok(Some(format))
 }
 

@@ -117,6 +117,7 @@ pub async fn link(media: &Media, token: &str, method: &Method, headers: &HeaderM
             url: grant.u.clone(),
             headers: format_headers.clone(),
             route: route.clone(),
+            sabr: None,
         })),
         chunk_size: None,
         transient: false,

@@ -235,6 +235,47 @@ async fn a_cut_anywhere_starts_at_the_sources_picture() {
     }
 }
 
+/// The film through SABR only (`sabrfilm…`: the stand-in SABR server's
+/// formats 137 and 141, `sabr_origin.rs`): a cut at 1:30:00 made from the
+/// composed file on a cold store has both streams and starts at the
+/// source's picture there, and the SABR server sent each segment once: the
+/// film's head and the store blocks around 1:30:00, none between.
+#[tokio::test]
+async fn a_seek_into_a_sabr_film_fetches_from_there() {
+    let source = film().0.to_str().unwrap().to_owned();
+    let app = app().await;
+    let id = yt_id("sabrfilm");
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sabr-cut-{}.mp4", std::process::id()));
+    let t = std::time::Instant::now();
+    let status = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-ss", "5400", "-i", &format!("{}{}", app.base, link(&id))])
+        .args(["-t", "4", "-c", "copy", "-f", "mp4"])
+        .arg(&out)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "ffmpeg cut at 5400 s");
+    let took = t.elapsed();
+    let cut = out.to_str().unwrap();
+    assert_eq!(kinds(&probe(cut).await), ["video", "audio"]);
+    assert_eq!(picture(cut, 0.0).await, picture(&source, 5400.0).await, "the source's picture at 5400 s");
+    let _ = std::fs::remove_file(&out);
+    let sent = crate::sabr_origin::stats(&id).sent;
+    // 5 s video segments (n holds [5(n-1), 5n) s) and 10 s audio ones; the
+    // store's 1 MiB blocks are fetched from their start (about 70 s of
+    // video, 500 s of this audio).
+    let between = |itag: u64, a: u64, b: u64| sent.iter().filter(move |&&(i, n)| i == itag && n > a && n < b);
+    let video: Vec<_> = between(137, 60, 5400 / 5 - 20).collect();
+    let audio: Vec<_> = between(141, 60, 5400 / 10 - 60).collect();
+    assert!(video.is_empty() && audio.is_empty(), "sent between the head and 1:30:00: {video:?} {audio:?}");
+    assert!(sent.iter().any(|&(i, n)| i == 137 && n > 1080), "the segments at 1:30:00 came: {sent:?}");
+    // Two fetches that meet at a block boundary may both ask for the
+    // segment across it.
+    let once: std::collections::HashSet<_> = sent.iter().collect();
+    assert!(sent.len() - once.len() <= 4, "each segment sent once, or twice at a boundary: {sent:?}");
+    eprintln!("SABR cut at 5400 s: {} segments sent, {took:?}", sent.len());
+}
+
 /// The same bytes and validator from two instances that share nothing but
 /// the origin; `If-Range` with a stale validator gets the whole file, with
 /// the right one the range; `If-None-Match` a `304`.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reelay::relay::RelayError;
+use reelay::relay::sabr::Flow;
 use reelay::sabr::{Client, Config, Event, Format, SabrFailure, Session, Track};
 use reelay::upstream::{Upstream, Via};
 
@@ -131,7 +132,7 @@ async fn reelay_client(url: &str, po_token: Option<&[u8]>, from_ms: i64) -> Resu
                 got.segments[s.track as usize].insert(s.sequence, value);
             }
         }
-        true
+        Flow::More
     })
     .await?;
     Ok(got)
@@ -196,4 +197,76 @@ async fn attestation_and_expiry_are_said_plainly() {
     let expired = format!("{}/sabr/plain/videoplayback?id=reelay-expired&expire=1000&sabr=1", origin.base);
     let refused = reelay_client(&expired, None, 0).await.err();
     assert!(matches!(refused, Some(RelayError::Expired)), "{refused:?}");
+}
+
+/// A video YouTube serves only through SABR, as yt-dlp's SABR build lists
+/// it (the stand-in's formats 134 and 140, each with its `_sabr_config`),
+/// through reelay's routes: the proxy's file (composed from the two
+/// formats, no ffmpeg) read by ffprobe with both streams and 8 s, for 20
+/// viewers at once with each segment fetched from the SABR server once;
+/// the HLS manifest's segments byte for byte the files'; the direct route
+/// never hands out the SABR URL.
+#[tokio::test]
+async fn a_sabr_only_video_plays_through_reelays_routes() {
+    let app = spawn_app().await;
+    let id = yt_id("sabronly");
+    let url = format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", app.base);
+    let gets = (0..20).map(|_| {
+        let (http, url) = (&app.http, &url);
+        async move {
+            let resp = http.get(url).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.bytes().await.unwrap()
+        }
+    });
+    let files = futures_util::future::join_all(gets).await;
+    assert!(files.iter().all(|f| f == &files[0] && f.len() > 100_000), "20 viewers, one file");
+    let seen = stats(&id);
+    assert_eq!(seen.segments.get(&134), Some(&4), "each video segment once: {seen:?}");
+    assert_eq!(seen.segments.get(&140), Some(&4), "each audio segment once: {seen:?}");
+    assert_eq!(app.prom("reelay_relay_merges_total").await, 0.0, "composed in process, no ffmpeg");
+    let probe = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", "stream=codec_type:format=duration", "-of", "json", &url])
+        .output()
+        .await
+        .unwrap();
+    let probe: serde_json::Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let kinds: Vec<&str> =
+        probe["streams"].as_array().unwrap().iter().map(|s| s["codec_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["video", "audio"], "{probe}");
+    let duration: f64 = probe["format"]["duration"].as_str().unwrap().parse().unwrap();
+    assert!((duration - 8.0).abs() < 0.5, "{probe}");
+
+    // The manifest's links go through reelay; a segment is the file's bytes.
+    let master = app.get(&format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?mode=direct")).await;
+    assert_eq!(master.status(), 200);
+    let master = master.text().await.unwrap();
+    assert!(!master.contains("/sabr/"), "no SABR URL in a playlist: {master}");
+    let Ok(m3u8_rs::Playlist::MasterPlaylist(master)) = m3u8_rs::parse_playlist_res(master.as_bytes()) else {
+        panic!("{master}")
+    };
+    let playlist = app.get(&master.variants[0].uri).await.text().await.unwrap();
+    assert!(!playlist.contains("/sabr/"), "{playlist}");
+    let Ok(m3u8_rs::Playlist::MediaPlaylist(playlist)) = m3u8_rs::parse_playlist_res(playlist.as_bytes()) else {
+        panic!("{playlist}")
+    };
+    let seg = &playlist.segments[2];
+    let r = seg.byte_range.clone().unwrap();
+    let (from, len) = (r.offset.unwrap() as usize, r.length as usize);
+    let resp = app
+        .http
+        .get(format!("{}{}", app.base, seg.uri))
+        .header("range", format!("bytes={from}-{}", from + len - 1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 206);
+    assert!(resp.bytes().await.unwrap()[..] == media("dash-v360.mp4")[from..from + len]);
+
+    // The direct route has no file with sound to send a player to (as for
+    // any video with separate video and audio): it says so, and names no
+    // SABR URL.
+    let (status, body) = app.json(&format!("/api/v2/stream/direct/youtube/{id}?quality=360p")).await;
+    assert_error_shape(status, &body);
+    assert!(status == 404 && !body.to_string().contains("/sabr/"), "{status} {body}");
 }

@@ -10,7 +10,8 @@
 //! so it speaks the protocol as an independent client reads it.
 //!
 //! Formats: itag 134 is `dash-v360.mp4`, 136 `dash-v720.mp4`, 140
-//! `dash-a.m4a`. Each answer brings up to two segments of the video and the
+//! `dash-a.m4a`, 137 and 141 the two-hour film's video and audio
+//! (`compose.rs` makes them). Each answer brings up to two segments of the video and the
 //! audio that keeps pace with them. `{quirks}` is a comma-separated list:
 //!
 //! - `redirect`: the first answer redirects to `/sabr/{the rest}/videoplayback2`
@@ -23,7 +24,8 @@
 //! - `context`: the first answer sets a SABR context, and a request that
 //!   does not send it back gets no media.
 //!
-//! [`stats`] says what each video's requests were.
+//! A request for one track (`enabled_track_types_bitfield` 1 or 2) gets
+//! that track alone. [`stats`] says what each video's requests were.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, OnceLock};
@@ -48,6 +50,8 @@ pub struct Stats {
     pub player_ms: Vec<u64>,
     /// Segments sent, per itag (not counting init sections).
     pub segments: HashMap<u64, u32>,
+    /// Which: (itag, number), in the order sent.
+    pub sent: Vec<(u64, u64)>,
 }
 
 #[derive(Default)]
@@ -137,7 +141,12 @@ fn respond(s: &mut Session, req: &Pb, quirks: &BTreeSet<&str>, name: &str, id: &
     let buffered = buffered(req);
     let mut hid = 0u64;
     let mut video_end = None;
+    // 1: audio only; 2: video only.
+    let tracks = req.msg(1).and_then(|m| m.int(40)).unwrap_or(0);
     for (field, is_video) in [(17, true), (16, false)] {
+        if (is_video && tracks == 1) || (!is_video && tracks == 2) {
+            continue;
+        }
         let Some(format) = req.all(field).next() else { continue };
         let Some(itag) = Pb::read(format).and_then(|f| f.int(1)) else { continue };
         let Some(file) = Layout::of(itag) else { continue };
@@ -182,6 +191,7 @@ fn respond(s: &mut Session, req: &Pb, quirks: &BTreeSet<&str>, name: &str, id: &
             media(&mut out, hid, header, &file.bytes[g.offset..g.offset + g.size]);
             hid += 1;
             *s.stats.segments.entry(itag).or_default() += 1;
+            s.stats.sent.push((itag, n as u64 + 1));
             if is_video {
                 video_end = Some(g.start_ms + g.duration_ms);
             }
@@ -196,7 +206,7 @@ fn buffered(req: &Pb) -> HashMap<u64, BTreeSet<u64>> {
     let mut out: HashMap<u64, BTreeSet<u64>> = HashMap::new();
     for range in req.all(3).filter_map(Pb::read) {
         let Some(itag) = range.msg(1).and_then(|f| f.int(1)) else { continue };
-        let (a, b) = (range.int(4).unwrap_or(0), range.int(5).unwrap_or(0).min(100_000));
+        let (a, b) = (range.int(4).unwrap_or(0), range.int(5).unwrap_or(0).min(10_000));
         out.entry(itag).or_default().extend(a..=b);
     }
     out
@@ -354,15 +364,18 @@ struct Fragment {
 }
 
 impl Layout {
+    /// The file of `itag`, read once when first asked for.
     fn of(itag: u64) -> Option<&'static Layout> {
-        static FILES: OnceLock<HashMap<u64, Layout>> = OnceLock::new();
-        let files = FILES.get_or_init(|| {
-            [(134, "dash-v360.mp4"), (136, "dash-v720.mp4"), (140, "dash-a.m4a")]
-                .into_iter()
-                .map(|(itag, name)| (itag, Layout::read(std::fs::read(media_dir().join(name)).unwrap())))
-                .collect()
-        });
-        files.get(&itag)
+        const FILES: [(u64, &str); 5] = [
+            (134, "dash-v360.mp4"),
+            (136, "dash-v720.mp4"),
+            (140, "dash-a.m4a"),
+            (137, "film-v.mp4"),
+            (141, "film-a.m4a"),
+        ];
+        static READ: [OnceLock<Layout>; 5] = [const { OnceLock::new() }; 5];
+        let n = FILES.iter().position(|(i, _)| *i == itag)?;
+        Some(READ[n].get_or_init(|| Layout::read(std::fs::read(media_dir().join(FILES[n].1)).unwrap())))
     }
 
     /// The top-level `sidx`: version, timescale, earliest time, first

@@ -120,16 +120,17 @@ async fn an_unreachable_origin_is_bad_gateway() {
     assert_eq!(app.metrics().await["active_streams"], 0);
 }
 
-/// A video YouTube serves only through SABR (every format `protocol: sabr`,
-/// as a SABR-capable yt-dlp lists them): reelay says so plainly (501, the
-/// error shape, the protocol named) instead of sending the SABR URL a GET
-/// and answering the origin's 405 as a 502; the refusal is remembered like
-/// the video's other lasting states. While a format with a plain URL
-/// exists beside the SABR ones, that one is played.
+/// A video YouTube serves only through SABR, as a yt-dlp without SABR
+/// support lists it (`protocol: sabr`, no `_sabr_config`): reelay says so
+/// plainly (501, the error shape, the protocol named) instead of sending
+/// the SABR URL a GET and answering the origin's 405 as a 502; the refusal
+/// is remembered like the video's other lasting states. While a format
+/// with a plain URL exists beside the SABR ones, that one is played.
+/// (`sabr.rs`: SABR formats with their session's config are played.)
 #[tokio::test]
 async fn a_video_only_in_sabr_is_refused_plainly_and_plain_urls_are_preferred() {
     let app = spawn_app().await;
-    let id = yt_id("sabronly");
+    let id = yt_id("sabrold");
     for path in [format!("/api/v2/stream/proxy/youtube/{id}"), format!("/api/v2/videos/youtube/{id}")] {
         let resp = app.get(&path).await;
         assert_eq!(resp.status(), 501, "{path}");
