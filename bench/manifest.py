@@ -183,7 +183,13 @@ def main():
         # segment at 1:30:00 asked first: a seek's exact read.
         plain = run.get(app.base + "/api/v2/stream/manifest/youtube/benchlong01/master.m3u8")[1].decode()
         plain_media = run.get(app.base + playlist_uris(plain)[0])[1].decode()
-        ranges = re.findall(r"#EXT-X-BYTERANGE:(\d+)@(\d+)\n([^\n]+)", plain_media)
+        ranges, byterange = [], None
+        for line in plain_media.splitlines():
+            if line.startswith("#EXT-X-BYTERANGE:"):
+                byterange = line.split(":", 1)[1].split("@")
+            elif line and not line.startswith("#") and byterange:
+                ranges.append((*byterange, line))
+                byterange = None
         length, offset, uri = ranges[5400 // 5]
         before_sent = long_sent()
         t = time.perf_counter()

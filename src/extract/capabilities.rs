@@ -16,6 +16,10 @@ pub struct Capabilities {
     pub ejs: Option<String>,
     /// The impersonation library and its version, like `curl_cffi 0.17.0`.
     pub impersonate: Option<String>,
+    /// SABR support: yt-dlp's SABR build lists the protobuf library its
+    /// SABR downloader needs, like `protobug 1.0.0`; a yt-dlp without it
+    /// lists no SABR formats reelay can play.
+    pub sabr: Option<String>,
 }
 
 impl Capabilities {
@@ -40,7 +44,8 @@ impl Capabilities {
                 .map(|r| r.replacen('-', " ", 1))
         });
         let impersonate = library("curl_cffi").map(|v| format!("curl_cffi {v}"));
-        Capabilities { js_runtime, ejs: library("yt_dlp_ejs"), impersonate }
+        let sabr = library("protobug").map(|v| format!("protobug {v}"));
+        Capabilities { js_runtime, ejs: library("yt_dlp_ejs"), impersonate, sabr }
     }
 
     /// What is missing and what it costs, for the start-up warning.
@@ -71,7 +76,10 @@ mod tests {
         assert_eq!(caps.js_runtime.as_deref(), Some("deno 2.9.8"));
         assert_eq!(caps.ejs.as_deref(), Some("0.8.0"));
         assert_eq!(caps.impersonate.as_deref(), Some("curl_cffi 0.17.0"));
+        assert_eq!(caps.sabr, None, "a yt-dlp without SABR support");
         assert!(caps.missing().is_empty());
+        let sabr = "[debug] Optional libraries: curl_cffi-0.17.0, protobug-1.0.0, yt_dlp_ejs-0.8.0\n";
+        assert_eq!(Capabilities::from_debug(sabr).sabr.as_deref(), Some("protobug 1.0.0"));
 
         let bare = "[debug] Optional libraries: certifi-2026.10.19, sqlite3-3.40.1\n[debug] JS runtimes: none\n";
         assert_eq!(Capabilities::from_debug(bare), Capabilities::default());

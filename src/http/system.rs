@@ -56,6 +56,9 @@ pub struct Health<'a> {
     ytdlp_ejs: Option<&'a str>,
     /// The browser-impersonation library, like `curl_cffi 0.17.0`, or `null`.
     ytdlp_impersonate: Option<&'a str>,
+    /// SABR support (`protobug 1.0.0` in yt-dlp's SABR build), or `null`:
+    /// then videos YouTube serves only through SABR cannot be played.
+    ytdlp_sabr: Option<&'a str>,
     /// `YTDLP_UPDATE`'s last check; absent when updates are off.
     #[serde(skip_serializing_if = "Option::is_none")]
     ytdlp_update: Option<UpdateStatus>,
@@ -75,6 +78,7 @@ async fn health(State(state): State<AppState>) -> Response {
         ytdlp_js_runtime: r.ytdlp_caps.js_runtime.as_deref(),
         ytdlp_ejs: r.ytdlp_caps.ejs.as_deref(),
         ytdlp_impersonate: r.ytdlp_caps.impersonate.as_deref(),
+        ytdlp_sabr: r.ytdlp_caps.sabr.as_deref(),
         ytdlp_update: (state.config.ytdlp_update != UpdateChannel::Off)
             .then(|| state.health.update.read().expect("update lock").clone()),
     };

@@ -91,7 +91,7 @@ async fn a_ytdlp_without_its_extras_reports_nulls_and_a_warning() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert_eq!(body["services"]["yt-dlp"], "available", "{mode}: {body}");
-        for key in ["ytdlp_js_runtime", "ytdlp_ejs", "ytdlp_impersonate"] {
+        for key in ["ytdlp_js_runtime", "ytdlp_ejs", "ytdlp_impersonate", "ytdlp_sabr"] {
             assert!(body[key].is_null(), "{mode}: {key} in {body}");
         }
         let logs = bin.logs();
