@@ -178,15 +178,21 @@ type Seen = BTreeMap<u64, (i64, u64)>;
 /// its bytes).
 type Tails = BTreeMap<u64, (i64, Bytes)>;
 
-/// The most kept for one object's next fetch.
-const TAILS_MAX: usize = 32 << 20;
+/// The most kept for one object's next fetch, and for how many objects:
+/// what an answer brings past a fetch's blocks is a few segments, kept a
+/// minute.
+const TAILS_MAX: usize = 8 << 20;
+const TAILS_OBJECTS: u64 = 64;
 
 impl Default for Layouts {
     fn default() -> Self {
         let idle = Duration::from_secs(3600);
         Layouts {
             seen: moka::sync::Cache::builder().max_capacity(4096).time_to_idle(idle).build(),
-            tails: moka::sync::Cache::builder().max_capacity(4096).time_to_idle(Duration::from_secs(60)).build(),
+            tails: moka::sync::Cache::builder()
+                .max_capacity(TAILS_OBJECTS)
+                .time_to_idle(Duration::from_secs(60))
+                .build(),
             sessions: moka::sync::Cache::builder().max_capacity(4096).time_to_idle(idle).build(),
         }
     }
