@@ -175,8 +175,12 @@ async fn fetch_exact(shared: Arc<Shared>, key: Arc<str>, range: Range<u64>) -> R
         return Ok(Sought { bytes: out.freeze(), meta: adopt(&shared, &key, meta) });
     }
     let mut stale = None;
+    let mut located = Some(first);
     let fetched = loop {
-        let loc = source.locate(stale.as_deref()).await?;
+        let loc = match located.take() {
+            Some(loc) => loc,
+            None => source.locate(stale.as_deref()).await?,
+        };
         let plan = Plan::new(&loc.url, range.start, range.end, false);
         shared.metrics.relay.upstream_ranges.inc();
         match shared.upstream.fetch(&plan.url, &loc.via(), plan.header).await {

@@ -399,11 +399,6 @@ impl Session {
         Ok(Next::Ask { after_ms: std::mem::take(&mut self.backoff_ms) })
     }
 
-    /// The URL requests go to now.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     fn track_of(&self, id: Option<&FormatId>, itag: Option<i32>) -> Result<Track, SabrFailure> {
         let itag = id.and_then(|f| f.itag).or(itag).ok_or_else(|| malformed("bytes of no format"))?;
         match self.formats.iter().position(|f| f.itag == itag) {

@@ -207,6 +207,19 @@ async fn a_merged_film_has_its_length_and_duration_from_the_first_request() {
     assert_eq!(app.prom("reelay_relay_merges_total").await, 0.0, "no ffmpeg");
 }
 
+/// 4 s of `url` from `t` s on, cut as a player seeks (`ffmpeg -ss T -i
+/// <link> -c copy`), into `out`.
+async fn cut(url: &str, t: f64, out: &Path) {
+    let status = tokio::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-ss", &t.to_string(), "-i", url])
+        .args(["-t", "4", "-c", "copy", "-f", "mp4"])
+        .arg(out)
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "ffmpeg cut at {t}");
+}
+
 /// A cut made as a player seeks (`ffmpeg -ss T -i <link> -c copy`), near
 /// the start, in the middle and near the end, each on a cold store: both
 /// streams, the source's own picture at T, and the origin asked for a
@@ -218,14 +231,7 @@ async fn a_cut_anywhere_starts_at_the_sources_picture() {
         let app = app().await;
         let id = yt_id("film");
         let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("cut-{}-{t}.mp4", std::process::id()));
-        let status = tokio::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-ss", &t.to_string(), "-i", &format!("{}{}", app.base, link(&id))])
-            .args(["-t", "4", "-c", "copy", "-f", "mp4"])
-            .arg(&out)
-            .status()
-            .await
-            .unwrap();
-        assert!(status.success(), "ffmpeg cut at {t}");
+        cut(&format!("{}{}", app.base, link(&id)), t, &out).await;
         let cut = out.to_str().unwrap();
         assert_eq!(kinds(&probe(cut).await), ["video", "audio"], "cut at {t}");
         assert_eq!(picture(cut, 0.0).await, picture(source, t).await, "the cut at {t} starts at the source's picture");
@@ -247,14 +253,7 @@ async fn a_seek_into_a_sabr_film_fetches_from_there() {
     let id = yt_id("sabrfilm");
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("sabr-cut-{}.mp4", std::process::id()));
     let t = std::time::Instant::now();
-    let status = tokio::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-ss", "5400", "-i", &format!("{}{}", app.base, link(&id))])
-        .args(["-t", "4", "-c", "copy", "-f", "mp4"])
-        .arg(&out)
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success(), "ffmpeg cut at 5400 s");
+    cut(&format!("{}{}", app.base, link(&id)), 5400.0, &out).await;
     let took = t.elapsed();
     let cut = out.to_str().unwrap();
     assert_eq!(kinds(&probe(cut).await), ["video", "audio"]);
