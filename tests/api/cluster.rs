@@ -14,7 +14,7 @@ use crate::helpers::*;
 pub struct Balancer {
     child: Child,
     pub base: String,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl Drop for Balancer {
@@ -54,39 +54,63 @@ pub async fn nginx(conf: &str, checks: &[&str]) -> Balancer {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::create_dir(dir.path().join("cache")).unwrap();
     std::fs::set_permissions(dir.path().join("cache"), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let port = spare_port();
     let d = dir.path().display().to_string();
-    let conf = conf
-        .replace("{port}", &port.to_string())
-        .replace("{dir}", &d)
-        .replace("worker_processes auto;", "worker_processes 1;")
-        .replace(
-            "http {",
-            &format!(
-                "http {{\n    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;"
-            ),
-        );
-    let path = dir.path().join("nginx.conf");
-    std::fs::write(&path, conf).unwrap();
-    let child = Command::new(installed(&["/usr/sbin/nginx", "/usr/bin/nginx"], "nginx"))
-        .arg("-c")
-        .arg(&path)
-        .args(["-e", &format!("{d}/error.log"), "-g", &format!("daemon off; pid {d}/nginx.pid;")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    up(Balancer { child, base: format!("http://127.0.0.1:{port}"), dir }, "error.log").await
+    let root = dir.path().to_path_buf();
+    let start = |port: u16| {
+        let conf = conf
+            .replace("{port}", &port.to_string())
+            .replace("{dir}", &d)
+            .replace("worker_processes auto;", "worker_processes 1;")
+            .replace(
+                "http {",
+                &format!(
+                    "http {{\n    client_body_temp_path {d}/body; proxy_temp_path {d}/proxy; fastcgi_temp_path {d}/fcgi;\n    uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;"
+                ),
+            );
+        let path = root.join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        Command::new(installed(&["/usr/sbin/nginx", "/usr/bin/nginx"], "nginx"))
+            .arg("-c")
+            .arg(&path)
+            .args(["-e", &format!("{d}/error.log"), "-g", &format!("daemon off; pid {d}/nginx.pid;")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    up(dir, "error.log", start).await
 }
 
-async fn up(lb: Balancer, log: &str) -> Balancer {
-    for _ in 0..100 {
-        if reqwest::get(format!("{}/health", lb.base)).await.is_ok_and(|r| r.status().is_success()) {
-            return lb;
+/// Starts a balancer on a spare port (`start` writes its config for that
+/// port and spawns it) and waits until `/health` answers through it. A port
+/// found spare can be taken by another test before the balancer binds it:
+/// the balancer then exits, and is started again on another port. The wait
+/// is long because a loaded machine (the whole suite on two cores) can be
+/// slow to answer a balancer's first health checks.
+async fn up(dir: tempfile::TempDir, log: &str, start: impl Fn(u16) -> Child) -> Balancer {
+    let log_text = || std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
+    for _ in 0..5 {
+        let port = spare_port();
+        let mut child = start(port);
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).no_proxy().build().unwrap();
+        while std::time::Instant::now() < deadline {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if http.get(format!("{base}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Balancer { child, base, _dir: dir };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if child.try_wait().unwrap().is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the balancer did not answer within 60 s: {}", log_text());
+        }
     }
-    panic!("the balancer did not start: {}", std::fs::read_to_string(lb.dir.path().join(log)).unwrap_or_default());
+    panic!("the balancer exited five times: {}", log_text());
 }
 
 /// nginx with the project's load-balancer configuration, pointed at `a`
@@ -108,38 +132,36 @@ async fn haproxy(a: &TestApp, b: &TestApp) -> Balancer {
     // started once both instances are ready, as a deployment's balancer
     // would find them, so no request of the test is routed around one.
     for app in [a, b] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut ready = false;
-        for _ in 0..200 {
+        while !ready && std::time::Instant::now() < deadline {
             ready = reqwest::get(format!("{}/ready", app.base)).await.is_ok_and(|r| r.status().is_success());
-            if ready {
-                break;
+            if !ready {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(ready, "{} never became ready", app.base);
     }
     let conf = std::fs::read_to_string(format!("{MANIFEST_DIR}/deploy/haproxy.cfg")).unwrap();
-    let port = spare_port();
-    let conf = conf
-        .replace("reelay1:8001", &host(a))
-        .replace("reelay2:8001", &host(b))
-        .replace("bind :8080", &format!("bind 127.0.0.1:{port}"));
-    for needed in ["balance hdr(X-Reelay-Route)", "hash-type consistent", &format!("127.0.0.1:{port}")] {
+    let conf = conf.replace("reelay1:8001", &host(a)).replace("reelay2:8001", &host(b));
+    for needed in ["balance hdr(X-Reelay-Route)", "hash-type consistent", "bind :8080"] {
         assert!(conf.contains(needed), "deploy/haproxy.cfg changed shape: {needed}");
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("haproxy.cfg");
-    std::fs::write(&path, conf).unwrap();
-    let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
-    let child = Command::new(installed(&["/usr/sbin/haproxy", "/usr/bin/haproxy"], "haproxy"))
-        .arg("-f")
-        .arg(&path)
-        .arg("-db")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    up(Balancer { child, base: format!("http://127.0.0.1:{port}"), dir }, "haproxy.log").await
+    let log = dir.path().join("haproxy.log");
+    let start = |port: u16| {
+        std::fs::write(&path, conf.replace("bind :8080", &format!("bind 127.0.0.1:{port}"))).unwrap();
+        Command::new(installed(&["/usr/sbin/haproxy", "/usr/bin/haproxy"], "haproxy"))
+            .arg("-f")
+            .arg(&path)
+            .arg("-db")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    up(dir, "haproxy.log", start).await
 }
 
 /// Two instances sharing one origin, one Redis and one signing key, behind
