@@ -98,9 +98,19 @@ pub struct Config {
 
     /// Keeps yt-dlp current in the background: `stable` or `nightly` (PyPI
     /// pre-releases) install a newer release next to the one in use with
-    /// YTDLP_PYTHON's pip, check it (and YTDLP_CANARY_URL), and switch.
-    #[arg(long, env = "YTDLP_UPDATE", value_enum, default_value_t = UpdateChannel::Off)]
+    /// YTDLP_PYTHON's pip, check it (and YTDLP_CANARY_URL), and switch. Any
+    /// other value is a pip requirement to follow instead (a SABR build:
+    /// `yt-dlp[default,deno,curl-cffi] @ https://…/yt-dlp-sabr.tar.gz`).
+    #[arg(long, env = "YTDLP_UPDATE", default_value = "off", value_parser = parse_update)]
     pub ytdlp_update: UpdateChannel,
+
+    /// YouTube's SABR formats (formats served only through YouTube's own
+    /// streaming protocol, relayed by reelay's SABR client): `auto` plays
+    /// them for videos with nothing else, `prefer` wherever yt-dlp lists
+    /// them, `off` never. A SABR-capable yt-dlp is asked for them with
+    /// `--extractor-args youtube:formats=duplicate`.
+    #[arg(long, env = "YOUTUBE_SABR", default_value = "auto", value_parser = parse_sabr)]
+    pub youtube_sabr: crate::extract::SabrMode,
 
     /// How often to look for a newer yt-dlp (`24h`, `30m`, `90s`, or seconds).
     #[arg(long, env = "YTDLP_UPDATE_INTERVAL", default_value = "24h", value_parser = parse_duration)]
@@ -321,23 +331,43 @@ pub enum CacheBackend {
 }
 
 /// `YTDLP_UPDATE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpdateChannel {
     Off,
     Stable,
     Nightly,
+    /// A pip requirement (a fork's build, a pinned version).
+    Requirement(String),
 }
 
 impl UpdateChannel {
     /// The updater's channel; `None` when updates are off.
-    pub fn channel(self) -> Option<crate::extract::update::Channel> {
+    pub fn channel(&self) -> Option<crate::extract::update::Channel> {
         use crate::extract::update::Channel;
         match self {
             UpdateChannel::Off => None,
             UpdateChannel::Stable => Some(Channel::Stable),
             UpdateChannel::Nightly => Some(Channel::Nightly),
+            UpdateChannel::Requirement(r) => Some(Channel::Requirement(r.clone())),
         }
     }
+}
+
+/// `off`, `stable`, `nightly`, or a pip requirement; one that pip would read
+/// as an option is refused.
+fn parse_update(s: &str) -> Result<UpdateChannel, String> {
+    let t = s.trim();
+    match t.to_ascii_lowercase().as_str() {
+        "off" | "" => Ok(UpdateChannel::Off),
+        "stable" => Ok(UpdateChannel::Stable),
+        "nightly" => Ok(UpdateChannel::Nightly),
+        _ if t.starts_with('-') => Err(format!("'{t}' is not off, stable, nightly or a pip requirement")),
+        _ => Ok(UpdateChannel::Requirement(t.to_owned())),
+    }
+}
+
+fn parse_sabr(s: &str) -> Result<crate::extract::SabrMode, String> {
+    s.parse()
 }
 
 /// A duration: seconds, or with a unit (`s`, `m`, `h`, `d`).
@@ -507,6 +537,12 @@ mod tests {
 
     #[test]
     fn durations() {
+        assert_eq!(parse_update("Nightly"), Ok(UpdateChannel::Nightly));
+        assert_eq!(
+            parse_update("yt-dlp[default] @ https://example.org/y.tar.gz"),
+            Ok(UpdateChannel::Requirement("yt-dlp[default] @ https://example.org/y.tar.gz".into()))
+        );
+        assert!(parse_update("--index-url=http://evil").is_err(), "read by pip as an option");
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86400)));
         assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("2 m"), Ok(Duration::from_secs(120)));

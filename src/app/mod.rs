@@ -97,6 +97,7 @@ impl App {
             metrics.clone(),
         )
         .with_args(ytdlp_args.clone())
+        .with_sabr(config.youtube_sabr)
         .with_egress(egress.clone());
         if config.extractor == ExtractorKind::Worker {
             extractor = extractor.with_workers(config.ytdlp_python.clone());

@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::sabr::SabrMode;
+
 /// Headers yt-dlp says a format's URL must be fetched with (User-Agent,
 /// Referer, cookies...). Kept per format because extractors may differ.
 pub use crate::upstream::Headers;
@@ -176,10 +178,34 @@ pub enum ParseError {
     #[error("the extractor found no playable formats")]
     NoFormats,
     #[error(
-        "YouTube offers this video only through its own streaming protocol (SABR), which reelay does not relay yet; \
-         no format has a plain URL"
+        "YouTube offers this video only through its own streaming protocol (SABR), and the yt-dlp in use lists no \
+         SABR format this server can play (it needs yt-dlp's SABR support)"
     )]
     SabrOnly,
+    #[error(
+        "YouTube offers this video only through its own streaming protocol (SABR), which this server is set not to \
+         use (YOUTUBE_SABR=off)"
+    )]
+    SabrOff,
+}
+
+/// Keeps the SABR formats a session can be run for (their config read,
+/// their length known, one track each) as `mode` says: with `Auto` only
+/// when no format has a plain URL, with `Prefer` in place of the plain
+/// format of the same itag, with `Off` never.
+fn choose_sabr(formats: &mut Vec<Format>, mode: SabrMode) {
+    let playable = |f: &Format| f.sabr.is_some() && !(f.has_video && f.has_audio);
+    let plain = formats.iter().any(|f| !f.is_sabr());
+    let itag = |f: &Format| f.format_id.split(['-', '.']).next().unwrap_or_default().to_owned();
+    let twins: std::collections::HashSet<String> =
+        formats.iter().filter(|f| f.is_sabr() && playable(f)).map(itag).collect();
+    formats.retain(|f| match (f.is_sabr(), mode) {
+        (true, SabrMode::Off) => false,
+        (true, SabrMode::Auto) => !plain && playable(f),
+        (true, SabrMode::Prefer) => playable(f),
+        (false, SabrMode::Prefer) => !twins.contains(&itag(f)),
+        (false, _) => true,
+    });
 }
 
 pub(super) fn str_of(v: &Value, key: &str) -> Option<String> {
@@ -265,11 +291,12 @@ impl VideoInfo {
     /// Normalises `yt-dlp -J` output. `platform` is the name the request used
     /// (`generic` for other sites, where yt-dlp's extractor name is kept).
     pub fn from_ytdlp_json(raw: &[u8], platform: &str) -> Result<Self, ParseError> {
-        Self::from_ytdlp_value(serde_json::from_slice(raw)?, platform)
+        Self::from_ytdlp_value(serde_json::from_slice(raw)?, platform, SabrMode::Auto)
     }
 
     /// The same, from JSON already parsed (the worker's answers).
-    pub fn from_ytdlp_value(v: Value, platform: &str) -> Result<Self, ParseError> {
+    /// `sabr` chooses between a format's plain URL and its SABR twin.
+    pub fn from_ytdlp_value(v: Value, platform: &str, sabr: SabrMode) -> Result<Self, ParseError> {
         if v.get("_type").and_then(Value::as_str) == Some("playlist") {
             return Err(ParseError::Playlist);
         }
@@ -282,18 +309,15 @@ impl VideoInfo {
             // Single-format results carry the URL at the top level.
             formats.extend(parse_format(&v, &top_headers));
         }
-        let sabr = formats.iter().any(Format::is_sabr);
+        let listed_sabr = formats.iter().any(Format::is_sabr);
         formats.retain(|f| !f.is_manifest() && !f.format_id.starts_with("sb"));
-        // Plain URLs are preferred while there are any; else the SABR
-        // formats a session can be run for (their config read, their
-        // length known).
-        let plain = formats.iter().any(|f| !f.is_sabr());
-        formats.retain(|f| match f.is_sabr() {
-            true => !plain && f.sabr.is_some() && !(f.has_video && f.has_audio),
-            false => true,
-        });
+        choose_sabr(&mut formats, sabr);
         if formats.is_empty() {
-            return Err(if sabr { ParseError::SabrOnly } else { ParseError::NoFormats });
+            return Err(match (listed_sabr, sabr) {
+                (true, SabrMode::Off) => ParseError::SabrOff,
+                (true, _) => ParseError::SabrOnly,
+                (false, _) => ParseError::NoFormats,
+            });
         }
         let expires_at = formats.iter().filter_map(|f| url_expiry(&f.url)).min();
         let platform = if platform == "generic" {

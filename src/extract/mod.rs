@@ -40,7 +40,7 @@ pub use info::{
 };
 pub use language::AudioLanguage;
 pub use playlist::{Playlist, PlaylistEntry, PlaylistPage};
-pub use sabr::SabrFormat;
+pub use sabr::{SabrFormat, SabrMode, with_duplicate_formats};
 
 /// Why an extraction failed, by what the client should be told.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -81,8 +81,9 @@ pub enum ExtractError {
     #[error("too many uncached lookups; retry in {0} s")]
     RateLimited(u64),
     /// Every format the extractor found comes only through YouTube's own
-    /// streaming protocol (SABR: a POST answered in UMP), which reelay does
-    /// not relay yet; a format with a plain URL is always preferred (501).
+    /// streaming protocol (SABR: a POST answered in UMP), and none of them
+    /// can be played: the yt-dlp in use is not a SABR build (it lists them
+    /// without their session's parameters), or `YOUTUBE_SABR=off` (501).
     #[error("{0}")]
     SabrOnly(String),
     /// The extractor program could not be started (503).
@@ -121,6 +122,13 @@ pub struct Extractor {
     metrics: Arc<Metrics>,
     /// `YTDLP_ARGS`: options for every extraction, before the `--`.
     args: Vec<String>,
+    /// `YOUTUBE_SABR`.
+    sabr: SabrMode,
+    /// What extractions run with: `args`, and `formats=duplicate` among
+    /// YouTube's extractor arguments once the yt-dlp in use is known to be
+    /// a SABR build (unless `YOUTUBE_SABR=off`), so it lists each format's
+    /// plain URL and its SABR twin and `sabr` chooses.
+    in_use: std::sync::RwLock<Arc<Vec<String>>>,
     /// Which proxy and source address each extraction uses.
     egress: Arc<Egress>,
 }
@@ -183,6 +191,8 @@ impl Extractor {
             permits: Semaphore::new(concurrency),
             metrics,
             args: Vec::new(),
+            sabr: SabrMode::Auto,
+            in_use: std::sync::RwLock::new(Arc::new(Vec::new())),
             egress,
         }
     }
@@ -230,8 +240,43 @@ impl Extractor {
 
     /// Adds `YTDLP_ARGS` to every extraction (call before `with_workers`).
     pub fn with_args(mut self, args: Vec<String>) -> Self {
+        self.in_use = std::sync::RwLock::new(Arc::new(args.clone()));
         self.args = args;
         self
+    }
+
+    /// `YOUTUBE_SABR`.
+    pub fn with_sabr(mut self, mode: SabrMode) -> Self {
+        self.sabr = mode;
+        self
+    }
+
+    /// Takes what the yt-dlp in use can do into account: a SABR build is
+    /// asked for each format's SABR twin too (`formats=duplicate`), any
+    /// other yt-dlp is not (the released one would list duplicate plain
+    /// URLs from several clients instead). Called when the extras are read
+    /// (at start and after an update).
+    pub fn learn(&self, caps: &Capabilities) {
+        let args = match caps.sabr.is_some() && self.sabr != SabrMode::Off {
+            true => with_duplicate_formats(&self.args),
+            false => self.args.clone(),
+        };
+        let mut in_use = self.in_use.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if **in_use != args {
+            if let Some(pool) = &self.workers {
+                pool.set_args(&args);
+            }
+            *in_use = Arc::new(args);
+        }
+    }
+
+    /// `YOUTUBE_SABR`.
+    pub fn sabr_mode(&self) -> SabrMode {
+        self.sabr
+    }
+
+    fn args_in_use(&self) -> Arc<Vec<String>> {
+        self.in_use.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Extracts with persistent workers started with `python`.
@@ -269,7 +314,8 @@ impl Extractor {
     /// platform's cookie file.
     /// The info carries the [`Route`] the extraction took, for its fetches.
     pub async fn extract(&self, url: &str, platform: &str, cookies: Option<&Path>) -> Result<VideoInfo, ExtractError> {
-        let (mut info, route) = self.timed(url, false, cookies, |v| VideoInfo::from_ytdlp_value(v, platform)).await?;
+        let (mut info, route) =
+            self.timed(url, false, cookies, |v| VideoInfo::from_ytdlp_value(v, platform, self.sabr)).await?;
         info.route = route;
         Ok(info)
     }
@@ -300,7 +346,7 @@ impl Extractor {
                 ParseError::NoFormats | ParseError::Playlist | ParseError::NotAPlaylist => {
                     ExtractError::Unavailable(e.to_string())
                 }
-                ParseError::SabrOnly => ExtractError::SabrOnly(e.to_string()),
+                ParseError::SabrOnly | ParseError::SabrOff => ExtractError::SabrOnly(e.to_string()),
                 other => ExtractError::Failed(other.to_string()),
             })
         });
@@ -357,7 +403,8 @@ impl Extractor {
                 if let Some(c) = &cookies {
                     args.extend(["--cookies", c]);
                 }
-                args.extend(self.args.iter().map(String::as_str));
+                let in_use = self.args_in_use();
+                args.extend(in_use.iter().map(String::as_str));
                 let egress = self.egress.ytdlp_args(route);
                 args.extend(egress.iter().map(String::as_str));
                 args.extend(["--", url]);

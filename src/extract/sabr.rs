@@ -93,6 +93,83 @@ impl SabrFormat {
     }
 }
 
+/// `YOUTUBE_SABR`: what reelay plays of a YouTube video whose formats
+/// yt-dlp lists both with a plain URL and through SABR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SabrMode {
+    /// Plain URLs while a video has any (a GET per range is cheaper than a
+    /// session, and every route can hand it out); SABR for the videos that
+    /// have nothing else.
+    #[default]
+    Auto,
+    /// The SABR format wherever yt-dlp lists one (the plain URL of the same
+    /// itag is dropped); plain formats SABR does not offer stay.
+    Prefer,
+    /// No SABR: yt-dlp is not asked for SABR formats, and a video with only
+    /// SABR formats is the `501` a yt-dlp without SABR support gives.
+    Off,
+}
+
+impl std::str::FromStr for SabrMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(SabrMode::Auto),
+            "prefer" => Ok(SabrMode::Prefer),
+            "off" => Ok(SabrMode::Off),
+            other => Err(format!("'{other}' is not auto, prefer or off")),
+        }
+    }
+}
+
+/// yt-dlp's SABR build lists a format's SABR twin beside its plain URL only
+/// with `youtube:formats=duplicate`; reelay chooses between them itself.
+const DUPLICATE: &str = "formats=duplicate";
+
+/// `YTDLP_ARGS` with `formats=duplicate` among YouTube's extractor
+/// arguments. yt-dlp keeps only the last `--extractor-args youtube:…`, so
+/// it joins the operator's last one (`youtube:player_client=web` becomes
+/// `youtube:player_client=web;formats=duplicate`) rather than replacing
+/// it; an operator who set `formats=` already keeps theirs.
+pub fn with_duplicate_formats(args: &[String]) -> Vec<String> {
+    let mut out = args.to_vec();
+    // (index of the value, whether it is `--extractor-args=…` in one word)
+    let mut last = None;
+    let mut i = 0;
+    while i < out.len() {
+        if out[i] == "--extractor-args" && i + 1 < out.len() {
+            if is_youtube(&out[i + 1]) {
+                last = Some((i + 1, ""));
+            }
+            i += 2;
+            continue;
+        }
+        if let Some(v) = out[i].strip_prefix("--extractor-args=")
+            && is_youtube(v)
+        {
+            last = Some((i, "--extractor-args="));
+        }
+        i += 1;
+    }
+    match last {
+        Some((at, prefix)) => {
+            let value = &out[at][prefix.len()..];
+            let given = value.split_once(':').map_or("", |(_, a)| a);
+            if !given.split(';').any(|a| a.trim().starts_with("formats=")) {
+                let sep = if given.trim().is_empty() { "" } else { ";" };
+                out[at] = format!("{}{sep}{DUPLICATE}", out[at]);
+            }
+        }
+        None => out.extend(["--extractor-args".to_owned(), format!("youtube:{DUPLICATE}")]),
+    }
+    out
+}
+
+fn is_youtube(value: &str) -> bool {
+    value.split_once(':').is_some_and(|(key, _)| key.trim().eq_ignore_ascii_case("youtube"))
+}
+
 /// base64, url-safe or standard, padded or not (yt-dlp and the player use
 /// each); what does not decode is sent as its text.
 fn decode(s: &str) -> Vec<u8> {
@@ -125,5 +202,33 @@ mod tests {
         let mut unknown = f;
         unknown["_sabr_config"]["client_info"]["client_name"] = "SOMETHING_NEW".into();
         assert_eq!(SabrFormat::parse(&unknown), None, "a client whose number is not known");
+    }
+    #[test]
+    fn duplicate_formats_join_the_operators_youtube_arguments() {
+        let args = |s: &[&str]| s.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(with_duplicate_formats(&[]), args(&["--extractor-args", "youtube:formats=duplicate"]));
+        let other = args(&["--extractor-args", "youtubepot-bgutilhttp:base_url=http://b:4416"]);
+        assert_eq!(
+            with_duplicate_formats(&other),
+            args(&[
+                "--extractor-args",
+                "youtubepot-bgutilhttp:base_url=http://b:4416",
+                "--extractor-args",
+                "youtube:formats=duplicate"
+            ]),
+            "another extractor's arguments are not YouTube's"
+        );
+        assert_eq!(
+            with_duplicate_formats(&args(&["-v", "--extractor-args", "YouTube:player_client=web,mweb"])),
+            args(&["-v", "--extractor-args", "YouTube:player_client=web,mweb;formats=duplicate"])
+        );
+        assert_eq!(
+            with_duplicate_formats(&args(&["--extractor-args=youtube:lang=de"])),
+            args(&["--extractor-args=youtube:lang=de;formats=duplicate"])
+        );
+        let chosen = args(&["--extractor-args", "youtube:formats=missing_pot"]);
+        assert_eq!(with_duplicate_formats(&chosen), chosen, "the operator's formats= stays");
+        assert_eq!("Prefer".parse(), Ok(SabrMode::Prefer));
+        assert!("sometimes".parse::<SabrMode>().is_err());
     }
 }

@@ -10,6 +10,11 @@
 //! video with formats; only then do extractions switch to it (workers of
 //! the old release finish what they are doing first). Anything else keeps the old release, counted
 //! in `reelay_ytdlp_updates_total{outcome}` and said in `/health`.
+//!
+//! `YTDLP_UPDATE` may instead name a pip requirement, installed as given:
+//! the way to a yt-dlp build with SABR support while that is not released.
+//! The same version is taken when it brings SABR support (`protobug` among
+//! its libraries) the release in use lacks.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -34,7 +39,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(60);
 /// What the last update check did, for `/health`.
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct UpdateStatus {
-    /// `stable` or `nightly`.
+    /// `stable`, `nightly` or `requirement` (a pip requirement of the
+    /// operator's).
     pub channel: String,
     /// When the last check ended (RFC 3339).
     pub last_check: Option<String>,
@@ -47,12 +53,17 @@ pub struct UpdateStatus {
 }
 
 /// Which releases an update takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Channel {
     /// Releases only.
     Stable,
     /// Pre-releases too: yt-dlp's nightly builds are PyPI pre-releases.
     Nightly,
+    /// What a pip requirement names, extras and all (a fork's SABR build
+    /// from its archive URL, a pinned version). Taken when its version is
+    /// newer, or the same version brings SABR support the one in use lacks
+    /// (a fork keeps the release's version).
+    Requirement(String),
 }
 
 /// The background task's settings and what it reports to.
@@ -85,11 +96,14 @@ struct Kept {
 impl Updater {
     /// Checks now, then every interval, until the server stops.
     pub async fn run(self) {
-        let channel = match self.channel {
-            Channel::Stable => "stable",
-            Channel::Nightly => "nightly",
+        let channel = match &self.channel {
+            Channel::Stable => "stable".to_owned(),
+            Channel::Nightly => "nightly".to_owned(),
+            // Not the requirement itself: its URL may carry a token, and
+            // `/health` is public.
+            Channel::Requirement(_) => "requirement".to_owned(),
         };
-        self.status.write().expect("status lock").channel = channel.to_owned();
+        self.status.write().expect("status lock").channel = channel;
         loop {
             let result = self.check().await;
             let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -144,10 +158,11 @@ impl Updater {
         pip.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-input", "--upgrade"])
             .arg("--target")
             .arg(folder);
-        if self.channel == Channel::Nightly {
-            pip.arg("--pre");
-        }
-        pip.arg(PACKAGE);
+        match &self.channel {
+            Channel::Stable => pip.arg(PACKAGE),
+            Channel::Nightly => pip.arg("--pre").arg(PACKAGE),
+            Channel::Requirement(r) => pip.arg(r),
+        };
         let out = run(pip, INSTALL_TIMEOUT).await.map_err(|why| Kept { outcome: "install_failed", why })?;
         if !out.status.success() {
             return Err(Kept { outcome: "install_failed", why: last_line(&out.stderr, "pip failed") });
@@ -159,19 +174,23 @@ impl Updater {
         if !out.status.success() || version.is_empty() {
             return Err(Kept { outcome: "check_failed", why: last_line(&out.stderr, "printed no version") });
         }
-        if current.is_some_and(|c| !newer(&version, c)) {
+        let in_use = self.extractor.capabilities().await;
+        let mut probe = self.new_release(folder, ["--verbose", "--ignore-config"]);
+        probe.args(&self.args);
+        let header = run(probe, CHECK_TIMEOUT).await.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
+        let found = Capabilities::from_debug(&header.unwrap_or_default());
+        let gains_sabr =
+            matches!(self.channel, Channel::Requirement(_)) && found.sabr.is_some() && in_use.sabr.is_none();
+        if current.is_some_and(|c| !newer(&version, c)) && !gains_sabr {
             return Ok(None);
         }
         // A release that lost the JavaScript runtime would silently cripple
         // YouTube: refused while the release in use has one.
-        if let Some(runtime) = self.extractor.capabilities().await.js_runtime {
-            let mut probe = self.new_release(folder, ["--verbose", "--ignore-config"]);
-            probe.args(&self.args);
-            let header = run(probe, CHECK_TIMEOUT).await.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
-            if Capabilities::from_debug(&header.unwrap_or_default()).js_runtime.is_none() {
-                let why = format!("{version}: no JavaScript runtime runs with it (the release in use has {runtime})");
-                return Err(Kept { outcome: "canary_failed", why });
-            }
+        if let Some(runtime) = in_use.js_runtime
+            && found.js_runtime.is_none()
+        {
+            let why = format!("{version}: no JavaScript runtime runs with it (the release in use has {runtime})");
+            return Err(Kept { outcome: "canary_failed", why });
         }
         if let Some(url) = &self.canary {
             let mut canary = self.new_release(folder, ["-J", "--no-playlist", "--no-warnings", "--ignore-config"]);
@@ -183,7 +202,9 @@ impl Updater {
             }
             let info = serde_json::from_slice(&out.stdout)
                 .map_err(|e| e.to_string())
-                .and_then(|v| VideoInfo::from_ytdlp_value(v, "generic").map_err(|e| e.to_string()))
+                .and_then(|v| {
+                    VideoInfo::from_ytdlp_value(v, "generic", self.extractor.sabr_mode()).map_err(|e| e.to_string())
+                })
                 .map_err(failed)?;
             if info.formats.is_empty() {
                 return Err(failed("the canary extraction found no formats".into()));

@@ -34,10 +34,12 @@ pub struct Via {
 pub struct WorkerPool {
     /// `YTDLP_PYTHON`: the interpreter that has yt_dlp.
     python: PathBuf,
-    /// `YTDLP_ARGS` as a JSON list, handed to each worker in its environment.
-    args: String,
+    /// The extractions' yt-dlp options (`YTDLP_ARGS`, and what SABR adds)
+    /// as a JSON list, handed to each worker in its environment.
+    args: Mutex<String>,
     /// The updated release's folder (first on `PYTHONPATH`) and its
-    /// generation; workers of an older generation are not reused.
+    /// generation (a new release or new options); workers of an older
+    /// generation are not reused.
     release: Mutex<(Option<PathBuf>, u64)>,
     /// Workers waiting for a request; the extractor's semaphore bounds how
     /// many are busy, so this never holds more than `EXTRACT_CONCURRENCY`.
@@ -70,8 +72,18 @@ impl WorkerPool {
     /// `args`: `YTDLP_ARGS`, which each worker turns into options with
     /// yt-dlp's own parser.
     pub fn new(python: PathBuf, args: &[String]) -> Self {
-        let args = serde_json::to_string(args).expect("strings serialise");
+        let args = Mutex::new(serde_json::to_string(args).expect("strings serialise"));
         WorkerPool { python, args, release: Mutex::new((None, 0)), idle: Mutex::new(Vec::new()) }
+    }
+
+    /// New workers take `args`; idle ones with the old are stopped, busy
+    /// ones when they finish.
+    pub fn set_args(&self, args: &[String]) {
+        *self.args.lock().expect("args lock") = serde_json::to_string(args).expect("strings serialise");
+        let mut release = self.release.lock().expect("release lock");
+        release.1 += 1;
+        drop(release);
+        self.idle.lock().expect("idle lock").clear();
     }
 
     /// New workers import yt_dlp from `folder`; idle ones of the old release
@@ -95,7 +107,7 @@ impl WorkerPool {
         }
         let mut child = cmd
             .args(["-u", "-c", SCRIPT])
-            .env("REELAY_YTDLP_ARGS", &self.args)
+            .env("REELAY_YTDLP_ARGS", self.args.lock().expect("args lock").as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

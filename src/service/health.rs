@@ -105,6 +105,7 @@ impl Health {
                     Ok(v) if !v.is_empty() => {
                         if version.as_deref() != Some(v.as_str()) {
                             caps = extractor.capabilities().await;
+                            extractor.learn(&caps);
                             let missing = caps.missing();
                             if !missing.is_empty() {
                                 tracing::warn!(version = %v, missing = %missing.join("; "), "yt-dlp lacks extras (scripts/setup installs them)");
@@ -139,7 +140,9 @@ impl Health {
             *self.readings.write().expect("readings lock") = Arc::new(readings);
             tokio::select! {
                 () = tokio::time::sleep(REFRESH) => {}
-                () = self.ytdlp_changed.notified() => last_ytdlp = None,
+                // A switched release is read again even at the same version
+                // (a SABR build keeps the release's).
+                () = self.ytdlp_changed.notified() => (last_ytdlp, version) = (None, None),
             }
         }
     }

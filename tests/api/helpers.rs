@@ -355,13 +355,19 @@ impl FakeExtractor {
 
     /// One whose `--version` takes `version_ms` (a slow start).
     pub fn with_version_delay(origin: &str, delay_ms: u64, version_ms: u64) -> Self {
+        Self::build(origin, delay_ms, version_ms, false)
+    }
+
+    /// `sabr_build`: its verbose header says it is yt-dlp's SABR build.
+    pub fn build(origin: &str, delay_ms: u64, version_ms: u64, sabr_build: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("runs.log");
         std::fs::write(&log, "").unwrap();
         let path = dir.path().join("yt-dlp");
         let script = format!(
-            "#!/bin/sh\nexec python3 {MANIFEST_DIR}/tests/fixtures/fake_ytdlp.py --origin {origin} --log {} --delay-ms {delay_ms} --version-delay-ms {version_ms} \"$@\"\n",
-            log.display()
+            "#!/bin/sh\nexec python3 {MANIFEST_DIR}/tests/fixtures/fake_ytdlp.py --origin {origin} --log {} --delay-ms {delay_ms} --version-delay-ms {version_ms} --sabr-build {} \"$@\"\n",
+            log.display(),
+            u8::from(sabr_build),
         );
         write_executable(&path, &script);
         FakeExtractor { path, log, _dir: dir }
@@ -454,6 +460,7 @@ pub struct Spawn {
     args: Vec<String>,
     delay_ms: u64,
     version_delay_ms: u64,
+    sabr_build: bool,
     ytdlp: Option<PathBuf>,
     origin: Option<Origin>,
 }
@@ -480,6 +487,12 @@ impl Spawn {
         self
     }
 
+    /// The stand-in says it is yt-dlp's SABR build (protobug in its header).
+    pub fn sabr_build(mut self) -> Self {
+        self.sabr_build = true;
+        self
+    }
+
     pub fn ytdlp(mut self, path: impl Into<PathBuf>) -> Self {
         self.ytdlp = Some(path.into());
         self
@@ -496,7 +509,7 @@ impl Spawn {
             Some(o) => o,
             None => spawn_origin().await,
         };
-        let fake = FakeExtractor::with_version_delay(&origin.base, self.delay_ms, self.version_delay_ms);
+        let fake = FakeExtractor::build(&origin.base, self.delay_ms, self.version_delay_ms, self.sabr_build);
         let ytdlp = self.ytdlp.unwrap_or_else(|| fake.path.clone());
         let mut args: Vec<String> = [
             "reelay",

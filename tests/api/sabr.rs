@@ -270,3 +270,46 @@ async fn a_sabr_only_video_plays_through_reelays_routes() {
     assert_error_shape(status, &body);
     assert!(status == 404 && !body.to_string().contains("/sabr/"), "{status} {body}");
 }
+
+/// `YOUTUBE_SABR`. A SABR build of yt-dlp is asked for each format's SABR
+/// twin (`formats=duplicate` joined to the operator's own YouTube
+/// arguments, which yt-dlp would otherwise drop); `auto` plays the plain
+/// URL, `prefer` the SABR twin, `off` asks for no twin and refuses a
+/// SABR-only video plainly; a yt-dlp that is no SABR build is not asked.
+#[tokio::test]
+async fn youtube_sabr_chooses_between_a_plain_url_and_its_sabr_twin() {
+    let operator = "--extractor-args youtube:player_client=web_safari";
+    let mut files = Vec::new();
+    for (mode, sabr_build) in [("auto", true), ("prefer", true), ("off", true), ("prefer", false)] {
+        let mut app = spawn().arg("--youtube-sabr", mode).arg("--ytdlp-args", operator);
+        if sabr_build {
+            app = app.sabr_build();
+        }
+        let app = app.start().await;
+        let (_, health) = app.health_until("healthy").await;
+        assert_eq!(health["ytdlp_sabr"].is_null(), !sabr_build, "{health}");
+        let id = yt_id("sabrtwin");
+        let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{id}?quality=360p")).await;
+        assert_eq!(resp.status(), 200, "{mode}");
+        files.push(resp.bytes().await.unwrap());
+        let call = app.fake.calls().into_iter().find(|c| c.last().is_some_and(|u| u.contains(&id))).unwrap();
+        let twins = sabr_build && mode != "off";
+        let joined = "youtube:player_client=web_safari;formats=duplicate";
+        assert_eq!(call.iter().any(|a| a == joined), twins, "{mode}, SABR build {sabr_build}: {call:?}");
+        assert!(!twins || !call.iter().any(|a| a == "youtube:player_client=web_safari"), "{call:?}");
+        let through_sabr = stats(&id).requests > 0;
+        assert_eq!(through_sabr, twins && mode == "prefer", "{mode}, SABR build {sabr_build}");
+
+        // A video with nothing but SABR formats.
+        let only = yt_id("sabronly");
+        let (status, body) = app.json(&format!("/api/v2/videos/youtube/{only}")).await;
+        if mode == "off" {
+            assert_error_shape(status, &body);
+            assert_eq!(status, 501, "{body}");
+            assert!(body.to_string().contains("YOUTUBE_SABR=off"), "{body}");
+        } else {
+            assert_eq!(status, 200, "{mode}: {body}");
+        }
+    }
+    assert!(files.iter().all(|f| f == &files[0] && f.len() > 100_000), "one file, whichever way it came");
+}

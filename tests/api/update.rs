@@ -201,3 +201,29 @@ async fn a_release_without_a_working_js_runtime_is_refused() {
     assert!(body["ytdlp_js_runtime"].as_str().unwrap().starts_with("deno "), "{body}");
     assert_eq!(app.prom_with("reelay_ytdlp_info", &[("version", "2099.6.1"), ("ejs", "none")]).await, 1.0);
 }
+
+/// `YTDLP_UPDATE` set to a pip requirement installs what it names: a SABR
+/// build keeps the release's version, and is taken because it brings SABR
+/// support the release in use lacks; `/health` says so, and names the
+/// channel without the requirement (its URL may carry a token).
+#[tokio::test]
+async fn a_requirement_brings_a_sabr_build_of_the_same_version() {
+    let (wheels, work) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let out = tokio::process::Command::new(real_ytdlp()).arg("--version").output().await.unwrap();
+    let version = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    release_with(wheels.path(), &version, &["--sabr"]).await;
+    let app = spawn()
+        .ytdlp(real_ytdlp())
+        .arg("--ytdlp-update", format!("yt-dlp=={version}"))
+        .arg("--ytdlp-python", python_with_index(work.path(), wheels.path()).display())
+        .arg("--ytdlp-update-dir", work.path().join("releases").display())
+        .start()
+        .await;
+    let body = health_when(&app, "switched", |b| b["ytdlp_update"]["last_outcome"] != Value::Null).await;
+    assert_eq!(body["ytdlp_update"]["last_outcome"], "updated", "{body}");
+    assert_eq!(body["ytdlp_update"]["channel"], "requirement", "{body}");
+    assert!(!body.to_string().contains("yt-dlp=="), "{body}");
+    let body = health_when(&app, "SABR read", |b| !b["ytdlp_sabr"].is_null()).await;
+    assert_eq!(body["ytdlp_sabr"], "protobug 1.0.0", "{body}");
+    assert_eq!(body["ytdlp_version"], version.as_str());
+}

@@ -8,7 +8,7 @@ mod mutate;
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use proptest::prelude::*;
-use reelay::extract::VideoInfo;
+use reelay::extract::{SabrMode, VideoInfo};
 use reelay::hls::rewrite::{rewrite, segment_identity};
 use reelay::hls::{Grant, PartGrant, Signer};
 use reelay::manifest::Index;
@@ -97,8 +97,8 @@ proptest! {
     }
 
     #[test]
-    fn ytdlp_json_shapes(v in ytdlp_value()) {
-        if let Ok(info) = VideoInfo::from_ytdlp_value(v, "youtube") {
+    fn ytdlp_json_shapes(v in ytdlp_value(), sabr in prop::sample::select(vec![SabrMode::Auto, SabrMode::Prefer, SabrMode::Off])) {
+        if let Ok(info) = VideoInfo::from_ytdlp_value(v, "youtube", sabr) {
             let api: Value = serde_json::from_slice(&info.to_api_json()).expect("the API's JSON parses");
             prop_assert!(api.is_object());
         }
