@@ -109,7 +109,7 @@ async fn exchange(
             Ok(Some(frame)) => frame.map_err(|e| RelayError::Unreachable(format!("the SABR answer broke off: {e}")))?,
         };
         let Ok(data) = frame.into_data() else { continue };
-        reader.push(&data);
+        reader.push(data);
         while let Some(part) = reader.next_part().map_err(|e| RelayError::Unreachable(e.to_string()))? {
             if let Some(event) = session.absorb(part).map_err(RelayError::Sabr)? {
                 match sink(event) {
@@ -289,28 +289,36 @@ pub(super) async fn read_range(
         let mut counted = (from_ms == 0).then_some(0u64);
         let (mut done, mut skipped, mut early, mut reached_ms) = (false, 0u32, false, from_ms);
         run(&shared.upstream, &loc.via(), shared.settings.idle, &mut session, |event| {
-            let (offset, bytes, time) = match event {
+            // A segment's bytes stay in the pieces its media parts brought.
+            let (offset, pieces, time) = match event {
                 Event::Layout { .. } => return Flow::More,
-                Event::Init { bytes, .. } => (0, bytes, None),
+                Event::Init { bytes, .. } => (0, vec![bytes], None),
                 Event::Segment(s) => match s.offset.or(counted) {
-                    Some(offset) => (offset, s.bytes, Some((s.start_ms, s.duration_ms))),
+                    Some(offset) => (offset, s.parts, Some((s.start_ms, s.duration_ms))),
                     None => {
                         past = Some(u64::MAX);
                         return Flow::Stop;
                     }
                 },
             };
-            let end = offset + bytes.len() as u64;
+            let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+            let end = offset + len;
             counted = counted.map(|_| end);
-            if let Some((start_ms, len)) = time.map(|(s, _)| (s, bytes.len() as u64)) {
+            if let Some((start_ms, _)) = time {
                 seen.lock().unwrap_or_else(PoisonError::into_inner).insert(offset, (start_ms, len));
             }
             // What runs past the range is kept for the next fetch (and all
-            // of an exact read, which the store does not keep).
+            // of an exact read, which the store does not keep), a whole
+            // segment or none of it.
             let mut kept = tails.lock().unwrap_or_else(PoisonError::into_inner);
-            let room = kept.values().map(|(_, b)| b.len()).sum::<usize>() + bytes.len() <= TAILS_MAX;
+            let room = kept.values().map(|(_, b)| b.len() as u64).sum::<u64>() + len <= TAILS_MAX as u64;
             if (end > range.end || keep_all) && room {
-                kept.insert(offset, (time.map_or(0, |(s, d)| s + d), bytes.clone()));
+                let end_ms = time.map_or(0, |(s, d)| s + d);
+                let mut o = offset;
+                for piece in &pieces {
+                    kept.insert(o, (end_ms, piece.clone()));
+                    o += piece.len() as u64;
+                }
             }
             drop(kept);
             if done {
@@ -330,7 +338,15 @@ pub(super) async fn read_range(
                 }
                 return Flow::More;
             }
-            let go_on = write(at, &bytes[(at - offset) as usize..]);
+            let (mut o, mut go_on) = (offset, true);
+            for piece in &pieces {
+                let piece_end = o + piece.len() as u64;
+                if go_on && piece_end > at {
+                    go_on = write(at, &piece[(at - o) as usize..]);
+                    at = piece_end;
+                }
+                o = piece_end;
+            }
             at = end;
             done = !go_on || at >= range.end;
             if done { Flow::ThisAnswer } else { Flow::More }

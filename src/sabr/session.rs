@@ -91,7 +91,25 @@ pub struct Segment {
     pub duration_ms: i64,
     /// Where its bytes sit in the format's file, when the server says.
     pub offset: Option<u64>,
-    pub bytes: Bytes,
+    /// Its bytes, in the pieces the server's media parts brought them in
+    /// (slices of the answer, not copied).
+    pub parts: Vec<Bytes>,
+}
+
+impl Segment {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.len() as u64).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its bytes as one buffer (a copy when they came in several parts).
+    pub fn bytes(&self) -> Bytes {
+        joined(self.parts.clone())
+    }
 }
 
 /// What to do after an answer.
@@ -126,14 +144,48 @@ const STALLS: u32 = 3;
 struct Held {
     /// The layout's last segment, once sent.
     last_segment: Option<i64>,
-    /// Segments held: sequence → (start, duration) in ms.
-    segments: BTreeMap<i64, (i64, i64)>,
+    /// Runs of consecutive segments held: first → (last, start ms, end
+    /// ms), kept as segments come (each request names every run; a film
+    /// holds thousands of segments in a few runs).
+    runs: BTreeMap<i64, (i64, i64, i64)>,
+}
+
+impl Held {
+    /// Segment `seq`, from `start` for `duration` ms, is held.
+    fn insert(&mut self, seq: i64, start: i64, duration: i64) {
+        let end = start + duration;
+        let before = self.runs.range(..=seq).next_back().map(|(&first, &run)| (first, run));
+        if before.is_some_and(|(_, (last, _, _))| last >= seq) {
+            return;
+        }
+        let joins_before = before.filter(|&(_, (last, _, _))| last + 1 == seq).map(|(first, _)| first);
+        let after = self.runs.remove(&(seq + 1));
+        match (joins_before, after) {
+            (Some(first), after) => {
+                let run = self.runs.get_mut(&first).expect("the run before");
+                (run.0, run.2) = after.map_or((seq, end), |(last, _, e)| (last, e));
+            }
+            (None, Some((last, _, e))) => {
+                self.runs.insert(seq, (last, start, e));
+            }
+            (None, None) => {
+                self.runs.insert(seq, (seq, start, end));
+            }
+        }
+    }
+
+    /// The runs: (first, last, start ms, end ms).
+    fn runs(&self) -> impl Iterator<Item = (i64, i64, i64, i64)> + '_ {
+        self.runs.iter().map(|(&first, &(last, start, end))| (first, last, start, end))
+    }
 }
 
 struct Pending {
     track: Track,
     header: proto::MediaHeader,
-    data: BytesMut,
+    /// The segment's media parts, as slices of the answer (a segment that
+    /// came in one part is not copied).
+    parts: Vec<Bytes>,
 }
 
 struct Context {
@@ -208,7 +260,7 @@ impl Session {
             (0..2).filter(|&t| !self.wants(t)).map(|t| (t, (0, i64::from(i32::MAX), 0, i64::from(i32::MAX))));
         let buffered = (0..2)
             .filter(|&t| self.wants(t))
-            .flat_map(|t| runs(&self.held[t].segments).into_iter().map(move |r| (t, r)))
+            .flat_map(|t| self.held[t].runs().map(move |r| (t, r)))
             .chain(discarded)
             .map(|(t, (first, last, start, end))| proto::BufferedRange {
                 format_id: Some(self.formats[t].id()),
@@ -275,38 +327,30 @@ impl Session {
                 }
                 let track = self.track_of(header.format_id.as_ref(), header.itag)?;
                 let id = u64::from(header.header_id.unwrap_or(0));
-                let size = header.content_length.and_then(|n| usize::try_from(n).ok()).unwrap_or(0);
-                let data = BytesMut::with_capacity(size.min(ump::MAX_PART));
-                self.pending.insert(id, Pending { track, header, data });
+                self.pending.insert(id, Pending { track, header, parts: Vec::new() });
             }
             kind::MEDIA => {
                 let (id, data) = ump::header_id(&part.data).ok_or_else(|| malformed("a media part"))?;
                 let pending = self.pending.get_mut(&id).ok_or_else(|| malformed("media for no header"))?;
-                pending.data.extend_from_slice(&data);
+                pending.parts.push(data);
             }
             kind::MEDIA_END => {
                 let (id, _) = ump::header_id(&part.data).ok_or_else(|| malformed("a media end"))?;
-                let Pending { track, header, data } =
+                let Pending { track, header, parts } =
                     self.pending.remove(&id).ok_or_else(|| malformed("an end for no header"))?;
-                if header.content_length.is_some_and(|n| n != data.len() as i64) {
+                let len: usize = parts.iter().map(Bytes::len).sum();
+                if header.content_length.is_some_and(|n| n != len as i64) {
                     return Err(malformed("a segment of another length than its header said"));
                 }
                 self.progressed = true;
                 if header.is_init_seg == Some(true) {
-                    return Ok(Some(Event::Init { track, bytes: data.freeze() }));
+                    return Ok(Some(Event::Init { track, bytes: joined(parts) }));
                 }
                 let sequence = header.sequence_number.ok_or_else(|| malformed("a segment with no number"))?;
                 let (start_ms, duration_ms) = timing(&header);
-                self.held[track as usize].segments.insert(sequence, (start_ms, duration_ms));
+                self.held[track as usize].insert(sequence, start_ms, duration_ms);
                 let offset = header.start_range.and_then(|o| u64::try_from(o).ok());
-                return Ok(Some(Event::Segment(Segment {
-                    track,
-                    sequence,
-                    start_ms,
-                    duration_ms,
-                    offset,
-                    bytes: data.freeze(),
-                })));
+                return Ok(Some(Event::Segment(Segment { track, sequence, start_ms, duration_ms, offset, parts })));
             }
             kind::NEXT_REQUEST_POLICY => {
                 let policy = proto::NextRequestPolicy::decode(part.data).map_err(bad("a request policy"))?;
@@ -430,26 +474,22 @@ fn timing(h: &proto::MediaHeader) -> (i64, i64) {
     (start, duration)
 }
 
-/// Runs of consecutive segments: (first, last, start ms, end ms).
-fn runs(segments: &BTreeMap<i64, (i64, i64)>) -> Vec<(i64, i64, i64, i64)> {
-    let mut out: Vec<(i64, i64, i64, i64)> = Vec::new();
-    for (&seq, &(start, duration)) in segments {
-        match out.last_mut() {
-            Some(run) if run.1 + 1 == seq => {
-                run.1 = seq;
-                run.3 = start + duration;
-            }
-            _ => out.push((seq, seq, start, start + duration)),
-        }
+/// A segment's parts as one buffer: the part itself when there is one.
+fn joined(mut parts: Vec<Bytes>) -> Bytes {
+    if parts.len() == 1 {
+        return parts.pop().expect("one part");
     }
-    out
+    let mut out = BytesMut::with_capacity(parts.iter().map(Bytes::len).sum());
+    for p in parts {
+        out.extend_from_slice(&p);
+    }
+    out.freeze()
 }
 
 /// The run of segments that holds `from_ms`: its last segment and where it
 /// ends (ms).
 fn run_from(held: &Held, from_ms: i64) -> Option<(i64, i64)> {
-    let mut runs = runs(&held.segments).into_iter();
-    runs.find(|&(_, _, start, end)| start <= from_ms && from_ms < end.max(start + 1)).map(|r| (r.1, r.3))
+    held.runs().find(|&(_, _, start, end)| start <= from_ms && from_ms < end.max(start + 1)).map(|r| (r.1, r.3))
 }
 
 /// `url` with its `rn` query parameter set to `rn`.
@@ -462,5 +502,21 @@ fn with_rn(url: &str, rn: u32) -> String {
             u.into()
         }
         Err(_) => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Held;
+
+    #[test]
+    fn runs_join_as_segments_come_in_any_order() {
+        let mut held = Held::default();
+        for seq in [5, 1, 3, 2, 7, 6, 3] {
+            held.insert(seq, seq * 10, 10);
+        }
+        assert_eq!(held.runs().collect::<Vec<_>>(), [(1, 3, 10, 40), (5, 7, 50, 80)]);
+        held.insert(4, 40, 10);
+        assert_eq!(held.runs().collect::<Vec<_>>(), [(1, 7, 10, 80)]);
     }
 }

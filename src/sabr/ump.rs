@@ -6,7 +6,12 @@
 //! the higher ones, little-endian; five bytes hold a plain 32-bit value.
 //!
 //! [`Reader`] takes the body in whatever chunks the connection gives: a part
-//! is handed out once all of it is in, however it was split.
+//! is handed out once all of it is in, however it was split. A part that
+//! lies within one chunk is a slice of it, not a copy (a segment's bytes
+//! are copied once, into the store); only a part split across chunks is
+//! put together.
+
+use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -92,34 +97,85 @@ pub fn write_part(out: &mut Vec<u8>, kind: u32, data: &[u8]) {
 /// Parts from a body arriving in chunks.
 #[derive(Default)]
 pub struct Reader {
-    buf: BytesMut,
+    /// The chunks not yet handed out, as they came.
+    chunks: VecDeque<Bytes>,
+    /// Their bytes in all.
+    len: usize,
 }
 
 impl Reader {
     /// Adds a chunk of the body.
-    pub fn push(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
+    pub fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push_back(chunk);
+        }
     }
 
     /// The next whole part, if it is in; an error for a size no SABR part
     /// has.
     pub fn next_part(&mut self) -> Result<Option<Part>, UmpError> {
-        let Some((kind, a)) = read_varint(&self.buf) else { return Ok(None) };
-        let Some((size, b)) = read_varint(&self.buf[a..]) else { return Ok(None) };
+        // A part's type and size take at most five bytes each.
+        let mut head = [0u8; 10];
+        let n = self.peek(&mut head);
+        let Some((kind, a)) = read_varint(&head[..n]) else { return Ok(None) };
+        let Some((size, b)) = read_varint(&head[a..n]) else { return Ok(None) };
         if size > MAX_PART as u64 {
             return Err(UmpError::TooLarge(size));
         }
-        if self.buf.len() < a + b + size as usize {
+        if self.len < a + b + size as usize {
             return Ok(None);
         }
-        self.buf.advance(a + b);
-        let data = self.buf.split_to(size as usize).freeze();
+        self.take(a + b);
+        let data = self.take(size as usize);
         Ok(Some(Part { kind: kind as u32, data }))
+    }
+
+    /// Copies the first bytes held into `out`; how many there were.
+    fn peek(&self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        for chunk in &self.chunks {
+            let k = chunk.len().min(out.len() - n);
+            out[n..n + k].copy_from_slice(&chunk[..k]);
+            n += k;
+            if n == out.len() {
+                break;
+            }
+        }
+        n
+    }
+
+    /// The next `n` bytes (held): a slice of the first chunk when it has
+    /// them all, else put together.
+    fn take(&mut self, n: usize) -> Bytes {
+        if n == 0 {
+            return Bytes::new();
+        }
+        self.len -= n;
+        let front = self.chunks.front_mut().expect("the bytes are held");
+        if front.len() >= n {
+            let out = front.split_to(n);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+            return out;
+        }
+        let mut out = BytesMut::with_capacity(n);
+        while out.len() < n {
+            let front = self.chunks.front_mut().expect("the bytes are held");
+            let k = front.len().min(n - out.len());
+            out.extend_from_slice(&front[..k]);
+            front.advance(k);
+            if front.is_empty() {
+                self.chunks.pop_front();
+            }
+        }
+        out.freeze()
     }
 
     /// Checks that the body ended between parts.
     pub fn finish(&self) -> Result<(), UmpError> {
-        if self.buf.is_empty() { Ok(()) } else { Err(UmpError::Truncated) }
+        if self.len == 0 { Ok(()) } else { Err(UmpError::Truncated) }
     }
 }
 
@@ -157,7 +213,7 @@ mod tests {
     #[test]
     fn a_huge_size_is_an_error_not_a_buffer() {
         let mut r = Reader::default();
-        r.push(&[0x15, 0xf0, 0xff, 0xff, 0xff, 0x7f]);
+        r.push(Bytes::from_static(&[0x15, 0xf0, 0xff, 0xff, 0xff, 0x7f]));
         assert!(matches!(r.next_part(), Err(UmpError::TooLarge(_))));
     }
 
@@ -179,7 +235,7 @@ mod tests {
             let mut r = Reader::default();
             let mut got = Vec::new();
             for w in cuts.windows(2) {
-                r.push(&stream[w[0]..w[1]]);
+                r.push(Bytes::copy_from_slice(&stream[w[0]..w[1]]));
                 while let Some(p) = r.next_part().unwrap() {
                     got.push((p.kind, p.data.to_vec()));
                 }

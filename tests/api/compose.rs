@@ -407,6 +407,36 @@ async fn a_muxed_segment_at_an_hour_and_a_half_is_written_in_process() {
     assert_eq!(picture(at, 0.0).await, picture(source, 5400.0).await, "the source's picture at 5400 s");
 }
 
+/// AVPro's muxed HLS of the film served only through SABR: its segment at
+/// 1:30:00, asked first on a cold store, is written in process from the
+/// SABR sessions' segments (no ffmpeg), both streams starting 5400 s after
+/// the first segment's, the source's picture there; no SABR URL in a
+/// playlist, and nothing between the heads and 1:30:00 sent.
+#[tokio::test]
+async fn a_muxed_segment_of_a_sabr_film_is_written_from_its_sessions() {
+    let app = app().await;
+    let id = yt_id("sabrfilm");
+    let master = text(&app, &format!("/api/v2/stream/manifest/youtube/{id}/master.m3u8?player=avpro")).await;
+    let variant = master.lines().find(|l| l.starts_with('/')).unwrap().to_owned();
+    let media = text(&app, &variant).await;
+    assert!(!format!("{master}{media}").contains("/sabr/"), "no SABR URL in a playlist");
+    let segments: Vec<String> =
+        media.lines().filter(|l| l.starts_with('/')).map(|l| format!("{}{l}", app.base)).collect();
+    assert_eq!(segments.len(), 1440, "one per 5 s fragment");
+    let at = &segments[5400 / 5];
+    let resp = app.http.get(at).send().await.unwrap();
+    assert_eq!((resp.status().as_u16(), resp.headers()["content-type"].to_str().unwrap()), (200, "video/mp2t"));
+    drop(resp);
+    let sent = crate::sabr_origin::stats(&id).sent;
+    assert!(!sent.iter().any(|&(i, n)| i == 137 && n > 60 && n < 1060), "sent between the head and 1:30:00: {sent:?}");
+    assert_eq!(app.prom("reelay_relay_remuxed_segments_total").await, 0.0, "no ffmpeg");
+    let (here, first) = (starts(at).await, starts(&segments[0]).await);
+    assert_eq!((here.len(), first.len()), (2, 2), "video and audio: {here:?}");
+    assert!((here[0] - first[0] - 5400.0).abs() < 0.01, "video at {here:?}, the film's start at {first:?}");
+    assert!((here[1] - here[0]).abs() < 0.2, "audio with the video: {here:?}");
+    assert_eq!(picture(at, 0.0).await, picture(film().0.to_str().unwrap(), 5400.0).await);
+}
+
 /// The film's plain HLS (the DASH files' fragments as byte ranges, what
 /// hls.js and most players take), its video segment at 1:30:00 asked for
 /// first on a cold store by six players of a room at once: each gets the

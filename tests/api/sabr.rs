@@ -128,7 +128,7 @@ async fn reelay_client(url: &str, po_token: Option<&[u8]>, from_ms: i64) -> Resu
             Event::Layout { track, last_segment, .. } => got.last[track as usize] = Some(last_segment),
             Event::Init { track, bytes } => drop(got.init.insert(track as usize, bytes.to_vec())),
             Event::Segment(s) => {
-                let value = (s.offset, (s.start_ms, s.duration_ms), s.bytes.to_vec());
+                let value = (s.offset, (s.start_ms, s.duration_ms), s.bytes().to_vec());
                 got.segments[s.track as usize].insert(s.sequence, value);
             }
         }
