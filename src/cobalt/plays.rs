@@ -177,7 +177,9 @@ pub async fn respond(
         // A clip is composed by the server from DASH video and audio: a
         // tunnel, whatever `localProcessing` says.
         let composable = match &plan {
-            Play::Merge { spec, subtitles: None, .. } => stream::composable(media, spec, req.clip).await.is_some(),
+            Play::Merge { spec, subtitles: None, .. } => {
+                matches!(stream::composable(media, spec, req.clip).await, Ok(Some(_)))
+            }
             _ => false,
         };
         if !composable {

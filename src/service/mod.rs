@@ -73,6 +73,12 @@ pub struct VideoService {
     extract_limit: Option<Limiter>,
     /// Lookups by tier, and budget refusals.
     metrics: Arc<Metrics>,
+    /// Videos extracted again in the last 10 s because their stream URL
+    /// was refused: a fresh URL refused again that soon is the answer (the
+    /// platform refuses this server, or SABR wants an attestation the new
+    /// PO token did not bring), not a reason to run yt-dlp once more for
+    /// each format and each reader.
+    extracted_again: moka::sync::Cache<String, ()>,
 }
 
 /// The settings of a [`VideoService`], from `Config`.
@@ -104,6 +110,10 @@ impl VideoService {
             stream_ttl,
             extract_limit,
             metrics,
+            extracted_again: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(10))
+                .build(),
         }
     }
 
@@ -156,6 +166,18 @@ impl VideoService {
     pub async fn invalidate(&self, video: &VideoRef) {
         let signin = self.signin.for_platform(video.platform()).await;
         self.cache.invalidate(&scoped(signin.as_deref(), video.cache_key())).await;
+    }
+
+    /// Drops `video`'s info so that the next lookup extracts it again,
+    /// unless that was done in the last 10 s (`false`).
+    pub async fn extract_again(&self, video: &VideoRef) -> bool {
+        let key = video.cache_key().to_owned();
+        if self.extracted_again.contains_key(&key) {
+            return false;
+        }
+        self.extracted_again.insert(key, ());
+        self.invalidate(video).await;
+        true
     }
 
     /// The video's info, from a cache tier or one shared extraction.
@@ -288,8 +310,11 @@ impl FormatSource {
         let lookup = || self.service.info(&self.video, Purpose::Stream, None);
         let (mut cached, _) = lookup().await.map_err(source_error)?;
         if Arc::ptr_eq(&cached, refused) {
-            tracing::info!(key = %self.video.cache_key(), "origin refused a cached stream URL; extracting again");
-            self.service.invalidate(&self.video).await;
+            if !self.service.extract_again(&self.video).await {
+                // Refused again right after a new extraction: that is the answer.
+                return Err(RelayError::Expired);
+            }
+            tracing::info!(key = %self.video.cache_key(), "origin refused a cached stream URL; extracted again");
             cached = lookup().await.map_err(source_error)?.0;
         }
         if refused.info.is_live && !cached.info.is_live {

@@ -19,9 +19,9 @@ use super::play::{self, Play, PlayRequest};
 use super::rewritten::{PlaylistFailure, open_playlist};
 use crate::cache::CachedInfo;
 use crate::output::filename::{Style, content_disposition};
-use crate::relay::ProxyError;
 use crate::relay::compose::{ComposeError, Merge};
 use crate::relay::merge::{Container, Inputs, MergeSpec, Recipe, TextTrack};
+use crate::relay::{ProxyError, RelayError};
 use crate::select::Mode;
 use crate::upstream::Via;
 
@@ -143,7 +143,7 @@ async fn carry_out(media: &Media, req: &StreamRequest, cached: &CachedInfo, play
                     .map_err(ApiError::from)?;
                 spec.text = Some(TextTrack { lang: track.lang.clone(), vtt });
             }
-            if let Some(merge) = composable(media, &spec, req.clip).await {
+            if let Some(merge) = composable(media, &spec, req.clip).await? {
                 match media.relay.serve_composed(merge, &req.method, &req.headers).await {
                     Ok(reply) => return Ok(Answer::relay(reply).of_format(label)),
                     Err(ComposeError::Relay(e)) => return Err(e.into()),
@@ -164,16 +164,37 @@ async fn carry_out(media: &Media, req: &StreamRequest, cached: &CachedInfo, play
 /// in process from their fragments, no ffmpeg (`relay::compose`). Anything
 /// else (other containers, subtitles, progressive or WebM inputs) is
 /// ffmpeg's.
-pub async fn composable(media: &Media, spec: &MergeSpec, clip: Option<Clip>) -> Option<Merge> {
-    let Inputs::Pair { video, audio } = &spec.inputs else { return None };
+pub async fn composable(media: &Media, spec: &MergeSpec, clip: Option<Clip>) -> Result<Option<Merge>, RelayError> {
+    let Inputs::Pair { video, audio } = &spec.inputs else { return Ok(None) };
     if spec.recipe != Recipe::Merge(Container::Mp4) || spec.text.is_some() {
-        return None;
+        return Ok(None);
     }
     let (v, a) = tokio::join!(
         media.indexes.get(&media.relay, || video.clone()),
         media.indexes.get(&media.relay, || audio.clone())
     );
-    Some(Merge { key: spec.key.clone(), video: (video.clone(), v.ok()?), audio: (audio.clone(), a.ok()?), clip })
+    match (v, a) {
+        (Ok(v), Ok(a)) => {
+            Ok(Some(Merge { key: spec.key.clone(), video: (video.clone(), v), audio: (audio.clone(), a), clip }))
+        }
+        (Err(e), _) | (_, Err(e)) => unmergeable(&e).map_or(Ok(None), Err),
+    }
+}
+
+/// Why an index read failed, when ffmpeg would fail the same way: the
+/// source refused its URL also after a new extraction, a SABR session
+/// could not go on (ffmpeg cannot speak SABR at all), the stream ended.
+/// Anything else (not a DASH file, an origin that failed for a moment)
+/// leaves the merge to ffmpeg.
+fn unmergeable(e: &crate::manifest::IndexFailure) -> Option<RelayError> {
+    use crate::manifest::IndexFailure;
+    use crate::relay::RelayError as R;
+    match e {
+        IndexFailure::Relay(e @ (R::Expired | R::Sabr(_) | R::Source(_) | R::Ended(_) | R::Refused(_))) => {
+            Some(e.clone())
+        }
+        _ => None,
+    }
 }
 
 /// The longest a clip's times may be: a week, in seconds.

@@ -70,8 +70,9 @@ async fn the_stand_in_withholds_media_from_a_careless_client() {
     let body = Msg::default().msg(1, Msg::default().int(28, 0)).msg(16, format(140)).msg(17, format(134)).0;
     for quirk in ["cookie", "context", "backoff"] {
         let id = format!("careless-{quirk}");
-        let url = format!("{}/sabr/{quirk}/videoplayback?id={id}&sabr=1", origin.base);
-        for _ in 0..2 {
+        // It numbers its requests, as clients do, and ignores the rest.
+        for rn in 1..=2 {
+            let url = format!("{}/sabr/{quirk}/videoplayback?id={id}&sabr=1&rn={rn}", origin.base);
             let resp = http.post(&url).body(body.clone()).send().await.unwrap();
             assert_eq!(resp.headers()["content-type"], "application/vnd.yt-ump");
             resp.bytes().await.unwrap();
@@ -312,4 +313,43 @@ async fn youtube_sabr_chooses_between_a_plain_url_and_its_sabr_twin() {
         }
     }
     assert!(files.iter().all(|f| f == &files[0] && f.len() > 100_000), "one file, whichever way it came");
+}
+
+/// The protocol's quirks through reelay's routes: a SABR server that
+/// redirects, changes its cookie with every answer, sets a context and asks
+/// for pauses plays the same file as a plain one; one that requires
+/// attestation gets the video extracted again once (yt-dlp's fresh PO
+/// token) and plays; one whose token never comes is a `502` in the API's
+/// error shape that names no URL, after that one retry.
+#[tokio::test]
+async fn the_protocols_quirks_through_reelays_routes() {
+    let app = spawn_app().await;
+    let runs = |id: &str| app.fake.calls().iter().filter(|c| c.last().is_some_and(|u| u.contains(id))).count();
+    let file = |id: String| {
+        let app = &app;
+        async move {
+            let resp = app.get(&format!("/api/v2/stream/proxy/youtube/{id}?quality=360p")).await;
+            (resp.status().as_u16(), resp.bytes().await.unwrap())
+        }
+    };
+    let (status, plain) = file(yt_id("sabronly")).await;
+    assert_eq!(status, 200);
+    for prefix in ["sabrredir", "sabrattest"] {
+        let id = yt_id(prefix);
+        let (status, body) = file(id.clone()).await;
+        assert_eq!(status, 200, "{prefix}: {}", String::from_utf8_lossy(&body[..body.len().min(300)]));
+        assert!(body == plain, "{prefix}: the same file");
+        let seen = stats(&id);
+        if prefix == "sabrredir" {
+            assert!(seen.redirected > 0 && seen.withheld == 0, "{seen:?}");
+        }
+        assert_eq!(runs(&id), if prefix == "sabrattest" { 2 } else { 1 }, "{prefix}: extractions");
+    }
+    let id = yt_id("sabrnotok");
+    let (status, body) = app.json(&format!("/api/v2/stream/proxy/youtube/{id}?quality=360p")).await;
+    assert_error_shape(status, &body);
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.to_string().contains("/sabr/") && !body.to_string().contains("127.0.0.1"), "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("refused"), "said plainly, not as a failed ffmpeg merge: {body}");
+    assert_eq!(runs(&id), 2, "extracted again once for a fresh token, then given up");
 }

@@ -14,16 +14,21 @@
 //! (`compose.rs` makes them). Each answer brings up to two segments of the video and the
 //! audio that keeps pace with them. `{quirks}` is a comma-separated list:
 //!
-//! - `redirect`: the first answer redirects to `/sabr/{the rest}/videoplayback2`
+//! - `redirect`: a playback's first answer redirects to `/sabr/{the rest}/videoplayback2`
 //!   (and still brings its media, as the real server may);
 //! - `cookie`: the cookie changes with every answer, and a request without
 //!   the latest one gets no media;
 //! - `backoff`: every answer asks for 300 ms before the next request, and a
 //!   request sooner gets no media;
 //! - `attest`: a request without a PO token gets `STREAM_PROTECTION_STATUS` 3;
-//! - `context`: the first answer sets a SABR context, and a request that
+//! - `context`: a playback's first answer sets a SABR context, and a request that
 //!   does not send it back gets no media.
 //!
+//! Each quirk holds per playback, as the real server's state travels in
+//! its cookie: the cookie names its playback, a client's first request
+//! (`rn` 0 or 1) without one starts a new playback (a client may run
+//! several at once: one per format, a new one per seek), and a later one
+//! without it is taken as the video's latest playback that lost its cookie.
 //! A request for one track (`enabled_track_types_bitfield` 1 or 2) gets
 //! that track alone. [`stats`] says what each video's requests were.
 
@@ -54,9 +59,20 @@ pub struct Stats {
     pub sent: Vec<(u64, u64)>,
 }
 
+/// A video's requests: what they were, and the playbacks they belong to.
 #[derive(Default)]
 struct Session {
     stats: Stats,
+    /// Playbacks, numbered from 1 in the cookie the server hands out: a
+    /// client may run several at once (one per format, a new one per seek),
+    /// each with its own cookie, context and pace.
+    chains: Vec<Chain>,
+}
+
+/// One playback's state.
+#[derive(Default)]
+struct Chain {
+    requests: u32,
     cookie: u64,
     last: Option<Instant>,
     context: Option<Vec<u8>>,
@@ -104,18 +120,33 @@ fn respond(s: &mut Session, req: &Pb, quirks: &BTreeSet<&str>, name: &str, id: &
     s.stats.player_ms.push(player);
     let context = req.msg(19).unwrap_or_default();
     let mut out = Vec::new();
-    let first = s.stats.requests == 1;
+    // Which playback: the one the cookie names; a request without one that
+    // is a client's first (`rn` 0 or 1, or none) starts one; a later one
+    // without it is a client that dropped its cookie, taken as its latest.
+    let carried = context.bytes(3).and_then(Pb::read);
+    let rn: Option<u64> = query.split('&').find_map(|kv| kv.strip_prefix("rn=")?.parse().ok());
+    let named = carried.as_ref().and_then(|c| c.int(1)).filter(|&n| n >= 1 && n as usize <= s.chains.len());
+    let chain_no = match named {
+        Some(n) => n as usize,
+        None if rn.is_none_or(|r| r <= 1) || s.chains.is_empty() => {
+            s.chains.push(Chain::default());
+            s.chains.len()
+        }
+        None => s.chains.len(),
+    };
+    let c = &mut s.chains[chain_no - 1];
+    c.requests += 1;
+    let first = c.requests == 1;
     // The cookie this request must carry, and the one the answer gives.
-    let carried = context.bytes(3).and_then(Pb::read).and_then(|c| c.int(2));
-    let fresh = first || !quirks.contains("cookie") || carried == Some(s.cookie);
+    let fresh = first || !quirks.contains("cookie") || carried.and_then(|k| k.int(2)) == Some(c.cookie);
     if quirks.contains("cookie") || first {
-        s.cookie += 1;
+        c.cookie += 1;
     }
     let backoff = if quirks.contains("backoff") { 300 } else { 0 };
-    let patient = s.last.is_none_or(|t| t.elapsed() >= Duration::from_millis(backoff));
-    let cookie = Msg::default().int(1, 999_999).int(2, s.cookie);
+    let patient = c.last.is_none_or(|t| t.elapsed() >= Duration::from_millis(backoff));
+    let cookie = Msg::default().int(1, chain_no as u64).int(2, c.cookie);
     part(&mut out, 35, &Msg::default().int(4, backoff).msg(7, cookie).0);
-    s.last = Some(Instant::now());
+    c.last = Some(Instant::now());
     if quirks.contains("attest") && context.bytes(2).is_none_or(<[u8]>::is_empty) {
         part(&mut out, 58, &Msg::default().int(1, 3).int(2, 5).0);
         return out;
@@ -126,11 +157,11 @@ fn respond(s: &mut Session, req: &Pb, quirks: &BTreeSet<&str>, name: &str, id: &
         let url = format!("{base}/sabr/{rest}/videoplayback2?{query}");
         part(&mut out, 43, &Msg::default().str(1, &url).0);
     }
-    let echoed = context.all(5).filter_map(Pb::read).any(|c| c.int(1) == Some(7) && c.bytes(2) == s.context.as_deref());
+    let echoed = context.all(5).filter_map(Pb::read).any(|x| x.int(1) == Some(7) && x.bytes(2) == c.context.as_deref());
     if quirks.contains("context") && first {
-        let value = format!("context-{id}").into_bytes();
+        let value = format!("context-{id}-{chain_no}").into_bytes();
         part(&mut out, 57, &Msg::default().int(1, 7).int(2, 1).raw(3, &value).int(4, 1).int(5, 1).0);
-        s.context = Some(value);
+        c.context = Some(value);
     }
     let in_context = first || !quirks.contains("context") || echoed;
     if !(fresh && patient && in_context) {
