@@ -31,7 +31,7 @@ use crate::redis::RedisTier;
 
 /// Stream URLs are dropped this long before they say they expire, so that a
 /// client handed one still has time to use it.
-const EXPIRY_MARGIN_SECS: i64 = 60;
+pub const EXPIRY_MARGIN_SECS: i64 = 60;
 
 /// A cached video: the info, and the client JSON serialised once.
 #[derive(Debug)]

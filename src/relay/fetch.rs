@@ -41,6 +41,10 @@ struct Job {
     writer: Writer,
     /// Its video's counters, looked up once (the status page's origin bytes).
     traffic: Arc<crate::traffic::VideoTraffic>,
+    /// Why a SABR session last asked for a new extraction (attestation
+    /// required, a reload): said instead of a bare refusal when that did
+    /// not help.
+    refusal: Option<RelayError>,
 }
 
 impl Drop for Job {
@@ -70,7 +74,7 @@ pub(super) struct Head {
 pub(super) async fn run(shared: Arc<Shared>, key: Arc<str>, claims: BTreeMap<u64, Arc<Fill>>) {
     let writer = Writer::new(shared.clone(), key.clone(), claims);
     let traffic = shared.metrics.traffic.video(&key);
-    let mut job = Job { shared, key, writer, traffic };
+    let mut job = Job { shared, key, writer, traffic, refusal: None };
     if let Err(e) = job.work().await {
         job.fail(e);
     }
@@ -112,7 +116,11 @@ impl Job {
             if pos >= end {
                 return Ok(());
             }
-            let loc = source.locate(stale.take().as_deref()).await?;
+            let loc = match source.locate(stale.take().as_deref()).await {
+                Ok(loc) => loc,
+                Err(RelayError::Expired) => return Err(self.refusal.take().unwrap_or(RelayError::Expired)),
+                Err(e) => return Err(e),
+            };
             let (meta_known, whole) = {
                 let store = shared.lock();
                 let m = store.get(&self.key).and_then(|o| o.meta.clone());
@@ -151,7 +159,7 @@ impl Job {
                     stale = Some(loc.url);
                     continue;
                 }
-                Err(Retry::Expired) => return Err(RelayError::Expired),
+                Err(Retry::Expired) => return Err(self.refusal.take().unwrap_or(RelayError::Expired)),
                 Err(Retry::Fatal(e)) => return Err(e),
                 Err(Retry::Again(why)) => {
                     if progressed {
@@ -217,7 +225,11 @@ impl Job {
         use crate::sabr::SabrFailure::{AttestationRequired, Reload};
         match read {
             Ok(()) => Ok(()),
-            Err(RelayError::Expired | RelayError::Sabr(AttestationRequired | Reload)) => Err(Retry::Expired),
+            Err(RelayError::Expired) => Err(Retry::Expired),
+            Err(e @ RelayError::Sabr(AttestationRequired | Reload)) => {
+                self.refusal = Some(e);
+                Err(Retry::Expired)
+            }
             Err(e @ RelayError::Sabr(_)) => Err(Retry::Fatal(e)),
             Err(e) => Err(Retry::Again(e.to_string())),
         }

@@ -180,6 +180,12 @@ impl VideoService {
         true
     }
 
+    /// Notes that `video` was just extracted again for new URLs (renewed
+    /// before they expired): one refused within 10 s is the answer too.
+    pub fn extracted_now(&self, video: &VideoRef) {
+        self.extracted_again.insert(video.cache_key().to_owned(), ());
+    }
+
     /// The video's info, from a cache tier or one shared extraction.
     pub async fn info(
         &self,
@@ -275,6 +281,10 @@ pub struct FormatSource {
     format_id: String,
     /// The extraction the URL comes from, and the URL with its headers.
     current: std::sync::Mutex<(Arc<CachedInfo>, Locator)>,
+    /// When URLs about to expire were last renewed: at most once in 30 s,
+    /// so that an origin whose URLs live less than the cache's minute is
+    /// not extracted again before every fetch.
+    renewed: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl FormatSource {
@@ -291,6 +301,7 @@ impl FormatSource {
             video,
             format_id: format_id.to_owned(),
             current: std::sync::Mutex::new((cached, locator)),
+            renewed: std::sync::Mutex::new(None),
         }
     }
 
@@ -302,6 +313,29 @@ impl FormatSource {
 
     fn current(&self) -> std::sync::MutexGuard<'_, (Arc<CachedInfo>, Locator)> {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The cache's info when it is newer than `old` (whose URLs are about
+    /// to expire, so the cache let it go and a lookup extracts again);
+    /// `None` keeps the old URL, still good for a while, when the lookup
+    /// fails or brings nothing newer.
+    async fn renew(&self, old: &Arc<CachedInfo>) -> Option<Locator> {
+        {
+            let mut renewed = self.renewed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if renewed.is_some_and(|t| t.elapsed() < Duration::from_secs(30)) {
+                return None;
+            }
+            *renewed = Some(std::time::Instant::now());
+        }
+        let (cached, _) = self.service.info(&self.video, Purpose::Stream, None).await.ok()?;
+        if Arc::ptr_eq(&cached, old) || cached.info.is_live != old.info.is_live {
+            return None;
+        }
+        let locator = Self::locator(&cached, &self.format_id)?;
+        self.service.extracted_now(&self.video);
+        tracing::info!(key = %self.video.cache_key(), "stream URLs about to expire; renewed");
+        *self.current() = (cached, locator.clone());
+        Some(locator)
     }
 
     /// A newer extraction than the one whose URL was refused: the cache's,
@@ -327,6 +361,19 @@ impl FormatSource {
     }
 }
 
+/// Whether `cached`'s stream URLs expire within the cache's margin: a
+/// fetch that starts now (the rest of a two-hour film, a seek) asks for
+/// new ones first rather than meet a refusal mid-body. URLs that came
+/// with less than that margin to live (never cached) are left to the
+/// refusal: renewing them would extract the video before every fetch.
+fn expiring(cached: &CachedInfo) -> bool {
+    use crate::cache::{EXPIRY_MARGIN_SECS, now_unix};
+    cached
+        .info
+        .expires_at
+        .is_some_and(|e| e - cached.fetched_at > EXPIRY_MARGIN_SECS && e - now_unix() <= EXPIRY_MARGIN_SECS)
+}
+
 /// An extraction's failure as the relay sees it: the channel gone offline
 /// ends a stream; anything else may pass.
 fn source_error(e: Arc<ExtractError>) -> RelayError {
@@ -342,6 +389,7 @@ impl BytesSource for FormatSource {
             let (info, locator) = self.current().clone();
             match stale {
                 Some(url) if url == locator.url => self.refresh(&info).await,
+                _ if expiring(&info) => Ok(self.renew(&info).await.unwrap_or(locator)),
                 _ => Ok(locator),
             }
         })

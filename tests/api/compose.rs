@@ -275,6 +275,39 @@ async fn a_seek_into_a_sabr_film_fetches_from_there() {
     eprintln!("SABR cut at 5400 s: {} segments sent, {took:?}", sent.len());
 }
 
+/// A film watched while its stream URLs come within a minute of expiring
+/// (the cache let the info go): the viewer's next fetches from the origin
+/// take new URLs (the video extracted again) rather than the old ones,
+/// which would be refused mid-body a minute later.
+#[tokio::test]
+async fn urls_about_to_expire_are_renewed_before_the_next_fetch() {
+    let app = app().await;
+    let id = yt_id("filmsoon");
+    let mut resp = app.http.get(format!("{}{}", app.base, link(&id))).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut read = 0usize;
+    while read < 1 << 20 {
+        read += resp.chunk().await.unwrap().unwrap().len();
+    }
+    // The first extraction's URLs now expire within the cache's minute.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let before = app.origin.requests("/media/film-v.mp4").len();
+    while read < 40 << 20 {
+        read += resp.chunk().await.unwrap().unwrap().len();
+    }
+    drop(resp);
+    let expiry = |path: &str| -> i64 {
+        let q = path.split_once('?').map_or("", |(_, q)| q);
+        q.split('&').find_map(|kv| kv.strip_prefix("expire=")).and_then(|e| e.parse().ok()).unwrap_or(0)
+    };
+    let asked: Vec<i64> = app.origin.requests("/media/film-v.mp4").iter().map(|(p, _)| expiry(p)).collect();
+    let now = chrono::Utc::now().timestamp();
+    assert!(asked[0] < now + 100, "the first fetches took the first URL: {asked:?}");
+    assert!(asked.len() > before, "the reader's later bytes were fetched after the pause: {asked:?}");
+    assert!(*asked.last().unwrap() > now + 1000, "the fetches after took a new URL: {asked:?}");
+    assert_eq!(app.fake.runs(), 2);
+}
+
 /// The same bytes and validator from two instances that share nothing but
 /// the origin; `If-Range` with a stale validator gets the whole file, with
 /// the right one the range; `If-None-Match` a `304`.

@@ -320,7 +320,8 @@ async fn youtube_sabr_chooses_between_a_plain_url_and_its_sabr_twin() {
 /// for pauses plays the same file as a plain one; one that requires
 /// attestation gets the video extracted again once (yt-dlp's fresh PO
 /// token) and plays; one whose token never comes is a `502` in the API's
-/// error shape that names no URL, after that one retry.
+/// error shape that says attestation is required and names no URL, after
+/// that one retry.
 #[tokio::test]
 async fn the_protocols_quirks_through_reelays_routes() {
     let app = spawn_app().await;
@@ -350,6 +351,7 @@ async fn the_protocols_quirks_through_reelays_routes() {
     assert_error_shape(status, &body);
     assert_eq!(status, 502, "{body}");
     assert!(!body.to_string().contains("/sabr/") && !body.to_string().contains("127.0.0.1"), "{body}");
-    assert!(body["detail"].as_str().unwrap().contains("refused"), "said plainly, not as a failed ffmpeg merge: {body}");
+    assert_eq!(body["error"], "SABR stream failed", "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("attestation"), "the server's reason, not a failed ffmpeg merge");
     assert_eq!(runs(&id), 2, "extracted again once for a fresh token, then given up");
 }
