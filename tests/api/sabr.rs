@@ -355,3 +355,28 @@ async fn the_protocols_quirks_through_reelays_routes() {
     assert!(body["detail"].as_str().unwrap().contains("attestation"), "the server's reason, not a failed ffmpeg merge");
     assert_eq!(runs(&id), 2, "extracted again once for a fresh token, then given up");
 }
+
+/// No SABR URL reaches a log line: the production binary at `info`, a
+/// SABR film played through a server that redirects (its second URL too),
+/// and one whose attestation never comes (every warning its failure
+/// brings).
+#[tokio::test]
+async fn no_sabr_url_reaches_the_logs() {
+    let origin = spawn_origin().await;
+    let fake = FakeExtractor::new(&origin.base, 0);
+    let bin = Binary::start(&fake, &["--log-level", "info", "--environment", "production"]).await;
+    let http = reqwest::Client::new();
+    for (prefix, status) in [("sabrredir", 200), ("sabrnotok", 502)] {
+        let id = yt_id(prefix);
+        let resp =
+            http.get(format!("{}/api/v2/stream/proxy/youtube/{id}?quality=360p", bin.base)).send().await.unwrap();
+        assert_eq!(resp.status(), status, "{prefix}");
+        resp.bytes().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = bin.logs();
+    assert!(logs.contains("SABR") || logs.contains("attestation"), "the failure was logged:\n{logs}");
+    for leak in ["/sabr/", "videoplayback", &origin.base] {
+        assert!(!logs.contains(leak), "{leak} reached the logs:\n{logs}");
+    }
+}
