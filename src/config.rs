@@ -109,7 +109,7 @@ pub struct Config {
     /// them for videos with nothing else, `prefer` wherever yt-dlp lists
     /// them, `off` never. A SABR-capable yt-dlp is asked for them with
     /// `--extractor-args youtube:formats=duplicate`.
-    #[arg(long, env = "YOUTUBE_SABR", default_value = "auto", value_parser = parse_sabr)]
+    #[arg(long, env = "YOUTUBE_SABR", default_value = "auto")]
     pub youtube_sabr: crate::extract::SabrMode,
 
     /// How often to look for a newer yt-dlp (`24h`, `30m`, `90s`, or seconds).
@@ -364,10 +364,6 @@ fn parse_update(s: &str) -> Result<UpdateChannel, String> {
         _ if t.starts_with('-') => Err(format!("'{t}' is not off, stable, nightly or a pip requirement")),
         _ => Ok(UpdateChannel::Requirement(t.to_owned())),
     }
-}
-
-fn parse_sabr(s: &str) -> Result<crate::extract::SabrMode, String> {
-    s.parse()
 }
 
 /// A duration: seconds, or with a unit (`s`, `m`, `h`, `d`).

@@ -40,7 +40,8 @@ pub use info::{
 };
 pub use language::AudioLanguage;
 pub use playlist::{Playlist, PlaylistEntry, PlaylistPage};
-pub use sabr::{SabrFormat, SabrMode, with_duplicate_formats};
+use sabr::with_duplicate_formats;
+pub use sabr::{SabrFormat, SabrMode};
 
 /// Why an extraction failed, by what the client should be told.
 #[derive(Debug, Clone, thiserror::Error)]

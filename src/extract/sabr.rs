@@ -95,8 +95,7 @@ impl SabrFormat {
 
 /// `YOUTUBE_SABR`: what reelay plays of a YouTube video whose formats
 /// yt-dlp lists both with a plain URL and through SABR.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SabrMode {
     /// Plain URLs while a video has any (a GET per range is cheaper than a
     /// session, and every route can hand it out); SABR for the videos that

@@ -174,14 +174,18 @@ impl Updater {
         if !out.status.success() || version.is_empty() {
             return Err(Kept { outcome: "check_failed", why: last_line(&out.stderr, "printed no version") });
         }
+        let is_newer = current.is_none_or(|c| newer(&version, c));
+        let requirement = matches!(self.channel, Channel::Requirement(_));
+        if !is_newer && !requirement {
+            return Ok(None);
+        }
         let in_use = self.extractor.capabilities().await;
         let mut probe = self.new_release(folder, ["--verbose", "--ignore-config"]);
         probe.args(&self.args);
         let header = run(probe, CHECK_TIMEOUT).await.map(|o| String::from_utf8_lossy(&o.stderr).into_owned());
         let found = Capabilities::from_debug(&header.unwrap_or_default());
-        let gains_sabr =
-            matches!(self.channel, Channel::Requirement(_)) && found.sabr.is_some() && in_use.sabr.is_none();
-        if current.is_some_and(|c| !newer(&version, c)) && !gains_sabr {
+        let gains_sabr = requirement && found.sabr.is_some() && in_use.sabr.is_none();
+        if !is_newer && !gains_sabr {
             return Ok(None);
         }
         // A release that lost the JavaScript runtime would silently cripple

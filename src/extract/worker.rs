@@ -80,17 +80,23 @@ impl WorkerPool {
     /// ones when they finish.
     pub fn set_args(&self, args: &[String]) {
         *self.args.lock().expect("args lock") = serde_json::to_string(args).expect("strings serialise");
-        let mut release = self.release.lock().expect("release lock");
-        release.1 += 1;
-        drop(release);
-        self.idle.lock().expect("idle lock").clear();
+        self.next_generation(None);
     }
 
     /// New workers import yt_dlp from `folder`; idle ones of the old release
     /// are stopped, busy ones when they finish.
     pub fn switch(&self, folder: PathBuf) {
+        self.next_generation(Some(folder));
+    }
+
+    /// Workers started from now on are of a new generation (from `folder`
+    /// when given); idle ones of the old are stopped.
+    fn next_generation(&self, folder: Option<PathBuf>) {
         let mut release = self.release.lock().expect("release lock");
-        *release = (Some(folder), release.1 + 1);
+        if let Some(folder) = folder {
+            release.0 = Some(folder);
+        }
+        release.1 += 1;
         drop(release);
         self.idle.lock().expect("idle lock").clear();
     }

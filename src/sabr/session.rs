@@ -97,15 +97,6 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// Its length in bytes.
-    pub fn len(&self) -> u64 {
-        self.parts.iter().map(|p| p.len() as u64).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Its bytes as one buffer (a copy when they came in several parts).
     pub fn bytes(&self) -> Bytes {
         joined(self.parts.clone())

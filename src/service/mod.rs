@@ -171,13 +171,13 @@ impl VideoService {
     /// Drops `video`'s info so that the next lookup extracts it again,
     /// unless that was done in the last 10 s (`false`).
     pub async fn extract_again(&self, video: &VideoRef) -> bool {
-        let key = video.cache_key().to_owned();
-        if self.extracted_again.contains_key(&key) {
-            return false;
+        // Checked and marked at once: of readers refused together, one
+        // extracts.
+        let first = self.extracted_again.entry(video.cache_key().to_owned()).or_insert(()).is_fresh();
+        if first {
+            self.invalidate(video).await;
         }
-        self.extracted_again.insert(key, ());
-        self.invalidate(video).await;
-        true
+        first
     }
 
     /// Notes that `video` was just extracted again for new URLs (renewed
