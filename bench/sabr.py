@@ -18,7 +18,16 @@ SABR against reelay relaying the same bytes by plain URL, in the same run:
   10-minute film at a real bitrate (360p of noise at ~2.5 Mbit/s in 5 s
   segments, AAC at 128 kbit/s), from a second stand-in;
 - 20 viewers of the composed file at once: segments the SABR server sent,
-  against the different segments among them (1.00 = each sent once).
+  against the different segments among them (1.00 = each sent once);
+- a live stream over SABR (the stand-in's `live` quirk: its head moves on
+  the wall clock, 2 s segments) watched by 200 HLS players through
+  reelay's master playlist for 30 s: SABR sessions (one per format is the
+  target), segments sent against different ones, and the delay reelay
+  adds: from the moment a segment is there at the SABR server (the end of
+  its time) to its listing in reelay's playlist, read by a probe reloading
+  it every 50 ms beside the players (a SABR client at the origin would have
+  it then; what a player's own reload interval adds is the same for any
+  HLS origin).
 
     bench/sabr.py [--no-write]
 
@@ -26,6 +35,7 @@ Writes bench/results/sabr-<date>.md and the table between the sabr markers
 in BENCHMARKS.md.
 """
 import argparse
+import asyncio
 import datetime
 import json
 import statistics
@@ -40,11 +50,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (the harness: reelay, the stand-in yt-dlp)
+import live  # noqa: E402  (its HLS player's keep-alive requests)
 
 ROOT = run.ROOT
 VIEWERS = 20
 SEEK_S = 7140
 HD_S = 600
+LIVE_PLAYERS = 200
+LIVE_S = 30
+# The live stand-in's segments: 2 s each, segment N there from N * 2 s.
+LIVE_SEGMENT_MS = 2000
 
 
 def cpu_s(pid):
@@ -158,6 +173,115 @@ def cpu_per_mb(app):
     return statistics.median(cpu["sabrfilm"]), statistics.median(cpu["film"]), size / 1e6
 
 
+def make_live_files(media: Path):
+    """The tests' 8 s DASH pair (tests/api/helpers.rs) that the live
+    stand-in plays on a loop: 2 s fragments."""
+    lavfi = ["ffmpeg", "-v", "error", "-y", "-f", "lavfi"]
+    dash = ["-t", "8", "-movflags", "+dash+global_sidx", "-f", "mp4"]
+    subprocess.run(lavfi + ["-i", "testsrc2=size=640x360:rate=25", "-c:v", "libx264", "-preset", "ultrafast",
+                            "-pix_fmt", "yuv420p", "-g", "50", "-sc_threshold", "0", "-an"] + dash
+                   + [str(media / "dash-v360.mp4")], check=True)
+    subprocess.run(lavfi + ["-i", "sine=frequency=440:sample_rate=44100", "-c:a", "aac", "-frag_duration", "2000000"]
+                   + dash + [str(media / "dash-a.m4a")], check=True)
+
+
+def listing(text):
+    """A media playlist's first media sequence, its segment links, its map."""
+    seq = int(next(line.split(":")[1] for line in text.splitlines() if line.startswith("#EXT-X-MEDIA-SEQUENCE:")))
+    segs = [line for line in text.splitlines() if line and not line.startswith("#")]
+    maps = [line.split('"')[1] for line in text.splitlines() if line.startswith("#EXT-X-MAP:")]
+    return seq, segs, maps
+
+
+async def live_player(port, lists, until, got):
+    """An HLS player of the audio and the video playlist: each reloaded a
+    target duration after a change, half of it after none; every new
+    segment and map fetched."""
+    p = live.Player("127.0.0.1", port, "", "")
+    p.writer = None
+    fetched = set()
+    while time.time() < until:
+        changed = False
+        for path in lists:
+            try:
+                status, body = await p.request(path)
+                if status != 200:
+                    got["errors"] += 1
+                    continue
+                got["playlists"] += 1
+                seq, segs, maps = listing(body.decode())
+                for link in maps + segs[-3:]:
+                    if link not in fetched:
+                        fetched.add(link)
+                        changed = True
+                        status, _ = await p.request(link)
+                        got["errors"] += status != 200
+            except (OSError, asyncio.IncompleteReadError):
+                got["errors"] += 1
+                p.writer = None
+        await asyncio.sleep(LIVE_SEGMENT_MS / 1000 if changed else LIVE_SEGMENT_MS / 2000)
+    if p.writer:
+        p.writer.close()
+
+
+async def live_probe(port, path, until, listed):
+    """Reloads the video playlist every 50 ms: when each segment was first
+    listed (Unix ms)."""
+    p = live.Player("127.0.0.1", port, "", "")
+    p.writer = None
+    while time.time() < until:
+        status, body = await p.request(path)
+        if status == 200:
+            seq, segs, _ = listing(body.decode())
+            now = time.time() * 1000
+            for k in range(seq, seq + len(segs)):
+                listed.setdefault(k, now)
+        await asyncio.sleep(0.05)
+    p.writer.close()
+
+
+def live_crowd(app, origin):
+    """200 players of a live SABR stream for LIVE_S seconds, and a probe."""
+    v = vid("sabrlive")
+    status, _ = run.get(f"{app.base}/api/v2/videos/youtube/{v}")
+    assert status == 200, status
+    req = urllib.request.Request(f"{app.base}/api/v2/stream/youtube/{v}")
+    opener = urllib.request.build_opener(NoRedirect)
+    with opener.open(req) as r:
+        master = r.headers["Location"]
+    text = run.get(app.base + master)[1].decode()
+    lists = [line.split('URI="')[1].split('"')[0] for line in text.splitlines() if line.startswith("#EXT-X-MEDIA:")]
+    lists += [line for line in text.splitlines() if line and not line.startswith("#")][:1]
+    got = {"errors": 0, "playlists": 0}
+    listed = {}
+    cpu0, t0 = cpu_s(app.proc.pid), time.time()
+
+    async def watch():
+        until = time.time() + LIVE_S
+        players = [live_player(app.port, lists, until, got) for _ in range(LIVE_PLAYERS)]
+        await asyncio.gather(live_probe(app.port, lists[-1], until, listed), *players)
+
+    asyncio.run(watch())
+    elapsed = time.time() - t0
+    s = origin.stats(v)
+    first = min(listed)
+    # The segments listed at the start were there before anyone asked.
+    delays = sorted(listed[k] - (s["live_zero_unix_ms"] + k * LIVE_SEGMENT_MS) for k in listed if k > first + 3)
+    pct = lambda q: delays[min(len(delays) - 1, int(q * len(delays)))]  # noqa: E731
+    return {"live_p50_ms": pct(0.5), "live_p99_ms": pct(0.99), "live_max_ms": delays[-1], "live_segments": len(delays),
+            "live_sessions": s["playbacks"], "live_sent": s["sent"], "live_distinct": s["distinct"],
+            "live_errors": got["errors"], "live_playlists": got["playlists"],
+            "live_cpu": (cpu_s(app.proc.pid) - cpu0) / elapsed * 100}
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *a, **k):
+        return None
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        return fp
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-write", action="store_true")
@@ -169,6 +293,7 @@ def main():
     media = work / "media"
     media.mkdir()
     make_film(media)
+    make_live_files(media)
     origin = SabrOrigin(media)
     r = {}
     try:
@@ -190,6 +315,7 @@ def main():
         assert len(set(sizes)) == 1, sizes
         s = origin.stats(crowd)
         r["crowd_sent"], r["crowd_distinct"], r["crowd_requests"] = s["sent"], s["distinct"], s["requests"]
+        r.update(live_crowd(app, origin))
         app.stop()
         hd = work / "media-hd"
         hd.mkdir()
@@ -222,6 +348,12 @@ def main():
         (f"{VIEWERS} viewers of the SABR film's composed file at once",
          f"{r['crowd_sent']} segments sent for {r['crowd_distinct']} different ({r['crowd_sent'] / r['crowd_distinct']:.2f}×), "
          f"{r['crowd_requests']} SABR requests"),
+        (f"a live stream over SABR, {LIVE_PLAYERS} HLS players through reelay's master for {LIVE_S} s: SABR sessions",
+         f"{r['live_sessions']} (one per format: video, audio); {r['live_sent']} segments sent for "
+         f"{r['live_distinct']} different; {r['live_errors']} errors in {r['live_playlists']} playlists; "
+         f"reelay {r['live_cpu']:.0f}% of a core"),
+        ("the same: delay reelay adds, from a segment's end at the SABR server to its listing, p50 / p99 (max)",
+         f"{r['live_p50_ms']:.0f} / {r['live_p99_ms']:.0f} ms ({r['live_max_ms']:.0f} ms; {r['live_segments']} segments)"),
     ]
     report = (f"SABR run {now:%Y-%m-%d %H:%M} UTC (`bench/sabr.py`{', ' + cpu_name if cpu_name else ''}; "
               f"the stand-in SABR server and the plain URLs from one origin, `bench/sabr_origin.rs`).\n\n"

@@ -43,5 +43,12 @@ async fn main() {
 async fn stats(axum::extract::Path(id): axum::extract::Path<String>) -> String {
     let s = sabr_origin::stats(&id);
     let distinct: std::collections::HashSet<_> = s.sent.iter().collect();
-    format!(r#"{{"requests": {}, "sent": {}, "distinct": {}}}"#, s.requests, s.sent.len(), distinct.len())
+    let zero = s.live_zero_unix_ms.map_or("null".to_owned(), |z| z.to_string());
+    format!(
+        r#"{{"requests": {}, "sent": {}, "distinct": {}, "playbacks": {}, "live_zero_unix_ms": {zero}}}"#,
+        s.requests,
+        s.sent.len(),
+        distinct.len(),
+        s.playbacks
+    )
 }

@@ -248,7 +248,7 @@ pub fn url_expiry(url: &str) -> Option<i64> {
     None
 }
 
-fn parse_format(v: &Value, fallback_headers: &Headers) -> Option<Format> {
+fn parse_format(v: &Value, fallback_headers: &Headers, live: bool) -> Option<Format> {
     let url = str_of(v, "url").filter(|u| u.starts_with("http://") || u.starts_with("https://"))?;
     let ext = str_of(v, "ext").unwrap_or_else(|| "unknown".to_owned());
     let vcodec = str_of(v, "vcodec");
@@ -282,8 +282,9 @@ fn parse_format(v: &Value, fallback_headers: &Headers) -> Option<Format> {
         has_audio,
         http_headers,
         chunk_size: v.get("downloader_options").and_then(|d| u64_of(d, "http_chunk_size")).filter(|n| *n > 0),
-        // A session serves the file by its length: yt-dlp's exact one.
-        sabr: super::sabr::SabrFormat::parse(v).filter(|_| u64_of(v, "filesize").is_some()),
+        // A session serves the file by its length: yt-dlp's exact one (a
+        // live stream has none: its session feeds the live window).
+        sabr: super::sabr::SabrFormat::parse(v).filter(|_| live || u64_of(v, "filesize").is_some()),
     })
 }
 
@@ -301,13 +302,14 @@ impl VideoInfo {
             return Err(ParseError::Playlist);
         }
         let top_headers = headers_of(&v);
+        let live = v.get("is_live").and_then(Value::as_bool).unwrap_or(false);
         let mut formats: Vec<Format> = match v.get("formats").and_then(Value::as_array) {
-            Some(list) => list.iter().filter_map(|f| parse_format(f, &top_headers)).collect(),
+            Some(list) => list.iter().filter_map(|f| parse_format(f, &top_headers, live)).collect(),
             None => Vec::new(),
         };
         if formats.is_empty() {
             // Single-format results carry the URL at the top level.
-            formats.extend(parse_format(&v, &top_headers));
+            formats.extend(parse_format(&v, &top_headers, live));
         }
         let listed_sabr = formats.iter().any(Format::is_sabr);
         formats.retain(|f| !f.is_manifest() && !f.format_id.starts_with("sb"));
@@ -337,7 +339,7 @@ impl VideoInfo {
             like_count: u64_of(&v, "like_count"),
             upload_date: str_of(&v, "upload_date"),
             webpage_url: str_of(&v, "webpage_url"),
-            is_live: v.get("is_live").and_then(Value::as_bool).unwrap_or(false),
+            is_live: live,
             live_status: str_of(&v, "live_status"),
             release_timestamp: v.get("release_timestamp").and_then(Value::as_i64),
             formats,

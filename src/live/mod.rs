@@ -11,17 +11,22 @@
 //!   the stream's clock (the segments' dates, else RFC 8216's schedule),
 //!   fetches each new segment into the relay before anyone asks, renews the
 //!   session when the origin refuses it or it is about to expire, and stops
-//!   a while after its last viewer.
+//!   a while after its last viewer. A variant that comes over SABR (YouTube's
+//!   own protocol) is one session following the stream's head instead.
+//! - `sabr`: what such a session brings (segments, the init section) as
+//!   copies the window merges; its segments go into the relay's store as
+//!   they arrive.
 //!
 //! Players get the newest copy at once; a segment's bytes come from the
 //! relay, where every viewer follows the one origin fetch. Owns: live
 //! sessions. Knows nothing of yt-dlp or HTTP: a variant's playlist is found
 //! through a relay [`Source`] (for a format, the service's extraction) and
-//! its links are made by [`Links`]. May import `relay`, `upstream`, `hls`
-//! and `metrics`.
+//! its links are made by [`Links`]. May import `relay`, `upstream`, `hls`,
+//! `sabr` and `metrics`.
 
 pub mod playlist;
 mod poller;
+mod sabr;
 pub mod window;
 
 use std::collections::HashMap;
@@ -169,6 +174,21 @@ impl Live {
             State::Failed(e) => Err(e),
             State::Starting => Err(LiveError::Timeout),
         }
+    }
+
+    /// The newest copy of `key`'s playlist when its poller has one, without
+    /// starting any: a variant's link keeps its window (and its ending)
+    /// while it is polled, whatever the video's lookup says now.
+    pub fn polled(&self, key: &VariantKey) -> Option<Playlist> {
+        let variant = self.0.lock().get(key).cloned()?;
+        let playlist = match &*variant.state.borrow() {
+            State::Ready(s) => Playlist { body: s.body.clone(), max_age: s.max_age },
+            _ => return None,
+        };
+        variant.last_request.store(self.0.now_ms(), Ordering::Relaxed);
+        variant.requests.fetch_add(1, Ordering::Relaxed);
+        self.0.metrics.live.playlists_served.inc();
+        Some(playlist)
     }
 
     /// The relay object behind a part of `key`'s window; `None` when the

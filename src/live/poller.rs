@@ -8,9 +8,12 @@ use bytes::Bytes;
 use url::Url;
 
 use super::playlist::{self, Copy};
+use super::sabr::{Fed, Feed};
 use super::window::{Part, Window};
 use super::{Hub, LiveError, Snapshot, State, Variant};
+use crate::relay::sabr::{Flow, SabrSource, run as run_sabr};
 use crate::relay::{Locator, ProxyError, RelayError, Source};
+use crate::sabr::{Config, Event, SabrFailure, Session, Track};
 use crate::upstream::read_limited;
 
 /// The largest live playlist read.
@@ -44,6 +47,7 @@ pub(super) async fn run(hub: Arc<Hub>, variant: Arc<Variant>, source: Arc<dyn So
         playlist_url: None,
         schedule: Schedule::default(),
         failures: 0,
+        feed: Feed::default(),
         viewers: Viewers { traffic: Some(hub.metrics.traffic.video(&variant.key.stream)), ..Viewers::default() },
     };
     if let Some(t) = &poller.viewers.traffic {
@@ -79,6 +83,8 @@ struct Poller {
     schedule: Schedule,
     /// Failures in a row.
     failures: u32,
+    /// What a SABR variant's session brought (the window's source then).
+    feed: Feed,
     viewers: Viewers,
 }
 
@@ -120,6 +126,9 @@ impl Poller {
             Some(s) => self.renew(Some(&s.url), "expiring").await?,
             None => self.renew(None, "start").await?,
         };
+        if let Some(sabr) = session.sabr.clone() {
+            return self.follow_sabr(session, sabr).await;
+        }
         let url = self.playlist_url.clone().map_or_else(|| session.url.clone(), |u| u.to_string());
         match self.reload(&url, &session).await {
             Ok(copy) => {
@@ -133,16 +142,22 @@ impl Poller {
             }
             Err(Reload::Failed(e)) => {
                 self.hub.metrics.live.count_fetch("failed");
-                self.failures += 1;
-                tracing::debug!(error = %e, failures = self.failures, "live playlist reload failed");
-                // The first viewer waits for a few tries (an origin's hiccup
-                // of a few seconds), not for the whole patience of a stream.
-                if self.failures >= GIVE_UP_AFTER || (self.window.is_empty() && self.failures >= FIRST_TRIES) {
-                    return Err(e);
-                }
-                Ok(Duration::from_millis(500 * u64::from(self.failures)).min(self.half_target()))
+                tracing::debug!(error = %e, failures = self.failures + 1, "live playlist reload failed");
+                self.failed(e)
             }
         }
+    }
+
+    /// One more failure in a row: the wait before trying again, or, past
+    /// the patience, why the stream is over.
+    fn failed(&mut self, e: LiveError) -> Result<Duration, LiveError> {
+        self.failures += 1;
+        // The first viewer waits for a few tries (an origin's hiccup of a
+        // few seconds), not for the whole patience of a stream.
+        if self.failures >= GIVE_UP_AFTER || (self.window.is_empty() && self.failures >= FIRST_TRIES) {
+            return Err(e);
+        }
+        Ok(Duration::from_millis(500 * u64::from(self.failures)).min(self.half_target()))
     }
 
     fn half_target(&self) -> Duration {
@@ -276,6 +291,103 @@ impl Poller {
         };
         self.variant.state.send_replace(State::Ready(Arc::new(snap)));
     }
+}
+
+impl Poller {
+    /// Follows the stream over SABR from `session` until its viewers leave
+    /// (`Ok`, the poll loop then stops), or the session fails: a refusal or
+    /// a server that wants the video loaded again renews the session
+    /// (extracts again); other failures are counted as a reload's are.
+    pub(super) async fn follow_sabr(&mut self, loc: Locator, sabr: Arc<SabrSource>) -> Result<Duration, LiveError> {
+        let config = Config { url: loc.url.clone(), ..sabr.config.clone() };
+        let (video, audio) = match sabr.track {
+            Track::Video => (sabr.format.clone(), sabr.partner.clone()),
+            Track::Audio => (sabr.partner.clone(), sabr.format.clone()),
+        };
+        let mut feed = std::mem::take(&mut self.feed);
+        if feed.content_type.is_empty() {
+            feed.content_type = sabr.content_type.clone();
+        }
+        let mut session = Session::new(config, video, audio, feed.reached_ms).only(sabr.track).live();
+        let hub = self.hub.clone();
+        let idle = hub.settings.idle;
+        let result = run_sabr(hub.relay.upstream(), &loc.via(), hub.relay.idle(), &mut session, |event| {
+            if watched_within(&self.variant, &hub, idle) {
+                self.viewers.tick(&hub, &self.variant, self.window.target.max(1));
+            } else {
+                return Flow::Stop;
+            }
+            match event {
+                Event::Init { bytes, .. } => feed.init(self.number, bytes),
+                Event::Segment(seg) => {
+                    if let Some(fed) = feed.segment(self.number, seg) {
+                        self.failures = 0;
+                        self.list(fed, &mut feed);
+                    }
+                }
+                Event::Layout { .. } | Event::Live(_) => {}
+            }
+            Flow::More
+        })
+        .await;
+        self.feed = feed;
+        match result {
+            Ok(()) => Ok(Duration::ZERO),
+            Err(RelayError::Expired | RelayError::Sabr(SabrFailure::Reload | SabrFailure::AttestationRequired)) => {
+                self.hub.metrics.live.count_fetch("failed");
+                self.renew(Some(&loc.url), "refused").await?;
+                Ok(Duration::ZERO)
+            }
+            Err(e) => {
+                self.hub.metrics.live.count_fetch("failed");
+                tracing::debug!(error = %e, failures = self.failures, "live SABR session failed");
+                self.failed(LiveError::Origin(e))
+            }
+        }
+    }
+
+    /// Puts a segment (and a new init section) in the store under its
+    /// part's key, merges the copy that lists it, publishes.
+    fn list(&mut self, fed: Fed, feed: &mut Feed) {
+        let hub = self.hub.clone();
+        let key = self.variant.key.clone();
+        let link = move |part: Part, u: &Url| hub.links.part(&key, part, &link_name(u, part));
+        let merged = self.window.merge(&fed.copy, super::sabr::SESSION, &link);
+        let live = &self.hub.metrics.live;
+        live.count_fetch(if merged.new.is_empty() { "unchanged" } else { "changed" });
+        let content_type = feed.content_type.split(';').next().unwrap_or("").trim().to_owned();
+        if let Some((url, bytes)) = feed.take_init() {
+            let aux = self.window.parts().into_iter().find(|(p, u)| matches!(p, Part::Aux(_)) && *u == url);
+            if let Some((part, url)) = aux {
+                self.keep(part, url, bytes, &content_type);
+            }
+        }
+        // One segment at a time: the copy's only new one is this one.
+        if let Some(&seq) = merged.new.last()
+            && let Some(url) = self.window.url_of(Part::Segment(seq))
+        {
+            live.segment_fetches.inc();
+            self.keep(Part::Segment(seq), url, fed.bytes, &content_type);
+        }
+        for seq in &merged.gone {
+            self.hub.relay.discard(&self.hub.store_key(&self.variant.key, self.number, Part::Segment(*seq)));
+        }
+        if !merged.new.is_empty() {
+            self.publish();
+        }
+    }
+
+    fn keep(&self, part: Part, url: Url, bytes: Bytes, content_type: &str) {
+        let session = self.session.clone().unwrap_or_else(dummy);
+        let spec = self.hub.spec(&self.variant.key, self.number, part, url, &session);
+        self.hub.relay.keep(spec, bytes, content_type);
+    }
+}
+
+/// Whether someone asked for the variant's playlist within `idle`.
+fn watched_within(variant: &Variant, hub: &Hub, idle: Duration) -> bool {
+    let quiet = hub.now_ms().saturating_sub(variant.last_request.load(Ordering::Relaxed));
+    Duration::from_millis(quiet) <= idle
 }
 
 /// A link's last path segment: reelay's number and the origin's file

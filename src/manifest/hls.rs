@@ -47,14 +47,51 @@ pub struct LiveVariant {
 
 /// A live stream's master playlist, made by reelay from the extraction's
 /// variants (the origin's own names its edge node, the client's session and
-/// more that no player needs): highest first.
-pub fn live_master(variants: &[LiveVariant]) -> String {
+/// more that no player needs): highest first. With `audio` (a stream whose
+/// video and audio come apart, as SABR's formats do), every variant plays
+/// with that audio rendition, and its bandwidth and codecs count it.
+pub fn live_master(variants: &[LiveVariant], audio: Option<&LiveVariant>) -> String {
     let mut variants: Vec<VariantStream> = variants
         .iter()
-        .map(|v| variant(v.uri.clone(), v.bandwidth.max(1), v.codecs.clone(), v.resolution, v.frame_rate))
+        .map(|v| {
+            let codecs = match (audio, &v.codecs) {
+                (Some(a), Some(c)) => a.codecs.as_ref().map(|ac| format!("{c},{ac}")),
+                (_, c) => c.clone(),
+            };
+            let bandwidth = v.bandwidth + audio.map_or(0, |a| a.bandwidth);
+            let mut stream = variant(v.uri.clone(), bandwidth.max(1), codecs, v.resolution, v.frame_rate);
+            stream.audio = audio.map(|_| AUDIO_GROUP.into());
+            stream
+        })
         .collect();
     variants.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
-    plain_master(variants)
+    let Some(a) = audio else { return plain_master(variants) };
+    let alternatives = vec![AlternativeMedia {
+        media_type: AlternativeMediaType::Audio,
+        uri: Some(a.uri.clone()),
+        group_id: AUDIO_GROUP.into(),
+        name: "audio".into(),
+        default: true,
+        autoselect: true,
+        ..Default::default()
+    }];
+    if variants.is_empty() {
+        // Audio alone: one variant that is the audio playlist.
+        variants.push(variant(a.uri.clone(), a.bandwidth.max(1), a.codecs.clone(), None, None));
+    }
+    grouped_master(alternatives, variants)
+}
+
+/// A master of variants and the renditions they play with.
+fn grouped_master(alternatives: Vec<AlternativeMedia>, variants: Vec<VariantStream>) -> String {
+    let playlist = MasterPlaylist {
+        version: Some(VERSION),
+        independent_segments: true,
+        alternatives,
+        variants,
+        ..Default::default()
+    };
+    write(|w| playlist.write_to(w))
 }
 
 /// A variant that carries all its media itself (no rendition groups).
@@ -146,14 +183,7 @@ pub fn master(r: &Renditions) -> String {
             ..Default::default()
         })
         .collect();
-    let playlist = MasterPlaylist {
-        version: Some(VERSION),
-        independent_segments: true,
-        alternatives,
-        variants,
-        ..Default::default()
-    };
-    write(|w| playlist.write_to(w))
+    grouped_master(alternatives, variants)
 }
 
 /// `CODECS` names every codec of the variant, its audio's included; when

@@ -259,6 +259,12 @@ impl Relay {
         &self.0.upstream
     }
 
+    /// How long an origin may send nothing before its connection is given
+    /// up (`Settings::idle`).
+    pub fn idle(&self) -> Duration {
+        self.0.settings.idle
+    }
+
     /// Bytes of blocks held in memory now.
     pub fn memory_used(&self) -> u64 {
         self.0.lock().used

@@ -8,7 +8,10 @@ use std::ops::Range;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
 
-use super::{Reader, Relay, RelayError, Spec};
+use bytes::Bytes;
+
+use super::store::BLOCK;
+use super::{Meta, Reader, Relay, RelayError, Spec};
 
 impl Relay {
     /// Bytes `range` of the object `spec` names; fewer past its end.
@@ -84,6 +87,34 @@ impl Relay {
             n += data?.len() as u64;
         }
         Ok(n)
+    }
+
+    /// Puts the whole of `spec`'s object in the store from bytes in hand (a
+    /// live SABR segment: the session brought it, and no URL serves it
+    /// again), as a fetch would have: readers find it complete, with
+    /// reelay's own ETag; a transient spec's object is pinned until
+    /// [`Relay::discard`]. An object already known is left as it is.
+    pub fn keep(&self, spec: Spec, data: Bytes, content_type: &str) {
+        if data.is_empty() {
+            return;
+        }
+        let visit = self.0.register(spec);
+        let meta = Meta {
+            len: Some(data.len() as u64),
+            content_type: Some(content_type.to_owned()),
+            ranged: true,
+            stored: true,
+            ..Meta::default()
+        };
+        let meta = super::fetch::own_meta(&self.0, &visit.key, meta);
+        let mut store = self.0.lock();
+        let Some(obj) = store.get_mut(&visit.key).filter(|o| o.meta.is_none()) else { return };
+        obj.meta = Some(meta);
+        for (b, at) in (0..data.len()).step_by(BLOCK as usize).enumerate() {
+            let end = (at + BLOCK as usize).min(data.len());
+            store.insert_ready(&visit.key, b as u64, data.slice(at..end));
+        }
+        store.make_room();
     }
 
     /// Drops an object's blocks from memory, unless someone reads it now

@@ -135,7 +135,8 @@ pub struct SabrSource {
     /// in every request, and this one is asked for alone.
     pub partner: Format,
     pub track: Track,
-    /// The file's length (yt-dlp's `filesize`).
+    /// The file's length (yt-dlp's `filesize`); 0 for a live stream, whose
+    /// session feeds the live window instead of a file.
     pub len: u64,
     /// The film's duration, to place a range in time before any segment of
     /// it was seen.
@@ -291,7 +292,7 @@ pub(super) async fn read_range(
         run(&shared.upstream, &loc.via(), shared.settings.idle, &mut session, |event| {
             // A segment's bytes stay in the pieces its media parts brought.
             let (offset, pieces, time) = match event {
-                Event::Layout { .. } => return Flow::More,
+                Event::Layout { .. } | Event::Live(_) => return Flow::More,
                 Event::Init { bytes, .. } => (0, vec![bytes], None),
                 Event::Segment(s) => match s.offset.or(counted) {
                     Some(offset) => (offset, s.parts, Some((s.start_ms, s.duration_ms))),

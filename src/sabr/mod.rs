@@ -17,4 +17,4 @@ pub mod proto;
 pub mod session;
 pub mod ump;
 
-pub use session::{Client, Config, Event, Format, Next, SabrFailure, Segment, Session, Track};
+pub use session::{Client, Config, Event, Format, Head, Next, SabrFailure, Segment, Session, Track};

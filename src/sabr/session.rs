@@ -80,6 +80,19 @@ pub enum Event {
         bytes: Bytes,
     },
     Segment(Segment),
+    /// A live stream's head (`LIVE_METADATA`), in every answer of a live
+    /// session.
+    Live(Head),
+}
+
+/// Where a live stream is: its newest segment and what can be sought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    pub sequence: i64,
+    /// The newest segment's start, ms of the stream's time.
+    pub time_ms: i64,
+    /// The earliest time a session may start from (the DVR window).
+    pub min_seekable_ms: Option<i64>,
 }
 
 /// One media segment of a format.
@@ -205,7 +218,20 @@ pub struct Session {
     /// One track only (the other discarded, as the protocol's clients mark
     /// it: held whole), or both.
     only: Option<Track>,
+    /// A live stream: never done, placed behind the head when it is first
+    /// learnt, an answer that says where the head is counts as news.
+    live: bool,
+    /// An answer brought a segment (not only the init section).
+    got_segment: bool,
 }
+
+/// How far behind a live stream's head a session starts, in segments: what
+/// a player joining a live HLS playlist holds before it plays.
+const LIVE_BEHIND: i64 = 3;
+
+/// The pause between requests of a live session at the head when the
+/// server asks for none (it paces live sessions itself as a rule).
+const LIVE_POLL_MS: u64 = 250;
 
 impl Session {
     /// A session for `video` and `audio` from `from_ms` of the film.
@@ -225,7 +251,18 @@ impl Session {
             progressed: false,
             stalls: 0,
             only: None,
+            live: false,
+            got_segment: false,
         }
+    }
+
+    /// The session follows a live stream: it starts [`LIVE_BEHIND`]
+    /// segments behind the head the first answer names (the request that
+    /// learns it brings no media, or media the caller may skip), asks
+    /// again at the server's pace, and is never done.
+    pub fn live(mut self) -> Self {
+        self.live = true;
+        self
     }
 
     /// The session asks for `track` alone: the server sends the other
@@ -244,6 +281,7 @@ impl Session {
     pub fn request(&mut self) -> (String, Vec<u8>) {
         self.rn += 1;
         self.progressed = false;
+        self.got_segment = false;
         let url = with_rn(&self.url, self.rn);
         // A discarded track is marked held whole, as the protocol's own
         // clients mark it.
@@ -338,7 +376,14 @@ impl Session {
                     return Ok(Some(Event::Init { track, bytes: joined(parts) }));
                 }
                 let sequence = header.sequence_number.ok_or_else(|| malformed("a segment with no number"))?;
+                self.got_segment = true;
                 let (start_ms, duration_ms) = timing(&header);
+                if self.live && self.held[track as usize].runs.is_empty() && start_ms > self.from_ms {
+                    // The live stream's first segment starts after where the
+                    // session was placed: the session's run starts with it.
+                    self.from_ms = start_ms;
+                    self.player_ms = self.player_ms.max(start_ms);
+                }
                 self.held[track as usize].insert(sequence, start_ms, duration_ms);
                 let offset = header.start_range.and_then(|o| u64::try_from(o).ok());
                 return Ok(Some(Event::Segment(Segment { track, sequence, start_ms, duration_ms, offset, parts })));
@@ -357,7 +402,13 @@ impl Session {
                     (Some(units), Some(scale)) if scale > 0 => units.saturating_mul(1000) / scale,
                     _ => m.end_time_ms.unwrap_or(0),
                 };
-                let last_segment = m.end_segment_number.ok_or_else(|| malformed("a layout with no last segment"))?;
+                // A live stream's layout has no end (or the head's, which
+                // moves): the session is never done.
+                let last_segment = match (m.end_segment_number, self.live) {
+                    (_, true) => i64::MAX,
+                    (Some(n), false) => n,
+                    (None, false) => return Err(malformed("a layout with no last segment")),
+                };
                 self.held[track as usize].last_segment = Some(last_segment);
                 let mime = m.mime_type.unwrap_or_default();
                 return Ok(Some(Event::Layout { track, last_segment, duration_ms, mime }));
@@ -377,6 +428,23 @@ impl Session {
                 }
             }
             kind::RELOAD_PLAYER_RESPONSE => return Err(SabrFailure::Reload),
+            kind::LIVE_METADATA if self.live => {
+                let m = proto::LiveMetadata::decode(part.data).map_err(bad("a live stream's head"))?;
+                let head = Head {
+                    sequence: m.head_sequence_number.ok_or_else(|| malformed("a live head with no number"))?,
+                    time_ms: m.head_sequence_time_ms.unwrap_or(0),
+                    min_seekable_ms: m
+                        .min_seekable_time_ticks
+                        .zip(m.min_seekable_timescale.filter(|&s| s > 0))
+                        .map(|(t, s)| t * 1000 / i64::from(s)),
+                };
+                // Where the head is is news: waiting for it is no stall.
+                self.progressed = true;
+                if self.held.iter().all(|h| h.runs.is_empty()) {
+                    self.place_behind(head);
+                }
+                return Ok(Some(Event::Live(head)));
+            }
             kind::SABR_CONTEXT_UPDATE => {
                 let u = proto::SabrContextUpdate::decode(part.data).map_err(bad("a context update"))?;
                 if let (Some(kind), Some(value)) = (u.kind, u.value.filter(|v| !v.is_empty())) {
@@ -431,7 +499,22 @@ impl Session {
         if done {
             return Ok(Next::Done);
         }
-        Ok(Next::Ask { after_ms: std::mem::take(&mut self.backoff_ms) })
+        let backoff = std::mem::take(&mut self.backoff_ms);
+        // A live session at the head that the server did not pace waits a
+        // little rather than asking at once for what is not there yet.
+        let after_ms = if self.live && backoff == 0 && !self.got_segment { LIVE_POLL_MS } else { backoff };
+        Ok(Next::Ask { after_ms })
+    }
+
+    /// Starts a live session that holds nothing yet [`LIVE_BEHIND`]
+    /// segments behind `head` (the segments' length estimated from the
+    /// head's number and time: a stream numbers its segments from its
+    /// start), within what can be sought.
+    fn place_behind(&mut self, head: Head) {
+        let per = (head.time_ms / head.sequence.max(1)).clamp(500, 10_000);
+        let from = (head.time_ms - LIVE_BEHIND * per).max(head.min_seekable_ms.unwrap_or(0)).max(0);
+        self.player_ms = from;
+        self.from_ms = from;
     }
 
     fn track_of(&self, id: Option<&FormatId>, itag: Option<i32>) -> Result<Track, SabrFailure> {

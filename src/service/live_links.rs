@@ -15,8 +15,10 @@ use crate::cache::{CachedInfo, now_unix};
 use crate::extract::Format;
 use crate::hls::{LiveGrant, Signer};
 use crate::live::{Links, LiveError, Part, Playlist, VariantKey};
+use crate::manifest::hls::LiveVariant;
 use crate::platform::VideoRef;
 use crate::relay::Source;
+use crate::select::{Player, Quality, rank_audio};
 
 /// How long a variant's link stays valid: a week of watching.
 const VARIANT_LINK_SECS: i64 = 7 * 24 * 3600;
@@ -51,6 +53,68 @@ pub fn variant_link(media: &Media, cached: &CachedInfo, f: &Format) -> String {
         a: None,
     };
     link(&media.signer, &grant, &format!("{}.m3u8", link_safe(&f.format_id)))
+}
+
+/// A live stream's master: each variant the player plays, up to the
+/// quality asked, as a link to its shared session. HLS variants carry their
+/// sound; SABR formats come apart, so its video formats are variants of one
+/// audio rendition (the best audio format), each an fMP4 playlist.
+pub fn master(media: &Media, cached: &CachedInfo, player: Player, quality: Quality) -> Result<Answer, ApiError> {
+    let (audio_only, cap) = (quality == Quality::Audio, cap(quality));
+    let live = |f: &Format| LiveVariant {
+        uri: variant_link(media, cached, f),
+        bandwidth: f.tbr.map_or(0, |k| (k * 1000.0) as u64),
+        codecs: {
+            let c: Vec<String> = [codec_string(&f.vcodec), codec_string(&f.acodec)].into_iter().flatten().collect();
+            (!c.is_empty()).then(|| c.join(","))
+        },
+        resolution: f.width.zip(f.height),
+        frame_rate: f.fps,
+    };
+    let formats = || cached.info.formats.iter().filter(|f| player.plays(f));
+    let sabr = cached.info.formats.iter().any(Format::is_sabr);
+    let audio =
+        formats().filter(|f| sabr && f.is_sabr() && f.has_audio && !f.has_video).max_by(|a, b| rank_audio(a, b));
+    let within = |f: &&Format| f.height.unwrap_or(0) <= cap;
+    let variants: Vec<LiveVariant> = if sabr {
+        let mut video: Vec<&Format> = formats().filter(|f| f.is_sabr() && f.has_video).collect();
+        video.sort_by_key(|f| f.height.unwrap_or(0));
+        // Within the cap, or the lowest above it.
+        let lowest = video.first().copied();
+        let video: Vec<&Format> = video.iter().copied().filter(within).collect();
+        let video = if video.is_empty() { lowest.into_iter().collect() } else { video };
+        video.into_iter().filter(|_| !audio_only).map(live).collect()
+    } else {
+        formats().filter(|f| f.is_hls()).filter(within).map(live).collect()
+    };
+    if variants.is_empty() && audio.is_none() {
+        return Err(ApiError::NotFound {
+            error: "No format",
+            detail: format!("this live stream has no variant up to {quality:?}"),
+        });
+    }
+    let audio = audio.map(live);
+    let text = crate::manifest::hls::live_master(&variants, audio.as_ref());
+    Ok(Answer {
+        body: Body::Untagged(text.into()),
+        content_type: Some(HLS_TYPE),
+        keep: Keep::NoCache,
+        format: None,
+        disposition: None,
+    })
+}
+
+/// The highest video a quality allows, in lines.
+pub(super) fn cap(q: Quality) -> u32 {
+    match q {
+        Quality::Max(h) => h,
+        _ => u32::MAX,
+    }
+}
+
+/// A codec as a manifest names it; `None` for none or unknown.
+pub(super) fn codec_string(c: &Option<String>) -> Option<String> {
+    c.as_deref().filter(|c| !c.is_empty() && *c != "none").map(str::to_owned)
 }
 
 fn link_safe(s: &str) -> String {
@@ -108,9 +172,13 @@ pub async fn part(media: &Media, token: &str, method: &Method, headers: &HeaderM
     Ok(Answer { keep: Keep::LivePart, ..Answer::relay(reply) })
 }
 
-/// A variant's playlist from its link: the poller's copy, or a new poller
-/// from the video's current extraction.
+/// A variant's playlist from its link: the poller's copy (an ended
+/// stream's too, with its `EXT-X-ENDLIST`), or a new poller from the
+/// video's current extraction.
 async fn variant_playlist(media: &Media, key: VariantKey) -> Result<Answer, ApiError> {
+    if let Some(copy) = media.live.polled(&key) {
+        return Ok(reply(copy, Some(&key.variant)));
+    }
     let video = VideoRef::from_cache_key(&key.stream).ok_or_else(|| {
         // A signed-in session's stream: its poller has stopped, and only the
         // stream link (with its sign-in) can start one again.

@@ -14,14 +14,13 @@ use http::{HeaderMap, Method};
 use super::Purpose;
 use super::answer::{Answer, Body, Keep, Text, etag_naming};
 use super::error::ApiError;
-use super::live_links::variant_link;
+use super::live_links::{self, cap, codec_string};
 use super::media::Media;
 use super::play::{PlayError, format_spec};
 use super::rewritten::{HLS_TYPE, source_playlist};
 use crate::cache::{CachedInfo, now_unix};
 use crate::extract::{Format, Subtitles};
 use crate::hls::{EXPIRY_STEP_SECS, PartGrant, PartKind};
-use crate::manifest::hls::LiveVariant;
 use crate::manifest::{self, Index, IndexFailure, Renditions, TextTrack, Track};
 use crate::platform::VideoRef;
 use crate::relay::compose::Muxed;
@@ -96,6 +95,17 @@ pub async fn manifest(
         return Ok(listing(content_type, t));
     }
     let cached = media.lookup(&req.video, Purpose::Stream, who).await?;
+    if cached.info.is_live && cached.info.formats.iter().any(Format::is_sabr) {
+        // A live stream over SABR: reelay's own live HLS, one shared
+        // session per format (the DASH files' indexes are no live's).
+        return match kind {
+            Kind::Hls => live_links::master(media, &cached, req.player, req.quality),
+            Kind::Dash => Err(ApiError::Conflict(format!(
+                "this live stream is served as HLS only; its manifest is {}",
+                req.video.manifest_path("master.m3u8", "best")
+            ))),
+        };
+    }
     // SABR formats' URLs take no GET: their manifest links through reelay
     // in either mode.
     let mut req = req;
@@ -120,7 +130,7 @@ pub async fn manifest(
         return Ok(if req.direct { text(content_type, t.body) } else { listing(content_type, t) });
     }
     if cached.info.is_live && !req.direct && matches!(kind, Kind::Hls) {
-        return live_master(media, &req, &cached);
+        return live_links::master(media, &cached, req.player, req.quality);
     }
     // No separate DASH files: the source's own HLS, if it has one.
     let hls = cached.info.formats.iter().filter(|f| f.is_hls() && req.player.plays(f));
@@ -141,34 +151,6 @@ pub async fn manifest(
     }
 }
 
-/// A live stream's master: each HLS variant the player plays, up to the
-/// quality asked, as a link to its shared session.
-fn live_master(media: &Media, req: &ManifestRequest, cached: &CachedInfo) -> Result<Answer, ApiError> {
-    let variants: Vec<LiveVariant> = cached
-        .info
-        .formats
-        .iter()
-        .filter(|f| f.is_hls() && req.player.plays(f) && f.height.unwrap_or(0) <= cap(req.quality))
-        .map(|f| LiveVariant {
-            uri: variant_link(media, cached, f),
-            bandwidth: f.tbr.map_or(0, |k| (k * 1000.0) as u64),
-            codecs: {
-                let c: Vec<String> = [codec_string(&f.vcodec), codec_string(&f.acodec)].into_iter().flatten().collect();
-                (!c.is_empty()).then(|| c.join(","))
-            },
-            resolution: f.width.zip(f.height),
-            frame_rate: f.fps,
-        })
-        .collect();
-    if variants.is_empty() {
-        return Err(ApiError::NotFound {
-            error: "No format",
-            detail: format!("this live stream has no HLS variant up to {:?}", req.quality),
-        });
-    }
-    Ok(Answer { keep: Keep::NoCache, ..text(HLS_TYPE, manifest::hls::live_master(&variants)) })
-}
-
 /// A progressive file (video and sound in one) as an HLS media playlist of
 /// one segment, the whole file (with `EXT-X-ENDLIST`, so AVPro seeks in it).
 fn wrapped(media: &Media, req: &ManifestRequest, cached: &Arc<CachedInfo>) -> Result<Answer, ApiError> {
@@ -186,13 +168,6 @@ fn wrapped(media: &Media, req: &ManifestRequest, cached: &Arc<CachedInfo>) -> Re
     let playlist = manifest::hls::whole_file_media(cached.info.duration.unwrap_or(0.0), &uri);
     let answer = if req.direct { text(HLS_TYPE, playlist) } else { listing(HLS_TYPE, Text::new(playlist)) };
     Ok(answer.of_format(&file.format_id))
-}
-
-fn cap(q: Quality) -> u32 {
-    match q {
-        Quality::Max(h) => h,
-        _ => u32::MAX,
-    }
 }
 
 /// The DASH files of the video a manifest can list: MP4 video without sound
@@ -320,10 +295,6 @@ async fn track(
         language: f.language_named().filter(|_| audio),
         index,
     })
-}
-
-fn codec_string(c: &Option<String>) -> Option<String> {
-    c.as_deref().filter(|c| !c.is_empty() && *c != "none").map(str::to_owned)
 }
 
 /// What every signed link of one manifest shares, worked out once.

@@ -422,7 +422,7 @@ fn sabr_source(cached: &CachedInfo, f: &Format, s: &SabrFormat) -> Option<SabrSo
         format: format(s),
         partner: format(partner),
         track,
-        len: f.filesize?,
+        len: if cached.info.is_live { 0 } else { f.filesize? },
         duration_ms: cached.info.duration.map_or(0, |d| (d * 1000.0) as i64),
         content_type: format!("{kind}/{container}"),
     })

@@ -51,7 +51,8 @@ pub struct PlayRequest {
 pub enum Play<'a> {
     /// A `302` to a URL that plays by itself.
     Redirect(&'a Format),
-    /// A `302` to reelay's own HLS manifest (AVPro and separate audio).
+    /// A `302` to reelay's own HLS manifest (AVPro and separate audio, a
+    /// live stream over SABR).
     Manifest(String),
     /// One file through the relay.
     Relay { spec: Spec, format_id: &'a str, served: Served<'a> },
@@ -206,6 +207,13 @@ fn plan_bytes<'a>(
     info: &'a VideoInfo,
     mode: Mode,
 ) -> Result<Play<'a>, PlayError> {
+    if info.is_live && info.formats.iter().any(Format::is_sabr) {
+        // A live stream over SABR comes as separate video and audio: it
+        // plays as reelay's own live HLS (one shared session per format),
+        // whatever the route.
+        let path = req.video.manifest_path("master.m3u8", &req.quality_name);
+        return Ok(Play::Manifest(path));
+    }
     if req.output.transforms() {
         // Only the proxy makes files; the smart route takes it for them.
         if mode == Mode::Direct && req.redirect_only_for.is_none() {

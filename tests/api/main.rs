@@ -18,6 +18,7 @@ mod languages;
 mod layout;
 mod live;
 mod live_origin;
+mod live_sabr;
 mod manifest;
 mod merge_hls;
 mod monitoring;

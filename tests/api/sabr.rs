@@ -132,6 +132,7 @@ async fn reelay_client(url: &str, po_token: Option<&[u8]>, from_ms: i64) -> Resu
                 let value = (s.offset, (s.start_ms, s.duration_ms), s.bytes().to_vec());
                 got.segments[s.track as usize].insert(s.sequence, value);
             }
+            Event::Live(_) => {}
         }
         Flow::More
     })

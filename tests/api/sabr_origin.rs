@@ -22,7 +22,9 @@
 //!   request sooner gets no media;
 //! - `attest`: a request without a PO token gets `STREAM_PROTECTION_STATUS` 3;
 //! - `context`: a playback's first answer sets a SABR context, and a request that
-//!   does not send it back gets no media.
+//!   does not send it back gets no media;
+//! - `live`: the formats' files on a loop as a live stream on the wall
+//!   clock ([`live`]).
 //!
 //! Each quirk holds per playback, as the real server's state travels in
 //! its cookie: the cookie names its playback, a client's first request
@@ -43,6 +45,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::helpers::media_dir;
 
+#[path = "sabr_live.rs"]
+mod live;
+
 /// What a video's requests were.
 #[derive(Debug, Clone, Default)]
 pub struct Stats {
@@ -57,6 +62,11 @@ pub struct Stats {
     pub segments: HashMap<u64, u32>,
     /// Which: (itag, number), in the order sent.
     pub sent: Vec<(u64, u64)>,
+    /// Playbacks (one per session a client ran).
+    pub playbacks: usize,
+    /// A live stream's time 0 on the wall clock (Unix ms): segment N is
+    /// there from its end on (`sabr_live.rs`).
+    pub live_zero_unix_ms: Option<u64>,
 }
 
 /// A video's requests: what they were, and the playbacks they belong to.
@@ -67,6 +77,8 @@ struct Session {
     /// client may run several at once (one per format, a new one per seek),
     /// each with its own cookie, context and pace.
     chains: Vec<Chain>,
+    /// A live stream's clock: its first request.
+    live_since: Option<Instant>,
 }
 
 /// One playback's state.
@@ -85,7 +97,14 @@ fn sessions() -> &'static Mutex<HashMap<String, Session>> {
 
 /// What the stand-in saw of video `id`.
 pub fn stats(id: &str) -> Stats {
-    sessions().lock().unwrap().get(id).map(|s| s.stats.clone()).unwrap_or_default()
+    let all = sessions().lock().unwrap();
+    let zero = |since: Instant| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        now - live::elapsed_ms(since)
+    };
+    let stats =
+        |s: &Session| Stats { playbacks: s.chains.len(), live_zero_unix_ms: s.live_since.map(zero), ..s.stats.clone() };
+    all.get(id).map(stats).unwrap_or_default()
 }
 
 pub async fn videoplayback(
@@ -170,17 +189,26 @@ fn respond(s: &mut Session, req: &Pb, quirks: &BTreeSet<&str>, name: &str, id: &
     }
     let initialized: BTreeSet<u64> = req.all(2).filter_map(|f| Pb::read(f)?.int(1)).collect();
     let buffered = buffered(req);
+    if quirks.contains("live") {
+        let elapsed = live::elapsed_ms(*s.live_since.get_or_insert_with(Instant::now));
+        let mut backoff = u64::MAX;
+        for (_, format, itag, file) in asked(req) {
+            let held = buffered.get(&itag).cloned().unwrap_or_default();
+            let ask =
+                live::Ask { itag, format, initialized: initialized.contains(&itag), held: &held, player_ms: player };
+            let (sent, pause) = live::respond(&mut out, file, &ask, elapsed);
+            backoff = backoff.min(pause);
+            *s.stats.segments.entry(itag).or_default() += sent.len() as u32;
+            s.stats.sent.extend(sent.into_iter().map(|k| (itag, k)));
+        }
+        let c = &s.chains[chain_no - 1];
+        let cookie = Msg::default().int(1, chain_no as u64).int(2, c.cookie);
+        part(&mut out, 35, &Msg::default().int(4, backoff).msg(7, cookie).0);
+        return out;
+    }
     let mut hid = 0u64;
     let mut video_end = None;
-    // 1: audio only; 2: video only.
-    let tracks = req.msg(1).and_then(|m| m.int(40)).unwrap_or(0);
-    for (field, is_video) in [(17, true), (16, false)] {
-        if (is_video && tracks == 1) || (!is_video && tracks == 2) {
-            continue;
-        }
-        let Some(format) = req.all(field).next() else { continue };
-        let Some(itag) = Pb::read(format).and_then(|f| f.int(1)) else { continue };
-        let Some(file) = Layout::of(itag) else { continue };
+    for (is_video, format, itag, file) in asked(req) {
         if !initialized.contains(&itag) {
             let mime = if is_video { "video/mp4; codecs=\"avc1.4d401e\"" } else { "audio/mp4; codecs=\"mp4a.40.2\"" };
             let total = file.segments.last().map_or(0, |g| g.start_ms + g.duration_ms);
@@ -227,6 +255,24 @@ fn respond(s: &mut Session, req: &Pb, quirks: &BTreeSet<&str>, name: &str, id: &
                 video_end = Some(g.start_ms + g.duration_ms);
             }
         }
+    }
+    out
+}
+
+/// The formats a request asks for, video first: (is video, its id as the
+/// request names it, its itag, its file); a request for one track
+/// (`enabled_track_types_bitfield` 1: audio, 2: video) asks for that one.
+fn asked(req: &Pb) -> Vec<(bool, &[u8], u64, &'static Layout)> {
+    let tracks = req.msg(1).and_then(|m| m.int(40)).unwrap_or(0);
+    let mut out = Vec::new();
+    for (field, is_video) in [(17, true), (16, false)] {
+        if (is_video && tracks == 1) || (!is_video && tracks == 2) {
+            continue;
+        }
+        let Some(format) = req.all(field).next() else { continue };
+        let Some(itag) = Pb::read(format).and_then(|f| f.int(1)) else { continue };
+        let Some(file) = Layout::of(itag) else { continue };
+        out.push((is_video, format, itag, file));
     }
     out
 }
@@ -385,11 +431,16 @@ struct Layout {
     bytes: Vec<u8>,
     init: usize,
     segments: Vec<Fragment>,
+    /// The file's length in its timescale (the `sidx`'s).
+    ticks: u64,
+    audio: bool,
 }
 
 struct Fragment {
     offset: usize,
     size: usize,
+    /// Its size in the `sidx` (the last one's `size` takes what follows).
+    natural: usize,
     start_ms: u64,
     duration_ms: u64,
 }
@@ -406,12 +457,18 @@ impl Layout {
         ];
         static READ: [OnceLock<Layout>; 5] = [const { OnceLock::new() }; 5];
         let n = FILES.iter().position(|(i, _)| *i == itag)?;
-        Some(READ[n].get_or_init(|| Layout::read(std::fs::read(media_dir().join(FILES[n].1)).unwrap())))
+        let read = || Layout::read(std::fs::read(media_dir().join(FILES[n].1)).unwrap(), FILES[n].1.ends_with(".m4a"));
+        Some(READ[n].get_or_init(read))
+    }
+
+    /// The file's length in ms, as its segments' times add up.
+    fn duration_ms(&self) -> u64 {
+        self.segments.last().map_or(1, |f| f.start_ms + f.duration_ms).max(1)
     }
 
     /// The top-level `sidx`: version, timescale, earliest time, first
     /// offset (from the box's end), then one reference per fragment.
-    fn read(bytes: Vec<u8>) -> Layout {
+    fn read(bytes: Vec<u8>, audio: bool) -> Layout {
         let be32 = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as u64;
         let be64 = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
         let mut at = 0;
@@ -437,6 +494,7 @@ impl Layout {
             segments.push(Fragment {
                 offset,
                 size,
+                natural: size,
                 start_ms: ms(ticks),
                 duration_ms: ms(ticks + duration) - ms(ticks),
             });
@@ -449,6 +507,6 @@ impl Layout {
         if let Some(last) = segments.last_mut() {
             last.size = bytes.len() - last.offset;
         }
-        Layout { bytes, init, segments }
+        Layout { bytes, init, segments, ticks: ticks - earliest, audio }
     }
 }
