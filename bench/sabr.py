@@ -285,6 +285,7 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--live-only", action="store_true", help="the live stream alone, printed, not written")
     args = ap.parse_args()
     run.ensure_tools()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay", "--example", "sabr_origin"],
@@ -292,8 +293,18 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="reelay-bench-sabr-"))
     media = work / "media"
     media.mkdir()
-    make_film(media)
     make_live_files(media)
+    if args.live_only:
+        origin = SabrOrigin(media)
+        try:
+            app = run.Reelay(work, origin.base)
+            app.first_200_ms()
+            print(live_crowd(app, origin))
+            app.stop()
+        finally:
+            origin.stop()
+        return
+    make_film(media)
     origin = SabrOrigin(media)
     r = {}
     try:
