@@ -6,6 +6,8 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY .cargo ./.cargo
+COPY build.rs ./
+COPY link ./link
 COPY src ./src
 RUN cargo build --release --locked
 

@@ -70,6 +70,16 @@ def ensure_tools():
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
 
 
+def build(*examples):
+    """The release binary as it ships (`cargo build --release`, alone: built
+    beside an example it takes the dev-dependencies' features, which changes
+    its code and the function names link/text.order lays out), then the
+    examples the bench needs."""
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
+    for example in examples:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--example", example], cwd=ROOT, check=True)
+
+
 def rss_mb(pid, field="VmRSS"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -402,7 +412,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
     ensure_tools()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay", "--example", "crowd"], cwd=ROOT, check=True)
+    build("crowd")
     subprocess.run([str(ROOT / "scripts" / "setup")], check=True)
     work = Path(tempfile.mkdtemp(prefix="reelay-bench-"))
     work.chmod(0o755)  # nginx's workers run as nobody

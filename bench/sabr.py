@@ -288,8 +288,7 @@ def main():
     ap.add_argument("--live-only", action="store_true", help="the live stream alone, printed, not written")
     args = ap.parse_args()
     run.ensure_tools()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay", "--example", "sabr_origin"],
-                   cwd=ROOT, check=True)
+    run.build("sabr_origin")
     work = Path(tempfile.mkdtemp(prefix="reelay-bench-sabr-"))
     media = work / "media"
     media.mkdir()
