@@ -208,7 +208,8 @@ def wait_http(url, timeout=20):
             if get(url)[0] == 200:
                 return
         except Exception:
-            time.sleep(0.02)
+            pass
+        time.sleep(0.02)
     raise SystemExit(f"bench: {url} never answered")
 
 

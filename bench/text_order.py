@@ -88,16 +88,7 @@ def under_callgrind(work: Path, origin: str, name: str, hot: bool):
     wrapper.write_text(f"#!/bin/sh\nexec valgrind --tool=callgrind --demangle=no --callgrind-out-file={out} {run.BIN} \"$@\"\n")
     wrapper.chmod(0o755)
     app = run.Reelay(work, origin, name=name, binary=wrapper)
-    wait = time.time() + 60
-    while True:  # first_200_ms gives up after 10 s; valgrind starts slower
-        try:
-            if run.get(f"{app.base}/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        if time.time() > wait:
-            raise SystemExit("bench: reelay under callgrind did not start")
-        time.sleep(0.1)
+    run.wait_http(f"{app.base}/health", timeout=60)  # first_200_ms gives up after 10 s; valgrind starts slower
     for path in ("/ready", "/api/v2/stream/metrics", "/health"):
         hit(app.base + path)
     time.sleep(3)
@@ -123,15 +114,13 @@ def check():
     have = text_symbols(run.BIN)
     found = sum(1 for n in names if n in have)
     print(f"link/text.order: {found:,} of {len(names):,} names in {run.BIN.relative_to(run.ROOT)}")
-    return found, len(names)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
-    build = ["cargo", "build", "--release", "--quiet", "--bin", "reelay"]
-    subprocess.run(build, cwd=run.ROOT, check=True)
+    run.build()
     if args.check:
         check()
         return
@@ -156,7 +145,7 @@ def main():
         ORDER.parent.mkdir(exist_ok=True)
         ORDER.write_text(HEADER + "".join(n + "\n" for n in first + then))
         print(f"link/text.order: {len(first):,} functions of start-up and idle, then {len(then):,} of the hot routes")
-        subprocess.run(build, cwd=run.ROOT, check=True)
+        run.build()
         after = idle_rss_mb(work, origin)
         print(f"idle RSS: {before:.1f} MB with the old layout, {after:.1f} MB with the new")
         check()

@@ -11,12 +11,15 @@ use serde_json::Value;
 use crate::helpers::*;
 
 /// A viewer that reads a big file slowly, so its stream stays open.
+/// A viewer at about 2 MB/s: `big.bin` (300 MB) lasts minutes, longer than
+/// any test that counts viewers (paced by chunk, at 20 ms a chunk, three of
+/// them finished it within a loaded suite's Chromium run and the row read 0).
 fn slow_viewer(app: &TestApp, path: String) -> tokio::task::JoinHandle<()> {
     let (http, url) = (app.http.clone(), format!("{}{path}", app.base));
     tokio::spawn(async move {
         let mut resp = http.get(url).send().await.unwrap();
-        while let Ok(Some(_)) = resp.chunk().await {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            tokio::time::sleep(Duration::from_micros(chunk.len() as u64 / 2)).await;
         }
     })
 }
