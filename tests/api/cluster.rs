@@ -18,7 +18,19 @@ pub struct Balancer {
 }
 
 impl Drop for Balancer {
+    /// SIGTERM first: nginx's master then stops its workers, which a
+    /// SIGKILLed master leaves running (the suite left five behind a run).
     fn drop(&mut self) {
+        use nix::sys::signal::{Signal, kill};
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        if kill(pid, Signal::SIGTERM).is_ok() {
+            for _ in 0..100 {
+                if self.child.try_wait().is_ok_and(|s| s.is_some()) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

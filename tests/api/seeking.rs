@@ -252,5 +252,8 @@ async fn a_large_stream_keeps_memory_flat() {
     let peak = peak_rss_mib(server.child.id());
     let _ = server.child.kill();
     assert_eq!(total, BIG_LEN);
-    assert!(peak < 32 + 64, "peak RSS {peak} MiB while relaying {} MiB through a 32 MiB store", BIG_LEN >> 20);
+    // The test build alone peaks at 82-91 MiB (its code, the store, buffers
+    // in flight); the full suite on two cores pushed it to 97 once. Broken
+    // (a store that keeps what it relays) it would pass 300.
+    assert!(peak < 32 + 80, "peak RSS {peak} MiB while relaying {} MiB through a 32 MiB store", BIG_LEN >> 20);
 }
