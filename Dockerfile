@@ -9,7 +9,8 @@ COPY .cargo ./.cargo
 COPY build.rs ./
 COPY link ./link
 COPY src ./src
-RUN cargo build --release --locked
+COPY scripts/build ./scripts/build
+RUN scripts/build --locked
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     run.ensure_tools()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=run.ROOT, check=True)
+    run.build()
     work = Path(tempfile.mkdtemp(prefix="reelay-bench-cobalt-"))
     work.chmod(0o755)
     www = work / "www"

@@ -165,7 +165,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     if not run.BIN.exists():
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        run.build()
     work = Path(tempfile.mkdtemp(prefix="reelay-edge-"))
     work.chmod(0o755)  # nginx's workers run as nobody
     www = work / "www"

@@ -97,7 +97,7 @@ def main():
     args = ap.parse_args()
     run.ensure_tools()
     ensure_tinyproxy()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
+    run.build()
     work, nginx = run.big_origin("reelay-bench-egress-")
     proxy = Tinyproxy(work)
     origin = f"http://127.0.0.1:{nginx.port}"

@@ -71,11 +71,11 @@ def ensure_tools():
 
 
 def build(*examples):
-    """The release binary as it ships (`cargo build --release`, alone: built
-    beside an example it takes the dev-dependencies' features, which changes
-    its code and the function names link/text.order lays out), then the
+    """The release binary as it ships (`scripts/build`, alone: built beside
+    an example it takes the dev-dependencies' features, which changes its
+    code and the function names link/text.order lays out), then the
     examples the bench needs."""
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
+    subprocess.run(["scripts/build", "--quiet"], cwd=ROOT, check=True)
     for example in examples:
         subprocess.run(["cargo", "build", "--release", "--quiet", "--example", example], cwd=ROOT, check=True)
 

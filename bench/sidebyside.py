@@ -39,7 +39,10 @@ def build_base(rev):
     if not tree.exists():
         subprocess.run(["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, check=True)
     env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target" / "bench-base" / "target"))
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=tree, env=env, check=True)
+    # As that commit shipped it: its scripts/build where it has one.
+    build = ["scripts/build", "--quiet"] if (tree / "scripts" / "build").exists() else \
+        ["cargo", "build", "--release", "--quiet", "--bin", "reelay"]
+    subprocess.run(build, cwd=tree, env=env, check=True)
     binary = ROOT / "target" / "bench-base" / f"reelay-{sha}"
     subprocess.run(["cp", str(ROOT / "target" / "bench-base" / "target" / "release" / "reelay"), str(binary)], check=True)
     return sha, binary
@@ -54,7 +57,7 @@ def main():
     args = ap.parse_args()
     run.ensure_tools()
     sha, base_bin = build_base(args.base)
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
+    run.build()
     work, nginx = run.big_origin("reelay-bench-side-")
     origin = f"http://127.0.0.1:{nginx.port}"
     n, dur = args.downloads, args.duration

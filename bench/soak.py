@@ -159,7 +159,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     bench.ensure_tools()
     import subprocess
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=ROOT, check=True)
+    bench.build()
     subprocess.run([str(ROOT / "scripts" / "setup")], check=True)
     work = Path(tempfile.mkdtemp(prefix="reelay-soak-"))
     work.chmod(0o755)

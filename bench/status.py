@@ -40,7 +40,7 @@ def main():
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     run.ensure_tools()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "reelay"], cwd=run.ROOT, check=True)
+    run.build()
     work, nginx = run.big_origin("reelay-bench-status-")
     origin = f"http://127.0.0.1:{nginx.port}"
     r = {"quiet": [], "watched": [], "health": []}

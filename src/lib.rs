@@ -57,7 +57,8 @@
 //! - Leaves: [`metrics`] (and [`traffic`], bytes and viewers by video for
 //!   the status page, on atomics), [`net`] (the private-address guard), [`process`]
 //!   (child process groups), [`redis`] (the connection and its health),
-//!   [`request_id`] (the request a task serves, for its log lines).
+//!   [`request_id`] (the request a task serves, for its log lines), [`lazy`]
+//!   (caches built by their first reader, not at start).
 //!
 //! Where a request becomes bytes: `http::stream` → `service::stream` →
 //! `service::play` → `relay` (`serve`, `read`); for a live stream,
@@ -72,6 +73,7 @@ pub mod egress;
 pub mod extract;
 pub mod hls;
 pub mod http;
+pub mod lazy;
 pub mod live;
 pub mod manifest;
 pub mod metrics;

@@ -181,11 +181,13 @@ impl App {
             indexes: Indexes::new(INDEX_BUDGET, std::time::Duration::from_secs(24 * 3600)),
             rendered: crate::service::media::rendered_cache(),
             subtitles: crate::subtitles::SubtitleCache::new(Some(impersonation)),
-            muxed: moka::future::Cache::builder()
-                .weigher(|_: &String, b: &bytes::Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
-                .max_capacity(MUXED_BUDGET)
-                .time_to_idle(Duration::from_secs(3600))
-                .build(),
+            muxed: crate::lazy::lazy(|| {
+                moka::future::Cache::builder()
+                    .weigher(|_: &String, b: &bytes::Bytes| u32::try_from(b.len()).unwrap_or(u32::MAX))
+                    .max_capacity(MUXED_BUDGET)
+                    .time_to_idle(Duration::from_secs(3600))
+                    .build()
+            }),
         };
         let state = AppState::new(Inner {
             board,

@@ -13,6 +13,8 @@ use std::time::Duration;
 use moka::Expiry;
 use moka::future::Cache;
 
+use crate::lazy::{Lazy, lazy};
+
 use super::Source;
 use crate::redis::RedisTier;
 
@@ -56,7 +58,7 @@ pub struct Settings {
 
 pub struct Tiered<V> {
     /// The in-process tier and single-flight point.
-    l1: Cache<String, Arc<V>>,
+    l1: Lazy<Cache<String, Arc<V>>>,
     settings: Settings,
 }
 
@@ -71,11 +73,14 @@ impl<V: Entry> Expiry<String, Arc<V>> for Lifetime {
 
 impl<V: Entry> Tiered<V> {
     pub fn new(settings: Settings) -> Self {
-        let l1 = Cache::builder()
-            .max_capacity(settings.capacity)
-            .weigher(|k: &String, v: &Arc<V>| (k.len() as u32).saturating_add(v.weight()))
-            .expire_after(Lifetime(settings.ttl.max(Duration::from_secs(1))))
-            .build();
+        let (capacity, ttl) = (settings.capacity, settings.ttl.max(Duration::from_secs(1)));
+        let l1 = lazy(move || {
+            Cache::builder()
+                .max_capacity(capacity)
+                .weigher(|k: &String, v: &Arc<V>| (k.len() as u32).saturating_add(v.weight()))
+                .expire_after(Lifetime(ttl))
+                .build()
+        });
         Tiered { l1, settings }
     }
 

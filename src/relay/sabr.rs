@@ -19,6 +19,7 @@ use http::{HeaderMap, HeaderValue, header};
 use http_body_util::BodyExt;
 
 use super::{Locator, ProxyError, RelayError, Shared, Upstream};
+use crate::lazy::{Lazy, lazy};
 use crate::sabr::ump::Reader;
 use crate::sabr::{Config, Event, Format, Next, Session, Track};
 use crate::upstream::Via;
@@ -165,11 +166,11 @@ impl SabrSource {
 /// again (a segment of 1080p is larger than a block, and an answer brings
 /// several).
 pub(super) struct Layouts {
-    seen: moka::sync::Cache<Arc<str>, Arc<Mutex<Seen>>>,
-    tails: moka::sync::Cache<Arc<str>, Arc<Mutex<Tails>>>,
+    seen: Lazy<moka::sync::Cache<Arc<str>, Arc<Mutex<Seen>>>>,
+    tails: Lazy<moka::sync::Cache<Arc<str>, Arc<Mutex<Tails>>>>,
     /// One session per format at a time: a fetch of another range waits
     /// for the one in flight, then starts with what its answers left.
-    sessions: moka::sync::Cache<Arc<str>, Arc<tokio::sync::Mutex<()>>>,
+    sessions: Lazy<moka::sync::Cache<Arc<str>, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// Segments seen: offset → (start ms, length).
@@ -189,12 +190,11 @@ impl Default for Layouts {
     fn default() -> Self {
         let idle = Duration::from_secs(3600);
         Layouts {
-            seen: moka::sync::Cache::builder().max_capacity(4096).time_to_idle(idle).build(),
-            tails: moka::sync::Cache::builder()
-                .max_capacity(TAILS_OBJECTS)
-                .time_to_idle(Duration::from_secs(60))
-                .build(),
-            sessions: moka::sync::Cache::builder().max_capacity(4096).time_to_idle(idle).build(),
+            seen: lazy(move || moka::sync::Cache::builder().max_capacity(4096).time_to_idle(idle).build()),
+            tails: lazy(|| {
+                moka::sync::Cache::builder().max_capacity(TAILS_OBJECTS).time_to_idle(Duration::from_secs(60)).build()
+            }),
+            sessions: lazy(move || moka::sync::Cache::builder().max_capacity(4096).time_to_idle(idle).build()),
         }
     }
 }

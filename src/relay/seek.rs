@@ -28,6 +28,7 @@ use super::fetch::{Plan, interpret, own_meta};
 use super::serve::{Reply, decide, framed, head, whole};
 use super::store::{BLOCK, Kind};
 use super::{Meta, ProxyError, Relay, RelayError, Shared, Visit, range};
+use crate::lazy::{Lazy, lazy};
 
 /// The longest range read exactly; longer ones are a player reading on,
 /// which the store's blocks serve.
@@ -43,25 +44,32 @@ pub(super) struct Sought {
     pub meta: Meta,
 }
 
+/// An object's bytes `[first, one past the last)`.
+type Span = (Arc<str>, u64, u64);
+
 /// Exact reads in flight and just done, and where recent seeks ended.
 pub(super) struct Seeks {
     /// By (object, first byte, one past the last): one origin request per
     /// range at a time, kept [`KEPT`] (bounded by bytes).
-    reads: moka::future::Cache<(Arc<str>, u64, u64), Sought>,
+    reads: Lazy<moka::future::Cache<Span, Sought>>,
     /// (object, where a seek ended): a range starting there is a player
     /// going on, for the store's blocks.
-    ends: moka::sync::Cache<(Arc<str>, u64), ()>,
+    ends: Lazy<moka::sync::Cache<(Arc<str>, u64), ()>>,
 }
 
 impl Seeks {
     pub(super) fn new() -> Self {
         Seeks {
-            reads: moka::future::Cache::builder()
-                .weigher(|_, s: &Sought| u32::try_from(s.bytes.len()).unwrap_or(u32::MAX))
-                .max_capacity(64 << 20)
-                .time_to_live(KEPT)
-                .build(),
-            ends: moka::sync::Cache::builder().max_capacity(4096).time_to_live(Duration::from_secs(120)).build(),
+            reads: lazy(|| {
+                moka::future::Cache::builder()
+                    .weigher(|_, s: &Sought| u32::try_from(s.bytes.len()).unwrap_or(u32::MAX))
+                    .max_capacity(64 << 20)
+                    .time_to_live(KEPT)
+                    .build()
+            }),
+            ends: lazy(|| {
+                moka::sync::Cache::builder().max_capacity(4096).time_to_live(Duration::from_secs(120)).build()
+            }),
         }
     }
 }

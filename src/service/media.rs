@@ -40,7 +40,7 @@ pub struct Media {
     /// Muxed HLS segments as made, by video, plan and segment: each made
     /// once however many ask at once (single flight), kept under a byte
     /// budget.
-    pub muxed: moka::future::Cache<String, Bytes>,
+    pub muxed: crate::lazy::Lazy<moka::future::Cache<String, Bytes>>,
     /// Subtitle tracks converted to WebVTT.
     pub subtitles: crate::subtitles::SubtitleCache,
 }

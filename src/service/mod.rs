@@ -78,7 +78,7 @@ pub struct VideoService {
     /// platform refuses this server, or SABR wants an attestation the new
     /// PO token did not bring), not a reason to run yt-dlp once more for
     /// each format and each reader.
-    extracted_again: moka::sync::Cache<String, ()>,
+    extracted_again: crate::lazy::Lazy<moka::sync::Cache<String, ()>>,
 }
 
 /// The settings of a [`VideoService`], from `Config`.
@@ -110,10 +110,9 @@ impl VideoService {
             stream_ttl,
             extract_limit,
             metrics,
-            extracted_again: moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(Duration::from_secs(10))
-                .build(),
+            extracted_again: crate::lazy::lazy(|| {
+                moka::sync::Cache::builder().max_capacity(10_000).time_to_live(Duration::from_secs(10)).build()
+            }),
         }
     }
 

@@ -58,7 +58,7 @@ pub struct SignIn {
     dir: Option<PathBuf>,
     /// Readings per platform, kept for `AUTH_STATUS_TTL`, so that lookups
     /// need not read the file for their cache key.
-    readings: Cache<Platform, Arc<Reading>>,
+    readings: crate::lazy::Lazy<Cache<Platform, Arc<Reading>>>,
 }
 
 /// A private copy of a cookie file for one extraction, removed on drop.
@@ -80,7 +80,7 @@ impl Drop for CookieJar {
 
 impl SignIn {
     pub fn new(dir: Option<PathBuf>, ttl: Duration) -> Self {
-        SignIn { dir, readings: Cache::builder().time_to_live(ttl).max_capacity(16).build() }
+        SignIn { dir, readings: crate::lazy::lazy(move || Cache::builder().time_to_live(ttl).max_capacity(16).build()) }
     }
 
     /// Whether `COOKIES_DIR` is set at all.

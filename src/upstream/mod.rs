@@ -98,7 +98,7 @@ pub struct Upstream {
     direct: std::sync::Arc<Pools>,
     /// Pools of other routes (`EGRESS_PROXIES`, `EGRESS_SOURCE_CIDR`), made
     /// on first use and dropped when idle.
-    routes: moka::sync::Cache<Route, std::sync::Arc<Pools>>,
+    routes: crate::lazy::Lazy<moka::sync::Cache<Route, std::sync::Arc<Pools>>>,
     /// The proxies cached routes name.
     egress: std::sync::Arc<Egress>,
     resolver: GuardedResolver,
@@ -126,8 +126,9 @@ impl Upstream {
             .try_with_platform_verifier()
             .expect("the platform's certificate verifier starts")
             .with_no_client_auth();
-        let routes =
-            moka::sync::Cache::builder().max_capacity(ROUTES_KEPT).time_to_idle(Duration::from_secs(600)).build();
+        let routes = crate::lazy::lazy(|| {
+            moka::sync::Cache::builder().max_capacity(ROUTES_KEPT).time_to_idle(Duration::from_secs(600)).build()
+        });
         let direct =
             std::sync::Arc::new(pools(&Connector::new(resolver.clone(), &tls, CONNECT_TIMEOUT, None, None), &tls));
         Upstream { direct, routes, egress, resolver, tls, allow_private }

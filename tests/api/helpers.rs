@@ -687,6 +687,13 @@ impl Drop for OwnRedis {
 }
 
 /// The real binary with a stand-in extractor, its logs in a file.
+/// The binary [`Binary`] starts: `REELAY_TEST_BIN` when set (`.ci/run`
+/// sets it to the shipped build, `scripts/build`'s, for `shipped::`),
+/// else the one cargo built for these tests.
+pub fn binary_under_test() -> PathBuf {
+    std::env::var_os("REELAY_TEST_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_reelay")), PathBuf::from)
+}
+
 pub struct Binary {
     pub child: std::process::Child,
     pub base: String,
@@ -709,7 +716,7 @@ impl Binary {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("reelay.log");
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_reelay"))
+        let child = std::process::Command::new(binary_under_test())
             .args(["--host", "127.0.0.1", "--port", &port.to_string(), "--allow-private-networks", "true"])
             .arg("--ytdlp-path")
             .arg(ytdlp)

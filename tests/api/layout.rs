@@ -42,6 +42,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("redis", 1),
     ("traffic", 0),
     ("request_id", 0),
+    ("lazy", 0),
 ];
 
 /// One import the code is known to make, per top-level module (as the
@@ -69,6 +70,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("upstream", "net"),
     ("egress", "net"),
     ("metrics", "traffic"),
+    ("relay", "lazy"),
 ];
 
 /// Importer -> what it imports.

@@ -34,6 +34,7 @@ mod relay;
 mod sabr;
 mod sabr_origin;
 mod seeking;
+mod shipped;
 mod signin;
 mod soak;
 mod status;
