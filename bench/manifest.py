@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Manifests against the merge, side by side in one run (issue 12's figures):
 
-- requests/s of a hot `master.m3u8` and of a hot media playlist (wrk -c50),
-  against nginx serving the same text from a file, beside reelay's own
-  `/health` against nginx (the most a route of reelay's reaches here);
+- requests/s and CPU per request of `/health`, the streaming metrics, a hot
+  `master.m3u8` and a hot media playlist (wrk -c50), against nginx serving
+  the same bytes from a file (its workers' CPU too), and wrk's own CPU per
+  request, which bounds what any server reaches on the two cores;
 - the CPU (reelay and its ffmpeg children, from /proc) and the origin bytes
   for 10 viewers of one 60 s 1080p video with separate audio: through the
   manifest (each viewer fetches the init section and every segment of the
@@ -21,6 +22,7 @@ markers in BENCHMARKS.md.
 import argparse
 import datetime
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -71,13 +73,25 @@ def wrk_rps(url, seconds, pid=None, cpu=None):
     """Requests/s of wrk -t2 -c50 (and non-2xx answers, which must be none);
     with `pid`, appends that process's CPU microseconds per request to `cpu`
     (a figure the shared machine's drift moves less than a rate)."""
-    before = cpu_s(pid) if pid else 0.0
+    return wrk_costs(url, seconds, (lambda: cpu_s(pid)) if pid else None, cpu)
+
+
+def wrk_costs(url, seconds, server_cpu=None, cpu=None, wrk_cpu=None):
+    """`wrk_rps`, with the server's CPU read by `server_cpu()` (seconds so far)
+    and wrk's own CPU per request appended to `wrk_cpu`: what the load itself
+    costs the two cores it shares with the server."""
+    before = server_cpu() if server_cpu else 0.0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(["wrk", "-t2", "-c50", f"-d{seconds}s", url], capture_output=True, text=True, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
     assert not bad, out
-    if pid:
-        requests = int(re.search(r"(\d+) requests in", out).group(1))
-        cpu.append((cpu_s(pid) - before) / requests * 1e6)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    if server_cpu:
+        cpu.append((server_cpu() - before) / requests * 1e6)
+    if wrk_cpu is not None:
+        spent = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+        wrk_cpu.append(spent / requests * 1e6)
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
@@ -133,14 +147,23 @@ def main():
         media_path = playlist_uris(master.decode())[0]
         (www / "master.m3u8").write_bytes(master)
         (www / "media.m3u8").write_bytes(run.get(app.base + media_path)[1])
+        metrics_path = "/api/v2/stream/metrics"
         (www / "health.json").write_bytes(run.get(app.base + "/health")[1])
-        for name, url, ref in [("health", app.base + "/health", f"{origin}/health.json"),
+        (www / "metrics.json").write_bytes(run.get(app.base + metrics_path)[1])
+        # nginx logs a line per request where reelay does (playlists), and
+        # none where reelay logs none (health and metrics, from /quiet/).
+        r["wrk_cpu"] = []
+        for name, url, ref in [("health", app.base + "/health", f"{origin}/quiet/health.json"),
+                               ("metrics", app.base + metrics_path, f"{origin}/quiet/metrics.json"),
                                ("master", app.base + master_path, f"{origin}/master.m3u8"),
                                ("media", app.base + media_path, f"{origin}/media.m3u8")]:
-            r[f"{name}_cpu"] = []
-            r[f"{name}_rps"] = wrk_rps(url, args.duration, app.proc.pid, r[f"{name}_cpu"])
-            r[f"{name}_nginx_rps"] = wrk_rps(ref, args.duration)
+            r[f"{name}_cpu"], r[f"{name}_nginx_cpu"] = [], []
+            r[f"{name}_rps"] = wrk_costs(url, args.duration, lambda: cpu_s(app.proc.pid), r[f"{name}_cpu"], r["wrk_cpu"])
+            r[f"{name}_nginx_rps"] = wrk_costs(ref, args.duration, nginx.cpu_s, r[f"{name}_nginx_cpu"], r["wrk_cpu"])
             r[f"{name}_bytes"] = len(run.get(url)[1])
+        # wrk's own cost bounds every rate here: on two cores, with wrk at W
+        # µs of CPU per request, no server answers more than 2 s / W a second.
+        r["wrk_us"] = sorted(r["wrk_cpu"])[len(r["wrk_cpu"]) // 2]
 
         # 10 viewers through the manifest (a fresh video: nothing stored yet).
         sent = lambda: nginx.sent("/dash1080.mp4") + nginx.sent("/dash-a.m4a")  # noqa: E731
@@ -230,9 +253,15 @@ def main():
 
     now = datetime.datetime.now(datetime.timezone.utc)
     rows = [
-        ("yardstick: reelay's own `/health`, c50", f"{r['health_rps']:,.0f} req/s = {r['health_rps'] / r['health_nginx_rps']:.2f}× nginx serving its text from a file ({r['health_nginx_rps']:,.0f}); {r['health_cpu'][0]:.1f} µs of reelay's CPU per request"),
-        ("hot `master.m3u8` (one 1080p variant, one audio rendition), c50", f"{r['master_rps']:,.0f} req/s ({r['master_bytes']} B) = {r['master_rps'] / r['master_nginx_rps']:.2f}× nginx serving it from a file ({r['master_nginx_rps']:,.0f}); {r['master_cpu'][0]:.1f} µs CPU per request"),
-        ("hot media playlist (12 segments), c50", f"{r['media_rps']:,.0f} req/s ({r['media_bytes']} B) = {r['media_rps'] / r['media_nginx_rps']:.2f}× nginx serving it from a file ({r['media_nginx_rps']:,.0f}); {r['media_cpu'][0]:.1f} µs CPU per request"),
+        ("the load itself: wrk's CPU per request (median of the runs below)",
+         f"{r['wrk_us']:.1f} µs: on 2 cores no server can answer more than {2e6 / r['wrk_us']:,.0f} req/s under this load"),
+        *[(label, f"{r[n + '_rps']:,.0f} req/s ({r[n + '_bytes']:,} B) = {r[n + '_rps'] / r[n + '_nginx_rps']:.2f}× nginx "
+                  f"serving it from a file ({r[n + '_nginx_rps']:,.0f}); CPU per request {r[n + '_cpu'][0]:.1f} µs "
+                  f"(nginx {r[n + '_nginx_cpu'][0]:.1f})")
+          for n, label in [("health", "`/health`, c50"),
+                           ("metrics", "`/api/v2/stream/metrics`, c50"),
+                           ("master", "hot `master.m3u8` (one 1080p variant, one audio rendition), c50"),
+                           ("media", "hot media playlist (12 segments), c50")]],
         (f"{VIEWERS} viewers of one 60 s 1080p video + audio, through the manifest", f"CPU {r['manifest_cpu']:.2f} s, no ffmpeg, origin {r['manifest_copies']:.2f}× the files, {r['manifest_s']:.1f} s"),
         ("the same through the merge (`proxy?quality=1080p`)", f"CPU {r['merge_cpu']:.2f} s with {r['merge_ffmpegs']:.0f} ffmpeg, origin {r['merge_copies']:.2f}× the files, {r['merge_s']:.1f} s"),
         ("muxed HLS (`player=avpro`) of a 2-hour film: a segment from a cold store; a seek to the last minute",

@@ -124,6 +124,20 @@ impl<V: Entry> Tiered<V> {
             }
             self.l1.invalidate(key).await;
         }
+        // Boxed: a miss's future holds the fetch's (an extraction's, a
+        // shared tier's round trips), tens of KB that every hit's future
+        // would otherwise carry and copy at each of its moves.
+        Box::pin(self.miss(key, fresh, fetch)).await
+    }
+
+    /// The rest of [`Tiered::get_or_fetch`], once the in-process tier has
+    /// nothing fresh.
+    async fn miss<E, F, Fut>(&self, key: &str, fresh: impl Fn(&V) -> bool, fetch: F) -> Result<(Arc<V>, Source), Arc<E>>
+    where
+        E: Send + Sync + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+    {
         let from_redis = AtomicBool::new(false);
         let load = async {
             let Some(redis) = &self.settings.redis else { return fetch().await.map(Arc::new) };

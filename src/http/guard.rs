@@ -4,7 +4,7 @@
 //! the signed HLS and manifest links need no key (their signature is the permission).
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -92,8 +92,11 @@ pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) 
 
 /// `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` (seconds).
 fn add_headers(resp: &mut Response, d: &Decision) {
+    const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
     let h = resp.headers_mut();
-    h.insert("ratelimit-limit", d.limit.into());
-    h.insert("ratelimit-remaining", d.remaining.into());
-    h.insert("ratelimit-reset", (d.reset.as_secs_f64().ceil() as u64).into());
+    h.insert(LIMIT, d.limit.into());
+    h.insert(REMAINING, d.remaining.into());
+    h.insert(RESET, (d.reset.as_secs_f64().ceil() as u64).into());
 }

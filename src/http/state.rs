@@ -90,8 +90,41 @@ impl AppState {
         AppState(Arc::new(inner))
     }
 
+    /// `{prefix:08x}-{counter:x}`, written digit by digit: every request
+    /// without an id of its own takes one (`format!` costs more than the rest
+    /// of a `/health` answer's strings).
     pub fn next_request_id(&self) -> String {
         let ids = &self.request_ids;
-        format!("{:08x}-{:x}", ids.prefix, ids.counter.fetch_add(1, Ordering::Relaxed))
+        let counter = ids.counter.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(8 + 1 + 16);
+        push_hex(&mut id, u64::from(ids.prefix), 8);
+        id.push('-');
+        push_hex(&mut id, counter, 1);
+        id
+    }
+}
+
+/// `n` in lowercase hex, at least `width` digits.
+fn push_hex(out: &mut String, n: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (16 - n.leading_zeros() as usize / 4).max(width);
+    for i in (0..digits).rev() {
+        out.push(char::from(DIGITS[((n >> (i * 4)) & 0xf) as usize]));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_hex;
+
+    #[test]
+    fn hex_as_format_writes_it() {
+        for n in [0u64, 1, 0xf, 0x10, 0xabc, u64::from(u32::MAX), u64::MAX] {
+            let (mut short, mut wide) = (String::new(), String::new());
+            push_hex(&mut short, n, 1);
+            push_hex(&mut wide, n, 8);
+            assert_eq!(short, format!("{n:x}"));
+            assert_eq!(wide, format!("{n:08x}"));
+        }
     }
 }

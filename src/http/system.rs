@@ -7,7 +7,7 @@ use axum::routing::{MethodRouter, get};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::reply::{json_response, success, timestamp};
+use super::reply::{json_bytes, json_response, success, timestamp};
 use super::state::AppState;
 use crate::config::UpdateChannel;
 use crate::metrics::Readings;
@@ -83,7 +83,7 @@ async fn health(State(state): State<AppState>) -> Response {
             .then(|| state.health.update.read().expect("update lock").clone()),
     };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json_response(status, serde_json::to_vec(&body).expect("serialises").into())
+    json_response(status, json_bytes(&body))
 }
 
 /// `GET /ready`: 200 once every service has answered (a balancer's
@@ -100,12 +100,11 @@ async fn ready(State(state): State<AppState>) -> Response {
     let waiting_for = state.health.readings().waiting_for();
     let ready = waiting_for.is_empty();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json_response(status, serde_json::to_vec(&Ready { ready, waiting_for }).expect("serialises").into())
+    json_response(status, json_bytes(&Ready { ready, waiting_for }))
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let data = serde_json::to_vec(&state.metrics.snapshot()).expect("serialises");
-    success("Streaming metrics retrieved successfully", data.into())
+    success("Streaming metrics retrieved successfully", json_bytes(&state.metrics.snapshot()))
 }
 
 async fn prometheus(State(state): State<AppState>) -> Response {

@@ -94,6 +94,27 @@ pub async fn manifest(
     {
         return Ok(listing(content_type, t));
     }
+    // Boxed: see `render`.
+    Box::pin(render(media, who, req, kind, key, content_type)).await
+}
+
+/// A manifest not kept rendered (or direct): the video looked up, then
+/// rendered and kept.
+///
+/// Called boxed, as is [`part_looked_up`]: what follows a cache miss (a
+/// lookup, which may extract; rendering; a relay) makes a future of tens of
+/// KB. Inline in the hot path's future it was copied whole at every move of
+/// a hot request's future (16 moves, ~43 KB of `memcpy` per hot media
+/// playlist, more than all of its other work); boxed, it is allocated only
+/// on a miss.
+async fn render(
+    media: &Media,
+    who: impl FnOnce() -> String,
+    req: ManifestRequest,
+    kind: Kind,
+    key: String,
+    content_type: &'static str,
+) -> Result<Answer, ApiError> {
     let cached = media.lookup(&req.video, Purpose::Stream, who).await?;
     if cached.info.is_live && cached.info.formats.iter().any(Format::is_sabr) {
         // A live stream over SABR: reelay's own live HLS, one shared
@@ -374,6 +395,20 @@ pub async fn part(
     {
         return Ok(linked(HLS_TYPE, playlist, expires));
     }
+    // Boxed: see `render`.
+    Box::pin(part_looked_up(media, who, token, method, headers, media_key, now)).await
+}
+
+/// A part not kept rendered: its link checked, the video looked up.
+async fn part_looked_up(
+    media: &Media,
+    who: impl FnOnce() -> String,
+    token: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    media_key: String,
+    now: i64,
+) -> Result<Answer, ApiError> {
     let grant: PartGrant = media.signer.verify(token, now)?;
     let video =
         VideoRef::from_cache_key(&grant.v).ok_or_else(|| ApiError::Forbidden("the link names no video".into()))?;
