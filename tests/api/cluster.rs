@@ -173,7 +173,33 @@ async fn haproxy(a: &TestApp, b: &TestApp) -> Balancer {
             .spawn()
             .unwrap()
     };
-    up(dir, "haproxy.log", start).await
+    let lb = up(dir, "haproxy.log", start).await;
+    checks_settled(&log).await;
+    lb
+}
+
+/// Waits out HAProxy's first health checks. It marks a server down on its
+/// first failed check (one that timed out on a loaded machine, say) and up
+/// again only after two good ones, 4 s later: routing meanwhile sends every
+/// request to the other instance. Its stderr names each change of state.
+async fn checks_settled(log: &std::path::Path) {
+    let state = |text: &str, server: &str| {
+        let marker = format!("Server instances/{server} is ");
+        text.lines().rev().find_map(|l| l.split_once(&marker).map(|(_, rest)| rest.starts_with("UP")))
+    };
+    tokio::time::sleep(Duration::from_millis(2500)).await; // one check interval (2 s) and a margin
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let down: Vec<&str> = ["reelay1", "reelay2"].into_iter().filter(|s| state(&text, s) == Some(false)).collect();
+        if down.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("haproxy kept {down:?} down: {text}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Two instances sharing one origin, one Redis and one signing key, behind
