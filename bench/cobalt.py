@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run  # noqa: E402  (the harness: nginx, reelay, wrk)
-from manifest import cpu_s, wrk_rps  # noqa: E402
+from manifest import wrk_rps  # noqa: E402
 
 SONG_S = 300
 
@@ -72,14 +72,14 @@ def main():
         app.first_200_ms()
         song = "https://www.youtube.com/watch?v=benchsong01"
         ask = {"url": song, "downloadMode": "audio", "audioFormat": "mp3"}
-        before_runs, before_cpu = app.prom("reelay_relay_transcodes_total"), cpu_s(app.proc.pid)
+        before_runs, before_cpu = app.prom("reelay_relay_transcodes_total"), run.cpu_s(app.proc.pid)
         t = time.perf_counter()
         with ThreadPoolExecutor(args.clients) as pool:
             answers = list(pool.map(lambda _: post(app.base, ask), range(args.clients)))
             assert all(a["status"] == "tunnel" for a in answers), answers[0]
             files = list(pool.map(lambda a: fetch(a["url"]), answers))
         r["wall_s"] = time.perf_counter() - t
-        r["cpu_s"] = cpu_s(app.proc.pid) - before_cpu
+        r["cpu_s"] = run.cpu_s(app.proc.pid) - before_cpu
         r["encodes"] = app.prom("reelay_relay_transcodes_total") - before_runs
         r["digests"] = len({hashlib.sha256(f).hexdigest() for f in files})
         r["mb"] = len(files[0]) / 1e6

@@ -22,7 +22,6 @@ markers in BENCHMARKS.md.
 import argparse
 import datetime
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,13 +34,6 @@ import run  # noqa: E402  (the harness: nginx, reelay, wrk)
 
 ROOT = run.ROOT
 VIEWERS = 10
-
-
-def cpu_s(pid):
-    """User + system seconds of `pid` and of its children it has waited for."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
-    return ticks / 100.0
 
 
 def make_dash_pair(www: Path):
@@ -73,7 +65,7 @@ def wrk_rps(url, seconds, pid=None, cpu=None):
     """Requests/s of wrk -t2 -c50 (and non-2xx answers, which must be none);
     with `pid`, appends that process's CPU microseconds per request to `cpu`
     (a figure the shared machine's drift moves less than a rate)."""
-    return wrk_costs(url, seconds, (lambda: cpu_s(pid)) if pid else None, cpu)
+    return wrk_costs(url, seconds, (lambda: run.cpu_s(pid)) if pid else None, cpu)
 
 
 def wrk_costs(url, seconds, server_cpu=None, cpu=None, wrk_cpu=None):
@@ -81,18 +73,13 @@ def wrk_costs(url, seconds, server_cpu=None, cpu=None, wrk_cpu=None):
     and wrk's own CPU per request appended to `wrk_cpu`: what the load itself
     costs the two cores it shares with the server."""
     before = server_cpu() if server_cpu else 0.0
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(["wrk", "-t2", "-c50", f"-d{seconds}s", url], capture_output=True, text=True, check=True).stdout
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    bad = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
-    assert not bad, out
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    w = run.wrk(url, 50, seconds)
+    assert not w["non2xx"], w
     if server_cpu:
-        cpu.append((server_cpu() - before) / requests * 1e6)
+        cpu.append((server_cpu() - before) / w["requests"] * 1e6)
     if wrk_cpu is not None:
-        spent = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
-        wrk_cpu.append(spent / requests * 1e6)
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        wrk_cpu.append(w["wrk_us"])
+    return w["rps"]
 
 
 def playlist_uris(text):
@@ -158,7 +145,7 @@ def main():
                                ("master", app.base + master_path, f"{origin}/master.m3u8"),
                                ("media", app.base + media_path, f"{origin}/media.m3u8")]:
             r[f"{name}_cpu"], r[f"{name}_nginx_cpu"] = [], []
-            r[f"{name}_rps"] = wrk_costs(url, args.duration, lambda: cpu_s(app.proc.pid), r[f"{name}_cpu"], r["wrk_cpu"])
+            r[f"{name}_rps"] = wrk_costs(url, args.duration, lambda: run.cpu_s(app.proc.pid), r[f"{name}_cpu"], r["wrk_cpu"])
             r[f"{name}_nginx_rps"] = wrk_costs(ref, args.duration, nginx.cpu_s, r[f"{name}_nginx_cpu"], r["wrk_cpu"])
             r[f"{name}_bytes"] = len(run.get(url)[1])
         # wrk's own cost bounds every rate here: on two cores, with wrk at W
@@ -168,22 +155,22 @@ def main():
         # 10 viewers through the manifest (a fresh video: nothing stored yet).
         sent = lambda: nginx.sent("/dash1080.mp4") + nginx.sent("/dash-a.m4a")  # noqa: E731
         size = (www / "dash1080.mp4").stat().st_size + (www / "dash-a.m4a").stat().st_size
-        before_cpu, before_sent, t = cpu_s(app.proc.pid), sent(), time.perf_counter()
+        before_cpu, before_sent, t = run.cpu_s(app.proc.pid), sent(), time.perf_counter()
         path = "/api/v2/stream/manifest/youtube/benchdash02/master.m3u8"
         with ThreadPoolExecutor(VIEWERS) as pool:
             got = list(pool.map(lambda _: play_through_manifest(app.base, path), range(VIEWERS)))
         r["manifest_s"] = time.perf_counter() - t
-        r["manifest_cpu"] = cpu_s(app.proc.pid) - before_cpu
+        r["manifest_cpu"] = run.cpu_s(app.proc.pid) - before_cpu
         r["manifest_copies"] = (sent() - before_sent) / size
         r["manifest_bytes"] = got[0]
 
         # 10 viewers through the merge (another fresh video).
-        before_cpu, before_sent, t = cpu_s(app.proc.pid), sent(), time.perf_counter()
+        before_cpu, before_sent, t = run.cpu_s(app.proc.pid), sent(), time.perf_counter()
         merges = app.prom("reelay_relay_merges_total")
         got = run.concurrent_downloads(f"{app.base}/api/v2/stream/proxy/youtube/benchdash03?quality=1080p", VIEWERS)
         r["merge_s"] = time.perf_counter() - t
         time.sleep(1)  # ffmpeg exits and is reaped
-        r["merge_cpu"] = cpu_s(app.proc.pid) - before_cpu
+        r["merge_cpu"] = run.cpu_s(app.proc.pid) - before_cpu
         r["merge_copies"] = (sent() - before_sent) / size
         r["merge_ffmpegs"] = app.prom("reelay_relay_merges_total") - merges
 
@@ -221,11 +208,11 @@ def main():
         r["plain_ms"] = (time.perf_counter() - t) * 1000
         r["plain_origin"] = long_sent() - before_sent
 
-        before_cpu, written = cpu_s(app.proc.pid), app.prom("reelay_relay_muxed_segments_total")
+        before_cpu, written = run.cpu_s(app.proc.pid), app.prom("reelay_relay_muxed_segments_total")
         remuxes = app.prom("reelay_relay_remuxed_segments_total")
         for s in segs[100:120]:
             run.get(app.base + s)
-        r["remux_cpu_per_segment"] = (cpu_s(app.proc.pid) - before_cpu) / 20
+        r["remux_cpu_per_segment"] = (run.cpu_s(app.proc.pid) - before_cpu) / 20
         r["segments_written"] = app.prom("reelay_relay_muxed_segments_total") - written
         r["segments_remuxed"] = app.prom("reelay_relay_remuxed_segments_total") - remuxes
 
@@ -238,11 +225,11 @@ def main():
         def play_muxed(_):
             return sum(len(run.get(app.base + s)[1]) for s in segs)
 
-        before_cpu = cpu_s(app.proc.pid)
+        before_cpu = run.cpu_s(app.proc.pid)
         with ThreadPoolExecutor(VIEWERS) as pool:
             list(pool.map(play_muxed, range(VIEWERS)))
         time.sleep(0.5)
-        r["muxed_cpu"] = cpu_s(app.proc.pid) - before_cpu
+        r["muxed_cpu"] = run.cpu_s(app.proc.pid) - before_cpu
         r["muxed_segments"] = len(segs)
         r["muxed_remuxes"] = app.prom("reelay_relay_remuxed_segments_total") - remuxes
         r["muxed_written"] = app.prom("reelay_relay_muxed_segments_total") - written

@@ -80,6 +80,12 @@ def build(*examples):
         subprocess.run(["cargo", "build", "--release", "--quiet", "--example", example], cwd=ROOT, check=True)
 
 
+def cpu_s(pid):
+    """User + system seconds of `pid` and of its children it has waited for."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid, field="VmRSS"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(field + ":"):
@@ -148,12 +154,8 @@ http {{
 
     def cpu_s(self):
         """User + system seconds of nginx's workers so far."""
-        total = 0.0
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            for pid in (task / "children").read_text().split():
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return total
+        tasks = Path(f"/proc/{self.proc.pid}/task").iterdir()
+        return sum(cpu_s(pid) for task in tasks for pid in (task / "children").read_text().split())
 
     def stop(self):
         self.proc.terminate()
@@ -293,9 +295,12 @@ def wrk(url, conns, seconds):
         return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
     avg = ms(re.search(r"Latency\s+(\S+)", out).group(1))
-    p99 = ms(re.search(r"99%\s+(\S+)", out).group(1))
+    # At a line's start: the Latency line's spread (`73.99%`) ends in "99%" too.
+    p99 = ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
     errors = sum(int(x) for x in re.findall(r"(?:Non-2xx or 3xx responses|Socket errors:.*?):\s*(\d+)", out))
-    return {"rps": rps, "avg_ms": avg, "p99_ms": p99, "errors": errors, "wrk_us": wrk_us}
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    return {"rps": rps, "avg_ms": avg, "p99_ms": p99, "errors": errors, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "requests": requests, "wrk_us": wrk_us}
 
 
 def download_mb_s(url, times):
