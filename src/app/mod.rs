@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
@@ -28,7 +27,7 @@ use crate::extract::update::Updater;
 use crate::hls::Signer;
 use crate::http::access::Access;
 use crate::http::conn::{Refusals, SERVER_BUF};
-use crate::http::{AppState, Inner, RequestIds};
+use crate::http::{AppState, Cors, Inner, RequestIds};
 use crate::manifest::Indexes;
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
@@ -47,7 +46,7 @@ const MUXED_BUDGET: u64 = 256 * 1024 * 1024;
 
 pub struct App {
     listener: TcpListener,
-    router: Router,
+    service: crate::http::Service,
     /// For what is answered before the router: hyper's refusals.
     state: AppState,
     /// Redis upkeep and health refresh; stopped with the server.
@@ -193,6 +192,7 @@ impl App {
             board,
             media,
             proxy_countries: config.proxy_countries(),
+            cors: Cors::new(&config.cors_origins),
             config,
             access,
             request_limit,
@@ -202,7 +202,7 @@ impl App {
             in_flight: AtomicU64::new(0),
             request_ids: RequestIds::default(),
         });
-        Ok(App { listener, router: crate::http::router(state.clone()), state, tasks, grace })
+        Ok(App { listener, service: crate::http::service(state.clone()), state, tasks, grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -218,7 +218,7 @@ impl App {
     /// ~400 KiB of body for a client that reads slowly; capped, a slow
     /// stream holds [`SERVER_BUF`] and a frame.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let App { listener, router, state, tasks, grace } = self;
+        let App { listener, service, state, tasks, grace } = self;
         let mut builder = Builder::new(TokioExecutor::new());
         builder.http1().max_buf_size(SERVER_BUF).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
         let graceful = GracefulShutdown::new();
@@ -236,7 +236,8 @@ impl App {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let service = router.clone().map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    let service = service.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                        let mut req = req.map(axum::body::Body::new);
                         req.extensions_mut().insert(ConnectInfo(peer));
                         req
                     });

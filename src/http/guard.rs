@@ -3,7 +3,7 @@
 //! with `Retry-After`). Health, `/metrics` and the docs pass untouched, and
 //! the signed HLS and manifest links need no key (their signature is the permission).
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -25,7 +25,19 @@ pub fn is_exempt(path: &str) -> bool {
         || path.starts_with("/ui/")
 }
 
-pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+/// The per-route layer: the checks, and the matched route handed back on
+/// the response for `observe`, which runs around the router and so never
+/// sees the request after routing.
+pub async fn guard(state: State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut resp = check(state, req, next).await;
+    if let Some(route) = route {
+        resp.extensions_mut().insert(route);
+    }
+    resp
+}
+
+async fn check(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if is_exempt(path) {
         return next.run(req).await;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Response, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Response, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use tracing::Instrument;
@@ -108,7 +108,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let if_none_match = req.headers().get(header::IF_NONE_MATCH).cloned();
-    let route = req.extensions().get::<MatchedPath>().cloned();
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let preflight = method == Method::OPTIONS;
     // Monitoring traffic (health checks, metrics polls and scrapes) logs at
     // debug and does nothing that logs on its own: no request id to carry.
     // Lines logged while the request runs name it: in production through a
@@ -144,6 +145,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         r
     } else {
         match read_body(&state, req).await {
+            // CORS answers preflights before routing (no route has OPTIONS).
+            Ok(_) if preflight => state.cors.preflight(origin.as_ref()),
             Ok(req) => match carry {
                 Carry::Nothing => next.run(req).await,
                 Carry::TaskLocal(id) => crate::request_id::scope(id, next.run(req)).await,
@@ -152,6 +155,8 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
             Err(e) => e.into_response(),
         }
     };
+    // Set by `guard` on every routed answer; refusals above have none.
+    let route = resp.extensions_mut().remove::<MatchedPath>();
     let status = resp.status();
     if status.is_client_error() || status.is_server_error() {
         resp = error_json(resp, &request_id).await;
@@ -159,12 +164,15 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
     let mut resp = super::caching::finish(resp, if_none_match.as_ref());
     let status = resp.status();
     let h = resp.headers_mut();
-    // Room for these four at once: growing the map rehashes it.
-    h.reserve(4);
+    // Room for these six at once: growing the map rehashes it.
+    h.reserve(6);
     h.insert(REQUEST_ID, HeaderValue::from_str(&request_id).expect("ids are plain ASCII"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    if !preflight {
+        state.cors.decorate(origin.as_ref(), h);
+    }
 
     let latency = started.elapsed();
     if is_api_work(&path) {

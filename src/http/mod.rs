@@ -1,7 +1,7 @@
 //! The HTTP layer, the only module that knows axum: one module per route
 //! group, each with its `routes()`, the middleware every request goes through
 //! (`middleware`: request ids, limits, logs; `guard`: IP lists, API keys, rate
-//! limits), `AppState` and `Client` (`state`), `ApiError` (`error`), the
+//! limits), CORS (`cors`), `AppState` and `Client` (`state`), `ApiError` (`error`), the
 //! shared response shapes (`reply`), input read at the edge (`edge`), what
 //! shared caches may keep (`caching`), and the OpenAPI document with `GET /`
 //! (`docs`).
@@ -16,6 +16,7 @@ mod caching;
 mod captions;
 mod cobalt;
 pub mod conn;
+mod cors;
 mod docs;
 mod edge;
 pub mod error;
@@ -34,15 +35,15 @@ mod system;
 mod ui;
 mod videos;
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::StatusCode;
 use axum::routing::MethodRouter;
-use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
+pub use cors::Cors;
 pub use state::{AppState, Client, Inner, RequestIds};
 
 /// Every API route, as registered: what `/openapi.json` must describe.
@@ -71,10 +72,25 @@ fn all_routes() -> Vec<(&'static str, MethodRouter<AppState>, bool)> {
         .collect()
 }
 
-/// The whole application. Layers, outermost first: `observe` (request id,
-/// limits, errors, logs, metrics), CORS, `guard` (lists, keys, rate limit);
-/// non-stream routes also get `REQUEST_TIMEOUT`.
-pub fn router(state: AppState) -> Router {
+/// The whole application as one service. Layers, outermost first:
+/// `observe` (request id, limits, CORS, errors, logs, metrics) around the
+/// router, once; then, per route, `guard` (lists, keys, rate limit; it also
+/// hands the matched route back to `observe`) and, on non-stream routes,
+/// `REQUEST_TIMEOUT`.
+///
+/// `observe` wraps the router rather than each route because axum clones a
+/// route's whole stack for every request; around the router only the
+/// router's `Arc` is cloned.
+pub fn service(state: AppState) -> Service {
+    let observe = axum::middleware::from_fn_with_state(state.clone(), middleware::observe);
+    BoxCloneSyncService::new(ServiceBuilder::new().layer(observe).service(router(state)))
+}
+
+/// What [`service`] returns: cloned once per connection.
+pub type Service = BoxCloneSyncService<axum::extract::Request, axum::response::Response, std::convert::Infallible>;
+
+/// The routes with what each needs of its own (`guard`, timeouts).
+fn router(state: AppState) -> Router {
     let timeout = TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, state.config.request_timeout());
     let mut app = Router::new();
     for (path, route, timed) in all_routes() {
@@ -86,42 +102,5 @@ pub fn router(state: AppState) -> Router {
         .merge(status::page_routes())
         .fallback(middleware::not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::guard))
-        .layer(cors(&state.config.cors_origins))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::observe))
         .with_state(state)
-}
-
-/// `CORS_ORIGINS`: `*` or a comma list of origins.
-fn cors(origins: &str) -> CorsLayer {
-    let any = origins.trim() == "*";
-    let allow = if any {
-        AllowOrigin::any()
-    } else {
-        AllowOrigin::list(origins.split(',').filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
-    };
-    let h = |s: &'static str| HeaderName::from_static(s);
-    // With `*` every answer is the same whatever the Origin: no `Vary`
-    // that would split a shared cache's entries per site.
-    let vary: Vec<HeaderName> = if any {
-        Vec::new()
-    } else {
-        vec![header::ORIGIN, header::ACCESS_CONTROL_REQUEST_METHOD, header::ACCESS_CONTROL_REQUEST_HEADERS]
-    };
-    CorsLayer::new()
-        .vary(vary)
-        .allow_origin(allow)
-        .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::OPTIONS])
-        .allow_headers([header::RANGE, header::AUTHORIZATION, header::CONTENT_TYPE, h("x-api-key"), h("x-request-id")])
-        .expose_headers([
-            header::CONTENT_RANGE,
-            header::CONTENT_LENGTH,
-            header::ACCEPT_RANGES,
-            header::RETRY_AFTER,
-            h("x-request-id"),
-            h("x-reelay-format"),
-            h("ratelimit-limit"),
-            h("ratelimit-remaining"),
-            h("ratelimit-reset"),
-        ])
-        .max_age(Duration::from_secs(3600))
 }

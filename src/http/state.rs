@@ -45,6 +45,8 @@ pub struct Inner {
     /// What the streaming use cases share: lookups, the relay, signed
     /// links, indexes, rendered text, muxed segments, subtitles, live.
     pub media: Media,
+    /// `CORS_ORIGINS`, parsed once.
+    pub cors: super::cors::Cors,
     /// `PROXY_COUNTRIES`, parsed once.
     pub proxy_countries: Vec<String>,
     /// Client addresses, IP lists and API keys.
