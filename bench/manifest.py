@@ -21,6 +21,7 @@ markers in BENCHMARKS.md.
 """
 import argparse
 import datetime
+import os
 import re
 import subprocess
 import sys
@@ -266,7 +267,8 @@ def main():
          f"CPU {r['muxed_cpu']:.2f} s ({r['muxed_cpu'] / 60 * 1000:.0f} ms per second of video; the merge's above: "
          f"{r['merge_cpu'] / 60 * 1000:.0f} ms)"),
     ]
-    report = (f"Manifest run {now:%Y-%m-%d %H:%M} UTC (`bench/manifest.py`, wrk -t2 -c50 -d{args.duration}s; "
+    report = (f"Manifest run {now:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({run.cpu_model()}) "
+              f"(`bench/manifest.py`, wrk -t2 -c50 -d{args.duration}s; "
               f"CPU is reelay's and its children's user+system time from /proc).\n\n{run.figures(rows)}\n")
     print(report)
     if not args.no_write:

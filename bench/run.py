@@ -80,6 +80,14 @@ def build(*examples):
         subprocess.run(["cargo", "build", "--release", "--quiet", "--example", example], cwd=ROOT, check=True)
 
 
+def cpu_model():
+    """The CPU's name: ratios measured on one kind of machine may not hold on another."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "unknown CPU"
+
+
 def cpu_s(pid):
     """User + system seconds of `pid` and of its children it has waited for."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -663,8 +671,7 @@ def render(r, dur, streams):
     ]
     head = "| figure | value | vs. the Go reference | target | how |\n|---|---|---|---|---|\n"
     table = head + "\n".join(f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows)
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
-    return (f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu}); "
+    return (f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores ({cpu_model()}); "
             f"wrk, nginx and reelay share the cores; reelay in production mode (JSON logs at info), memory backend, "
             f"rate limit off.\n\n{table}\n")
 
