@@ -19,7 +19,6 @@ in BENCHMARKS.md.
 import argparse
 import asyncio
 import os
-import platform
 import re
 import resource
 import statistics
@@ -37,13 +36,6 @@ import run  # noqa: E402  (the harness: nginx, reelay)
 
 ROOT = run.ROOT
 SLICE = 1 << 20
-
-
-def cpu_name():
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 class Edge:
@@ -223,7 +215,7 @@ def main():
             e.stop()
         reelay.stop()
         origin.stop()
-    cpu = cpu_name()
+    cpu = run.cpu_model()
     report = f"Machine: {cpu}, {os.cpu_count()} cores; reelay {run.BIN.relative_to(ROOT)}, nginx edges with deploy/edge-nginx.conf.\n\n"
     report += "| figure | measured | target |\n|---|---|---|\n"
     report += "".join(f"| {a} | {b} | {c} |\n" for a, b, c in rows)

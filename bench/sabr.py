@@ -342,8 +342,7 @@ def main():
         origin.stop()
 
     now = datetime.datetime.now(datetime.timezone.utc)
-    cpu_name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name")), "")
+    cpu_name = run.cpu_model()
     rows = [
         ("cold seek into the last minute of a 2-hour film, `ffmpeg -ss 7140 -i <proxy link>` to its first 2 s (best of 3)",
          f"SABR {r['sabr_ffmpeg_s']:.2f} s; plain URLs {r['plain_ffmpeg_s']:.2f} s = {r['sabr_ffmpeg_s'] / r['plain_ffmpeg_s']:.2f}×"),
