@@ -219,6 +219,12 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
 
+    /// Threads serving connections, each running its own connections on a
+    /// runtime of its own, as nginx runs a worker per core (0: one per CPU).
+    /// Why not one shared runtime: `app::workers`.
+    #[arg(long, env = "WORKERS", default_value_t = 0)]
+    pub workers: u16,
+
     /// Requests (streams included) served at once; more get 503 at once.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrent_requests: u32,

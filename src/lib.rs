@@ -5,8 +5,10 @@
 //! up or closes a circle):
 //!
 //! - [`app`]: the composition root: builds every part from the one
-//!   [`Config`] (`config`), starts the background tasks, binds, serves
-//!   until a shutdown signal. [`telemetry`] sets up the logs (its own
+//!   [`Config`] (`config`), starts the background tasks, binds, and
+//!   serves until a shutdown signal: one acceptor hands each connection to
+//!   a worker thread (`app::workers`: one per core, each with a runtime of
+//!   its own, as nginx's workers). [`telemetry`] sets up the logs (its own
 //!   JSON line, written in batches by a thread of its own).
 //! - [`http`]: the only axum user: one module per route group (each with
 //!   `routes()`: parse the request, call one use case, write its

@@ -1,7 +1,9 @@
 use clap::Parser;
 use reelay::{App, Config, telemetry};
 
-#[tokio::main]
+/// The main thread's runtime keeps start-up, the acceptor and the
+/// background tasks; connections are served on `app::workers`' threads.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     // `reelay healthcheck`: for container health checks, where no curl exists.
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {

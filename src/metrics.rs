@@ -673,7 +673,7 @@ impl Metrics {
         now.register("process_open_fds", "Open file descriptors.", ConstGauge::new(readings.open_fds as i64));
         now.register(
             "reelay_runtime_tasks",
-            "Tasks alive in the async runtime.",
+            "Tasks alive in the async runtimes (the workers' and the main thread's).",
             ConstGauge::new(readings.tasks as i64),
         );
         prometheus_client::encoding::prometheus_text::encode(&mut out, &now).expect("writing to a String");

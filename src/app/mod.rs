@@ -3,7 +3,10 @@
 //! tasks, binds (port 0 works) and reports `port()`; `run_until_stopped`
 //! serves until the shutdown future resolves.
 //!
-//! Owns: start-up and shutdown. May import every module; none imports it.
+//! Owns: start-up and shutdown, and the threads that serve connections
+//! ([`workers`]). May import every module; none imports it.
+
+mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
+use workers::Workers;
 
 use crate::cache::VideoCache;
 use crate::config::Config;
@@ -46,6 +50,8 @@ const MUXED_BUDGET: u64 = 256 * 1024 * 1024;
 
 pub struct App {
     listener: TcpListener,
+    /// The threads connections are served on.
+    workers: Workers,
     service: crate::http::Service,
     /// For what is answered before the router: hyper's refusals.
     state: AppState,
@@ -148,6 +154,9 @@ impl App {
             tasks.push(tokio::spawn(updater.run()));
         }
 
+        let workers = Workers::start(config.workers).map_err(|e| format!("cannot start the workers (WORKERS): {e}"))?;
+        let mut runtimes = workers.handles();
+        runtimes.push(tokio::runtime::Handle::current());
         let addr = format!("{}:{}", config.host, config.port);
         let listener = listen(&addr).await.map_err(|e| format!("cannot listen on {addr} (HOST, PORT): {e}"))?;
         let grace = Duration::from_secs(config.shutdown_grace);
@@ -201,8 +210,9 @@ impl App {
             health,
             in_flight: AtomicU64::new(0),
             request_ids: RequestIds::default(),
+            runtimes,
         });
-        Ok(App { listener, service: crate::http::service(state.clone()), state, tasks, grace })
+        Ok(App { listener, workers, service: crate::http::service(state.clone()), state, tasks, grace })
     }
 
     pub fn port(&self) -> u16 {
@@ -211,47 +221,55 @@ impl App {
 
     /// Serves until `shutdown` resolves; then stops accepting, lets requests
     /// and streams in flight finish for up to `SHUTDOWN_GRACE`, and returns
-    /// (whatever is left is dropped with the runtime: bodies, ffmpeg groups).
+    /// (whatever is left is dropped with the workers: bodies, ffmpeg groups).
     ///
-    /// The accept loop is hyper's own rather than `axum::serve`, for one
+    /// Connections are accepted here and served on the [`workers`]. The
+    /// connection loop is hyper's own rather than `axum::serve`, for one
     /// setting: the per-connection buffer. hyper otherwise queues up to
     /// ~400 KiB of body for a client that reads slowly; capped, a slow
     /// stream holds [`SERVER_BUF`] and a frame.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let App { listener, service, state, tasks, grace } = self;
+        let App { listener, workers, service, state, tasks, grace } = self;
         let mut builder = Builder::new(TokioExecutor::new());
         builder.http1().max_buf_size(SERVER_BUF).timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+        let builder = Arc::new(builder);
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(pair) => pair,
-                        Err(e) => {
-                            // Out of file descriptors and the like: pause rather than spin.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let service = service.clone().map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
-                        let mut req = req.map(axum::body::Body::new);
-                        req.extensions_mut().insert(ConnectInfo(peer));
-                        req
-                    });
-                    let conn = builder.serve_connection_with_upgrades(
-                        TokioIo::new(Refusals::new(stream, state.clone())),
-                        TowerToHyperService::new(service),
-                    );
-                    let conn = graceful.watch(conn.into_owned());
-                    tokio::spawn(async move {
-                        let _ = conn.await;
-                    });
-                }
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
                 () = &mut shutdown => break,
-            }
+            };
+            // Taken off this runtime, to be registered with the worker's.
+            let (stream, peer) = match accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer))) {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let (service, state, builder, watcher) =
+                (service.clone(), state.clone(), builder.clone(), graceful.watcher());
+            workers.spawn(move |open| async move {
+                let _ = stream.set_nodelay(true);
+                let stream = match tokio::net::TcpStream::from_std(stream) {
+                    Ok(stream) => stream,
+                    Err(e) => return tracing::warn!(error = %e, "cannot serve an accepted connection"),
+                };
+                let service = service.map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(axum::body::Body::new);
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    req
+                });
+                let conn = builder.serve_connection_with_upgrades(
+                    TokioIo::new(Refusals::new(stream, state)),
+                    TowerToHyperService::new(service),
+                );
+                let _ = watcher.watch(conn.into_owned()).await;
+                drop(open);
+            });
         }
         drop(listener);
         tracing::info!(grace_s = grace.as_secs(), "shutting down; waiting for requests in flight");
@@ -262,6 +280,7 @@ impl App {
         for t in tasks {
             t.abort();
         }
+        drop(workers);
         Ok(())
     }
 }

@@ -63,6 +63,9 @@ pub struct Inner {
     pub health: Arc<Health>,
     /// Where request ids come from.
     pub request_ids: RequestIds,
+    /// Every runtime of the process (the one that started it and the
+    /// workers'), for the task count on `/metrics`.
+    pub runtimes: Vec<tokio::runtime::Handle>,
 }
 
 /// Request ids: `{prefix}-{counter}`.

@@ -1,9 +1,13 @@
 //! Health, the streaming metrics and Prometheus.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use bytes::Bytes;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -11,8 +15,8 @@ use super::reply::{json_bytes, json_response, success, timestamp};
 use super::state::AppState;
 use crate::config::UpdateChannel;
 use crate::metrics::Readings;
-use crate::service::health::UpdateStatus;
 use crate::service::health::{Memory, format_uptime};
+use crate::service::health::{Readings as HealthReadings, UpdateStatus};
 
 pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
@@ -67,23 +71,58 @@ pub struct Health<'a> {
 async fn health(State(state): State<AppState>) -> Response {
     let r = state.health.readings();
     let healthy = r.healthy();
-    let body = Health {
-        status: if healthy { "healthy" } else { "degraded" },
-        timestamp: timestamp(),
-        version: VERSION,
-        services: Services { redis: &r.redis, ytdlp: &r.ytdlp },
-        uptime: format_uptime(state.health.started.elapsed()),
-        memory: &r.memory,
-        ytdlp_version: r.ytdlp_version.as_deref(),
-        ytdlp_js_runtime: r.ytdlp_caps.js_runtime.as_deref(),
-        ytdlp_ejs: r.ytdlp_caps.ejs.as_deref(),
-        ytdlp_impersonate: r.ytdlp_caps.impersonate.as_deref(),
-        ytdlp_sabr: r.ytdlp_caps.sabr.as_deref(),
-        ytdlp_update: (state.config.ytdlp_update != UpdateChannel::Off)
-            .then(|| state.health.update.read().expect("update lock").clone()),
-    };
     let status = if healthy { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    json_response(status, json_bytes(&body))
+    let uptime = state.health.started.elapsed().as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let updates = state.config.ytdlp_update != UpdateChannel::Off;
+    let render = || {
+        json_bytes(&Health {
+            status: if healthy { "healthy" } else { "degraded" },
+            timestamp: timestamp(),
+            version: VERSION,
+            services: Services { redis: &r.redis, ytdlp: &r.ytdlp },
+            uptime: format_uptime(std::time::Duration::from_secs(uptime)),
+            memory: &r.memory,
+            ytdlp_version: r.ytdlp_version.as_deref(),
+            ytdlp_js_runtime: r.ytdlp_caps.js_runtime.as_deref(),
+            ytdlp_ejs: r.ytdlp_caps.ejs.as_deref(),
+            ytdlp_impersonate: r.ytdlp_caps.impersonate.as_deref(),
+            ytdlp_sabr: r.ytdlp_caps.sabr.as_deref(),
+            ytdlp_update: updates.then(|| state.health.update.read().expect("update lock").clone()),
+        })
+    };
+    if updates {
+        // The updater writes its status on its own clock: not kept.
+        return json_response(status, render());
+    }
+    let body = LAST_HEALTH.with_borrow_mut(|last| match last {
+        Some(l) if l.second == now && l.uptime == uptime && Arc::ptr_eq(&l.readings, &r) => l.body.clone(),
+        _ => {
+            let body = render();
+            *last = Some(LastHealth { second: now, uptime, readings: r.clone(), body: body.clone() });
+            body
+        }
+    });
+    json_response(status, body)
+}
+
+/// A `/health` body as this thread last wrote it. It changes only with the
+/// second (its timestamp and uptime) and the readings (replaced, not
+/// edited, when the health task refreshes them), so a balancer's probes or
+/// a benchmark's thousands a second share one rendering: the JSON was a
+/// quarter of a `/health`'s instructions (BENCHMARKS.md, "Hot requests").
+struct LastHealth {
+    /// Wall-clock seconds since the epoch when it was written.
+    second: u64,
+    /// Seconds since start when it was written.
+    uptime: u64,
+    /// The readings it shows.
+    readings: Arc<HealthReadings>,
+    body: Bytes,
+}
+
+thread_local! {
+    static LAST_HEALTH: RefCell<Option<LastHealth>> = const { RefCell::new(None) };
 }
 
 /// `GET /ready`: 200 once every service has answered (a balancer's
@@ -112,7 +151,7 @@ async fn prometheus(State(state): State<AppState>) -> Response {
         redis_up: state.redis.as_ref().map(|r| r.is_healthy()),
         rss_bytes: state.health.readings().rss_bytes,
         store_memory_bytes: state.media.relay.memory_used(),
-        tasks: tokio::runtime::Handle::current().metrics().num_alive_tasks() as u64,
+        tasks: state.runtimes.iter().map(|r| r.metrics().num_alive_tasks() as u64).sum(),
         open_fds: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64),
     };
     let body = state.metrics.render_prometheus(&readings);

@@ -382,7 +382,8 @@ impl Shared {
             o.meta = disk_meta;
             o
         });
-        Visit { shared: self.clone(), key }
+        // A merge counts its followers where it starts (`start_merge`).
+        Visit { shared: self.clone(), key, following: false }
     }
 
     /// True when every block of a finished merge is in memory or on disk.

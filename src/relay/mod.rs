@@ -299,8 +299,9 @@ impl Shared {
             *source = spec.source;
             *r = range_blocks;
         }
+        let following = obj.jobs > 0;
         drop(store);
-        Visit { shared: self.clone(), key }
+        Visit { shared: self.clone(), key, following }
     }
 
     /// What the reader at `pos` of `key` can do now. `entering` is true on
@@ -499,6 +500,10 @@ impl Shared {
 pub(crate) struct Visit {
     shared: Arc<Shared>,
     key: Arc<str>,
+    /// A fetch of the object was running when the visit began: its reader
+    /// follows that fetch (a coalesced reader), even where the first block
+    /// it reads is already in the store.
+    following: bool,
 }
 
 impl Drop for Visit {
@@ -568,7 +573,7 @@ impl Reader {
 
     /// The next bytes, as many as can be had at once; `None` at the end.
     pub async fn next(&mut self) -> Option<Result<Bytes, RelayError>> {
-        let Visit { shared, key } = &self.visit;
+        let Visit { shared, key, .. } = &self.visit;
         let (shared, key) = (shared.clone(), key.clone());
         loop {
             if self.end.is_some_and(|end| self.pos >= end) {

@@ -19,7 +19,7 @@ impl Relay {
         let shared = &self.0;
         let visit = shared.register(spec);
         let (meta, waited) = shared.meta(&visit.key, range.start).await?;
-        if waited {
+        if waited || visit.following {
             shared.metrics.relay.coalesced.inc();
         }
         let want = range.end.saturating_sub(range.start) as usize;

@@ -121,8 +121,9 @@ impl Relay {
             return Ok(reply);
         }
         let (meta, waited) = shared.meta(&visit.key, range::first_byte(headers)).await?;
-        if waited {
-            // Another request's fetch brought the head: this one follows it.
+        if waited || visit.following {
+            // Another request's fetch brought the head, or is running: this
+            // one follows it.
             shared.metrics.relay.coalesced.inc();
         }
         if !meta.stored {
@@ -209,7 +210,7 @@ pub(super) async fn answer(
     } else {
         let shared = visit.shared.clone();
         let joined = matches!(shared.lock().get(&visit.key).and_then(|o| o.look(start / BLOCK)), Some(Look::Wait(_)));
-        if joined && !waited {
+        if joined && !waited && !visit.following {
             // Another request's fetch is bringing these bytes: this one follows it.
             shared.metrics.relay.coalesced.inc();
         }

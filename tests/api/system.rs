@@ -81,3 +81,38 @@ async fn unknown_routes_and_methods_get_json_errors_with_the_request_id() {
     let resp = app.http.get(format!("{}/health", app.base)).header("x-request-id", "a b<script>").send().await.unwrap();
     assert_ne!(resp.headers()["x-request-id"], "a b<script>");
 }
+
+#[tokio::test]
+async fn connections_are_served_by_the_workers_it_is_told_to_start() {
+    let origin = spawn_origin().await;
+    let fake = FakeExtractor::new(&origin.base, 0);
+    let bin = Binary::start_with_env(&fake, &[], &[("WORKERS", "3")]).await;
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", bin.child.id()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| name.starts_with("reelay-worker"))
+        .collect();
+    assert_eq!(threads.len(), 3, "{threads:?}");
+    // Six clients, each on a connection of its own and all open at once:
+    // every one is answered, and the workers' tasks are counted.
+    let clients: Vec<reqwest::Client> = (0..6).map(|_| reqwest::Client::new()).collect();
+    for c in &clients {
+        assert_eq!(c.get(format!("{}/health", bin.base)).send().await.unwrap().status(), 200);
+    }
+    let text = clients[0].get(format!("{}/metrics", bin.base)).send().await.unwrap().text().await.unwrap();
+    let tasks: f64 =
+        text.lines().find_map(|l| l.strip_prefix("reelay_runtime_tasks ")).unwrap().trim().parse().unwrap();
+    assert!(tasks >= 6.0, "six open connections, {tasks} tasks");
+}
+
+#[tokio::test]
+async fn a_kept_health_answer_moves_with_the_clock() {
+    let app = spawn_app().await;
+    let (_, first) = app.health_until("healthy").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, later) = app.json("/health").await;
+    assert_eq!(status, 200);
+    assert_ne!(first["timestamp"], later["timestamp"], "{first} {later}");
+    assert_ne!(first["uptime"], later["uptime"], "{first} {later}");
+}
