@@ -5,9 +5,9 @@
 //! fetches, muxers), stays there.
 //!
 //! Why not tokio's multi-thread runtime: on a hot small answer it spent a
-//! quarter of reelay's CPU moving tasks between threads and waking them
-//! (`/health` on 2 cores: user CPU per request 5.6 → 4.1 µs, +10–20%
-//! requests per second; BENCHMARKS.md, "Hot answers"). Why one acceptor
+//! quarter of reelay's user-space CPU moving tasks between threads and
+//! waking them (`/health` on 2 cores: user CPU per request 5.6 → 4.1 µs,
+//! +10–20% requests per second; BENCHMARKS.md, "Workers"). Why one acceptor
 //! rather than a `SO_REUSEPORT` listener per worker: the kernel would spread
 //! connections by a hash of their addresses, not by load, and a second
 //! instance started on the same port by mistake would silently take half

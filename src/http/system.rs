@@ -110,7 +110,7 @@ async fn health(State(state): State<AppState>) -> Response {
 /// second (its timestamp and uptime) and the readings (replaced, not
 /// edited, when the health task refreshes them), so a balancer's probes or
 /// a benchmark's thousands a second share one rendering: the JSON was a
-/// quarter of a `/health`'s instructions (BENCHMARKS.md, "Hot requests").
+/// quarter of a `/health`'s instructions (BENCHMARKS.md, "Workers").
 struct LastHealth {
     /// Wall-clock seconds since the epoch when it was written.
     second: u64,
