@@ -252,7 +252,7 @@ impl App {
             };
             let (service, state, builder, watcher) =
                 (service.clone(), state.clone(), builder.clone(), graceful.watcher());
-            workers.spawn(move |open| async move {
+            workers.spawn(async move {
                 let _ = stream.set_nodelay(true);
                 let stream = match tokio::net::TcpStream::from_std(stream) {
                     Ok(stream) => stream,
@@ -268,7 +268,6 @@ impl App {
                     TowerToHyperService::new(service),
                 );
                 let _ = watcher.watch(conn.into_owned()).await;
-                drop(open);
             });
         }
         drop(listener);

@@ -39,7 +39,7 @@ struct Worker {
 }
 
 /// Holds a worker's count of open connections up while the connection lives.
-pub struct Open(Arc<AtomicUsize>);
+struct Open(Arc<AtomicUsize>);
 
 impl Drop for Open {
     fn drop(&mut self) {
@@ -69,16 +69,16 @@ impl Workers {
         Ok(Workers { workers })
     }
 
-    /// Runs `conn` on the worker with the fewest open connections; `conn`
-    /// gets the [`Open`] mark to hold for as long as it serves.
-    pub fn spawn<F, Fut>(&self, conn: F)
-    where
-        F: FnOnce(Open) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+    /// Runs `conn` on the worker with the fewest open connections, counted
+    /// there until it ends (or is dropped with the worker).
+    pub fn spawn(&self, conn: impl Future<Output = ()> + Send + 'static) {
         let worker = self.workers.iter().min_by_key(|w| w.open.load(Ordering::Relaxed)).expect("at least one worker");
         worker.open.fetch_add(1, Ordering::Relaxed);
-        worker.handle.spawn(conn(Open(worker.open.clone())));
+        let open = Open(worker.open.clone());
+        worker.handle.spawn(async move {
+            let _open = open;
+            conn.await;
+        });
     }
 
     /// The workers' runtimes, for counting their tasks.
@@ -99,10 +99,9 @@ mod tests {
         for _ in 0..4 {
             let tx = tx.clone();
             let mut held = held.clone();
-            workers.spawn(move |open| async move {
+            workers.spawn(async move {
                 tx.send(std::thread::current().name().unwrap_or_default().to_owned()).unwrap();
                 let _ = held.wait_for(|r| *r).await;
-                drop(open);
             });
         }
         let mut names = Vec::new();
