@@ -112,7 +112,12 @@ async fn a_seek_fetches_its_block_and_reading_on_fetches_more() {
         .iter()
         .map(|(_, h)| h["range"].to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(asked, ["bytes=39845888-40894463"], "the block the seek lands in, nothing ahead");
+    // First the block the seek lands in, alone. The server runs on its own
+    // threads and may read on while the client still holds the connection:
+    // what it fetched then is what a reader going on gets, never a chunk.
+    assert_eq!(asked.first().map(String::as_str), Some("bytes=39845888-40894463"), "{asked:?}");
+    let seek_lengths = range_lengths(&app.origin, "/q/ranged/");
+    assert!(seek_lengths.iter().all(|n| *n < 8 << 20), "a seek fetched a whole chunk: {asked:?}");
     // A whole download of another video: growing ranges, within the chunk.
     let body = download(&app, &yt_id("qshare")).await;
     assert_eq!(digest(&body), noise());
